@@ -1,0 +1,32 @@
+//! Lift's gRPC contracts, generated from `proto/` at build time.
+//!
+//! Wire types stop at the service edge: handlers convert them into
+//! `lift-domain` types (that is where validation happens) and back.
+
+#![allow(missing_docs, unreachable_pub, missing_debug_implementations, clippy::all)]
+
+/// `lift.ingest.v1`: the event ledger and link registry.
+pub mod ingest {
+    pub mod v1 {
+        tonic::include_proto!("lift.ingest.v1");
+    }
+}
+
+/// `lift.scoring.v1`: scores, explanations, models and seed selection.
+pub mod scoring {
+    pub mod v1 {
+        tonic::include_proto!("lift.scoring.v1");
+    }
+}
+
+/// `lift.matching.v1`: campaigns, offers and reports.
+pub mod matching {
+    pub mod v1 {
+        tonic::include_proto!("lift.matching.v1");
+    }
+}
+
+/// Encoded `FileDescriptorSet` of every Lift proto, for server reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/lift_descriptor.bin"));
+
+pub use prost_types::Timestamp;
