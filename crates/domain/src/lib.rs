@@ -6,6 +6,7 @@
 //! a value of a domain type is valid by construction.
 
 pub mod account;
+pub mod campaign;
 pub mod event;
 pub mod score;
 pub mod time;

@@ -1,0 +1,456 @@
+use super::*;
+use crate::event::{Attribution, Conversion, Event, Follow, LinkClick, PageSession};
+use proptest::prelude::*;
+
+fn acct(id: &str) -> AccountId {
+    AccountId::new("x", id)
+}
+
+fn criterion(d: spb::Dimension, topic: &str, p: f64) -> pb::Criterion {
+    pb::Criterion {
+        dimension: d as i32,
+        topic: topic.into(),
+        threshold: Some(pb::criterion::Threshold::MinPercentile(p)),
+    }
+}
+
+fn valid() -> pb::CampaignSpec {
+    pb::CampaignSpec {
+        name: "Spring launch".into(),
+        objective: pb::Objective::Conversions as i32,
+        perk: "free sample box".into(),
+        unit_cost: 2_500,
+        budget: 100_000,
+        currency: "eur".into(),
+        topics: vec!["Coffee".into()],
+        criteria: vec![criterion(spb::Dimension::Reach, "", 80.0), criterion(spb::Dimension::Activity, "coffee", 50.0)],
+        min_authenticity: 60.0,
+        excluded: vec![acct("banned").to_proto()],
+        holdout_share: 0.2,
+        attribution_window_secs: 0,
+    }
+}
+
+fn fields(s: &pb::CampaignSpec) -> Vec<String> {
+    CampaignSpec::from_proto(s).err().unwrap_or_default().into_iter().map(|v| v.field).collect()
+}
+
+/// Pins normalisation (currency, topics, default window) and the wire round trip.
+#[test]
+fn valid_spec_normalises_and_round_trips() {
+    let spec = CampaignSpec::from_proto(&valid()).expect("valid");
+    assert_eq!(spec.currency, "EUR");
+    assert_eq!(spec.topics, vec!["coffee"]);
+    assert_eq!(spec.attribution_window_secs, DEFAULT_ATTRIBUTION_WINDOW_SECS);
+    assert_eq!(spec.offers_affordable(), 40);
+    assert_eq!(CampaignSpec::from_proto(&spec.to_proto()), Ok(spec.clone()));
+    let json = serde_json::to_string(&spec).expect("serialises");
+    assert_eq!(serde_json::from_str::<CampaignSpec>(&json).expect("parses"), spec);
+}
+
+/// Pins that every invalid field is reported at once, under its own path.
+#[test]
+fn violations_name_every_field() {
+    let mut s = valid();
+    s.name = "  ".into();
+    s.objective = 0;
+    s.unit_cost = 0;
+    s.currency = "XXX".into();
+    s.criteria.push(pb::Criterion { dimension: 0, topic: String::new(), threshold: None });
+    s.criteria.push(criterion(spb::Dimension::Network, "", 101.0));
+    s.criteria.push(criterion(spb::Dimension::Reach, "", 10.0));
+    s.min_authenticity = f64::NAN;
+    s.excluded.push(ipb::AccountRef { network: "x".into(), id: String::new() });
+    s.holdout_share = 0.6;
+    s.attribution_window_secs = MAX_ATTRIBUTION_WINDOW_SECS + 1;
+    assert_eq!(
+        fields(&s),
+        vec![
+            "name",
+            "objective",
+            "unit_cost",
+            "currency",
+            "criteria[2].dimension",
+            "criteria[2].threshold",
+            "criteria[3].min_percentile",
+            "criteria[4]",
+            "min_authenticity",
+            "excluded[1].id",
+            "holdout_share",
+            "attribution_window_secs",
+        ]
+    );
+}
+
+/// Pins the budget rules: it must cover one unit and not overflow.
+#[test]
+fn budget_must_cover_one_unit() {
+    let mut s = valid();
+    s.budget = s.unit_cost - 1;
+    assert_eq!(fields(&s), vec!["budget"]);
+    s.budget = MAX_BUDGET + 1;
+    assert_eq!(fields(&s), vec!["budget"]);
+    s.budget = s.unit_cost;
+    assert!(fields(&s).is_empty());
+}
+
+fn card(id: &str, scores: &[(Dimension, &str, f64, f64)]) -> ScoreCard {
+    ScoreCard {
+        account: acct(id),
+        handle: id.into(),
+        scores: scores
+            .iter()
+            .map(|&(d, t, value, percentile)| {
+                ((d, t.to_owned()), ScoreEntry { value, percentile, lower: value, upper: value, ..Default::default() })
+            })
+            .collect(),
+    }
+}
+
+/// Pins margins: observed minus threshold in the threshold's own units, a
+/// missing score observed at 0, and min authenticity judged on the value.
+#[test]
+fn criteria_report_pass_fail_and_margin() {
+    let spec = CampaignSpec::from_proto(&valid()).expect("valid");
+    let rules = spec.rules();
+    assert_eq!(rules.len(), 3);
+    let c = card("anna", &[(Dimension::Reach, "", 40.0, 85.0), (Dimension::Authenticity, "", 58.5, 10.0)]);
+    let e = evaluate(&spec, &rules, &c);
+    let got: Vec<(bool, f64, f64)> = e.results.iter().map(|r| (r.passed, r.margin, r.observed)).collect();
+    assert_eq!(got, vec![(true, 5.0, 85.0), (false, -50.0, 0.0), (false, -1.5, 58.5)]);
+    assert!(!e.eligible());
+    assert_eq!(e.near_miss(100.0), None, "two failures are not a near miss");
+
+    let c = card(
+        "ben",
+        &[
+            (Dimension::Reach, "", 1.0, 78.0),
+            (Dimension::Activity, "coffee", 1.0, 50.0),
+            (Dimension::Authenticity, "", 90.0, 1.0),
+        ],
+    );
+    let e = evaluate(&spec, &rules, &c);
+    assert_eq!(e.results.iter().map(|r| r.passed).collect::<Vec<_>>(), vec![false, true, true]);
+    assert_eq!(e.results[1].margin, 0.0, "the threshold itself passes");
+    assert_eq!(e.near_miss(2.0), Some(2.0));
+    assert_eq!(e.near_miss(1.9), None);
+
+    let mut banned = c;
+    banned.account = acct("banned");
+    banned.scores.insert((Dimension::Reach, String::new()), ScoreEntry { percentile: 99.0, ..Default::default() });
+    let e = evaluate(&spec, &rules, &banned);
+    assert!(e.results.iter().all(|r| r.passed) && e.excluded && !e.eligible());
+    assert_eq!(e.near_miss(50.0), None);
+}
+
+/// Pins the pushed-down filters: percentiles only, relaxed, and dropped at 0.
+#[test]
+fn percentile_filters_relax_for_near_misses() {
+    let spec = CampaignSpec::from_proto(&valid()).expect("valid");
+    let f = spec.percentile_filters(5.0);
+    assert_eq!(
+        f.iter().map(|f| (f.dimension, f.topic.as_str(), f.min_percentile)).collect::<Vec<_>>(),
+        vec![(spb::Dimension::Reach as i32, "", 75.0), (spb::Dimension::Activity as i32, "coffee", 45.0)]
+    );
+    assert_eq!(spec.percentile_filters(60.0).len(), 1);
+    assert_eq!(spec.percentile_filters(f64::NAN).len(), 2);
+}
+
+/// Pins the ranking keys: conversions rank on the interval's lower end.
+#[test]
+fn conversions_rank_on_the_lower_bound() {
+    let mut sure = card("sure", &[]);
+    sure.scores.insert(
+        (Dimension::Action, String::new()),
+        ScoreEntry { value: 50.0, lower: 40.0, upper: 60.0, sufficient: true, ..Default::default() },
+    );
+    let mut lucky = card("lucky", &[]);
+    lucky.scores.insert(
+        (Dimension::Action, String::new()),
+        ScoreEntry { value: 70.0, lower: 10.0, upper: 95.0, sufficient: true, ..Default::default() },
+    );
+    let a = objective_score(Objective::Conversions, &sure);
+    let b = objective_score(Objective::Conversions, &lucky);
+    assert_eq!(rank_order(&(a, &sure.account), &(b, &lucky.account)), std::cmp::Ordering::Less);
+}
+
+/// Pins that an expected outcome states its unit and never invents a count.
+#[test]
+fn expected_outcome_uses_counts_or_says_it_is_a_score() {
+    let mut c = card("a", &[(Dimension::Reach, "", 30.0, 50.0)]);
+    let e = expected_outcome(Objective::Reach, &c);
+    assert_eq!((e.expected, e.unit.as_str()), (30.0, "reach score (0-100)"));
+    if let Some(s) = c.scores.get_mut(&(Dimension::Reach, String::new())) {
+        s.raw.insert("unique_engagers".into(), 100.0);
+    }
+    let e = expected_outcome(Objective::Reach, &c);
+    assert_eq!(e.unit, "accounts reached");
+    assert!((e.lower - 83.55).abs() < 1e-9 && (e.upper - 116.45).abs() < 1e-9);
+    assert_eq!(expected_outcome(Objective::Engagement, &c).unit, "activity score (0-100), no score yet");
+}
+
+fn ids(n: usize) -> Vec<AccountId> {
+    (0..n).map(|i| acct(&format!("c{i:03}"))).collect()
+}
+
+/// Pins the holdout draw: reproducible from its seed, independent of input
+/// order, stratified by portfolio membership, and sized by the share.
+#[test]
+fn holdout_is_recorded_and_stratified() {
+    let eligible = ids(50);
+    let portfolio: BTreeSet<AccountId> = eligible[..10].iter().cloned().collect();
+    let h = draw_holdout(&eligible, &portfolio, 0.2, 42);
+    let mut reversed = eligible.clone();
+    reversed.reverse();
+    assert_eq!(draw_holdout(&reversed, &portfolio, 0.2, 42), h);
+    assert_eq!((h.from_portfolio.len(), h.from_rest.len()), (2, 8));
+    assert!(h.from_portfolio.is_subset(&portfolio));
+    assert!(h.from_rest.is_disjoint(&portfolio));
+    assert_ne!(draw_holdout(&eligible, &portfolio, 0.2, 43), h);
+    assert_eq!(holdout_size(3, 0.1), 1);
+    assert_eq!(holdout_size(1, 0.5), 1);
+    assert_eq!(holdout_size(1, 0.4), 0);
+    assert_eq!(holdout_size(10, 0.0), 0);
+}
+
+/// Pins that the draw is uniform: over many seeds every portfolio member is
+/// held out about `share` of the time (a chi-square bound at 20 cells).
+#[test]
+fn holdout_is_uniform_across_seeds() {
+    let eligible = ids(20);
+    let portfolio: BTreeSet<AccountId> = eligible.iter().cloned().collect();
+    let mut counts: HashMap<AccountId, f64> = HashMap::new();
+    let trials = 4000;
+    for seed in 0..trials {
+        for a in draw_holdout(&eligible, &portfolio, 0.25, seed).from_portfolio {
+            *counts.entry(a).or_default() += 1.0;
+        }
+    }
+    let expected = trials as f64 * 5.0 / 20.0;
+    let chi2: f64 =
+        eligible.iter().map(|a| (counts.get(a).copied().unwrap_or(0.0) - expected).powi(2) / expected).sum();
+    // 19 degrees of freedom: the 99.9th percentile is 43.8.
+    assert!(chi2 < 43.8, "chi-square {chi2}");
+}
+
+/// Pins Lemire's bounded draw against its range.
+#[test]
+fn below_stays_in_range() {
+    let mut r = SplitMix64::new(7);
+    for n in [1u64, 2, 3, 10, u64::MAX] {
+        for _ in 0..100 {
+            assert!(r.below(n) < n);
+        }
+    }
+}
+
+/// Pins the t quantile against tabulated values.
+#[test]
+fn t_quantiles_match_tables() {
+    for (p, df, want, tol) in [
+        (0.975, 1.0, 12.706_2, 1e-3),
+        (0.975, 2.0, 4.302_7, 1e-3),
+        (0.975, 3.0, 3.182_4, 1.5e-2),
+        (0.975, 10.0, 2.228_1, 2e-3),
+        (0.975, 30.0, 2.042_3, 1e-4),
+        (0.95, 100.0, 1.660_2, 1e-4),
+        (0.975, f64::INFINITY, 1.960_0, 1e-4),
+    ] {
+        let got = student_t_quantile(p, df);
+        assert!((got - want).abs() < tol, "t({p}, {df}) = {got}, want {want}");
+    }
+}
+
+/// Pins Welch's interval against an independent computation (SciPy's
+/// `ttest_ind(equal_var=False).confidence_interval(0.95)`: 0.0651 .. 3.9349).
+#[test]
+fn welch_matches_reference() {
+    let l = welch(&[1.0, 2.0, 3.0, 4.0], &[0.0, 0.0, 1.0, 1.0], 0.95);
+    assert_eq!(l.difference, 2.0);
+    assert!((l.lower - 0.0651).abs() < 5e-3 && (l.upper - 3.9349).abs() < 5e-3, "{l:?}");
+    let one = welch(&[1.0, 2.0], &[1.0], 0.95);
+    assert_eq!((one.confidence, one.lower, one.upper), (0.0, f64::NEG_INFINITY, f64::INFINITY));
+}
+
+/// Pins the estimator end to end on simulated campaigns with a known true
+/// effect: the 90 % interval covers the truth in about 90 % of campaigns.
+#[test]
+fn lift_interval_covers_a_known_effect() {
+    let true_effect = 3.0;
+    let (mut covered, runs) = (0, 400);
+    for run in 0..runs {
+        let mut rng = SplitMix64::new(1000 + run);
+        let creators = ids(60);
+        let portfolio: BTreeSet<AccountId> = creators.iter().cloned().collect();
+        let h = draw_holdout(&creators, &portfolio, 0.5, run);
+        let (mut t, mut c) = (Vec::new(), Vec::new());
+        for a in &creators {
+            // Baseline orders from the audience vary a lot between creators.
+            let base = (rng.below(20) + rng.below(20)) as f64;
+            if h.contains(a) {
+                c.push(base);
+            } else {
+                t.push(base + true_effect);
+            }
+        }
+        let l = welch(&t, &c, 0.9);
+        covered += usize::from(l.lower <= true_effect && true_effect <= l.upper);
+    }
+    let rate = covered as f64 / runs as f64;
+    assert!((0.85..=0.95).contains(&rate), "coverage {rate}");
+}
+
+/// Pins churn counts and the translation of an absolute threshold.
+#[test]
+fn churn_and_translation() {
+    let before: BTreeSet<_> = ids(5).into_iter().collect();
+    let after: BTreeSet<_> = ids(8)[3..].iter().cloned().collect();
+    assert_eq!(churn(&before, &after), (3, 3, 2));
+    let old = [(0.0, 0.0), (0.5, 40.0), (1.0, 100.0)];
+    let new = [(0.0, 0.0), (0.5, 60.0), (1.0, 100.0)];
+    assert_eq!(translate_value(40.0, &old, &new), Some(60.0));
+    assert_eq!(translate_value(20.0, &old, &new), Some(30.0));
+    assert_eq!(translate_value(70.0, &old, &new), Some(80.0));
+    assert_eq!(translate_value(1.0, &[], &new), None);
+}
+
+fn entry(offset: u64, body: EventBody, attribution: Option<Attribution>) -> LedgerEntry {
+    LedgerEntry {
+        offset,
+        ingested_at: 0,
+        event: Event { event_id: format!("e{offset}"), source: "t".into(), occurred_at: 0, body },
+        attribution,
+    }
+}
+
+fn attributed(status: AttributionStatus, link: &str, owner: &str, campaign: &str) -> Option<Attribution> {
+    Some(Attribution {
+        status,
+        link: link.into(),
+        owner: Some(acct(owner)),
+        campaign_id: campaign.into(),
+        click_offset: 0,
+    })
+}
+
+fn follow(offset: u64, follower: &str, followee: &str) -> LedgerEntry {
+    entry(
+        offset,
+        EventBody::Follow(Follow { follower: acct(follower), followee: acct(followee), unfollow: false }),
+        None,
+    )
+}
+
+fn click(offset: u64, link: &str, visitor: &str, owner: &str, campaign: &str) -> LedgerEntry {
+    entry(
+        offset,
+        EventBody::LinkClick(LinkClick { link: link.into(), visitor_id: visitor.into(), landing: String::new() }),
+        attributed(AttributionStatus::Click, link, owner, campaign),
+    )
+}
+
+fn session(offset: u64, visitor: &str, link: Option<&str>, bounced: bool) -> LedgerEntry {
+    entry(
+        offset,
+        EventBody::PageSession(PageSession {
+            visitor_id: visitor.into(),
+            link: link.map(str::to_owned),
+            dwell_ms: 1000,
+            bounced,
+        }),
+        None,
+    )
+}
+
+fn order(offset: u64, id: &str, value: i64, customer: &str, attribution: Option<Attribution>) -> LedgerEntry {
+    entry(
+        offset,
+        EventBody::Conversion(Conversion {
+            visitor_id: Some("v".into()),
+            code: None,
+            order_id: id.into(),
+            value_minor: value,
+            currency: "EUR".into(),
+            customer: Some(acct(customer)),
+        }),
+        attribution,
+    )
+}
+
+/// Pins every report figure on a scripted campaign, computed by hand:
+/// creator a (link la, code CA) and b (link lb) are offered at 2 500 each,
+/// c is held out.
+#[test]
+fn report_matches_hand_computed_figures() {
+    let offers = [
+        IssuedOffer { account: acct("a"), link: "la".into(), code: "CA".into(), cost: 2_500 },
+        IssuedOffer { account: acct("b"), link: "lb".into(), code: "CB".into(), cost: 2_500 },
+    ];
+    let controls: BTreeSet<_> = [acct("c")].into();
+    let mut r = ReportBuilder::new("cmp1", "EUR", &offers, &controls, 10);
+    let ledger = [
+        follow(1, "x1", "a"),
+        follow(2, "x2", "a"),
+        follow(3, "x3", "b"),
+        follow(4, "x4", "c"),
+        // Before the offers: neither an outcome nor lift.
+        order(5, "o0", 999, "x1", None),
+        click(11, "la", "v1", "a", "cmp1"),
+        click(12, "la", "v1", "a", "cmp1"),
+        click(13, "la", "v2", "a", "cmp1"),
+        click(14, "lb", "v3", "b", "cmp1"),
+        // Another campaign's click is not ours.
+        click(15, "zz", "v9", "a", "cmp2"),
+        session(16, "v1", Some("la"), false),
+        // No link on the session: attributed through the visitor's click.
+        session(17, "v2", None, true),
+        session(18, "v3", Some("lb"), true),
+        session(19, "v8", None, true),
+        order(20, "o1", 5_000, "x1", attributed(AttributionStatus::Click, "la", "a", "cmp1")),
+        // The same order reported again counts once.
+        order(21, "o1", 5_000, "x1", attributed(AttributionStatus::Click, "la", "a", "cmp1")),
+        order(22, "o2", 3_000, "x4", attributed(AttributionStatus::CodeWithoutClick, "CA", "a", "cmp1")),
+        order(23, "o3", 7_000, "x3", None),
+    ];
+    for e in &ledger {
+        r.observe(e);
+    }
+    let rep = r.finish(0.9);
+    let a = &rep.per_creator[&acct("a")];
+    assert_eq!(
+        (a.clicks, a.unique_visitors, a.sessions, a.bounced, a.conversions, a.value_minor, a.code_without_click),
+        (3, 2, 2, 1, 2, 8_000, 1)
+    );
+    assert_eq!((a.bounce_rate(), a.cost_per_conversion()), (0.5, 1_250));
+    let b = &rep.per_creator[&acct("b")];
+    assert_eq!((b.clicks, b.unique_visitors, b.sessions, b.conversions, b.cost_per_conversion()), (1, 1, 1, 0, 0));
+    let t = &rep.totals;
+    assert_eq!(
+        (t.clicks, t.unique_visitors, t.sessions, t.conversions, t.value_minor, t.code_without_click, t.cost),
+        (4, 3, 3, 2, 8_000, 1, 5_000)
+    );
+    assert!((t.bounce_rate() - 2.0 / 3.0).abs() < 1e-12);
+    assert_eq!(t.cost_per_conversion(), 2_500);
+    // Audience orders: a ← x1 (o1), b ← x3 (o3), c ← x4 (o2); one control, so no interval.
+    assert_eq!((rep.lift.difference, rep.lift.treated, rep.lift.holdout, rep.lift.confidence), (0.0, 2, 1, 0.0));
+    assert_eq!(rep.head, 23);
+}
+
+proptest! {
+    /// Pins that validation is total: any spec is accepted or rejected, never a panic.
+    #[test]
+    fn validation_is_total(
+        name in ".{0,40}", objective in -1i32..5, unit_cost in any::<i64>(), budget in any::<i64>(),
+        share in any::<f64>(), p in any::<f64>(), auth in any::<f64>(), window in any::<u64>(),
+    ) {
+        let s = pb::CampaignSpec {
+            name, objective, unit_cost, budget, holdout_share: share, min_authenticity: auth,
+            attribution_window_secs: window, currency: "USD".into(),
+            criteria: vec![criterion(spb::Dimension::Reach, "", p)], ..Default::default()
+        };
+        if let Ok(spec) = CampaignSpec::from_proto(&s) {
+            prop_assert!(spec.unit_cost > 0 && spec.budget >= spec.unit_cost);
+            prop_assert!((0.0..=0.5).contains(&spec.holdout_share));
+        }
+    }
+}
