@@ -17,7 +17,8 @@
 #                         (gcc + the host's Rust toolchain copied in, since rustup cannot download
 #                         one here) and `cargo vendor` output in target/docker-vendor, so the
 #                         build needs no registry. Slow: a full release compile (~10+ min on 2 cores).
-#   --base-only           only the base images.
+#   --base-only           only the runtime base image.
+#   --builder-base        only the base images, the builder base included.
 #
 # Images: lift/debian:bookworm (runtime base), lift/rust:<ver>-bookworm (builder base, with
 # --in-container), and the result, lift/lift:dev unless --tag or LIFT_IMAGE says otherwise.
@@ -46,6 +47,7 @@ while [ $# -gt 0 ]; do
     --prebuilt) MODE=prebuilt ;;
     --in-container) MODE=in-container ;;
     --base-only) MODE=base-only ;;
+    --builder-base) MODE=builder-base ;;
     --tag)
         IMAGE="${2:?--tag needs an image name}"
         shift
@@ -202,6 +204,11 @@ build_builder_base() {
 }
 
 case "$MODE" in
+builder-base)
+    build_builder_base
+    say "base images ready in $((SECONDS - total_start))s"
+    exit 0
+    ;;
 base-only)
     say "base images ready in $((SECONDS - total_start))s"
     exit 0
