@@ -1,0 +1,383 @@
+//! `lift demo`: all three services in one process on loopback, real gRPC,
+//! embedded SQLite, a real (CollegeMsg) or generated social graph with
+//! simulated outcomes, and a readable result.
+
+use std::{
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+use lift_domain::Dimension;
+use lift_proto::{
+    ingest::v1::{self as ipb, ingest_service_client::IngestServiceClient},
+    matching::v1::{self as mpb, matching_service_client::MatchingServiceClient},
+    scoring::v1::{self as spb, scoring_service_client::ScoringServiceClient},
+};
+use tonic::{Request, transport::Channel};
+
+use crate::{
+    dataset::{self, NetworkSpec},
+    stack::{Databases, Stack, channel},
+};
+
+/// What the demo runs on.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// CollegeMsg file; when absent, a generated network is used.
+    pub collegemsg: PathBuf,
+    /// Directory for the SQLite files (a fresh temp dir by default).
+    pub dir: Option<PathBuf>,
+    /// Accounts in the generated network.
+    pub accounts: usize,
+    /// Force the generated network even when CollegeMsg is present.
+    pub generated: bool,
+    /// Database URLs; default: SQLite files in `dir`.
+    pub databases: Option<Databases>,
+}
+
+impl Default for DemoOptions {
+    fn default() -> Self {
+        Self {
+            collegemsg: PathBuf::from("data/collegemsg.csv.gz"),
+            dir: None,
+            accounts: 1500,
+            generated: false,
+            databases: None,
+        }
+    }
+}
+
+/// What the demo found, for tests to check.
+#[derive(Debug, Clone)]
+pub struct DemoSummary {
+    pub dataset: String,
+    pub events: u64,
+    pub scored_accounts: u64,
+    pub top: Vec<(Dimension, Vec<spb::AccountScores>)>,
+    pub shortlist: Vec<mpb::Candidate>,
+    pub near_misses: usize,
+}
+
+fn step(n: u32, what: &str) {
+    println!("\n[{n}] {what}");
+}
+
+/// Adds the brand's API key to a request.
+pub fn with_key<T>(msg: T, key: &str) -> anyhow::Result<Request<T>> {
+    let mut r = Request::new(msg);
+    r.metadata_mut().insert("x-api-key", key.parse().context("API key is not valid metadata")?);
+    Ok(r)
+}
+
+/// Sends events over `IngestStream` in batches; returns (accepted, duplicates).
+pub async fn stream_events(
+    client: &mut IngestServiceClient<Channel>,
+    events: Vec<ipb::Event>,
+    batch: usize,
+) -> anyhow::Result<(u64, u64)> {
+    let batches: Vec<ipb::IngestBatchRequest> =
+        events.chunks(batch.max(1)).map(|c| ipb::IngestBatchRequest { events: c.to_vec() }).collect();
+    let resp = client.ingest_stream(tokio_stream::iter(batches)).await?.into_inner();
+    if resp.rejected > 0 {
+        let first = resp.rejections.first().map(|r| format!("{r:?}")).unwrap_or_default();
+        bail!("{} events were rejected, first: {first}", resp.rejected);
+    }
+    Ok((resp.accepted, resp.duplicates))
+}
+
+/// Waits until scoring has scored the whole ledger, or fails after `timeout`.
+pub async fn wait_scored(
+    ingest: &mut IngestServiceClient<Channel>,
+    scoring: &mut ScoringServiceClient<Channel>,
+    timeout: Duration,
+) -> anyhow::Result<spb::GetModelResponse> {
+    let head = ingest.get_ledger_info(ipb::GetLedgerInfoRequest {}).await?.into_inner().head_offset;
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(m) = scoring.get_model(spb::GetModelRequest {}).await {
+            let m = m.into_inner();
+            if m.as_of_offset >= head && m.latest_run_id > 0 {
+                return Ok(m);
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("scoring did not reach ledger offset {head} within {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn score_of(a: &spb::AccountScores, d: Dimension) -> Option<&spb::Score> {
+    a.scores.iter().find(|s| s.dimension == d.to_proto() as i32 && s.topic.is_empty())
+}
+
+fn account_name(a: &spb::AccountScores) -> String {
+    let id = a.account.as_ref().map(|r| format!("{}:{}", r.network, r.id)).unwrap_or_default();
+    if a.handle.is_empty() { id } else { format!("{id} ({})", a.handle) }
+}
+
+fn raw_summary(s: &spb::Score) -> String {
+    let mut keys: Vec<_> = s.raw.iter().collect();
+    keys.sort_by(|a, b| a.0.cmp(b.0));
+    keys.into_iter().take(3).map(|(k, v)| format!("{k}={}", fmt_num(*v))).collect::<Vec<_>>().join(" ")
+}
+
+fn fmt_num(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e12 { format!("{v:.0}") } else { format!("{v:.3}") }
+}
+
+/// Runs the demo and prints its story.
+pub async fn run(opts: DemoOptions) -> anyhow::Result<DemoSummary> {
+    let started = Instant::now();
+    let tmp;
+    let dir: &Path = match &opts.dir {
+        Some(d) => {
+            std::fs::create_dir_all(d)?;
+            d
+        }
+        None => {
+            tmp = std::env::temp_dir().join(format!("lift-demo-{}", std::process::id()));
+            std::fs::create_dir_all(&tmp)?;
+            &tmp
+        }
+    };
+    let dbs = opts.databases.clone().unwrap_or_else(|| Databases {
+        ingest: sqlite_url(&dir.join("ingest.db")),
+        scoring: sqlite_url(&dir.join("scoring.db")),
+        matching: sqlite_url(&dir.join("matching.db")),
+    });
+
+    step(1, "Starting ingestion, scoring and matching on loopback (real gRPC, embedded SQLite)");
+    let stack = Stack::start_loopback(&dbs, lift_scoring::ScoringConfig::default()).await?;
+    println!("    ingestion {}  scoring {}  matching {}", stack.ingest_addr, stack.scoring_addr, stack.matching_addr);
+    println!("    databases in {}", dir.display());
+    let result = story(&stack, &opts, started).await;
+    stack.stop().await?;
+    result
+}
+
+fn sqlite_url(p: &Path) -> String {
+    format!("sqlite://{}?mode=rwc", p.display())
+}
+
+async fn story(stack: &Stack, opts: &DemoOptions, started: Instant) -> anyhow::Result<DemoSummary> {
+    let mut ingest = IngestServiceClient::new(channel(&stack.ingest_url())?);
+    let mut scoring = ScoringServiceClient::new(channel(&stack.scoring_url())?);
+    let mut matching = MatchingServiceClient::new(channel(&stack.matching_url())?);
+
+    // 2. The social graph.
+    let use_college = !opts.generated && opts.collegemsg.exists();
+    let (dataset, network, start, end) = if use_college {
+        step(2, &format!("Importing the real SNAP CollegeMsg network from {}", opts.collegemsg.display()));
+        let report = lift_ingest::import::import_file(
+            &mut ingest,
+            &opts.collegemsg,
+            &lift_ingest::import::ImportOptions { network: "collegemsg".into(), progress: true, ..Default::default() },
+        )
+        .await?;
+        println!("    {report}");
+        ("SNAP CollegeMsg (real messages; 1,899 students)".to_string(), "collegemsg".to_string(), report.first_time, report.last_time)
+    } else {
+        let why = if opts.generated { "as asked" } else { "CollegeMsg not found; run scripts/fetch-collegemsg.sh for real data" };
+        step(2, &format!("Generating a deterministic social network ({why})"));
+        let spec = NetworkSpec { accounts: opts.accounts, ..Default::default() };
+        let g = dataset::generate(&spec);
+        let n = g.events.len();
+        let t = Instant::now();
+        let (acc, dup) = stream_events(&mut ingest, g.events, 2000).await?;
+        println!(
+            "    {n} events ({acc} accepted, {dup} duplicates) over IngestStream in {:.1}s; engagement pod injected: {}",
+            t.elapsed().as_secs_f64(),
+            g.pod.join(", ")
+        );
+        (format!("generated network ({} accounts, seed {})", spec.accounts, spec.seed), g.network, spec.start, g.end)
+    };
+
+    // 3. Simulated outcomes through tracking links.
+    step(3, "Simulating outcomes: tracking links, clicks, page sessions, conversions");
+    let first = scoring_snapshot_accounts(&mut ingest, &mut scoring).await?;
+    let owners: Vec<ipb::AccountRef> = dataset::sample(&first, 60, 11);
+    let links = dataset::outcome_links(&owners, 11);
+    let reg = ingest
+        .register_links(ipb::RegisterLinksRequest {
+            links: links
+                .iter()
+                .map(|l| ipb::Link {
+                    link: l.link.clone(),
+                    owner: Some(l.owner.clone()),
+                    campaign_id: String::new(),
+                    attribution_window_secs: 7 * 86_400,
+                })
+                .collect(),
+        })
+        .await?
+        .into_inner();
+    let outcomes = dataset::outcome_events(&links, start, end.max(start + 7 * 86_400), 11);
+    let n_out = outcomes.len();
+    let (acc, _) = stream_events(&mut ingest, outcomes, 2000).await?;
+    println!("    {} links registered for {network} creators; {n_out} outcome events ({acc} accepted)", reg.registered);
+
+    // 4. Scores.
+    step(4, "Waiting for scoring to consume the ledger");
+    let model = wait_scored(&mut ingest, &mut scoring, Duration::from_secs(300)).await?;
+    println!(
+        "    model {} scored {} accounts as of ledger offset {}",
+        model.model_version, model.accounts, model.as_of_offset
+    );
+    let info = ingest.get_ledger_info(ipb::GetLedgerInfoRequest {}).await?.into_inner();
+
+    step(5, "Top accounts per dimension (separate scores, never one number)");
+    let mut top = Vec::new();
+    for d in Dimension::ALL {
+        let resp = scoring
+            .query_accounts(spb::QueryAccountsRequest {
+                order_by: d.to_proto() as i32,
+                page_size: 5,
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        println!("  {}", d.name().to_uppercase());
+        for (i, a) in resp.accounts.iter().enumerate() {
+            if let Some(s) = score_of(a, d) {
+                let interval = if s.upper > s.lower { format!(" [{:.1}, {:.1}]", s.lower, s.upper) } else { String::new() };
+                let evidence = if s.evidence == spb::Evidence::Insufficient as i32 { " (insufficient evidence)" } else { "" };
+                println!(
+                    "    {}. {:<28} {:>5.1}{interval} p{:<5.1}{evidence} {}",
+                    i + 1,
+                    account_name(a),
+                    s.value,
+                    s.percentile,
+                    raw_summary(s)
+                );
+            }
+        }
+        top.push((d, resp.accounts));
+    }
+
+    // 6. A campaign.
+    step(6, "A brand creates a campaign with percentile eligibility and asks who qualifies");
+    let (_brand, key) = lift_matching::create_brand(&stack.matching_db, "Acme Coffee").await?;
+    let spec = mpb::CampaignSpec {
+        name: "Spring launch".into(),
+        objective: mpb::Objective::Engagement as i32,
+        perk: "Coffee subscription, 3 months".into(),
+        unit_cost: 4_500,
+        budget: 90_000,
+        currency: "EUR".into(),
+        topics: vec![],
+        criteria: vec![
+            criterion(Dimension::Activity, 60.0),
+            criterion(Dimension::Reach, 50.0),
+            criterion(Dimension::Network, 50.0),
+        ],
+        min_authenticity: 50.0,
+        excluded: vec![],
+        holdout_share: 0.2,
+        attribution_window_secs: 7 * 86_400,
+    };
+    let campaign = matching
+        .create_campaign(with_key(mpb::CreateCampaignRequest { spec: Some(spec) }, &key)?)
+        .await?
+        .into_inner()
+        .campaign
+        .context("CreateCampaign returned no campaign")?;
+    println!("    campaign {} created: activity ≥ p60, reach ≥ p50, network ≥ p50, authenticity ≥ 50", campaign.id);
+    let m = matching
+        .match_campaign(with_key(
+            mpb::MatchCampaignRequest {
+                campaign_id: campaign.id.clone(),
+                page_size: 10,
+                near_miss_margin: 5.0,
+                ..Default::default()
+            },
+            &key,
+        )?)
+        .await?
+        .into_inner();
+    println!("    {} eligible accounts; the shortlist:", m.total_eligible);
+    for c in &m.eligible {
+        let id = c.account.as_ref().map(|r| format!("{}:{}", r.network, r.id)).unwrap_or_default();
+        let reasons: Vec<String> = c
+            .criteria
+            .iter()
+            .map(|r| {
+                let name = r
+                    .criterion
+                    .as_ref()
+                    .and_then(|c| Dimension::from_proto(c.dimension))
+                    .map_or("authenticity", |d| d.name());
+                format!("{name} {:.0} ({}{:.0})", r.observed, if r.margin >= 0.0 { "+" } else { "" }, r.margin)
+            })
+            .collect();
+        println!("    #{:<2} {id:<22} {}", c.rank, reasons.join(", "));
+    }
+    if !m.near_misses.is_empty() {
+        println!("    near misses (fail one criterion by ≤ 5 points): {}", m.near_misses.len());
+        for c in m.near_misses.iter().take(3) {
+            let id = c.account.as_ref().map(|r| format!("{}:{}", r.network, r.id)).unwrap_or_default();
+            let failed: Vec<String> = c
+                .criteria
+                .iter()
+                .filter(|r| !r.passed)
+                .map(|r| {
+                    let name = r
+                        .criterion
+                        .as_ref()
+                        .and_then(|c| Dimension::from_proto(c.dimension))
+                        .map_or("authenticity", |d| d.name());
+                    format!("{name} short by {:.1}", -r.margin)
+                })
+                .collect();
+            println!("       {id:<22} {}", failed.join(", "));
+        }
+    }
+
+    println!(
+        "\nDone in {:.1}s: dataset {dataset}, {} ledger events, {} accounts scored.",
+        started.elapsed().as_secs_f64(),
+        info.head_offset,
+        model.accounts
+    );
+    Ok(DemoSummary {
+        dataset,
+        events: info.head_offset,
+        scored_accounts: model.accounts,
+        top,
+        near_misses: m.near_misses.len(),
+        shortlist: m.eligible,
+    })
+}
+
+fn criterion(d: Dimension, p: f64) -> mpb::Criterion {
+    mpb::Criterion { dimension: d.to_proto() as i32, topic: String::new(), threshold: Some(mpb::criterion::Threshold::MinPercentile(p)) }
+}
+
+/// Every scored account once scoring has caught up, for choosing link owners.
+async fn scoring_snapshot_accounts(
+    ingest: &mut IngestServiceClient<Channel>,
+    scoring: &mut ScoringServiceClient<Channel>,
+) -> anyhow::Result<Vec<ipb::AccountRef>> {
+    wait_scored(ingest, scoring, Duration::from_secs(300)).await?;
+    let mut out = Vec::new();
+    let mut token = String::new();
+    loop {
+        let r = scoring
+            .query_accounts(spb::QueryAccountsRequest {
+                order_by: spb::Dimension::Activity as i32,
+                page_size: 1000,
+                page_token: token.clone(),
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        out.extend(r.accounts.into_iter().filter_map(|a| a.account));
+        if r.next_page_token.is_empty() {
+            break;
+        }
+        token = r.next_page_token;
+    }
+    out.sort_by(|a, b| (&a.network, &a.id).cmp(&(&b.network, &b.id)));
+    Ok(out)
+}

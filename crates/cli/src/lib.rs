@@ -1,0 +1,10 @@
+//! The `lift` command: everything `main` dispatches to, as a library so the
+//! end-to-end tests drive exactly what an operator runs.
+//!
+//! - [`stack`]: starts the three services on bound listeners, wired over gRPC.
+//! - [`demo`]: the whole story on embedded SQLite, printed for a person.
+//! - [`dataset`]: the generated network and simulated outcomes.
+
+pub mod dataset;
+pub mod demo;
+pub mod stack;
