@@ -168,6 +168,9 @@ for w in workloads:
             err(w, f"{where}: capabilities must drop ALL")
         if sc.get("privileged"):
             err(w, f"{where}: must not be privileged")
+        image = c.get("image", "")
+        if ":" not in image.rsplit("/", 1)[-1] or image.endswith(":latest") or image == "lift":
+            err(w, f"{where}: image {image!r} must be a pinned name:tag (overlay `images:`)")
         res = c.get("resources", {})
         for kind in ("requests", "limits"):
             for r in ("cpu", "memory"):
