@@ -7,12 +7,15 @@
 # `docker import`ed. Root filesystems are cached in $LIFT_CACHE_DIR; an image is rebuilt only
 # when its recipe (a hash of this script and its inputs) changes.
 #
-#   scripts/build-images.sh [--prebuilt | --in-container] [--tag IMAGE]
+#   scripts/build-images.sh [--prebuilt [--profile release|dev] | --in-container] [--tag IMAGE]
 #
 #   --prebuilt (default)  `cargo build --release -p lift-cli --locked` on the host (Debian
 #                         bookworm, so the binary's glibc matches), then
 #                         `docker build --target runtime-prebuilt` on lift/debian:bookworm.
 #                         Reuses the host's target/ and crate cache: the fast path, used by CI.
+#                         --profile dev (or LIFT_CARGO_PROFILE=dev) packs the debug build instead
+#                         (target/debug/lift): no release compile where `cargo test` already
+#                         built the workspace in debug. Fine for tests, not for production.
 #   --in-container        the Dockerfile's own build stage: a builder base lift/rust:<ver>-bookworm
 #                         (gcc + the host's Rust toolchain copied in, since rustup cannot download
 #                         one here) and `cargo vendor` output in target/docker-vendor, so the
@@ -34,6 +37,7 @@ SUITE=bookworm
 CACHE_DIR="${LIFT_CACHE_DIR:-/var/cache/lift}"
 RUNTIME_BASE=lift/debian:bookworm
 MODE=prebuilt
+PROFILE="${LIFT_CARGO_PROFILE:-release}"
 IMAGE="${LIFT_IMAGE:-lift/lift:dev}"
 
 say() { printf '[build-images] %s\n' "$*"; }
@@ -48,6 +52,10 @@ while [ $# -gt 0 ]; do
     --in-container) MODE=in-container ;;
     --base-only) MODE=base-only ;;
     --builder-base) MODE=builder-base ;;
+    --profile)
+        PROFILE="${2:?--profile needs release or dev}"
+        shift
+        ;;
     --tag)
         IMAGE="${2:?--tag needs an image name}"
         shift
@@ -215,20 +223,25 @@ base-only)
     ;;
 prebuilt)
     cd "$REPO_ROOT"
+    case "$PROFILE" in
+    release) cargo_args=(--release) bin=target/release/lift ;;
+    dev) cargo_args=() bin=target/debug/lift ;;
+    *) die "--profile must be release or dev, not $PROFILE" ;;
+    esac
     if [ -z "${LIFT_SKIP_CARGO_BUILD:-}" ]; then
         t0=$SECONDS
-        say "cargo build --release -p lift-cli --locked"
-        cargo build --release -p lift-cli --locked
-        say "host release build in $((SECONDS - t0))s"
+        say "cargo build ${cargo_args[*]} -p lift-cli --locked"
+        cargo build "${cargo_args[@]}" -p lift-cli --locked
+        say "host $PROFILE build in $((SECONDS - t0))s"
     fi
-    [ -x target/release/lift ] || die "target/release/lift missing (cargo build --release -p lift-cli --locked)"
-    # Small context: only the Dockerfile and the binary (the repository's context would send
-    # every source file for nothing).
+    [ -x "$bin" ] || die "$bin missing (cargo build ${cargo_args[*]} -p lift-cli --locked)"
+    # Small context: only the Dockerfile and the binary, at the path the runtime-prebuilt stage
+    # copies from (the repository's context would send every source file for nothing).
     ctx="$(mktemp -d)"
     trap 'rm -rf "$ctx"' EXIT
     mkdir -p "$ctx/target/release"
     cp Dockerfile "$ctx/Dockerfile"
-    ln "target/release/lift" "$ctx/target/release/lift" 2>/dev/null || cp "target/release/lift" "$ctx/target/release/lift"
+    ln "$bin" "$ctx/target/release/lift" 2>/dev/null || cp "$bin" "$ctx/target/release/lift"
     t0=$SECONDS
     say "docker build --target runtime-prebuilt --build-arg RUNTIME_IMAGE=$RUNTIME_BASE -t $IMAGE"
     docker build --quiet --target runtime-prebuilt --build-arg "RUNTIME_IMAGE=$RUNTIME_BASE" -t "$IMAGE" "$ctx" >/dev/null

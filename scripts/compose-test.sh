@@ -15,7 +15,8 @@
 #
 # Host ports are picked free on 127.0.0.1 unless LIFT_INGEST_PORT/LIFT_SCORING_PORT/LIFT_MATCHING_PORT
 # are set. Environment: LIFT_IMAGE (default lift/lift:dev), LIFT_PG_IMAGE (default lift/postgres:15),
-# LIFT_SKIP_IMAGE_BUILD=1 (use the images as they are), LIFT_COMPOSE_PROJECT (default lift-compose-test),
+# LIFT_SKIP_IMAGE_BUILD=1 (use the images as they are), LIFT_CARGO_PROFILE=dev (pack the debug build
+# that `cargo test` left in target/debug instead of compiling a release build), LIFT_COMPOSE_PROJECT (default lift-compose-test),
 # LIFT_KEEP_STACK=1 (leave the stack up on success, for poking at it).
 set -euo pipefail
 
