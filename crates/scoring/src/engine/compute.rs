@@ -1,0 +1,633 @@
+//! `compute`: a `State` and a model become a `Snapshot` of every account's five
+//! dimensions.
+//!
+//! What each value means (all are 0–100 on a grid of 1/1024, and all use the
+//! events of the window `(as_of − window_days, as_of]`, each weighted by
+//! `0.5^(age / half_life)` and, when it is engagement, by the authenticity
+//! weight of the account that gave it — flagged engagement is down-weighted to
+//! at least `min_authenticity_weight`, never dropped):
+//!
+//! - **activity** = `saturate(ln(1 + R/(P + post_prior)) + own·ln(1 + a·(P + G)), activity_scale)`
+//!   where `R` is the kind-weighted responses received, `P` the posts, `G` the
+//!   engagements given, `a` the account's own authenticity weight. Responses
+//!   *per post* dominate: 100 reposts from 10 posts beat 100 from 1,000.
+//! - **reach** = `saturate(f·ln(1 + followers) + e·ln(1 + E) + h·ln(1 + H), reach_scale)`
+//!   with `followers` the larger of reported and observed followers (reported
+//!   counts are unverified, hence the small weight), `E` the authenticity-weighted
+//!   number of distinct engagers, and `H` the two-hop unique reach of reposts
+//!   (distinct accounts that engage with or follow the account's reposters).
+//! - **network** = `100·(1 − (1 + x)^(−1/network_scale))` where `x` is the
+//!   account's weighted PageRank times the population size (1 = average) on the
+//!   graph of engagement (actor → target, kind weight × decay) and follows; a
+//!   low-authenticity account passes on only its weight's share of its rank
+//!   (the rest teleports), so its votes count less.
+//! - **action** = `saturate(θ, action_rate_scale)` where `θ` is the posterior
+//!   mean conversion rate per attributed click under a Beta prior fitted to the
+//!   population (empirical Bayes); `lower`/`upper` map the 90 % credible
+//!   interval the same way. Below `action_min_clicks` clicks the evidence is
+//!   *insufficient*: the value is then mostly the population prior.
+//! - **authenticity** = `100·Π(1 − severity)` over the account's gaming flags.
+//!
+//! Percentile = share (0–100) of the population with a strictly lower value.
+
+use std::collections::HashMap;
+
+use lift_domain::event::EngagementKind;
+use lift_domain::{Dimension, Micros};
+use rayon::prelude::*;
+
+use super::authenticity::{self, Authenticity, Flag};
+use super::graph::{Csr, PageRankGraph, PageRankOptions, pagerank};
+use super::params::ModelParams;
+use super::state::{NONE, Node, OutcomeKind, State};
+use super::stats::{beta_summary, percentiles, published_levels, quantiles, quantize, saturate};
+
+/// The ledger position a snapshot is computed as of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AsOf {
+    pub offset: u64,
+    pub time: Micros,
+}
+
+impl AsOf {
+    /// The as-of of a state: its last offset and latest occurrence time, so the
+    /// result depends on the ledger prefix only, never on the wall clock.
+    pub fn of(state: &State) -> Self {
+        Self { offset: state.offset, time: state.max_time }
+    }
+}
+
+/// Inputs that let a caller hold parts of the computation fixed.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ComputeOptions<'a> {
+    /// Previous PageRank vector (ids are stable across a growing state).
+    pub warm_start: Option<&'a [f64]>,
+    /// Authenticity values (0–100 per node) to use instead of assessing them;
+    /// nodes beyond the slice count as 100. Explanations use this to separate
+    /// reclassification from new events.
+    pub authenticity: Option<&'a [f64]>,
+}
+
+/// The action estimate beyond its value.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct ActionEstimate {
+    pub lower: f64,
+    pub upper: f64,
+    pub sufficient: bool,
+}
+
+/// The raw metrics behind an account's values.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct RawMetrics {
+    pub posts: f32,
+    pub engagements_given: f32,
+    pub responses: f32,
+    pub responses_per_post: f32,
+    pub reported_followers: f32,
+    pub observed_followers: f32,
+    pub distinct_engagers: f32,
+    pub weighted_engagers: f32,
+    pub two_hop_reach: f32,
+    pub pagerank: f32,
+    pub relative_pagerank: f32,
+    pub clicks: f32,
+    pub sessions: f32,
+    pub non_bounced: f32,
+    pub conversions: f32,
+    pub code_conversions: f32,
+    pub conversion_value_minor: f32,
+    pub conversion_rate: f32,
+    pub non_bounce_rate: f32,
+    pub non_bounce_lower: f32,
+    pub non_bounce_upper: f32,
+    pub authenticity_weight: f32,
+    pub suspicious_share: f32,
+    pub flags: f32,
+}
+
+impl RawMetrics {
+    /// The metrics that explain one dimension, by name.
+    pub fn for_dimension(&self, d: Dimension) -> Vec<(&'static str, f64)> {
+        let f = |x: f32| f64::from(x);
+        match d {
+            Dimension::Activity => vec![
+                ("posts", f(self.posts)),
+                ("engagements_given", f(self.engagements_given)),
+                ("responses", f(self.responses)),
+                ("responses_per_post", f(self.responses_per_post)),
+            ],
+            Dimension::Reach => vec![
+                ("reported_followers", f(self.reported_followers)),
+                ("observed_followers", f(self.observed_followers)),
+                ("distinct_engagers", f(self.distinct_engagers)),
+                ("weighted_engagers", f(self.weighted_engagers)),
+                ("two_hop_reach", f(self.two_hop_reach)),
+            ],
+            Dimension::Network => {
+                vec![("pagerank", f(self.pagerank)), ("relative_pagerank", f(self.relative_pagerank))]
+            }
+            Dimension::Action => vec![
+                ("clicks", f(self.clicks)),
+                ("sessions", f(self.sessions)),
+                ("non_bounced", f(self.non_bounced)),
+                ("conversions", f(self.conversions)),
+                ("code_conversions_without_click", f(self.code_conversions)),
+                ("conversion_value_minor", f(self.conversion_value_minor)),
+                ("conversion_rate", f(self.conversion_rate)),
+                ("non_bounce_rate", f(self.non_bounce_rate)),
+                ("non_bounce_lower", f(self.non_bounce_lower)),
+                ("non_bounce_upper", f(self.non_bounce_upper)),
+            ],
+            Dimension::Authenticity => vec![
+                ("flags", f(self.flags)),
+                ("engagement_weight", f(self.authenticity_weight)),
+                ("suspicious_engager_share", f(self.suspicious_share)),
+            ],
+        }
+    }
+}
+
+/// Dimensions that have per-topic variants.
+pub const TOPIC_DIMENSIONS: [Dimension; 2] = [Dimension::Activity, Dimension::Network];
+
+/// Scores of one topic's population (accounts that posted in it or drew engagement on such posts).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TopicScores {
+    pub name: String,
+    /// Sorted node ids.
+    pub members: Vec<Node>,
+    /// Per `TOPIC_DIMENSIONS`, aligned with `members`.
+    pub values: [Vec<f64>; 2],
+    pub percentiles: [Vec<f64>; 2],
+    /// Per `TOPIC_DIMENSIONS`: indexes into `members`, by value descending.
+    pub order: [Vec<u32>; 2],
+}
+
+impl TopicScores {
+    pub fn position(&self, n: Node) -> Option<usize> {
+        self.members.binary_search(&n).ok()
+    }
+
+    pub fn dim_index(d: Dimension) -> Option<usize> {
+        TOPIC_DIMENSIONS.iter().position(|x| *x == d)
+    }
+}
+
+/// Work done by one computation.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct ComputeStats {
+    pub edges: usize,
+    pub pagerank_iterations: u32,
+    pub graph_bytes: usize,
+    pub millis: u64,
+}
+
+/// Every account's scores as of one ledger position under one model.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Snapshot {
+    pub model_version: String,
+    pub as_of: AsOf,
+    /// Accounts scored: node ids `0..n`.
+    pub n: usize,
+    /// Per dimension (`Dimension::index`), per node.
+    pub values: [Vec<f64>; 5],
+    pub percentiles: [Vec<f64>; 5],
+    /// Per dimension: node ids by value descending, ties by id.
+    pub order: [Vec<u32>; 5],
+    /// Per dimension: published quantiles (level, value).
+    pub distributions: [Vec<(f64, f64)>; 5],
+    pub action: Vec<ActionEstimate>,
+    /// Prior Beta(α, β) on the conversion rate, fitted to this population.
+    pub action_prior: (f64, f64),
+    pub raw: Vec<RawMetrics>,
+    pub flags: Vec<Flag>,
+    /// (node, index into `flags`), sorted.
+    pub flags_by_account: Vec<(Node, u32)>,
+    pub topics: Vec<TopicScores>,
+    /// PageRank vector, kept for the next warm start.
+    pub pagerank: Vec<f64>,
+    pub stats: ComputeStats,
+}
+
+impl Snapshot {
+    pub fn value(&self, d: Dimension, n: Node) -> Option<f64> {
+        self.values[d.index()].get(n as usize).copied()
+    }
+
+    pub fn flags_of(&self, n: Node) -> impl Iterator<Item = &Flag> {
+        let start = self.flags_by_account.partition_point(|(a, _)| *a < n);
+        self.flags_by_account[start..]
+            .iter()
+            .take_while(move |(a, _)| *a == n)
+            .filter_map(|(_, i)| self.flags.get(*i as usize))
+    }
+
+    pub fn topic(&self, name: &str) -> Option<&TopicScores> {
+        self.topics.iter().find(|t| t.name == name)
+    }
+}
+
+fn kind_weight(p: &ModelParams, k: EngagementKind) -> f64 {
+    let w = &p.kind_weights;
+    match k {
+        EngagementKind::Repost => w.repost,
+        EngagementKind::Quote => w.quote,
+        EngagementKind::Reply => w.reply,
+        EngagementKind::Like => w.like,
+        EngagementKind::Mention => w.mention,
+    }
+}
+
+/// Computes every account's scores with the state's own as-of position.
+pub fn compute(state: &State, params: &ModelParams) -> Snapshot {
+    compute_with(state, params, AsOf::of(state), ComputeOptions::default())
+}
+
+/// Computes every account's scores as of `as_of` (its time drives the window and decay).
+pub fn compute_with(state: &State, p: &ModelParams, as_of: AsOf, opts: ComputeOptions<'_>) -> Snapshot {
+    let started = std::time::Instant::now();
+    let n = state.len();
+    let now = as_of.time;
+    let window_start = now.saturating_sub(p.window_micros());
+    let in_window = |at: Micros| at > window_start && at <= now;
+    let hl = p.half_life_micros();
+    let decay = |at: Micros| if hl > 0.0 { 0.5f64.powf((now - at).max(0) as f64 / hl) } else { 1.0 };
+
+    // Authenticity first: its weights enter every other dimension.
+    let auth = match opts.authenticity {
+        Some(vals) => Authenticity {
+            flags: Vec::new(),
+            values: (0..n).map(|i| vals.get(i).copied().unwrap_or(100.0)).collect(),
+            suspicious_share: vec![0.0; n],
+        },
+        None => authenticity::assess(state, p, now, window_start),
+    };
+    let weight: Vec<f64> = (0..n as Node).map(|i| Authenticity::weight(&auth.values, i, p)).collect();
+
+    let mut raw = vec![RawMetrics::default(); n];
+    let mut own = vec![0.0f64; n];
+    let mut responses = vec![0.0f64; n];
+    let mut posts = vec![0.0f64; n];
+    for post in &state.posts {
+        if post.author != NONE && in_window(post.at) {
+            posts[post.author as usize] += decay(post.at);
+            raw[post.author as usize].posts += 1.0;
+        }
+    }
+
+    // Engagement edges: network graph, distinct engagers, reposters.
+    let mut edges: Vec<(u32, u32, f32)> = Vec::with_capacity(state.engagements.len() + state.follows.len());
+    let mut repost_edges: Vec<(u32, u32, f32)> = Vec::new();
+    for e in &state.engagements {
+        let t = state.target_of(e);
+        if t == NONE || t == e.actor || !in_window(e.at) {
+            continue;
+        }
+        let w = kind_weight(p, e.kind) * decay(e.at);
+        own[e.actor as usize] += w;
+        raw[e.actor as usize].engagements_given += 1.0;
+        let wa = w * weight[e.actor as usize];
+        responses[t as usize] += wa;
+        raw[t as usize].responses += 1.0;
+        edges.push((e.actor, t, w as f32));
+        if matches!(e.kind, EngagementKind::Repost | EngagementKind::Quote) {
+            repost_edges.push((t, e.actor, 1.0));
+        }
+    }
+    let engagement = Csr::from_edges(n, &edges);
+    let engagers = engagement.transpose();
+    let reposters = Csr::from_edges(n, &repost_edges);
+    drop(repost_edges);
+
+    // Current follows: replayed in ledger order, so the latest follow/unfollow wins.
+    let mut current: HashMap<(Node, Node), bool> = HashMap::new();
+    for f in &state.follows {
+        current.insert((f.follower, f.followee), !f.unfollow);
+    }
+    let mut follow_edges: Vec<(u32, u32, f32)> =
+        current.into_iter().filter(|(_, on)| *on).map(|((a, b), _)| (b, a, 1.0)).collect();
+    follow_edges.sort_unstable_by_key(|e| (e.0, e.1));
+    let followers = Csr::from_edges(n, &follow_edges);
+    for &(followee, follower, _) in &follow_edges {
+        edges.push((follower, followee, p.kind_weights.follow as f32));
+    }
+    drop(follow_edges);
+
+    // Network: weighted PageRank on engagement + follows.
+    let graph = Csr::from_edges(n, &edges);
+    drop(edges);
+    // A low-authenticity account's votes count less: it passes on only its weight's share of its rank.
+    let prg = PageRankGraph::with_retention(&graph, Some(&weight));
+    let graph_bytes = graph.bytes() + prg.incoming.bytes();
+    drop(graph);
+    let pr = pagerank(
+        &prg,
+        PageRankOptions {
+            damping: p.damping,
+            tolerance: p.pagerank_tolerance,
+            max_iterations: p.pagerank_max_iterations,
+            personalization: None,
+            warm_start: opts.warm_start,
+        },
+    );
+
+    // Two-hop reach of reposts: distinct accounts in the audiences of the reposters.
+    let two_hop: Vec<u32> = (0..n)
+        .into_par_iter()
+        .map_init(
+            || vec![NONE; n],
+            |stamp, u| {
+                let mut count = 0u32;
+                stamp[u] = u as u32;
+                for &x in reposters.row(u).0 {
+                    for &y in engagers.row(x as usize).0.iter().chain(followers.row(x as usize).0) {
+                        if stamp[y as usize] != u as u32 {
+                            stamp[y as usize] = u as u32;
+                            count += 1;
+                        }
+                    }
+                }
+                count
+            },
+        )
+        .collect();
+
+    let action = action_estimates(state, p, &in_window, &mut raw);
+
+    let mut values: [Vec<f64>; 5] = Default::default();
+    for d in &mut values {
+        d.reserve(n);
+    }
+    for u in 0..n {
+        let r = &mut raw[u];
+        let info = &state.accounts[u];
+        // Activity.
+        let rate = responses[u] / (posts[u] + p.activity_post_prior);
+        let a_raw = (1.0 + rate).ln() + p.activity_own_weight * (1.0 + weight[u] * (posts[u] + own[u])).ln();
+        r.responses_per_post = rate as f32;
+        values[Dimension::Activity.index()].push(quantize(saturate(a_raw, p.activity_scale)));
+        // Reach.
+        let (eng_rows, _) = engagers.row(u);
+        let weighted_engagers: f64 = eng_rows.iter().map(|&x| weight[x as usize]).sum();
+        let observed = followers.degree(u) as f64;
+        let fol = (info.reported_followers as f64).max(observed);
+        r.reported_followers = info.reported_followers as f32;
+        r.observed_followers = observed as f32;
+        r.distinct_engagers = eng_rows.len() as f32;
+        r.weighted_engagers = weighted_engagers as f32;
+        r.two_hop_reach = two_hop[u] as f32;
+        let r_raw = p.reach_followers_weight * fol.ln_1p()
+            + p.reach_engagers_weight * weighted_engagers.ln_1p()
+            + p.reach_two_hop_weight * f64::from(two_hop[u]).ln_1p();
+        values[Dimension::Reach.index()].push(quantize(saturate(r_raw, p.reach_scale)));
+        // Network.
+        let x = pr.scores[u] * n as f64;
+        r.pagerank = pr.scores[u] as f32;
+        r.relative_pagerank = x as f32;
+        let scale = p.network_scale.max(1e-9);
+        values[Dimension::Network.index()].push(quantize(100.0 * (1.0 - (1.0 + x).powf(-1.0 / scale))));
+        // Action (value computed with the estimate) and authenticity.
+        values[Dimension::Action.index()].push(action.values[u]);
+        values[Dimension::Authenticity.index()].push(auth.values[u]);
+        r.authenticity_weight = weight[u] as f32;
+        r.suspicious_share = auth.suspicious_share[u];
+    }
+
+    let mut flags_by_account: Vec<(Node, u32)> = Vec::new();
+    for (i, f) in auth.flags.iter().enumerate() {
+        for &s in &f.subjects {
+            flags_by_account.push((s, i as u32));
+            raw[s as usize].flags += 1.0;
+        }
+    }
+    flags_by_account.sort_unstable();
+
+    let topics = topic_scores(state, p, &prg, &weight, &in_window, &decay);
+
+    let levels = published_levels();
+    let mut percentiles_out: [Vec<f64>; 5] = Default::default();
+    let mut order: [Vec<u32>; 5] = Default::default();
+    let mut distributions: [Vec<(f64, f64)>; 5] = Default::default();
+    for d in Dimension::ALL {
+        let v = &values[d.index()];
+        percentiles_out[d.index()] = percentiles(v);
+        order[d.index()] = order_desc(v);
+        let asc: Vec<f64> = order[d.index()].iter().rev().map(|&i| v[i as usize]).collect();
+        distributions[d.index()] = quantiles(&asc, &levels);
+    }
+
+    Snapshot {
+        model_version: p.version(),
+        as_of,
+        n,
+        values,
+        percentiles: percentiles_out,
+        order,
+        distributions,
+        action: action.estimates,
+        action_prior: action.prior,
+        raw,
+        flags: auth.flags,
+        flags_by_account,
+        topics,
+        stats: ComputeStats {
+            edges: prg.incoming.edges(),
+            pagerank_iterations: pr.iterations,
+            graph_bytes,
+            millis: started.elapsed().as_millis() as u64,
+        },
+        pagerank: pr.scores,
+    }
+}
+
+/// Node ids by value descending, ties by id ascending.
+fn order_desc(v: &[f64]) -> Vec<u32> {
+    let mut o: Vec<u32> = (0..v.len() as u32).collect();
+    o.par_sort_unstable_by(|&a, &b| v[b as usize].total_cmp(&v[a as usize]).then(a.cmp(&b)));
+    o
+}
+
+struct ActionOut {
+    values: Vec<f64>,
+    estimates: Vec<ActionEstimate>,
+    prior: (f64, f64),
+}
+
+/// Beta–Binomial estimate of the conversion rate per attributed click, with an
+/// empirical-Bayes prior fitted by the method of moments to the accounts with
+/// enough clicks (falling back to the model's prior when too few have).
+fn action_estimates(
+    state: &State,
+    p: &ModelParams,
+    in_window: &impl Fn(Micros) -> bool,
+    raw: &mut [RawMetrics],
+) -> ActionOut {
+    let n = state.len();
+    let mut clicks = vec![0u64; n];
+    let mut conv = vec![0u64; n];
+    for o in &state.outcomes {
+        if !in_window(o.at) {
+            continue;
+        }
+        let i = o.owner as usize;
+        let r = &mut raw[i];
+        match o.kind {
+            OutcomeKind::Click => {
+                clicks[i] += 1;
+                r.clicks += 1.0;
+            }
+            OutcomeKind::Session { bounced } => {
+                r.sessions += 1.0;
+                if !bounced {
+                    r.non_bounced += 1.0;
+                }
+            }
+            OutcomeKind::Conversion => {
+                conv[i] += 1;
+                r.conversions += 1.0;
+                r.conversion_value_minor += o.value_minor as f32;
+            }
+            OutcomeKind::CodeConversion => {
+                r.code_conversions += 1.0;
+                r.conversion_value_minor += o.value_minor as f32;
+            }
+        }
+    }
+    // A conversion without its click in the window cannot be a success of a trial we did not see.
+    for i in 0..n {
+        conv[i] = conv[i].min(clicks[i]);
+    }
+    let min = p.action_min_clicks.max(1);
+    let eligible: Vec<usize> = (0..n).filter(|&i| clicks[i] >= min).collect();
+    let prior = {
+        let fallback =
+            (p.action_prior_mean * p.action_prior_strength, (1.0 - p.action_prior_mean) * p.action_prior_strength);
+        let (sc, sn): (u64, u64) = eligible.iter().fold((0, 0), |(c, k), &i| (c + conv[i], k + clicks[i]));
+        if eligible.len() < 5 || sc == 0 || sc == sn {
+            fallback
+        } else {
+            let m = sc as f64 / sn as f64;
+            let k = eligible.len() as f64;
+            let mean_r = eligible.iter().map(|&i| conv[i] as f64 / clicks[i] as f64).sum::<f64>() / k;
+            let var = eligible.iter().map(|&i| (conv[i] as f64 / clicks[i] as f64 - mean_r).powi(2)).sum::<f64>() / k;
+            // Remove the binomial noise to get the spread of true rates between accounts.
+            let noise = eligible.iter().map(|&i| m * (1.0 - m) / clicks[i] as f64).sum::<f64>() / k;
+            let between = var - noise;
+            let strength = if between > 0.0 { m * (1.0 - m) / between - 1.0 } else { p.action_prior_strength_max };
+            let strength = strength.clamp(p.action_prior_strength_min, p.action_prior_strength_max);
+            (m * strength, (1.0 - m) * strength)
+        }
+    };
+    let scale = p.action_rate_scale;
+    let mut cache: HashMap<(u64, u64), (f64, ActionEstimate, f64)> = HashMap::new();
+    let mut values = Vec::with_capacity(n);
+    let mut estimates = Vec::with_capacity(n);
+    for i in 0..n {
+        let (c, k) = (conv[i], clicks[i]);
+        let (v, est, mean) = *cache.entry((c, k)).or_insert_with(|| {
+            let s = beta_summary(prior.0 + c as f64, prior.1 + (k - c) as f64, p.credible_mass);
+            let f = |x: f64| quantize(saturate(x, scale));
+            (f(s.mean), ActionEstimate { lower: f(s.lower), upper: f(s.upper), sufficient: k >= min }, s.mean)
+        });
+        values.push(v);
+        estimates.push(est);
+        let r = &mut raw[i];
+        r.conversion_rate = mean as f32;
+        if r.sessions > 0.0 {
+            let s = beta_summary(
+                1.0 + f64::from(r.non_bounced),
+                1.0 + f64::from(r.sessions - r.non_bounced),
+                p.credible_mass,
+            );
+            r.non_bounce_rate = s.mean as f32;
+            r.non_bounce_lower = s.lower as f32;
+            r.non_bounce_upper = s.upper as f32;
+        }
+    }
+    ActionOut { values, estimates, prior }
+}
+
+/// Per-topic activity (topic posts and the responses they draw) and
+/// topic-sensitive PageRank (teleporting to the topic's authors).
+fn topic_scores(
+    state: &State,
+    p: &ModelParams,
+    prg: &PageRankGraph,
+    weight: &[f64],
+    in_window: &impl Fn(Micros) -> bool,
+    decay: &impl Fn(Micros) -> f64,
+) -> Vec<TopicScores> {
+    let n = state.len();
+    let mut counts = vec![0u32; state.topics.len()];
+    for post in &state.posts {
+        if post.author != NONE && in_window(post.at) {
+            for &t in &post.topics {
+                counts[t as usize] += 1;
+            }
+        }
+    }
+    let mut chosen: Vec<usize> = (0..counts.len()).filter(|&t| counts[t] >= p.topic_min_posts.max(1)).collect();
+    chosen.sort_unstable_by(|&a, &b| counts[b].cmp(&counts[a]).then(state.topics[a].cmp(&state.topics[b])));
+    chosen.truncate(p.max_topics as usize);
+    chosen
+        .into_iter()
+        .map(|t| {
+            let tid = t as u16;
+            let mut posts = vec![0.0f64; n];
+            let mut own = vec![0.0f64; n];
+            let mut resp = vec![0.0f64; n];
+            for post in &state.posts {
+                if post.author != NONE && in_window(post.at) && post.topics.contains(&tid) {
+                    posts[post.author as usize] += decay(post.at);
+                }
+            }
+            for e in &state.engagements {
+                if e.post == NONE || !in_window(e.at) {
+                    continue;
+                }
+                let Some(post) = state.posts.get(e.post as usize) else { continue };
+                let target = state.target_of(e);
+                if !post.topics.contains(&tid) || target == NONE || target == e.actor {
+                    continue;
+                }
+                let w = kind_weight(p, e.kind) * decay(e.at);
+                own[e.actor as usize] += w;
+                resp[target as usize] += w * weight[e.actor as usize];
+            }
+            let members: Vec<Node> =
+                (0..n as Node).filter(|&u| posts[u as usize] > 0.0 || resp[u as usize] > 0.0).collect();
+            let pr = pagerank(
+                prg,
+                PageRankOptions {
+                    damping: p.damping,
+                    tolerance: p.pagerank_tolerance,
+                    max_iterations: p.pagerank_max_iterations,
+                    personalization: Some(&posts),
+                    warm_start: None,
+                },
+            );
+            let m = members.len() as f64;
+            let scale = p.network_scale.max(1e-9);
+            let act: Vec<f64> = members
+                .iter()
+                .map(|&u| {
+                    let u = u as usize;
+                    let rate = resp[u] / (posts[u] + p.activity_post_prior);
+                    let raw = (1.0 + rate).ln() + p.activity_own_weight * (1.0 + weight[u] * (posts[u] + own[u])).ln();
+                    quantize(saturate(raw, p.activity_scale))
+                })
+                .collect();
+            let net: Vec<f64> = members
+                .iter()
+                .map(|&u| quantize(100.0 * (1.0 - (1.0 + pr.scores[u as usize] * m).powf(-1.0 / scale))))
+                .collect();
+            TopicScores {
+                name: state.topics[t].clone(),
+                percentiles: [percentiles(&act), percentiles(&net)],
+                order: [order_desc(&act), order_desc(&net)],
+                values: [act, net],
+                members,
+            }
+        })
+        .collect()
+}

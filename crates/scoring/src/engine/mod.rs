@@ -1,0 +1,22 @@
+//! The pure scoring engine: no I/O, deterministic, heavily unit-tested.
+//!
+//! `State::apply` folds ledger entries in; `compute` turns a state and a
+//! `ModelParams` into a `Snapshot` of every account's five dimensions.
+
+pub mod authenticity;
+pub mod compute;
+pub mod graph;
+pub mod params;
+pub mod state;
+pub mod stats;
+#[doc(hidden)]
+pub mod testutil;
+
+pub use authenticity::{Flag, FlagKind};
+pub use compute::{AsOf, ComputeOptions, RawMetrics, Snapshot, TopicScores, compute, compute_with};
+pub use graph::{Csr, PageRank, PageRankGraph, PageRankOptions, pagerank};
+pub use params::ModelParams;
+pub use state::{Node, State};
+
+#[cfg(test)]
+mod tests;
