@@ -1,0 +1,305 @@
+//! Scoring runs: what the scoring service committed, and each account's scores.
+//!
+//! [`commit_run`] writes a run and its changed score rows in one transaction;
+//! the run's `as_of_offset` *is* the consumed ledger offset, so a crash either
+//! keeps both or neither — a restart never double-counts or skips. Rows are
+//! deltas: an account's scores at run `r` are its latest row with `run_id ≤ r`.
+
+use sea_orm::sea_query::Value;
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, QueryResult, Statement, TransactionTrait};
+
+use crate::Error;
+
+/// One committed scoring run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Run {
+    pub run_id: u64,
+    pub model_version: String,
+    /// Ledger offset consumed up to (inclusive).
+    pub as_of_offset: u64,
+    /// Micros since the epoch: the latest occurrence time in the prefix.
+    pub as_of_time: i64,
+    pub created_at: i64,
+    pub accounts: u64,
+    /// Score rows written by this run.
+    pub changed: u64,
+    /// The model parameters, as JSON.
+    pub parameters: String,
+    /// Per-dimension value distributions, as JSON.
+    pub distributions: String,
+}
+
+/// A run to commit; `run_id` and `changed` are assigned by [`commit_run`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewRun {
+    pub model_version: String,
+    pub as_of_offset: u64,
+    pub as_of_time: i64,
+    pub created_at: i64,
+    pub accounts: u64,
+    pub parameters: String,
+    pub distributions: String,
+}
+
+/// One account's scores in a run. `values` are activity, reach, network,
+/// action, authenticity (0–100).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoreRow {
+    /// `network:id`.
+    pub account: String,
+    pub values: [f64; 5],
+    pub action_lower: f64,
+    pub action_upper: f64,
+    pub action_sufficient: bool,
+}
+
+/// A stored score row with the run it belongs to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryRow {
+    pub run_id: u64,
+    pub row: ScoreRow,
+}
+
+const COLUMNS: usize = 10;
+/// 10 parameters per row: 500 rows stay well under SQLite's variable limit.
+const CHUNK: usize = 500;
+
+fn to_db(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn from_db(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+fn ph(backend: DbBackend, i: usize) -> String {
+    if backend == DbBackend::Postgres { format!("${i}") } else { "?".to_owned() }
+}
+
+/// Commits a run and its score rows atomically; returns the new run id.
+pub async fn commit_run(db: &DatabaseConnection, run: &NewRun, rows: &[ScoreRow]) -> Result<u64, Error> {
+    let txn = db.begin().await?;
+    let backend = txn.get_database_backend();
+    let next = txn
+        .query_one_raw(Statement::from_string(backend, "SELECT COALESCE(MAX(run_id), 0) FROM scoring_runs"))
+        .await?
+        .map(|r| r.try_get_by_index::<i64>(0))
+        .transpose()?
+        .unwrap_or(0)
+        + 1;
+    let sql = format!(
+        "INSERT INTO scoring_runs (run_id, model_version, as_of_offset, as_of_time, created_at, accounts, changed, parameters, distributions) VALUES ({})",
+        (1..=9).map(|i| ph(backend, i)).collect::<Vec<_>>().join(", ")
+    );
+    txn.execute_raw(Statement::from_sql_and_values(
+        backend,
+        sql,
+        [
+            Value::BigInt(Some(next)),
+            Value::from(run.model_version.clone()),
+            Value::BigInt(Some(to_db(run.as_of_offset))),
+            Value::BigInt(Some(run.as_of_time)),
+            Value::BigInt(Some(run.created_at)),
+            Value::BigInt(Some(to_db(run.accounts))),
+            Value::BigInt(Some(to_db(rows.len() as u64))),
+            Value::from(run.parameters.clone()),
+            Value::from(run.distributions.clone()),
+        ],
+    ))
+    .await?;
+    for chunk in rows.chunks(CHUNK) {
+        let mut sql = String::from(
+            "INSERT INTO scoring_scores (account, run_id, activity, reach, network, action, authenticity, action_lower, action_upper, action_sufficient) VALUES ",
+        );
+        let mut params = Vec::with_capacity(chunk.len() * COLUMNS);
+        for (i, r) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            let ps: Vec<String> = (1..=COLUMNS).map(|k| ph(backend, i * COLUMNS + k)).collect();
+            sql.push('(');
+            sql.push_str(&ps.join(", "));
+            sql.push(')');
+            params.push(Value::from(r.account.clone()));
+            params.push(Value::BigInt(Some(next)));
+            params.extend(r.values.iter().map(|v| Value::Double(Some(*v))));
+            params.push(Value::Double(Some(r.action_lower)));
+            params.push(Value::Double(Some(r.action_upper)));
+            params.push(Value::SmallInt(Some(i16::from(r.action_sufficient))));
+        }
+        txn.execute_raw(Statement::from_sql_and_values(backend, sql, params)).await?;
+    }
+    txn.commit().await?;
+    Ok(from_db(next))
+}
+
+const RUN_COLUMNS: &str =
+    "run_id, model_version, as_of_offset, as_of_time, created_at, accounts, changed, parameters, distributions";
+
+fn run_of(r: &QueryResult) -> Result<Run, Error> {
+    Ok(Run {
+        run_id: from_db(r.try_get_by_index(0)?),
+        model_version: r.try_get_by_index(1)?,
+        as_of_offset: from_db(r.try_get_by_index(2)?),
+        as_of_time: r.try_get_by_index(3)?,
+        created_at: r.try_get_by_index(4)?,
+        accounts: from_db(r.try_get_by_index(5)?),
+        changed: from_db(r.try_get_by_index(6)?),
+        parameters: r.try_get_by_index(7)?,
+        distributions: r.try_get_by_index(8)?,
+    })
+}
+
+/// The latest committed run, if any.
+pub async fn latest_run(db: &impl ConnectionTrait) -> Result<Option<Run>, Error> {
+    let backend = db.get_database_backend();
+    let sql = format!("SELECT {RUN_COLUMNS} FROM scoring_runs ORDER BY run_id DESC LIMIT 1");
+    db.query_one_raw(Statement::from_string(backend, sql)).await?.as_ref().map(run_of).transpose()
+}
+
+/// One run by id.
+pub async fn get_run(db: &impl ConnectionTrait, run_id: u64) -> Result<Option<Run>, Error> {
+    let backend = db.get_database_backend();
+    let sql = format!("SELECT {RUN_COLUMNS} FROM scoring_runs WHERE run_id = {}", ph(backend, 1));
+    db.query_one_raw(Statement::from_sql_and_values(backend, sql, [Value::BigInt(Some(to_db(run_id)))]))
+        .await?
+        .as_ref()
+        .map(run_of)
+        .transpose()
+}
+
+/// The latest run computed under a model version other than `version`: the
+/// baseline of the recalibration mapping.
+pub async fn latest_run_of_other_model(db: &impl ConnectionTrait, version: &str) -> Result<Option<Run>, Error> {
+    let backend = db.get_database_backend();
+    let sql = format!(
+        "SELECT {RUN_COLUMNS} FROM scoring_runs WHERE model_version <> {} ORDER BY run_id DESC LIMIT 1",
+        ph(backend, 1)
+    );
+    db.query_one_raw(Statement::from_sql_and_values(backend, sql, [Value::from(version.to_owned())]))
+        .await?
+        .as_ref()
+        .map(run_of)
+        .transpose()
+}
+
+/// Ledger offset consumed by the latest run (0 before the first).
+pub async fn committed_offset(db: &impl ConnectionTrait) -> Result<u64, Error> {
+    Ok(latest_run(db).await?.map_or(0, |r| r.as_of_offset))
+}
+
+fn row_of(r: &QueryResult, account: &str) -> Result<HistoryRow, Error> {
+    let v = |i: usize| r.try_get_by_index::<f64>(i);
+    Ok(HistoryRow {
+        run_id: from_db(r.try_get_by_index(0)?),
+        row: ScoreRow {
+            account: account.to_owned(),
+            values: [v(1)?, v(2)?, v(3)?, v(4)?, v(5)?],
+            action_lower: v(6)?,
+            action_upper: v(7)?,
+            action_sufficient: r.try_get_by_index::<i16>(8)? != 0,
+        },
+    })
+}
+
+const SCORE_COLUMNS: &str =
+    "run_id, activity, reach, network, action, authenticity, action_lower, action_upper, action_sufficient";
+
+/// The account's stored rows, newest first: one per run that changed its scores.
+pub async fn history(db: &impl ConnectionTrait, account: &str, limit: u64) -> Result<Vec<HistoryRow>, Error> {
+    let backend = db.get_database_backend();
+    let sql = format!(
+        "SELECT {SCORE_COLUMNS} FROM scoring_scores WHERE account = {} ORDER BY run_id DESC LIMIT {}",
+        ph(backend, 1),
+        ph(backend, 2)
+    );
+    let rows = db
+        .query_all_raw(Statement::from_sql_and_values(
+            backend,
+            sql,
+            [Value::from(account.to_owned()), Value::BigInt(Some(to_db(limit)))],
+        ))
+        .await?;
+    rows.iter().map(|r| row_of(r, account)).collect()
+}
+
+/// The account's scores as of run `run_id`: its latest row at or before it.
+pub async fn scores_at(db: &impl ConnectionTrait, account: &str, run_id: u64) -> Result<Option<HistoryRow>, Error> {
+    let backend = db.get_database_backend();
+    let sql = format!(
+        "SELECT {SCORE_COLUMNS} FROM scoring_scores WHERE account = {} AND run_id <= {} ORDER BY run_id DESC LIMIT 1",
+        ph(backend, 1),
+        ph(backend, 2)
+    );
+    db.query_one_raw(Statement::from_sql_and_values(
+        backend,
+        sql,
+        [Value::from(account.to_owned()), Value::BigInt(Some(to_db(run_id)))],
+    ))
+    .await?
+    .as_ref()
+    .map(|r| row_of(r, account))
+    .transpose()
+}
+
+/// Runs with the given ids (missing ids are skipped), by id.
+pub async fn runs(db: &impl ConnectionTrait, ids: &[u64]) -> Result<Vec<Run>, Error> {
+    let mut out = Vec::with_capacity(ids.len());
+    // Histories are short (bounded by the request's limit), so one lookup per run is fine.
+    for &id in ids {
+        if let Some(r) = get_run(db, id).await? {
+            out.push(r);
+        }
+    }
+    out.sort_by_key(|r| r.run_id);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(account: &str, v: f64) -> ScoreRow {
+        ScoreRow {
+            account: account.into(),
+            values: [v, v, v, v, 100.0],
+            action_lower: 0.0,
+            action_upper: v,
+            action_sufficient: false,
+        }
+    }
+
+    fn new_run(offset: u64, version: &str) -> NewRun {
+        NewRun {
+            model_version: version.into(),
+            as_of_offset: offset,
+            as_of_time: 1_000 + offset as i64,
+            created_at: 5,
+            accounts: 2,
+            parameters: "{}".into(),
+            distributions: "{}".into(),
+        }
+    }
+
+    /// Pins the run/offset commit, delta rows and point-in-time reads on SQLite.
+    #[tokio::test]
+    async fn runs_commit_and_read_back() {
+        let db = crate::connect("sqlite::memory:").await.unwrap();
+        assert_eq!(committed_offset(&db).await.unwrap(), 0);
+        let r1 = commit_run(&db, &new_run(10, "m-1"), &[row("x:a", 1.0), row("x:b", 2.0)]).await.unwrap();
+        let r2 = commit_run(&db, &new_run(20, "m-1"), &[row("x:a", 3.0)]).await.unwrap();
+        let r3 = commit_run(&db, &new_run(20, "m-2"), &[]).await.unwrap();
+        assert_eq!((r1, r2, r3), (1, 2, 3));
+        assert_eq!(committed_offset(&db).await.unwrap(), 20);
+        let latest = latest_run(&db).await.unwrap().unwrap();
+        assert_eq!((latest.run_id, latest.changed, latest.model_version.as_str()), (3, 0, "m-2"));
+        assert_eq!(latest_run_of_other_model(&db, "m-2").await.unwrap().unwrap().run_id, 2);
+        let h = history(&db, "x:a", 10).await.unwrap();
+        assert_eq!(h.iter().map(|r| r.run_id).collect::<Vec<_>>(), vec![2, 1]);
+        assert_eq!(h[0].row, row("x:a", 3.0));
+        assert_eq!(scores_at(&db, "x:b", 3).await.unwrap().unwrap().row.values[0], 2.0);
+        assert_eq!(scores_at(&db, "x:a", 1).await.unwrap().unwrap().row.values[0], 1.0);
+        assert!(scores_at(&db, "x:zz", 3).await.unwrap().is_none());
+        assert_eq!(runs(&db, &[3, 1, 99]).await.unwrap().len(), 2);
+    }
+}
