@@ -1,1 +1,25 @@
-//! placeholder
+//! Lift's persistence: sea-orm entities, migrations and repositories, on SQLite
+//! (embedded default) and PostgreSQL alike.
+//!
+//! - [`connect`] opens a pool tuned for the backend and runs [`migration::Migrator`].
+//! - [`ledger`] is the append-only event ledger: idempotent batch appends with dense,
+//!   commit-ordered offsets, and reads after an offset.
+//! - [`links`] is the link registry and the click index attribution reads.
+//! - [`testing`] (feature `testing`) starts a PostgreSQL container for tests.
+//!
+//! Repositories take `&impl ConnectionTrait`, so they run on a pool or inside a
+//! transaction alike.
+
+pub mod campaigns;
+mod connect;
+pub mod entity;
+mod error;
+pub mod ledger;
+pub mod links;
+pub mod migration;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use connect::{ConnectConfig, connect, connect_with, is_postgres, migrate};
+pub use error::Error;
+pub use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend};

@@ -1,0 +1,419 @@
+//! The append-only event ledger.
+//!
+//! # Offsets and the outbox bug
+//! A subscriber reads `offset > last_seen`. If offsets came from a sequence, two
+//! concurrent appenders could take 7 and 8, the one with 8 commit first, the
+//! subscriber read 8 and move past 7, and 7 commit a moment later: skipped forever.
+//! Here every append transaction first updates the single `ledger_head` row (the
+//! row lock on PostgreSQL, the write lock on SQLite) and holds it until commit.
+//! An appender therefore only reads the head after the previous one committed and
+//! became visible, so commit order equals offset order and offsets are dense
+//! (`head` = number of events). The price is one writer at a time per database,
+//! which the batched inserts below make cheap.
+//!
+//! # Writes
+//! [`Appender`] is the two-step form the ingestion service uses so it can compute
+//! attribution inside the same transaction, knowing each new event's offset:
+//! [`Appender::plan`] (dedupe and assign offsets), then [`Appender::write`], then
+//! [`Appender::commit`]. [`append`] does all three for callers that need no
+//! enrichment. Rows go in with one `INSERT ... SELECT FROM UNNEST(...)` per batch
+//! on PostgreSQL and prepared multi-row `INSERT`s on SQLite.
+
+use std::collections::HashMap;
+
+use lift_domain::event::Attribution;
+use lift_domain::{Event, EventKind, LedgerEntry, Micros};
+use lift_proto::ingest::v1 as pb;
+use prost::Message;
+use sea_orm::sea_query::{ArrayType, Value};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, QueryResult, Statement, TransactionTrait,
+};
+
+use crate::Error;
+
+/// What happened to one event of an append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Stored now at this offset.
+    Accepted(u64),
+    /// Already stored (earlier, or earlier in the same batch) at this offset.
+    Duplicate(u64),
+}
+
+impl Outcome {
+    pub fn offset(self) -> u64 {
+        match self {
+            Outcome::Accepted(o) | Outcome::Duplicate(o) => o,
+        }
+    }
+
+    pub fn is_accepted(self) -> bool {
+        matches!(self, Outcome::Accepted(_))
+    }
+}
+
+/// SQLite rows per multi-row `INSERT`: 9 parameters each stays well under
+/// SQLite's 32766-variable limit, and a fixed size keeps the statement cached.
+const SQLITE_INSERT_CHUNK: usize = 500;
+/// (source, event_id) pairs per dedupe lookup on SQLite.
+const SQLITE_LOOKUP_CHUNK: usize = 500;
+
+/// An open append transaction holding the ledger's write lock.
+#[derive(Debug)]
+pub struct Appender {
+    txn: DatabaseTransaction,
+    head_before: u64,
+    next: u64,
+    backend: DbBackend,
+}
+
+impl Appender {
+    /// Starts a transaction and takes the ledger lock; other appenders wait here
+    /// until this one commits or rolls back.
+    pub async fn begin(db: &DatabaseConnection) -> Result<Self, Error> {
+        let backend = db.get_database_backend();
+        let txn = db.begin().await?;
+        // A write as the first statement: on SQLite it takes the write lock at once
+        // (a read first would risk SQLITE_BUSY_SNAPSHOT when upgrading); on
+        // PostgreSQL it locks the head row until commit.
+        let row = txn
+            .query_one_raw(Statement::from_string(
+                backend,
+                "UPDATE ledger_head SET head = head WHERE id = 1 RETURNING head",
+            ))
+            .await?
+            .ok_or_else(|| Error::Corrupt { offset: 0, reason: "the ledger_head row is missing".into() })?;
+        let head = to_offset(row.try_get_by_index::<i64>(0)?)?;
+        Ok(Self { txn, head_before: head, next: head + 1, backend })
+    }
+
+    /// The transaction, for reads and writes that must commit with the events.
+    pub fn txn(&self) -> &DatabaseTransaction {
+        &self.txn
+    }
+
+    /// The head when this transaction took the lock.
+    pub fn head_before(&self) -> u64 {
+        self.head_before
+    }
+
+    /// Assigns each event its outcome: a duplicate of a stored event, or of an
+    /// earlier event in `events`, gets the original's offset; the rest get the next
+    /// offsets in order. Call [`Appender::write`] with the result before planning again.
+    pub async fn plan(&mut self, events: &[Event]) -> Result<Vec<Outcome>, Error> {
+        let stored = self.lookup(events).await?;
+        let mut seen: HashMap<(&str, &str), u64> = HashMap::with_capacity(events.len());
+        let mut out = Vec::with_capacity(events.len());
+        for e in events {
+            let key = (e.source.as_str(), e.event_id.as_str());
+            if let Some(&o) = stored.get(&(e.source.clone(), e.event_id.clone())) {
+                out.push(Outcome::Duplicate(o));
+            } else if let Some(&o) = seen.get(&key) {
+                out.push(Outcome::Duplicate(o));
+            } else {
+                let o = self.next;
+                self.next += 1;
+                seen.insert(key, o);
+                out.push(Outcome::Accepted(o));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Writes the accepted events of `plan` with their attribution
+    /// (`attributions[i]` belongs to `events[i]`; missing entries mean none).
+    pub async fn write(
+        &mut self,
+        events: &[Event],
+        plan: &[Outcome],
+        attributions: &[Option<Attribution>],
+    ) -> Result<usize, Error> {
+        let ingested_at = lift_domain::time::now();
+        let rows: Vec<Row> = events
+            .iter()
+            .zip(plan)
+            .enumerate()
+            .filter_map(|(i, (e, o))| match o {
+                Outcome::Accepted(offset) => {
+                    Some(Row::new(*offset, e, attributions.get(i).and_then(Option::as_ref), ingested_at))
+                }
+                Outcome::Duplicate(_) => None,
+            })
+            .collect();
+        let n = rows.len();
+        if n == 0 {
+            return Ok(0);
+        }
+        match self.backend {
+            DbBackend::Postgres => insert_unnest(&self.txn, rows).await?,
+            _ => insert_multi_row(&self.txn, self.backend, rows).await?,
+        }
+        Ok(n)
+    }
+
+    /// Publishes the new head and commits. Returns the head after the commit.
+    pub async fn commit(self) -> Result<u64, Error> {
+        let head = self.next - 1;
+        if head != self.head_before {
+            self.txn
+                .execute_raw(Statement::from_sql_and_values(
+                    self.backend,
+                    match self.backend {
+                        DbBackend::Postgres => "UPDATE ledger_head SET head = $1 WHERE id = 1",
+                        _ => "UPDATE ledger_head SET head = ? WHERE id = 1",
+                    },
+                    [Value::BigInt(Some(to_db(head)))],
+                ))
+                .await?;
+        }
+        self.txn.commit().await?;
+        Ok(head)
+    }
+
+    /// Stored offsets of those events that are already in the ledger.
+    async fn lookup(&self, events: &[Event]) -> Result<HashMap<(String, String), u64>, Error> {
+        let mut found = HashMap::new();
+        if events.is_empty() {
+            return Ok(found);
+        }
+        let rows = match self.backend {
+            DbBackend::Postgres => {
+                let sources: Vec<String> = events.iter().map(|e| e.source.clone()).collect();
+                let ids: Vec<String> = events.iter().map(|e| e.event_id.clone()).collect();
+                self.txn
+                    .query_all_raw(Statement::from_sql_and_values(
+                        DbBackend::Postgres,
+                        "SELECT l.source, l.event_id, l.ledger_offset \
+                         FROM UNNEST($1::text[], $2::text[]) AS k(source, event_id) \
+                         JOIN ledger_events l ON l.source = k.source AND l.event_id = k.event_id",
+                        [Value::from(sources), Value::from(ids)],
+                    ))
+                    .await?
+            }
+            backend => {
+                let mut all = Vec::new();
+                for chunk in events.chunks(SQLITE_LOOKUP_CHUNK) {
+                    let values = vec!["(?, ?)"; chunk.len()].join(", ");
+                    let sql = format!(
+                        "SELECT l.source, l.event_id, l.ledger_offset FROM (VALUES {values}) AS k \
+                         JOIN ledger_events l ON l.source = k.column1 AND l.event_id = k.column2"
+                    );
+                    let params: Vec<Value> = chunk
+                        .iter()
+                        .flat_map(|e| [Value::from(e.source.clone()), Value::from(e.event_id.clone())])
+                        .collect();
+                    all.extend(self.txn.query_all_raw(Statement::from_sql_and_values(backend, sql, params)).await?);
+                }
+                all
+            }
+        };
+        for r in rows {
+            let source: String = r.try_get_by_index(0)?;
+            let event_id: String = r.try_get_by_index(1)?;
+            let offset = to_offset(r.try_get_by_index::<i64>(2)?)?;
+            found.insert((source, event_id), offset);
+        }
+        Ok(found)
+    }
+}
+
+/// Appends `events` without attribution; see [`Appender`] for the guarantees.
+pub async fn append(db: &DatabaseConnection, events: &[Event]) -> Result<Vec<Outcome>, Error> {
+    let mut a = Appender::begin(db).await?;
+    let plan = a.plan(events).await?;
+    a.write(events, &plan, &[]).await?;
+    a.commit().await?;
+    Ok(plan)
+}
+
+/// One ledger row, ready for either insert path.
+struct Row {
+    offset: i64,
+    source: String,
+    event_id: String,
+    kind: i16,
+    occurred_at: i64,
+    ingested_at: i64,
+    account: Option<String>,
+    attribution: Option<Vec<u8>>,
+    body: Vec<u8>,
+}
+
+impl Row {
+    fn new(offset: u64, e: &Event, a: Option<&Attribution>, ingested_at: Micros) -> Self {
+        Self {
+            offset: to_db(offset),
+            source: e.source.clone(),
+            event_id: e.event_id.clone(),
+            kind: e.kind().code(),
+            occurred_at: e.occurred_at,
+            ingested_at,
+            account: e.primary_account().map(ToString::to_string),
+            attribution: a.map(|a| a.to_proto().encode_to_vec()),
+            body: e.to_proto().encode_to_vec(),
+        }
+    }
+}
+
+async fn insert_unnest(txn: &DatabaseTransaction, rows: Vec<Row>) -> Result<(), Error> {
+    let n = rows.len();
+    let ingested_at = rows.first().map(|r| r.ingested_at).unwrap_or_default();
+    let (mut offsets, mut sources, mut ids, mut kinds, mut times) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut accounts, mut attrs, mut bodies) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+    for r in rows {
+        offsets.push(Value::BigInt(Some(r.offset)));
+        sources.push(Value::String(Some(r.source)));
+        ids.push(Value::String(Some(r.event_id)));
+        kinds.push(Value::SmallInt(Some(r.kind)));
+        times.push(Value::BigInt(Some(r.occurred_at)));
+        // The array binding carries no NULL elements: empty stands for NULL and
+        // NULLIF restores it (an account id or an encoded attribution is never empty).
+        accounts.push(Value::String(Some(r.account.unwrap_or_default())));
+        attrs.push(Value::Bytes(Some(r.attribution.unwrap_or_default())));
+        bodies.push(Value::Bytes(Some(r.body)));
+    }
+    let arr = |t: ArrayType, v: Vec<Value>| Value::Array(t, Some(Box::new(v)));
+    txn.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "INSERT INTO ledger_events \
+           (ledger_offset, source, event_id, kind, occurred_at, ingested_at, account, attribution, body) \
+         SELECT o, s, e, k, t, $6, NULLIF(a, ''), NULLIF(at, '\\x'::bytea), b \
+         FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::smallint[], $5::bigint[], \
+                     $7::text[], $8::bytea[], $9::bytea[]) AS u(o, s, e, k, t, a, at, b)",
+        [
+            arr(ArrayType::BigInt, offsets),
+            arr(ArrayType::String, sources),
+            arr(ArrayType::String, ids),
+            arr(ArrayType::SmallInt, kinds),
+            arr(ArrayType::BigInt, times),
+            Value::BigInt(Some(ingested_at)),
+            arr(ArrayType::String, accounts),
+            arr(ArrayType::Bytes, attrs),
+            arr(ArrayType::Bytes, bodies),
+        ],
+    ))
+    .await?;
+    Ok(())
+}
+
+async fn insert_multi_row(txn: &DatabaseTransaction, backend: DbBackend, rows: Vec<Row>) -> Result<(), Error> {
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<Row> = rows.by_ref().take(SQLITE_INSERT_CHUNK).collect();
+        let sql = format!(
+            "INSERT INTO ledger_events \
+               (ledger_offset, source, event_id, kind, occurred_at, ingested_at, account, attribution, body) \
+             VALUES {}",
+            vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ")
+        );
+        let mut params = Vec::with_capacity(chunk.len() * 9);
+        for r in chunk {
+            params.extend([
+                Value::BigInt(Some(r.offset)),
+                Value::String(Some(r.source)),
+                Value::String(Some(r.event_id)),
+                Value::SmallInt(Some(r.kind)),
+                Value::BigInt(Some(r.occurred_at)),
+                Value::BigInt(Some(r.ingested_at)),
+                Value::String(r.account),
+                Value::Bytes(r.attribution),
+                Value::Bytes(Some(r.body)),
+            ]);
+        }
+        txn.execute_raw(Statement::from_sql_and_values(backend, sql, params)).await?;
+    }
+    Ok(())
+}
+
+/// The offset of the last committed event (0 when the ledger is empty). Offsets are
+/// dense, so this is also the number of stored events.
+pub async fn head(db: &impl ConnectionTrait) -> Result<u64, Error> {
+    let row = db
+        .query_one_raw(Statement::from_string(db.get_database_backend(), "SELECT head FROM ledger_head WHERE id = 1"))
+        .await?
+        .ok_or_else(|| Error::Corrupt { offset: 0, reason: "the ledger_head row is missing".into() })?;
+    to_offset(row.try_get_by_index::<i64>(0)?)
+}
+
+/// Up to `limit` events with offset greater than `after`, in offset order, only of
+/// `kinds` (all kinds when empty), in their wire form — what `Subscribe` sends.
+pub async fn read_after_wire(
+    db: &impl ConnectionTrait,
+    after: u64,
+    kinds: &[EventKind],
+    limit: u32,
+) -> Result<Vec<pb::LedgerEvent>, Error> {
+    let backend = db.get_database_backend();
+    let p = |i: usize| if backend == DbBackend::Postgres { format!("${i}") } else { "?".to_owned() };
+    let mut sql = format!(
+        "SELECT ledger_offset, ingested_at, attribution, body FROM ledger_events WHERE ledger_offset > {}",
+        p(1)
+    );
+    let mut params = vec![Value::BigInt(Some(to_db(after)))];
+    if !kinds.is_empty() && kinds.len() < EventKind::ALL.len() {
+        let list: Vec<String> = kinds.iter().map(|k| k.code().to_string()).collect();
+        // Kind codes are our own small integers, never client text.
+        sql.push_str(&format!(" AND kind IN ({})", list.join(", ")));
+    }
+    sql.push_str(&format!(" ORDER BY ledger_offset LIMIT {}", p(2)));
+    params.push(Value::BigInt(Some(i64::from(limit))));
+    let rows = db.query_all_raw(Statement::from_sql_and_values(backend, sql, params)).await?;
+    rows.iter().map(decode_row).collect()
+}
+
+/// Like [`read_after_wire`], decoded into domain entries.
+pub async fn read_after(
+    db: &impl ConnectionTrait,
+    after: u64,
+    kinds: &[EventKind],
+    limit: u32,
+) -> Result<Vec<LedgerEntry>, Error> {
+    read_after_wire(db, after, kinds, limit)
+        .await?
+        .iter()
+        .map(|e| {
+            LedgerEntry::from_proto(e).map_err(|v| Error::Corrupt {
+                offset: e.offset,
+                reason: v.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+            })
+        })
+        .collect()
+}
+
+fn decode_row(r: &QueryResult) -> Result<pb::LedgerEvent, Error> {
+    let offset = to_offset(r.try_get_by_index::<i64>(0)?)?;
+    let ingested_at: i64 = r.try_get_by_index(1)?;
+    let attribution: Option<Vec<u8>> = r.try_get_by_index(2)?;
+    let body: Vec<u8> = r.try_get_by_index(3)?;
+    let corrupt = |what: &str, e: prost::DecodeError| Error::Corrupt { offset, reason: format!("{what}: {e}") };
+    let event = pb::Event::decode(body.as_slice()).map_err(|e| corrupt("body", e))?;
+    let attribution = attribution
+        .map(|a| pb::Attribution::decode(a.as_slice()))
+        .transpose()
+        .map_err(|e| corrupt("attribution", e))?;
+    Ok(pb::LedgerEvent {
+        offset,
+        event: Some(event),
+        ingested_at: Some(lift_domain::time::to_timestamp(ingested_at)),
+        attribution,
+    })
+}
+
+pub(crate) fn to_offset(v: i64) -> Result<u64, Error> {
+    u64::try_from(v).map_err(|_| Error::Corrupt { offset: 0, reason: format!("negative offset {v}") })
+}
+
+/// Offsets stay far below `i64::MAX`; saturating keeps the conversion total.
+pub(crate) fn to_db(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests;

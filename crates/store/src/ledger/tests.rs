@@ -1,0 +1,83 @@
+use lift_domain::event::{AttributionStatus, EngagementKind, EventBody};
+use lift_domain::{AccountId, event};
+
+use super::*;
+
+fn mention(source: &str, id: &str, actor: &str, target: &str) -> Event {
+    Event {
+        event_id: id.into(),
+        source: source.into(),
+        occurred_at: 1_700_000_000_000_000,
+        body: EventBody::Engagement(event::Engagement {
+            kind: EngagementKind::Mention,
+            actor: AccountId::new("t", actor),
+            post_id: None,
+            target: Some(AccountId::new("t", target)),
+        }),
+    }
+}
+
+/// Pins idempotency on (source, event_id): replays and in-batch repeats keep the
+/// first offset, offsets stay dense, and the same id from another source is new.
+#[tokio::test]
+async fn append_is_idempotent_and_dense() {
+    let db = crate::connect("sqlite::memory:").await.unwrap();
+    let batch = vec![mention("s", "1", "a", "b"), mention("s", "2", "b", "a"), mention("s", "1", "a", "b")];
+    let out = append(&db, &batch).await.unwrap();
+    assert_eq!(out, vec![Outcome::Accepted(1), Outcome::Accepted(2), Outcome::Duplicate(1)]);
+    let again = append(&db, &[mention("s", "2", "b", "a"), mention("other", "1", "a", "b")]).await.unwrap();
+    assert_eq!(again, vec![Outcome::Duplicate(2), Outcome::Accepted(3)]);
+    assert_eq!(head(&db).await.unwrap(), 3);
+    let read = read_after(&db, 0, &[], 10).await.unwrap();
+    assert_eq!(read.iter().map(|e| e.offset).collect::<Vec<_>>(), vec![1, 2, 3]);
+    assert_eq!(read[0].event, batch[0]);
+}
+
+/// Pins that attribution is stored with the event and read back, and that the
+/// kind filter and limit apply.
+#[tokio::test]
+async fn attribution_and_kind_filter_round_trip() {
+    let db = crate::connect("sqlite::memory:").await.unwrap();
+    let click = Event {
+        event_id: "c".into(),
+        source: "pixel".into(),
+        occurred_at: 1_700_000_000_000_000,
+        body: EventBody::LinkClick(event::LinkClick {
+            link: "L".into(),
+            visitor_id: "v".into(),
+            landing: String::new(),
+        }),
+    };
+    let attr = Attribution {
+        status: AttributionStatus::Click,
+        link: "L".into(),
+        owner: Some(AccountId::new("x", "anna")),
+        campaign_id: "c1".into(),
+        click_offset: 0,
+    };
+    let events = vec![mention("s", "1", "a", "b"), click];
+    let mut a = Appender::begin(&db).await.unwrap();
+    let plan = a.plan(&events).await.unwrap();
+    a.write(&events, &plan, &[None, Some(attr.clone())]).await.unwrap();
+    assert_eq!(a.commit().await.unwrap(), 2);
+    let clicks = read_after(&db, 0, &[EventKind::LinkClick], 10).await.unwrap();
+    assert_eq!(clicks.len(), 1);
+    assert_eq!(clicks[0].offset, 2);
+    assert_eq!(clicks[0].attribution, Some(attr));
+    assert_eq!(read_after(&db, 0, &[], 1).await.unwrap().len(), 1);
+    assert!(read_after(&db, 2, &[], 10).await.unwrap().is_empty());
+}
+
+/// Pins that a rolled-back append leaves neither rows nor a moved head.
+#[tokio::test]
+async fn dropped_appender_rolls_back() {
+    let db = crate::connect("sqlite::memory:").await.unwrap();
+    {
+        let events = vec![mention("s", "1", "a", "b")];
+        let mut a = Appender::begin(&db).await.unwrap();
+        let plan = a.plan(&events).await.unwrap();
+        a.write(&events, &plan, &[]).await.unwrap();
+    }
+    assert_eq!(head(&db).await.unwrap(), 0);
+    assert_eq!(append(&db, &[mention("s", "1", "a", "b")]).await.unwrap(), vec![Outcome::Accepted(1)]);
+}

@@ -1,0 +1,42 @@
+//! Schema migrations, portable across SQLite and PostgreSQL.
+//!
+//! To add one: create `mYYYYMMDD_HHMMSS_<what>.rs` with `up` and `down`, declare it
+//! below and append it to [`Migrator::migrations`] (order is application order; never
+//! reorder or edit an applied migration).
+
+use sea_orm_migration::prelude::*;
+
+mod m20261126_000001_create_ledger;
+mod m20261126_000002_create_links;
+mod m20261126_120000_campaigns;
+
+#[derive(Debug)]
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261126_000001_create_ledger::Migration),
+            Box::new(m20261126_000002_create_links::Migration),
+            Box::new(m20261126_120000_campaigns::Migration),
+        ]
+    }
+}
+
+/// Runs each statement of `sql` in order; `;` separates statements.
+pub(crate) async fn run(manager: &SchemaManager<'_>, sql: &str) -> Result<(), DbErr> {
+    let db = manager.get_connection();
+    for stmt in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+        db.execute_unprepared(stmt).await?;
+    }
+    Ok(())
+}
+
+/// The backend's name for a byte column.
+pub(crate) fn bytes_type(manager: &SchemaManager<'_>) -> &'static str {
+    match manager.get_database_backend() {
+        sea_orm::DbBackend::Postgres => "BYTEA",
+        _ => "BLOB",
+    }
+}
