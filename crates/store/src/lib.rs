@@ -17,6 +17,7 @@ mod error;
 pub mod ledger;
 pub mod links;
 pub mod migration;
+pub mod scoring;
 #[cfg(feature = "testing")]
 pub mod testing;
 

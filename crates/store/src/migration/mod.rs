@@ -9,6 +9,7 @@ use sea_orm_migration::prelude::*;
 mod m20261126_000001_create_ledger;
 mod m20261126_000002_create_links;
 mod m20261126_120000_campaigns;
+mod m20261126_140000_scoring;
 
 #[derive(Debug)]
 pub struct Migrator;
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000001_create_ledger::Migration),
             Box::new(m20261126_000002_create_links::Migration),
             Box::new(m20261126_120000_campaigns::Migration),
+            Box::new(m20261126_140000_scoring::Migration),
         ]
     }
 }
