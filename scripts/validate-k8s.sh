@@ -177,8 +177,9 @@ for w in workloads:
                 if r not in res.get(kind, {}):
                     err(w, f"{where}: resources.{kind}.{r} missing")
         for e in c.get("env", []):
-            if e["name"] == "DATABASE_URL" and "secretKeyRef" not in e.get("valueFrom", {}):
-                err(w, f"{where}: DATABASE_URL must come from a Secret")
+            if e["name"] == "DATABASE_URL" and "secretKeyRef" not in e.get("valueFrom", {}) \
+                    and not e.get("value", "").startswith("sqlite:"):
+                err(w, f"{where}: DATABASE_URL must come from a Secret (or be a credential-free SQLite path)")
     name = w["metadata"]["name"]
     if name in HEALTH:
         svc, port = HEALTH[name]
@@ -207,6 +208,11 @@ if overlay == "prod":
                 err(d, "replicas must be left to the HorizontalPodAutoscaler")
         elif d["spec"].get("replicas", 1) < 2:
             err(d, "prod needs at least 2 replicas")
+    scoring = [s for s in by_kind.get("StatefulSet", []) if s["metadata"]["name"] == "lift-scoring"]
+    if not scoring or scoring[0]["spec"].get("replicas", 1) < 2:
+        errors.append("prod: lift-scoring must be a StatefulSet with at least 2 replicas (one database each)")
+    elif not scoring[0]["spec"].get("volumeClaimTemplates"):
+        errors.append("prod: lift-scoring needs a volume per replica")
 if overlay in ("prod", "dev"):
     nps = {n["metadata"]["name"]: n for n in by_kind.get("NetworkPolicy", [])}
     deny = nps.get("default-deny")
