@@ -1,1 +1,24 @@
-//! placeholder
+//! Lift's matching service: brands (tenants) create campaigns whose eligibility
+//! is percentile thresholds, see who qualifies and by how much, pick a
+//! portfolio within budget, issue tracking links with a random holdout, and
+//! read reports with incremental lift.
+//!
+//! - [`Matching`] — the service state and one method per RPC (`service`);
+//!   [`Matching::grpc`] wraps it in the API-key interceptor.
+//! - [`create_brand`] — creates a tenant and its key (`auth`).
+//! - [`MatchingConfig`], [`Error`] — settings and the one error type.
+//!
+//! The rules themselves (validation, margins, holdout, lift) are pure and live
+//! in `lift_domain::campaign`.
+
+mod auth;
+mod config;
+mod error;
+mod grpc;
+mod service;
+
+pub use auth::{API_KEY_HEADER, BrandId, api_key_interceptor, create_brand};
+pub use config::MatchingConfig;
+pub use error::Error;
+pub use grpc::MatchingServer;
+pub use service::Matching;

@@ -1,0 +1,33 @@
+//! What an operator can tune about matching.
+
+/// Matching settings; `Default` suits a service.
+#[derive(Debug, Clone)]
+pub struct MatchingConfig {
+    /// Host (and path prefix) of issued tracking links, e.g. `lift.to` → `lift.to/3f9a…`.
+    pub link_base: String,
+    /// Page size of `MatchCampaign`/`ListCampaigns` when the request gives none.
+    pub default_page_size: u32,
+    pub max_page_size: u32,
+    /// Accounts per `QueryAccounts` page while scanning scoring's answer.
+    pub query_page_size: u32,
+    /// Most eligible plus near-miss accounts one scan may hold in memory.
+    pub max_candidates: usize,
+    /// Confidence of the lift interval in reports.
+    pub lift_confidence: f64,
+    /// Scans restarted when scoring publishes a new run mid-scan, before giving up.
+    pub scan_attempts: u32,
+}
+
+impl Default for MatchingConfig {
+    fn default() -> Self {
+        Self {
+            link_base: "lift.to".to_owned(),
+            default_page_size: 50,
+            max_page_size: 1_000,
+            query_page_size: 1_000,
+            max_candidates: 2_000_000,
+            lift_confidence: 0.9,
+            scan_attempts: 3,
+        }
+    }
+}

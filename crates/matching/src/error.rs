@@ -1,0 +1,124 @@
+//! The one error type of matching, and its one mapping to a gRPC status.
+
+use lift_domain::FieldViolation;
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No API key, a malformed one, or one no brand holds.
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(&'static str),
+    /// The request is malformed; every offending field is listed.
+    #[error("invalid request: {}", join(.0))]
+    Invalid(Vec<FieldViolation>),
+    /// Missing, or another brand's: the two must look the same to a client.
+    #[error("campaign {0:?} not found")]
+    CampaignNotFound(String),
+    /// The campaign is not in a state that allows the call.
+    #[error("{0}")]
+    FailedPrecondition(String),
+    #[error("{0}")]
+    AlreadyExists(String),
+    /// A call to scoring or ingestion failed.
+    #[error("{service} answered {}: {}", .status.code(), .status.message())]
+    Upstream { service: &'static str, status: Status },
+    #[error(transparent)]
+    Store(#[from] lift_store::Error),
+    /// A stored row matching wrote that no longer decodes.
+    #[error("stored campaign {id} does not decode: {reason}")]
+    Corrupt { id: String, reason: String },
+}
+
+fn join(v: &[FieldViolation]) -> String {
+    v.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+}
+
+impl Error {
+    pub(crate) fn scoring(status: Status) -> Self {
+        Error::Upstream { service: "scoring", status }
+    }
+
+    pub(crate) fn ingest(status: Status) -> Self {
+        Error::Upstream { service: "ingestion", status }
+    }
+
+    pub(crate) fn invalid(field: &str, description: impl Into<String>) -> Self {
+        Error::Invalid(vec![FieldViolation::new(field, description)])
+    }
+}
+
+impl From<Error> for Status {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Unauthenticated(why) => Status::unauthenticated(why),
+            Error::Invalid(violations) => bad_request(&violations),
+            e @ Error::CampaignNotFound(_) => Status::not_found(e.to_string()),
+            Error::FailedPrecondition(msg) => Status::failed_precondition(msg),
+            Error::AlreadyExists(msg) => Status::already_exists(msg),
+            Error::Upstream { service, status } => match status.code() {
+                // Never an answer built on missing scores: the client retries instead.
+                Code::Unavailable
+                | Code::DeadlineExceeded
+                | Code::ResourceExhausted
+                | Code::Aborted
+                | Code::Cancelled => {
+                    tracing::warn!(service, status = %status, "dependency unavailable");
+                    Status::unavailable(format!("{service} is unavailable; retry later"))
+                }
+                Code::Unimplemented => Status::unimplemented(format!("{service} does not implement this yet")),
+                Code::FailedPrecondition => Status::failed_precondition(format!("{service}: {}", status.message())),
+                _ => {
+                    tracing::error!(service, status = %status, "dependency failed");
+                    Status::internal("internal error")
+                }
+            },
+            Error::Store(lift_store::Error::Conflict(msg)) => Status::already_exists(msg),
+            Error::Store(e) if e.is_unavailable() => {
+                tracing::warn!(error = %e, "database unavailable");
+                Status::unavailable("database unavailable; retry later")
+            }
+            other => {
+                tracing::error!(error = %other, "internal error");
+                Status::internal("internal error")
+            }
+        }
+    }
+}
+
+/// `INVALID_ARGUMENT` with `google.rpc.BadRequest` details, one violation per field.
+fn bad_request(violations: &[FieldViolation]) -> Status {
+    let mut details = ErrorDetails::new();
+    for v in violations {
+        details.add_bad_request_violation(v.field.clone(), v.description.clone());
+    }
+    let first = violations.first().map(ToString::to_string).unwrap_or_default();
+    let msg = match violations.len() {
+        0 | 1 => format!("invalid request: {first}"),
+        n => format!("invalid request: {first} (and {} more)", n - 1),
+    };
+    Status::with_error_details(Code::InvalidArgument, msg, details)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Pins the status mapping: violations travel as BadRequest details, dependency
+    /// outages become UNAVAILABLE, and internal text never reaches the client.
+    #[test]
+    fn maps_errors_to_statuses() {
+        let s = Status::from(Error::invalid("spec.unit_cost", "must be greater than 0"));
+        assert_eq!(s.code(), Code::InvalidArgument);
+        let br = s.get_details_bad_request().expect("details");
+        assert_eq!(br.field_violations[0].field, "spec.unit_cost");
+
+        let s = Status::from(Error::scoring(Status::unavailable("connection refused")));
+        assert_eq!((s.code(), s.message()), (Code::Unavailable, "scoring is unavailable; retry later"));
+        let s = Status::from(Error::ingest(Status::invalid_argument("secret detail")));
+        assert_eq!((s.code(), s.message()), (Code::Internal, "internal error"));
+        let s = Status::from(Error::Corrupt { id: "c".into(), reason: "db text".into() });
+        assert_eq!(s.message(), "internal error");
+        assert_eq!(Status::from(Error::CampaignNotFound("c1".into())).code(), Code::NotFound);
+    }
+}

@@ -1,0 +1,91 @@
+//! `lift.matching.v1.MatchingService` over tonic: thin handlers around [`Matching`],
+//! behind the API-key interceptor.
+
+use lift_proto::matching::v1 as pb;
+use lift_proto::matching::v1::matching_service_server::{MatchingService, MatchingServiceServer};
+use tonic::service::interceptor::InterceptedService;
+use tonic::{Request, Response, Status};
+
+use crate::Matching;
+use crate::auth::api_key_interceptor;
+
+/// The tonic service type [`Matching::grpc`] returns.
+pub type MatchingServer =
+    InterceptedService<MatchingServiceServer<Matching>, fn(Request<()>) -> Result<Request<()>, Status>>;
+
+impl Matching {
+    /// This service as a tonic server behind the tenant interceptor, ready for `lift_runtime::serve`.
+    pub fn grpc(&self) -> MatchingServer {
+        MatchingServiceServer::with_interceptor(self.clone(), api_key_interceptor as fn(_) -> _)
+    }
+}
+
+#[tonic::async_trait]
+impl MatchingService for Matching {
+    #[tracing::instrument(skip_all)]
+    async fn create_campaign(
+        &self,
+        req: Request<pb::CreateCampaignRequest>,
+    ) -> Result<Response<pb::CreateCampaignResponse>, Status> {
+        let brand = self.authenticate(req.extensions()).await?;
+        let campaign = self.create_campaign(&brand, req.get_ref().spec.as_ref()).await?;
+        Ok(Response::new(pb::CreateCampaignResponse { campaign: Some(campaign) }))
+    }
+
+    #[tracing::instrument(skip_all, fields(campaign = %req.get_ref().campaign_id))]
+    async fn get_campaign(
+        &self,
+        req: Request<pb::GetCampaignRequest>,
+    ) -> Result<Response<pb::GetCampaignResponse>, Status> {
+        let brand = self.authenticate(req.extensions()).await?;
+        let campaign = self.get_campaign(&brand, &req.get_ref().campaign_id).await?;
+        Ok(Response::new(pb::GetCampaignResponse { campaign: Some(campaign) }))
+    }
+
+    #[tracing::instrument(skip_all, fields(page_size = req.get_ref().page_size))]
+    async fn list_campaigns(
+        &self,
+        req: Request<pb::ListCampaignsRequest>,
+    ) -> Result<Response<pb::ListCampaignsResponse>, Status> {
+        let brand = self.authenticate(req.extensions()).await?;
+        Ok(Response::new(self.list_campaigns(&brand, req.get_ref()).await?))
+    }
+
+    #[tracing::instrument(skip_all, fields(campaign = %req.get_ref().campaign_id, page_size = req.get_ref().page_size))]
+    async fn match_campaign(
+        &self,
+        req: Request<pb::MatchCampaignRequest>,
+    ) -> Result<Response<pb::MatchCampaignResponse>, Status> {
+        let brand = self.authenticate(req.extensions()).await?;
+        let resp = self.match_campaign(&brand, req.get_ref()).await?;
+        tracing::debug!(eligible = resp.total_eligible, model = %resp.model_version, "matched");
+        Ok(Response::new(resp))
+    }
+
+    #[tracing::instrument(skip_all, fields(campaign = %req.get_ref().campaign_id))]
+    async fn select_portfolio(
+        &self,
+        req: Request<pb::SelectPortfolioRequest>,
+    ) -> Result<Response<pb::SelectPortfolioResponse>, Status> {
+        let brand = self.authenticate(req.extensions()).await?;
+        Ok(Response::new(self.select_portfolio(&brand, req.get_ref()).await?))
+    }
+
+    #[tracing::instrument(skip_all, fields(campaign = %req.get_ref().campaign_id))]
+    async fn create_offers(
+        &self,
+        req: Request<pb::CreateOffersRequest>,
+    ) -> Result<Response<pb::CreateOffersResponse>, Status> {
+        let brand = self.authenticate(req.extensions()).await?;
+        Ok(Response::new(self.create_offers(&brand, req.get_ref()).await?))
+    }
+
+    #[tracing::instrument(skip_all, fields(campaign = %req.get_ref().campaign_id))]
+    async fn get_campaign_report(
+        &self,
+        req: Request<pb::GetCampaignReportRequest>,
+    ) -> Result<Response<pb::GetCampaignReportResponse>, Status> {
+        let brand = self.authenticate(req.extensions()).await?;
+        Ok(Response::new(self.campaign_report(&brand, req.get_ref()).await?))
+    }
+}
