@@ -1,1 +1,22 @@
-//! placeholder
+//! Lift's ingestion service: the event ledger and link registry behind
+//! `lift.ingest.v1.IngestService`, and the file importer that feeds it.
+//!
+//! - [`Ingest`] validates, deduplicates, attributes and appends events (see
+//!   `lift_store::ledger` for why offsets are commit-ordered), tails the ledger to
+//!   subscribers, and registers links; [`Ingest::grpc`] is its tonic service.
+//! - `attribution` credits clicks and conversions to link owners inside the append
+//!   transaction, so every consumer sees the same answer.
+//! - [`import`] reads NDJSON (proto JSON) and edge-list CSV (CollegeMsg) files and
+//!   streams them to a server.
+
+mod attribution;
+mod config;
+mod error;
+mod grpc;
+pub mod import;
+mod service;
+
+pub use config::IngestConfig;
+pub use error::Error;
+pub use grpc::IngestServer;
+pub use service::{BatchOutcome, Ingest};

@@ -129,9 +129,9 @@ async fn links_register_and_attribute(db: &DatabaseConnection) -> Result<(), Err
         campaign_id: "c1".into(),
         attribution_window_secs: 3600,
     };
-    let r = links::register(db, &[anna.clone()], 1).await?;
+    let r = links::register(db, std::slice::from_ref(&anna), 1).await?;
     assert_eq!((r.registered, r.unchanged), (1, 0));
-    let r = links::register(db, &[anna.clone()], 2).await?;
+    let r = links::register(db, std::slice::from_ref(&anna), 2).await?;
     assert_eq!((r.registered, r.unchanged), (0, 1));
     let mut stolen = anna.clone();
     stolen.owner = AccountId::new("x", "bob");

@@ -1,0 +1,275 @@
+//! The ingestion service's operations, independent of gRPC.
+
+use std::sync::Arc;
+
+use lift_domain::{AccountId, Event, EventKind, FieldViolation};
+use lift_proto::ingest::v1 as pb;
+use lift_store::ledger::{self, Appender, Outcome};
+use lift_store::{DatabaseConnection, links};
+use tokio::sync::{Mutex, mpsc, watch};
+
+use crate::{Error, IngestConfig, attribution};
+
+/// The ingestion service: cheap to clone, every clone shares the database, the
+/// in-process append queue and the head notifications.
+#[derive(Debug, Clone)]
+pub struct Ingest {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    db: DatabaseConnection,
+    cfg: IngestConfig,
+    /// The database serialises appenders anyway (see `lift_store::ledger`); queueing
+    /// this process's appends here first keeps them from holding pool connections
+    /// while they wait, and waits fairly instead of in SQLite's busy-retry loop.
+    append: Mutex<()>,
+    /// The head after this process's latest commit: wakes tailing subscribers.
+    head: watch::Sender<u64>,
+}
+
+/// What happened to one batch: one result per request event, in request order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BatchOutcome {
+    pub accepted: u32,
+    pub duplicates: u32,
+    pub rejected: u32,
+    pub results: Vec<pb::EventResult>,
+}
+
+impl BatchOutcome {
+    /// Every violation of the batch, with `events[i]` paths.
+    pub fn violations(&self) -> Vec<FieldViolation> {
+        self.results
+            .iter()
+            .flat_map(|r| r.violations.iter().map(|v| FieldViolation::new(v.field.clone(), v.description.clone())))
+            .collect()
+    }
+
+    pub fn to_proto(&self) -> pb::IngestBatchResponse {
+        pb::IngestBatchResponse {
+            accepted: self.accepted,
+            duplicates: self.duplicates,
+            rejected: self.rejected,
+            results: self.results.clone(),
+        }
+    }
+}
+
+impl Ingest {
+    pub fn new(db: DatabaseConnection, cfg: IngestConfig) -> Self {
+        Self { inner: Arc::new(Inner { db, cfg, append: Mutex::new(()), head: watch::channel(0).0 }) }
+    }
+
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.inner.db
+    }
+
+    pub fn config(&self) -> &IngestConfig {
+        &self.inner.cfg
+    }
+
+    /// Validates, deduplicates, attributes and durably appends one batch. Invalid
+    /// events are rejected individually (paths `events[i].field`); the valid ones
+    /// are stored in the same call.
+    pub async fn ingest(&self, events: &[pb::Event]) -> Result<BatchOutcome, Error> {
+        let cfg = &self.inner.cfg;
+        if events.len() > cfg.max_batch {
+            return Err(Error::BatchTooLarge { len: events.len(), max: cfg.max_batch });
+        }
+        let policy = cfg.policy(lift_domain::time::now());
+        let mut results: Vec<pb::EventResult> = Vec::with_capacity(events.len());
+        let mut valid: Vec<Event> = Vec::with_capacity(events.len());
+        let mut valid_index: Vec<usize> = Vec::with_capacity(events.len());
+        for (i, e) in events.iter().enumerate() {
+            let index = u32::try_from(i).unwrap_or(u32::MAX);
+            match Event::from_proto(e, &policy) {
+                Ok(ev) => {
+                    valid.push(ev);
+                    valid_index.push(i);
+                    results.push(pb::EventResult { index, ..Default::default() });
+                }
+                Err(vs) => results.push(pb::EventResult {
+                    index,
+                    outcome: pb::EventOutcome::Rejected as i32,
+                    offset: 0,
+                    violations: vs
+                        .into_iter()
+                        .map(|v| {
+                            let v = v.prefixed(&format!("events[{i}]"));
+                            pb::FieldViolation { field: v.field, description: v.description }
+                        })
+                        .collect(),
+                }),
+            }
+        }
+        let mut out = BatchOutcome {
+            rejected: u32::try_from(events.len() - valid.len()).unwrap_or(u32::MAX),
+            ..Default::default()
+        };
+        if !valid.is_empty() {
+            let plan = self.append(&valid).await?;
+            for (o, i) in plan.into_iter().zip(valid_index) {
+                let r = &mut results[i];
+                r.offset = o.offset();
+                if o.is_accepted() {
+                    r.outcome = pb::EventOutcome::Accepted as i32;
+                    out.accepted += 1;
+                } else {
+                    r.outcome = pb::EventOutcome::Duplicate as i32;
+                    out.duplicates += 1;
+                }
+            }
+        }
+        out.results = results;
+        Ok(out)
+    }
+
+    /// Appends valid events in one transaction with their attribution, then wakes
+    /// subscribers. Returns when the events are committed.
+    pub async fn append(&self, events: &[Event]) -> Result<Vec<Outcome>, Error> {
+        let _queued = self.inner.append.lock().await;
+        let mut appender = Appender::begin(&self.inner.db).await?;
+        let plan = appender.plan(events).await?;
+        if plan.iter().any(|o| o.is_accepted()) {
+            let (attributions, clicks) = attribution::attribute(appender.txn(), events, &plan).await?;
+            appender.write(events, &plan, &attributions).await?;
+            links::record_clicks(appender.txn(), &clicks).await?;
+        }
+        let head = appender.commit().await?;
+        self.inner.head.send_if_modified(|h| {
+            let moved = head > *h;
+            *h = (*h).max(head);
+            moved
+        });
+        Ok(plan)
+    }
+
+    /// Registers links; a window of 0 takes the configured default.
+    pub async fn register_links(&self, req: &[pb::Link]) -> Result<links::Registered, Error> {
+        let cfg = &self.inner.cfg;
+        if req.len() > cfg.max_links {
+            return Err(Error::Invalid(vec![FieldViolation::new(
+                "links",
+                format!("{} links exceed the limit of {}", req.len(), cfg.max_links),
+            )]));
+        }
+        let mut violations = Vec::new();
+        let mut out = Vec::with_capacity(req.len());
+        for (i, l) in req.iter().enumerate() {
+            let at = |f: &str| format!("links[{i}].{f}");
+            let before = violations.len();
+            check_token(&l.link, &at("link"), lift_domain::event::MAX_LINK_LEN, &mut violations);
+            if !l.campaign_id.is_empty() {
+                check_token(&l.campaign_id, &at("campaign_id"), 128, &mut violations);
+            }
+            if l.attribution_window_secs > 366 * 86_400 {
+                violations.push(FieldViolation::new(
+                    at("attribution_window_secs"),
+                    format!("is {} s; the limit is 366 days", l.attribution_window_secs),
+                ));
+            }
+            let owner = AccountId::from_proto(l.owner.as_ref(), &at("owner"), &mut violations);
+            if let (Some(owner), true) = (owner, violations.len() == before) {
+                out.push(links::Link {
+                    link: l.link.clone(),
+                    owner,
+                    campaign_id: l.campaign_id.clone(),
+                    attribution_window_secs: match l.attribution_window_secs {
+                        0 => cfg.default_attribution_window.as_secs(),
+                        s => s,
+                    },
+                });
+            }
+        }
+        if !violations.is_empty() {
+            return Err(Error::Invalid(violations));
+        }
+        Ok(links::register(&self.inner.db, &out, lift_domain::time::now()).await?)
+    }
+
+    pub async fn ledger_info(&self) -> Result<pb::GetLedgerInfoResponse, Error> {
+        let head = ledger::head(&self.inner.db).await?;
+        // Offsets are dense (see lift_store::ledger), so the head is the event count.
+        Ok(pb::GetLedgerInfoResponse { head_offset: head, events: head, links: links::count(&self.inner.db).await? })
+    }
+
+    /// Streams the ledger after `after` (only `kinds`, all when empty): pages while
+    /// catching up, then live events as they commit. Messages go through a bounded
+    /// channel, so a slow client slows its reader and nothing else. The stream ends
+    /// when the receiver is dropped, after catching up if `stop_at_head`, or with the
+    /// first error.
+    pub fn tail(
+        &self,
+        after: u64,
+        kinds: Vec<EventKind>,
+        stop_at_head: bool,
+    ) -> mpsc::Receiver<Result<pb::SubscribeResponse, Error>> {
+        let (tx, rx) = mpsc::channel(self.inner.cfg.subscribe_buffer.max(1));
+        let me = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = me.feed(after, &kinds, stop_at_head, &tx).await {
+                let _ = tx.send(Err(e)).await;
+            }
+        });
+        rx
+    }
+
+    async fn feed(
+        &self,
+        mut last: u64,
+        kinds: &[EventKind],
+        stop_at_head: bool,
+        tx: &mpsc::Sender<Result<pb::SubscribeResponse, Error>>,
+    ) -> Result<(), Error> {
+        let db = &self.inner.db;
+        let page = self.inner.cfg.subscribe_page.max(1);
+        let mut local_head = self.inner.head.subscribe();
+        let mut told_caught_up = false;
+        loop {
+            // Mark before reading: a commit after this point wakes the next wait.
+            local_head.mark_unchanged();
+            let head = ledger::head(db).await?;
+            let events = ledger::read_after_wire(db, last, kinds, page).await?;
+            let full = events.len() == page as usize;
+            if let Some(e) = events.last() {
+                last = e.offset;
+            }
+            // A short page read after the head was taken covers everything up to it.
+            let caught_up = !full || last >= head;
+            if !events.is_empty() || (caught_up && !told_caught_up) {
+                let msg = pb::SubscribeResponse { events, head_offset: head.max(last), caught_up };
+                if tx.send(Ok(msg)).await.is_err() {
+                    return Ok(());
+                }
+                told_caught_up |= caught_up;
+            }
+            if caught_up && stop_at_head {
+                return Ok(());
+            }
+            if full {
+                continue;
+            }
+            tokio::select! {
+                changed = local_head.changed() => {
+                    if changed.is_err() {
+                        return Ok(());
+                    }
+                }
+                () = tokio::time::sleep(self.inner.cfg.poll_interval) => {}
+                () = tx.closed() => return Ok(()),
+            }
+        }
+    }
+}
+
+fn check_token(s: &str, field: &str, max: usize, v: &mut Vec<FieldViolation>) {
+    if s.is_empty() {
+        v.push(FieldViolation::new(field, "is required"));
+    } else if s.len() > max {
+        v.push(FieldViolation::new(field, format!("is {} bytes long; the limit is {max}", s.len())));
+    } else if s.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        v.push(FieldViolation::new(field, "must not contain whitespace or control characters"));
+    }
+}
