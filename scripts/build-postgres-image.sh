@@ -45,6 +45,16 @@ fi
 
 [ "$(id -u)" -eq 0 ] || die "building $IMAGE needs root (debootstrap); run as root, or build it once on a root shell"
 
+# One build at a time; another run may have built it while we waited.
+mkdir -p "$CACHE_DIR"
+exec 9>"$CACHE_DIR/postgres-image.lock"
+flock -w 900 9 || die "another build holds $CACHE_DIR/postgres-image.lock"
+if [ -z "${LIFT_PG_IMAGE_REBUILD:-}" ] &&
+    [ "$(docker image inspect --format '{{ index .Config.Labels "lift.recipe" }}' "$IMAGE" 2>/dev/null)" = "$RECIPE" ]; then
+    say "$IMAGE was built by a concurrent run (recipe $RECIPE)"
+    exit 0
+fi
+
 # The Debian mirror apt is configured with (deb822 .sources first, then one-line .list files).
 apt_mirror() {
     python3 - "$SUITE" <<'EOF'
@@ -132,6 +142,7 @@ fi
 
 install -m 755 -o root -g root "$ENTRYPOINT_SRC" "$ROOTFS/usr/local/bin/docker-entrypoint.sh"
 
+old_id="$(docker image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)"
 say "docker import -> $IMAGE"
 tar --numeric-owner -C "$ROOTFS" --exclude=./.lift-postgres-ids -c . |
     docker import \
@@ -146,4 +157,7 @@ tar --numeric-owner -C "$ROOTFS" --exclude=./.lift-postgres-ids -c . |
         --change 'ENTRYPOINT ["/usr/local/bin/docker-entrypoint.sh"]' \
         --change 'CMD ["postgres"]' \
         - "$IMAGE" >/dev/null
+if [ -n "$old_id" ] && [ "$old_id" != "$(docker image inspect --format '{{.Id}}' "$IMAGE")" ]; then
+    docker rmi "$old_id" >/dev/null 2>&1 || true # the previous build, now untagged (kept if a container uses it)
+fi
 say "built $IMAGE ($(docker image inspect --format '{{.Size}}' "$IMAGE" | awk '{ printf "%.0f MB", $1 / 1e6 }'), recipe $RECIPE) in $((SECONDS - start))s"

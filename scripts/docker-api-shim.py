@@ -208,26 +208,40 @@ async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--listen", default="/var/run/docker.sock")
     ap.add_argument("--upstream", default="/var/run/docker-engine.sock")
+    ap.add_argument(
+        "--listen-tcp",
+        metavar="HOST:PORT",
+        help="also listen on this TCP address (loopback only, e.g. 127.0.0.1:2375); "
+        "with DOCKER_HOST=tcp://127.0.0.1:2375 testcontainers reaches published ports on 127.0.0.1",
+    )
     ap.add_argument("--wait", type=float, default=60.0, help="seconds to wait for the engine")
     args = ap.parse_args()
 
     max_version = engine_api_version(args.upstream, args.wait)
     prepare_socket_path(args.listen)
     shim = Shim(args.upstream, max_version)
-    server = await asyncio.start_unix_server(shim.handle, path=args.listen, limit=MAX_HEAD)
+    servers = [await asyncio.start_unix_server(shim.handle, path=args.listen, limit=MAX_HEAD)]
     os.chmod(args.listen, 0o660)
     try:
         os.chown(args.listen, 0, grp.getgrnam("docker").gr_gid)
     except (KeyError, PermissionError):
         pass
-    log(f"listening on {args.listen}, engine {args.upstream} speaks API v{max_version[0]}.{max_version[1]}")
+    where = args.listen
+    if args.listen_tcp:
+        host, _, port = args.listen_tcp.rpartition(":")
+        if host not in ("127.0.0.1", "localhost", "::1", "[::1]"):
+            raise SystemExit(f"docker-api-shim: refusing to listen on non-loopback address {args.listen_tcp}")
+        servers.append(await asyncio.start_server(shim.handle, host.strip("[]"), int(port), limit=MAX_HEAD))
+        where += f" and tcp://{args.listen_tcp}"
+    log(f"listening on {where}, engine {args.upstream} speaks API v{max_version[0]}.{max_version[1]}")
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with server:
-        await stop.wait()
+    await stop.wait()
+    for server in servers:
+        server.close()
     try:
         os.unlink(args.listen)
     except OSError:

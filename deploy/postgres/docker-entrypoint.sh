@@ -64,9 +64,12 @@ init_database() {
     local pwfile
     pwfile="$(mktemp)"
     printf '%s\n' "$POSTGRES_PASSWORD" >"$pwfile"
+    # A server started with fsync=off (testcontainers' default) needs no synced initdb either.
+    local nosync=''
+    case " $* " in *'fsync=off'*) nosync='--no-sync' ;; esac
     # shellcheck disable=SC2086 # POSTGRES_INITDB_ARGS is a list of words, as in the official image
     initdb --username="$POSTGRES_USER" --pwfile="$pwfile" --auth-local=trust \
-        --encoding=UTF8 --locale=C.UTF-8 $POSTGRES_INITDB_ARGS -D "$PGDATA"
+        --encoding=UTF8 --locale=C.UTF-8 $nosync $POSTGRES_INITDB_ARGS -D "$PGDATA"
     rm -f "$pwfile"
 
     printf "\n# lift entrypoint\nlisten_addresses = '*'\n" >>"$PGDATA/postgresql.conf"
@@ -77,7 +80,14 @@ init_database() {
 
     local init_log
     init_log="$(mktemp)"
-    if ! pg_ctl -D "$PGDATA" -o "-c listen_addresses='' -p 5432" -l "$init_log" -w start >/dev/null; then
+    # The temporary server gets the same options as the real one (as in the official image),
+    # but listens on no TCP address, so clients cannot reach it.
+    local opts
+    opts="-c listen_addresses='' -p 5432"
+    if [ "$#" -gt 1 ]; then
+        opts="$(printf '%q ' "${@:2}")$opts"
+    fi
+    if ! pg_ctl -D "$PGDATA" -o "$opts" -l "$init_log" -w start >/dev/null; then
         print_init_log "$init_log" >&2
         echo >&2 "[entrypoint] error: the temporary init server did not start"
         exit 1
@@ -94,6 +104,7 @@ init_database() {
         case "$f" in
             *.sh)
                 log "running $f"
+                # shellcheck disable=SC1090 # init scripts are the user's, sourced as in the official image
                 if [ -x "$f" ]; then "$f"; else . "$f"; fi
                 ;;
             *.sql)
@@ -114,7 +125,7 @@ init_database() {
 }
 
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
-    init_database
+    init_database "$@"
 fi
 
 # Server log to stderr as usual; the readiness line is copied to stdout as well.
