@@ -24,12 +24,13 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// in-flight calls drain for at most [`DRAIN_TIMEOUT`].
 pub async fn serve<S>(listener: TcpListener, svc: S, shutdown: Shutdown) -> Result<(), ServeError>
 where
-    S: tower_service::Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
+    S: tower_service::Service<http::Request<Body>, Error = Infallible>
         + NamedService
         + Clone
         + Send
         + Sync
         + 'static,
+    S::Response: axum::response::IntoResponse,
     S::Future: Send + 'static,
 {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
