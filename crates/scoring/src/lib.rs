@@ -7,3 +7,8 @@
 //!   commits each scoring run together with the offset it consumed.
 
 pub mod engine;
+mod error;
+pub mod service;
+
+pub use error::Error;
+pub use service::{Scoring, ScoringConfig, ScoringServer};

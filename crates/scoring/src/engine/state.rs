@@ -221,6 +221,17 @@ impl State {
         true
     }
 
+    /// Advances past an entry that cannot be applied (it does not decode), so
+    /// the offset still moves and a replay skips it the same way.
+    pub fn skip(&mut self, offset: u64) -> bool {
+        if offset <= self.offset && self.events > 0 {
+            return false;
+        }
+        self.offset = offset;
+        self.events += 1;
+        true
+    }
+
     fn outcome(&mut self, owner: Option<&AccountId>, offset: u64, at: Micros, kind: OutcomeKind, value_minor: i64) {
         match owner {
             Some(o) => {

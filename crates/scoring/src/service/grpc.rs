@@ -1,0 +1,282 @@
+//! `lift.scoring.v1.ScoringService`: thin handlers over `Scoring`'s reads.
+
+use lift_domain::{AccountId, Dimension, time};
+use lift_proto::scoring::v1 as pb;
+use lift_proto::scoring::v1::scoring_service_server::{ScoringService, ScoringServiceServer};
+use lift_store::scoring as store;
+use tonic::{Request, Response, Status};
+
+use super::consumer::{parse_distribution, percentile_from};
+use super::query::{self, DEFAULT_PAGE, Filter, MAX_PAGE, Query};
+use super::{Scoring, account_ref, convert, dimension};
+use crate::Error;
+use crate::engine::TopicScores;
+use crate::engine::stats::published_levels;
+
+/// The tonic service type `Scoring::grpc` returns.
+pub type ScoringServer = ScoringServiceServer<Handlers>;
+
+/// Most accounts per `GetScores` call.
+pub const MAX_ACCOUNTS_PER_REQUEST: usize = 1000;
+const DEFAULT_HISTORY: u64 = 100;
+const MAX_HISTORY: u64 = 1000;
+
+#[derive(Debug, Clone)]
+pub struct Handlers {
+    pub(super) scoring: Scoring,
+}
+
+#[tonic::async_trait]
+impl ScoringService for Handlers {
+    #[tracing::instrument(skip_all, fields(accounts = req.get_ref().accounts.len()))]
+    async fn get_scores(&self, req: Request<pb::GetScoresRequest>) -> Result<Response<pb::GetScoresResponse>, Status> {
+        Ok(Response::new(self.scoring.get_scores(&req.into_inner())?))
+    }
+
+    #[tracing::instrument(skip_all, fields(order_by = req.get_ref().order_by, page_size = req.get_ref().page_size))]
+    async fn query_accounts(
+        &self,
+        req: Request<pb::QueryAccountsRequest>,
+    ) -> Result<Response<pb::QueryAccountsResponse>, Status> {
+        Ok(Response::new(self.scoring.query_accounts(&req.into_inner())?))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn get_score_history(
+        &self,
+        req: Request<pb::GetScoreHistoryRequest>,
+    ) -> Result<Response<pb::GetScoreHistoryResponse>, Status> {
+        Ok(Response::new(self.scoring.score_history(&req.into_inner()).await?))
+    }
+
+    #[tracing::instrument(skip_all, fields(dimension = req.get_ref().dimension))]
+    async fn explain_score_change(
+        &self,
+        req: Request<pb::ExplainScoreChangeRequest>,
+    ) -> Result<Response<pb::ExplainScoreChangeResponse>, Status> {
+        let _ = req;
+        Err(Error::Unimplemented("ExplainScoreChange").into())
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn get_model(&self, _req: Request<pb::GetModelRequest>) -> Result<Response<pb::GetModelResponse>, Status> {
+        Ok(Response::new(self.scoring.model().await?))
+    }
+
+    #[tracing::instrument(skip_all, fields(candidates = req.get_ref().candidates.len(), k = req.get_ref().k))]
+    async fn select_seeds(
+        &self,
+        req: Request<pb::SelectSeedsRequest>,
+    ) -> Result<Response<pb::SelectSeedsResponse>, Status> {
+        let _ = req;
+        Err(Error::Unimplemented("SelectSeeds").into())
+    }
+}
+
+impl Scoring {
+    /// Scores of the requested accounts from the latest run; unknown ones are listed.
+    pub fn get_scores(&self, req: &pb::GetScoresRequest) -> Result<pb::GetScoresResponse, Error> {
+        if req.accounts.len() > MAX_ACCOUNTS_PER_REQUEST {
+            return Err(Error::invalid(
+                "accounts",
+                format!("has {} accounts; the limit is {MAX_ACCOUNTS_PER_REQUEST}", req.accounts.len()),
+            ));
+        }
+        let mut violations = Vec::new();
+        let ids: Vec<Option<AccountId>> = req
+            .accounts
+            .iter()
+            .enumerate()
+            .map(|(i, a)| AccountId::from_proto(Some(a), &format!("accounts[{i}]"), &mut violations))
+            .collect();
+        if !violations.is_empty() {
+            return Err(Error::Invalid(violations));
+        }
+        let published = self.published();
+        let dir = self.directory();
+        let mut out = pb::GetScoresResponse::default();
+        for (id, r) in ids.into_iter().zip(&req.accounts) {
+            let node = match (&published, id) {
+                (Some(p), Some(id)) => dir.node(&id).filter(|n| (*n as usize) < p.snap.n),
+                _ => None,
+            };
+            match (node, &published) {
+                (Some(n), Some(p)) => out.accounts.push(convert::account_scores(p, &dir, n)),
+                _ => out.unknown.push(r.clone()),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Accounts passing every percentile filter, ordered by one dimension, one page at a time.
+    pub fn query_accounts(&self, req: &pb::QueryAccountsRequest) -> Result<pb::QueryAccountsResponse, Error> {
+        let q = validate_query(req)?;
+        let Some(p) = self.published() else {
+            return Ok(pb::QueryAccountsResponse {
+                model_version: self.model_version().to_owned(),
+                ..Default::default()
+            });
+        };
+        let page = query::run(&p.snap, &q);
+        let dir = self.directory();
+        Ok(pb::QueryAccountsResponse {
+            accounts: page.nodes.iter().map(|&n| convert::account_scores(&p, &dir, n)).collect(),
+            next_page_token: page.next.map(|c| query::encode_token(&q, c)).unwrap_or_default(),
+            total_matching: page.total,
+            model_version: p.snap.model_version.clone(),
+            as_of_offset: p.snap.as_of.offset,
+        })
+    }
+
+    /// The account's stored scores, newest first: one point per run that changed them.
+    /// Percentiles come from each run's stored distribution (within half a point).
+    pub async fn score_history(&self, req: &pb::GetScoreHistoryRequest) -> Result<pb::GetScoreHistoryResponse, Error> {
+        let account = account_ref(req.account.as_ref(), "account")?;
+        let mut dims = Vec::new();
+        for (i, d) in req.dimensions.iter().enumerate() {
+            dims.push(dimension(*d, &format!("dimensions[{i}]"))?);
+        }
+        if dims.is_empty() {
+            dims = Dimension::ALL.to_vec();
+        }
+        let limit = match u64::from(req.limit) {
+            0 => DEFAULT_HISTORY,
+            l => l.min(MAX_HISTORY),
+        };
+        let rows = store::history(self.db(), &account.to_string(), limit).await?;
+        if rows.is_empty() {
+            return Err(Error::NotFound(format!("scores of account {account}")));
+        }
+        let runs = store::runs(self.db(), &rows.iter().map(|r| r.run_id).collect::<Vec<_>>()).await?;
+        let mut points = Vec::with_capacity(rows.len());
+        for h in rows {
+            let Some(run) = runs.iter().find(|r| r.run_id == h.run_id) else { continue };
+            let mut scores = Vec::with_capacity(dims.len());
+            for &d in &dims {
+                let (levels, values) = parse_distribution(run, d)?;
+                let value = h.row.values[d.index()];
+                let (lower, upper, evidence) = if d == Dimension::Action {
+                    let ev =
+                        if h.row.action_sufficient { pb::Evidence::Sufficient } else { pb::Evidence::Insufficient };
+                    (h.row.action_lower, h.row.action_upper, ev as i32)
+                } else {
+                    (value, value, pb::Evidence::Unspecified as i32)
+                };
+                scores.push(pb::Score {
+                    dimension: d.to_proto() as i32,
+                    topic: String::new(),
+                    value,
+                    percentile: percentile_from(&levels, &values, value),
+                    lower,
+                    upper,
+                    evidence,
+                    raw: Default::default(),
+                });
+            }
+            points.push(pb::HistoryPoint {
+                run_id: run.run_id,
+                model_version: run.model_version.clone(),
+                as_of_offset: run.as_of_offset,
+                as_of_time: Some(time::to_timestamp(run.as_of_time)),
+                scores,
+            });
+        }
+        Ok(pb::GetScoreHistoryResponse { points })
+    }
+
+    /// The model in force, its published distributions, and the old→new mapping
+    /// against the latest run of a different model version.
+    pub async fn model(&self) -> Result<pb::GetModelResponse, Error> {
+        let parameters = self.cfg().model.flat().into_iter().collect();
+        let mut out =
+            pb::GetModelResponse { model_version: self.model_version().to_owned(), parameters, ..Default::default() };
+        let Some(p) = self.published() else { return Ok(out) };
+        let s = &p.snap;
+        out.as_of_offset = s.as_of.offset;
+        out.latest_run_id = p.run_id;
+        out.accounts = s.n as u64;
+        out.distributions = Dimension::ALL
+            .iter()
+            .map(|&d| pb::Distribution {
+                dimension: d.to_proto() as i32,
+                accounts: s.n as u64,
+                quantiles: s.distributions[d.index()]
+                    .iter()
+                    .map(|&(quantile, value)| pb::QuantilePoint { quantile, value })
+                    .collect(),
+            })
+            .collect();
+        if let Some(old) = store::latest_run_of_other_model(self.db(), &s.model_version).await? {
+            let levels = published_levels();
+            for d in Dimension::ALL {
+                let (old_levels, old_values) = parse_distribution(&old, d)?;
+                let at = |q: f64| {
+                    let i = old_levels.partition_point(|l| *l < q - 1e-12).min(old_values.len().saturating_sub(1));
+                    old_values.get(i).copied().unwrap_or(0.0)
+                };
+                out.recalibrations.push(pb::RecalibrationMapping {
+                    dimension: d.to_proto() as i32,
+                    from_version: old.model_version.clone(),
+                    to_version: s.model_version.clone(),
+                    old_quantiles: levels.iter().map(|&q| pb::QuantilePoint { quantile: q, value: at(q) }).collect(),
+                    new_quantiles: s.distributions[d.index()]
+                        .iter()
+                        .map(|&(quantile, value)| pb::QuantilePoint { quantile, value })
+                        .collect(),
+                });
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn validate_query(req: &pb::QueryAccountsRequest) -> Result<Query, Error> {
+    let mut violations = Vec::new();
+    let order_by = Dimension::from_proto(req.order_by);
+    if order_by.is_none() {
+        violations.push(lift_domain::FieldViolation::new("order_by", "is required: a dimension to order by"));
+    }
+    let topic = (!req.topic.is_empty()).then(|| req.topic.to_lowercase());
+    if let (Some(d), Some(_)) = (order_by, &topic)
+        && TopicScores::dim_index(d).is_none()
+    {
+        violations.push(lift_domain::FieldViolation::new(
+            "topic",
+            format!("{d} has no topic variants; topics apply to activity and network"),
+        ));
+    }
+    let mut filters = Vec::with_capacity(req.filters.len());
+    for (i, f) in req.filters.iter().enumerate() {
+        let d = Dimension::from_proto(f.dimension);
+        if d.is_none() {
+            violations.push(lift_domain::FieldViolation::new(format!("filters[{i}].dimension"), "is required"));
+        }
+        if !(0.0..=100.0).contains(&f.min_percentile) {
+            violations.push(lift_domain::FieldViolation::new(
+                format!("filters[{i}].min_percentile"),
+                format!("is {}; it must be within 0-100", f.min_percentile),
+            ));
+        }
+        let topic = (!f.topic.is_empty()).then(|| f.topic.to_lowercase());
+        if let (Some(d), Some(_)) = (d, &topic)
+            && TopicScores::dim_index(d).is_none()
+        {
+            violations.push(lift_domain::FieldViolation::new(
+                format!("filters[{i}].topic"),
+                format!("{d} has no topic variants; topics apply to activity and network"),
+            ));
+        }
+        if let Some(dimension) = d {
+            filters.push(Filter { dimension, topic, min_percentile: f.min_percentile });
+        }
+    }
+    let page_size = match req.page_size as usize {
+        0 => DEFAULT_PAGE,
+        n => n.min(MAX_PAGE),
+    };
+    let Some(order_by) = order_by.filter(|_| violations.is_empty()) else {
+        return Err(Error::Invalid(violations));
+    };
+    let after = query::decode_token(&req.page_token, order_by, topic.as_deref())?;
+    Ok(Query { order_by, topic, filters, page_size, after })
+}

@@ -1,0 +1,191 @@
+//! The scoring service: a ledger consumer that commits scoring runs, and the
+//! gRPC handlers that serve the latest run from memory.
+//!
+//! - `consumer` — subscribes to ingestion, applies events, recomputes when
+//!   caught up (debounced), commits run + offset in one transaction, publishes.
+//! - `grpc` — thin handlers over `Scoring`'s read functions.
+//! - `query` — `QueryAccounts` over the pre-sorted per-dimension indexes.
+
+mod consumer;
+mod convert;
+mod grpc;
+mod query;
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use lift_domain::{AccountId, Dimension};
+use lift_proto::ingest::v1::ingest_service_client::IngestServiceClient;
+use lift_store::DatabaseConnection;
+use tokio::sync::watch;
+
+use crate::Error;
+use crate::engine::{ModelParams, Node, Snapshot, State};
+
+pub use grpc::{Handlers, MAX_ACCOUNTS_PER_REQUEST, ScoringServer};
+
+/// How the scoring service runs.
+#[derive(Debug, Clone)]
+pub struct ScoringConfig {
+    /// The model every run is computed with.
+    pub model: ModelParams,
+    /// After catching up with new events, wait this long for more before recomputing.
+    pub debounce: Duration,
+    /// First and largest wait between reconnects to ingestion.
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Default for ScoringConfig {
+    fn default() -> Self {
+        Self {
+            model: ModelParams::default(),
+            debounce: Duration::from_secs(1),
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The scoring service. Cheap to clone: every clone shares the same state.
+#[derive(Debug, Clone)]
+pub struct Scoring {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    db: DatabaseConnection,
+    cfg: ScoringConfig,
+    model_version: String,
+    /// The latest committed run, served to every reader.
+    published: RwLock<Option<Arc<Published>>>,
+    /// Account ids and handles by node; append-only, shared with every published run.
+    directory: RwLock<Directory>,
+    /// (run id, as-of offset) of the latest published run: lets callers wait on progress.
+    progress: watch::Sender<(u64, u64)>,
+    /// The ingestion client the consumer runs with, for replays on demand.
+    ingest: RwLock<Option<IngestServiceClient<tonic::transport::Channel>>>,
+}
+
+/// One committed run, as served.
+#[derive(Debug)]
+pub(crate) struct Published {
+    pub(crate) run_id: u64,
+    pub(crate) snap: Snapshot,
+}
+
+/// Node ↔ account, append-only.
+#[derive(Debug, Default)]
+pub(crate) struct Directory {
+    pub(crate) ids: Vec<AccountId>,
+    pub(crate) handles: Vec<String>,
+    index: HashMap<AccountId, Node>,
+}
+
+impl Directory {
+    pub(crate) fn node(&self, id: &AccountId) -> Option<Node> {
+        self.index.get(id).copied()
+    }
+
+    /// Catches up with the state's accounts and their latest handles.
+    fn sync(&mut self, state: &State) {
+        for (i, a) in state.accounts.iter().enumerate() {
+            if i < self.ids.len() {
+                if self.handles[i] != a.handle {
+                    self.handles[i].clone_from(&a.handle);
+                }
+            } else {
+                self.index.insert(a.id.clone(), i as Node);
+                self.ids.push(a.id.clone());
+                self.handles.push(a.handle.clone());
+            }
+        }
+    }
+}
+
+impl Scoring {
+    /// Builds the service over a migrated database (see `lift_store::connect`).
+    /// Nothing is read until [`Scoring::run_consumer`] starts.
+    pub fn new(db: DatabaseConnection, cfg: ScoringConfig) -> Result<Self, Error> {
+        if cfg.debounce.is_zero() && cfg.initial_backoff.is_zero() {
+            return Err(Error::invalid("debounce", "debounce and initial_backoff must not both be zero"));
+        }
+        let model_version = cfg.model.version();
+        Ok(Self {
+            inner: Arc::new(Inner {
+                db,
+                cfg,
+                model_version,
+                published: RwLock::new(None),
+                directory: RwLock::new(Directory::default()),
+                progress: watch::channel((0, 0)).0,
+                ingest: RwLock::new(None),
+            }),
+        })
+    }
+
+    /// The tonic service to pass to `lift_runtime::serve`.
+    pub fn grpc(&self) -> ScoringServer {
+        ScoringServer::new(grpc::Handlers { scoring: self.clone() })
+    }
+
+    pub fn model_version(&self) -> &str {
+        &self.inner.model_version
+    }
+
+    /// Ledger offset of the latest published run (0 before the first).
+    pub fn as_of_offset(&self) -> u64 {
+        self.inner.progress.borrow().1
+    }
+
+    /// Resolves once a run as of at least `offset` is published.
+    pub async fn wait_for_offset(&self, offset: u64) {
+        let mut rx = self.inner.progress.subscribe();
+        let _ = rx.wait_for(|(_, o)| *o >= offset).await;
+    }
+
+    pub(crate) fn published(&self) -> Option<Arc<Published>> {
+        self.inner.published.read().ok().and_then(|g| g.clone())
+    }
+
+    fn publish(&self, p: Published, state: &State) {
+        if let Ok(mut dir) = self.inner.directory.write() {
+            dir.sync(state);
+        }
+        let progress = (p.run_id, p.snap.as_of.offset);
+        if let Ok(mut g) = self.inner.published.write() {
+            *g = Some(Arc::new(p));
+        }
+        self.inner.progress.send_replace(progress);
+    }
+
+    pub(crate) fn directory(&self) -> std::sync::RwLockReadGuard<'_, Directory> {
+        // A poisoned lock only means a panic elsewhere mid-sync; the data is append-only and still usable.
+        self.inner.directory.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn db(&self) -> &DatabaseConnection {
+        &self.inner.db
+    }
+
+    pub(crate) fn cfg(&self) -> &ScoringConfig {
+        &self.inner.cfg
+    }
+}
+
+/// Validates a wire dimension.
+pub(crate) fn dimension(v: i32, field: &str) -> Result<Dimension, Error> {
+    Dimension::from_proto(v).ok_or_else(|| {
+        Error::invalid(
+            field,
+            format!("{v} is not a dimension; use one of activity, reach, network, action, authenticity"),
+        )
+    })
+}
+
+pub(crate) fn account_ref(r: Option<&lift_proto::ingest::v1::AccountRef>, field: &str) -> Result<AccountId, Error> {
+    let mut v = Vec::new();
+    AccountId::from_proto(r, field, &mut v).ok_or(Error::Invalid(v))
+}

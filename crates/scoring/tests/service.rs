@@ -1,0 +1,289 @@
+//! The scoring service over real gRPC on loopback: it consumes a ledger served
+//! by an in-test `IngestService` (only `Subscribe` answers; it streams from a
+//! vector and tails appends), commits runs to SQLite, and serves reads.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use lift_proto::ingest::v1 as ipb;
+use lift_proto::ingest::v1::ingest_service_server::{IngestService, IngestServiceServer};
+use lift_proto::scoring::v1 as pb;
+use lift_proto::scoring::v1::scoring_service_client::ScoringServiceClient;
+use lift_runtime::Shutdown;
+use lift_scoring::engine::testutil::{SEC, T0, like, post, random_stream};
+use lift_scoring::engine::{ModelParams, State, compute};
+use lift_scoring::{Scoring, ScoringConfig};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tonic::{Request, Response, Status};
+
+/// A ledger in memory: `Subscribe` streams what is there after the offset, then tails.
+#[derive(Clone)]
+struct Ledger {
+    events: Arc<Mutex<Vec<ipb::LedgerEvent>>>,
+    head: watch::Sender<u64>,
+}
+
+impl Ledger {
+    fn new() -> Self {
+        Self { events: Arc::default(), head: watch::channel(0).0 }
+    }
+
+    fn append(&self, entries: &[lift_domain::LedgerEntry]) {
+        let mut ev = self.events.lock().unwrap();
+        ev.extend(entries.iter().map(lift_domain::LedgerEntry::to_proto));
+        self.head.send_replace(ev.last().map_or(0, |e| e.offset));
+    }
+
+    fn after(&self, offset: u64, max: usize) -> (Vec<ipb::LedgerEvent>, u64) {
+        let ev = self.events.lock().unwrap();
+        let out: Vec<_> = ev.iter().filter(|e| e.offset > offset).take(max).cloned().collect();
+        (out, ev.last().map_or(0, |e| e.offset))
+    }
+}
+
+#[tonic::async_trait]
+impl IngestService for Ledger {
+    async fn ingest_batch(
+        &self,
+        _: Request<ipb::IngestBatchRequest>,
+    ) -> Result<Response<ipb::IngestBatchResponse>, Status> {
+        Err(Status::unimplemented("test ledger"))
+    }
+    async fn ingest_stream(
+        &self,
+        _: Request<tonic::Streaming<ipb::IngestBatchRequest>>,
+    ) -> Result<Response<ipb::IngestStreamResponse>, Status> {
+        Err(Status::unimplemented("test ledger"))
+    }
+    type SubscribeStream = ReceiverStream<Result<ipb::SubscribeResponse, Status>>;
+    async fn subscribe(&self, req: Request<ipb::SubscribeRequest>) -> Result<Response<Self::SubscribeStream>, Status> {
+        let mut after = req.into_inner().after_offset;
+        let (tx, rx) = mpsc::channel(4);
+        let me = self.clone();
+        tokio::spawn(async move {
+            let mut head_rx = me.head.subscribe();
+            loop {
+                let (events, head) = me.after(after, 300);
+                if let Some(last) = events.last() {
+                    after = last.offset;
+                }
+                let caught_up = after >= head;
+                if (!events.is_empty() || caught_up)
+                    && tx.send(Ok(ipb::SubscribeResponse { events, head_offset: head, caught_up })).await.is_err()
+                {
+                    return;
+                }
+                if caught_up && head_rx.wait_for(|h| *h > after).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+    async fn register_links(
+        &self,
+        _: Request<ipb::RegisterLinksRequest>,
+    ) -> Result<Response<ipb::RegisterLinksResponse>, Status> {
+        Err(Status::unimplemented("test ledger"))
+    }
+    async fn get_ledger_info(
+        &self,
+        _: Request<ipb::GetLedgerInfoRequest>,
+    ) -> Result<Response<ipb::GetLedgerInfoResponse>, Status> {
+        Err(Status::unimplemented("test ledger"))
+    }
+}
+
+async fn serve_ledger(ledger: Ledger, listener: TcpListener, shutdown: Shutdown) {
+    tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .add_service(IngestServiceServer::new(ledger))
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.wait())
+            .await
+    });
+}
+
+struct Running {
+    scoring: Scoring,
+    client: ScoringServiceClient<tonic::transport::Channel>,
+    stop: Shutdown,
+    consumer: tokio::task::JoinHandle<Result<(), lift_scoring::Error>>,
+}
+
+async fn start_scoring(db: lift_store::DatabaseConnection, ingest: SocketAddr, model: ModelParams) -> Running {
+    let cfg = ScoringConfig {
+        model,
+        debounce: Duration::from_millis(50),
+        initial_backoff: Duration::from_millis(20),
+        max_backoff: Duration::from_millis(200),
+    };
+    let scoring = Scoring::new(db, cfg).unwrap();
+    let stop = Shutdown::new();
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{ingest}")).unwrap().connect_lazy();
+    let consumer = {
+        let (s, stop) = (scoring.clone(), stop.clone());
+        let client = ipb::ingest_service_client::IngestServiceClient::new(channel);
+        tokio::spawn(async move { s.run_consumer(client, stop).await })
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(lift_runtime::serve(listener, scoring.grpc(), stop.clone()));
+    let client = ScoringServiceClient::new(
+        tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap().connect_lazy(),
+    );
+    Running { scoring, client, stop, consumer }
+}
+
+async fn wait_offset(s: &Scoring, offset: u64) {
+    tokio::time::timeout(Duration::from_secs(60), s.wait_for_offset(offset))
+        .await
+        .unwrap_or_else(|_| panic!("no run as of {offset}; at {}", s.as_of_offset()));
+}
+
+fn acct(id: &str) -> ipb::AccountRef {
+    ipb::AccountRef { network: "t".into(), id: id.into() }
+}
+
+fn value(a: &pb::AccountScores, d: pb::Dimension) -> f64 {
+    a.scores.iter().find(|s| s.dimension == d as i32 && s.topic.is_empty()).unwrap().value
+}
+
+/// Pins the end-to-end behaviour of the service: scores appear, follow new events without a
+/// restart, survive a restart identically (without a new run), and reads answer over gRPC.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumes_commits_serves_and_restarts() {
+    let db = lift_store::connect("sqlite::memory:").await.unwrap();
+    let ledger = Ledger::new();
+    let stream = random_stream(1, 80, 1500);
+    ledger.append(&stream[..1000]);
+
+    // Ingestion is down when scoring starts: the consumer must retry until it is up.
+    let addr = {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        l.local_addr().unwrap()
+    };
+    let ingest_stop = Shutdown::new();
+    let mut run = start_scoring(db.clone(), addr, ModelParams::default()).await;
+    tokio::time::sleep(Duration::from_millis(100)).await; // let a few connection attempts fail
+    serve_ledger(ledger.clone(), TcpListener::bind(addr).await.unwrap(), ingest_stop.clone()).await;
+    wait_offset(&run.scoring, 1000).await;
+
+    // The served values equal a direct computation on the same prefix.
+    let mut direct = State::new();
+    for e in &stream[..1000] {
+        direct.apply(e);
+    }
+    let expected = compute(&direct, &ModelParams::default());
+    let u1 = direct.node(&lift_domain::AccountId::new("t", "u1")).unwrap() as usize;
+    let got = run.client.get_scores(pb::GetScoresRequest { accounts: vec![acct("u1"), acct("nobody")] }).await.unwrap();
+    let got = got.into_inner();
+    assert_eq!(got.unknown, vec![acct("nobody")]);
+    let a = &got.accounts[0];
+    assert_eq!(a.as_of_offset, 1000);
+    assert_eq!(value(a, pb::Dimension::Network), expected.values[2][u1]);
+    assert_eq!(value(a, pb::Dimension::Activity), expected.values[0][u1]);
+    assert_eq!(a.scores.iter().filter(|s| s.topic.is_empty()).count(), 5);
+
+    // New events move the scores without a restart.
+    let star_before = value(&a.clone(), pb::Dimension::Activity);
+    let mut more = stream[1000..].to_vec();
+    let t = T0 / SEC + 1500 * 600;
+    let mut off = 1500;
+    for i in 0..20 {
+        off += 1;
+        more.push(post(off, "u1", &format!("hot{i}"), &[], t + i));
+        for k in 0..5 {
+            off += 1;
+            more.push(like(off, &format!("u{}", 10 + k + i % 7), "u1", &format!("hot{i}"), t + i + 60));
+        }
+    }
+    ledger.append(&more);
+    wait_offset(&run.scoring, off).await;
+    let after = run.client.get_scores(pb::GetScoresRequest { accounts: vec![acct("u1")] }).await.unwrap().into_inner();
+    let star_after = value(&after.accounts[0], pb::Dimension::Activity);
+    assert!(star_after > star_before, "{star_after} > {star_before}");
+    let run_id = after.accounts[0].run_id;
+    assert!(run_id >= 2);
+
+    // Queries: ordered, filtered, paged.
+    let q = pb::QueryAccountsRequest {
+        order_by: pb::Dimension::Network as i32,
+        filters: vec![pb::PercentileFilter {
+            dimension: pb::Dimension::Reach as i32,
+            topic: String::new(),
+            min_percentile: 20.0,
+        }],
+        page_size: 10,
+        ..Default::default()
+    };
+    let page = run.client.query_accounts(q.clone()).await.unwrap().into_inner();
+    assert_eq!(page.accounts.len(), 10);
+    assert!(page.total_matching > 10);
+    assert!(!page.next_page_token.is_empty());
+    let nets: Vec<f64> = page.accounts.iter().map(|a| value(a, pb::Dimension::Network)).collect();
+    assert!(nets.windows(2).all(|w| w[0] >= w[1]));
+    let page2 = run
+        .client
+        .query_accounts(pb::QueryAccountsRequest { page_token: page.next_page_token.clone(), ..q })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(value(&page2.accounts[0], pb::Dimension::Network) <= nets[9]);
+    assert_ne!(page2.accounts[0].account, page.accounts[9].account);
+
+    // Validation: InvalidArgument with field violations.
+    let err = run.client.query_accounts(pb::QueryAccountsRequest::default()).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    let details = <tonic::Status as tonic_types::StatusExt>::get_error_details(&err);
+    assert_eq!(details.bad_request().unwrap().field_violations[0].field, "order_by");
+
+    // History and model.
+    let h = run
+        .client
+        .get_score_history(pb::GetScoreHistoryRequest { account: Some(acct("u1")), dimensions: vec![], limit: 0 })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(h.points.len() >= 2);
+    assert_eq!(h.points[0].run_id, run_id);
+    assert_eq!(h.points[0].scores.len(), 5);
+    assert_eq!(h.points[0].scores[0].value, star_after);
+    let m = run.client.get_model(pb::GetModelRequest {}).await.unwrap().into_inner();
+    assert_eq!(m.model_version, ModelParams::default().version());
+    assert_eq!(m.distributions.len(), 5);
+    assert_eq!(m.latest_run_id, run_id);
+    assert!(m.recalibrations.is_empty());
+    assert!(m.parameters.contains_key("half_life_days"));
+
+    // Not yet real: UNIMPLEMENTED, never invented data.
+    let e = run.client.select_seeds(pb::SelectSeedsRequest::default()).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Unimplemented);
+
+    // Restart: same scores, reproduced from the ledger, and no new run committed.
+    run.stop.trigger();
+    run.consumer.await.unwrap().unwrap();
+    let before = after.accounts[0].clone();
+    let mut run = start_scoring(db.clone(), addr, ModelParams::default()).await;
+    wait_offset(&run.scoring, off).await;
+    let again = run.client.get_scores(pb::GetScoresRequest { accounts: vec![acct("u1")] }).await.unwrap().into_inner();
+    assert_eq!(again.accounts[0].scores, before.scores);
+    assert_eq!(again.accounts[0].run_id, run_id);
+    run.stop.trigger();
+    run.consumer.await.unwrap().unwrap();
+
+    // A new model version recalibrates at the same offset and publishes the mapping.
+    let model = ModelParams { half_life_days: 7.0, ..ModelParams::default() };
+    let mut run = start_scoring(db.clone(), addr, model.clone()).await;
+    wait_offset(&run.scoring, off).await;
+    let m = run.client.get_model(pb::GetModelRequest {}).await.unwrap().into_inner();
+    assert_eq!(m.model_version, model.version());
+    assert_eq!(m.latest_run_id, run_id + 1);
+    assert_eq!(m.recalibrations.len(), 5);
+    assert_eq!(m.recalibrations[0].from_version, ModelParams::default().version());
+    run.stop.trigger();
+    run.consumer.await.unwrap().unwrap();
+    ingest_stop.trigger();
+}
