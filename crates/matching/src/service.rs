@@ -78,10 +78,11 @@ struct Snapshot {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct StoredPortfolio {
     members: Vec<StoredMember>,
-    estimated_spread: f64,
+    /// `None` when unknown (JSON has no NaN).
+    estimated_spread: Option<f64>,
     total_cost: i64,
     guarantee: String,
-    audience_overlap: f64,
+    audience_overlap: Option<f64>,
     expected: Expected,
     model_version: String,
 }
@@ -91,7 +92,7 @@ struct StoredMember {
     account: AccountId,
     handle: String,
     cost: i64,
-    marginal_gain: f64,
+    marginal_gain: Option<f64>,
 }
 
 /// One model change's effect on a campaign's eligible set.
@@ -381,10 +382,23 @@ impl Matching {
     /// version differs from the one last recorded, records the new eligible set
     /// with the churn (and translates absolute thresholds first, so they keep
     /// their meaning on the new scale).
-    async fn evaluate(&self, c: &mut Loaded, relax: f64) -> Result<Snapshot, Error> {
+    ///
+    /// The recorded set is the baseline churn is measured against: taken at the
+    /// first evaluation over a real scoring run, and again when offers go out
+    /// (`rebase`), the moment eligibility decides who is held out.
+    async fn evaluate(&self, c: &mut Loaded, relax: f64, rebase: bool) -> Result<Snapshot, Error> {
         let mut spec = c.effective_spec();
         let mut snap = self.scan(&spec, relax).await?;
-        if snap.model_version == c.row.model_version || snap.model_version.is_empty() {
+        // Before scoring's first run there is nothing to record.
+        if snap.as_of == 0 || snap.model_version.is_empty() {
+            return Ok(snap);
+        }
+        if snap.model_version == c.row.model_version {
+            if rebase {
+                let list: Vec<AccountId> = snap.eligible.iter().map(|j| j.card.account.clone()).collect();
+                repo::replace_eligibility(&self.inner.db, &c.row.id, &snap.model_version, &list, &to_json(&c.churn))
+                    .await?;
+            }
             return Ok(snap);
         }
         let from = c.row.model_version.clone();
@@ -455,7 +469,7 @@ impl Matching {
         let after = if req.page_token.is_empty() { None } else { Some(decode_match_token(&req.page_token)?) };
         let size = self.page_size(req.page_size) as usize;
         let mut c = self.load(brand, &req.campaign_id).await?;
-        let snap = self.evaluate(&mut c, relax).await?;
+        let snap = self.evaluate(&mut c, relax, false).await?;
         let start = match &after {
             None => 0,
             Some((key, account)) => snap
@@ -509,7 +523,7 @@ impl Matching {
     }
 
     async fn choose_portfolio(&self, c: &mut Loaded, eps: f64) -> Result<StoredPortfolio, Error> {
-        let snap = self.evaluate(c, 0.0).await?;
+        let snap = self.evaluate(c, 0.0, false).await?;
         if snap.eligible.is_empty() {
             return Err(Error::FailedPrecondition(format!(
                 "no account is eligible for campaign {} under model {}",
@@ -521,7 +535,7 @@ impl Matching {
         // The sampler's seed comes from the campaign, so re-selecting reproduces the portfolio.
         let d = digest(&[&c.row.id, &snap.model_version]);
         let random_seed = u64::from_le_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]]);
-        let resp = self
+        let answer = self
             .inner
             .scoring
             .clone()
@@ -536,9 +550,12 @@ impl Matching {
                 epsilon: eps,
                 random_seed,
             })
-            .await
-            .map_err(Error::scoring)?
-            .into_inner();
+            .await;
+        let resp = match answer {
+            Ok(r) => r.into_inner(),
+            Err(s) if s.code() == tonic::Code::Unimplemented => greedy_by_objective(&snap.eligible, spec),
+            Err(s) => return Err(Error::scoring(s)),
+        };
         let mut members = Vec::with_capacity(resp.seeds.len());
         for s in &resp.seeds {
             let account = s.account.as_ref().map(|a| AccountId::new(a.network.clone(), a.id.clone()));
@@ -551,7 +568,7 @@ impl Matching {
                 account: j.card.account.clone(),
                 handle: j.card.handle.clone(),
                 cost: spec.unit_cost,
-                marginal_gain: s.marginal_gain,
+                marginal_gain: s.marginal_gain.is_finite().then_some(s.marginal_gain),
             });
         }
         let total_cost: i64 = members.iter().map(|m| m.cost).sum();
@@ -559,7 +576,7 @@ impl Matching {
             return Err(Error::scoring(tonic::Status::internal("SelectSeeds exceeded the budget")));
         }
         let expected = match spec.objective {
-            Objective::Reach => {
+            Objective::Reach if resp.estimated_spread.is_finite() => {
                 // IMM's estimate is within a (1 ± ε) factor of the true spread with high probability.
                 let e = if eps > 0.0 { eps } else { 0.1 };
                 Expected {
@@ -569,17 +586,17 @@ impl Matching {
                     unit: "accounts reached (independent cascade)".to_owned(),
                 }
             }
-            Objective::Engagement | Objective::Conversions => {
+            Objective::Reach | Objective::Engagement | Objective::Conversions => {
                 let unit = by_account.values().next().map(|j| j.expected.unit.clone()).unwrap_or_default();
                 Expected::sum(members.iter().filter_map(|m| by_account.get(&m.account)).map(|j| &j.expected), &unit)
             }
         };
         Ok(StoredPortfolio {
             members,
-            estimated_spread: resp.estimated_spread,
+            estimated_spread: resp.estimated_spread.is_finite().then_some(resp.estimated_spread),
             total_cost,
             guarantee: resp.guarantee,
-            audience_overlap: resp.audience_overlap,
+            audience_overlap: resp.audience_overlap.is_finite().then_some(resp.audience_overlap),
             expected,
             model_version: snap.model_version,
         })
@@ -602,7 +619,7 @@ impl Matching {
                 p
             }
         };
-        let snap = self.evaluate(&mut c, 0.0).await?;
+        let snap = self.evaluate(&mut c, 0.0, true).await?;
         let eligible: Vec<AccountId> = snap.eligible.iter().map(|j| j.card.account.clone()).collect();
         let members: BTreeSet<AccountId> = portfolio.members.iter().map(|m| m.account.clone()).collect();
         let seed = match req.holdout_seed {
@@ -803,6 +820,33 @@ impl Matching {
     }
 }
 
+/// The portfolio when scoring cannot run influence maximisation: the best
+/// candidates by the objective until the budget is spent. Spread and overlap
+/// are unknown without the cascade model, so they are NaN and the guarantee
+/// says so, rather than numbers that look measured.
+fn greedy_by_objective(ranked: &[Judged], spec: &CampaignSpec) -> spb::SelectSeedsResponse {
+    let n = usize::try_from(spec.offers_affordable()).unwrap_or(usize::MAX);
+    let seeds: Vec<spb::SelectedSeed> = ranked
+        .iter()
+        .take(n)
+        .map(|j| spb::SelectedSeed {
+            account: Some(j.card.account.to_proto()),
+            cost: spec.unit_cost,
+            marginal_gain: f64::NAN,
+        })
+        .collect();
+    spb::SelectSeedsResponse {
+        total_cost: spec.unit_cost.saturating_mul(seeds.len() as i64),
+        seeds,
+        estimated_spread: f64::NAN,
+        guarantee: "none: scoring's SelectSeeds is not available, so the best-ranked eligible creators were taken \
+                    until the budget ran out; audience overlap was not considered"
+            .to_owned(),
+        audience_overlap: f64::NAN,
+        rr_sets: 0,
+    }
+}
+
 fn offer_to_proto(r: &repo::Offer) -> pb::Offer {
     pb::Offer { account: Some(r.account.to_proto()), link: r.link.clone(), code: r.code.clone(), holdout: r.holdout }
 }
@@ -816,13 +860,13 @@ fn portfolio_to_proto(p: &StoredPortfolio) -> pb::SelectPortfolioResponse {
                 account: Some(m.account.to_proto()),
                 handle: m.handle.clone(),
                 cost: m.cost,
-                marginal_gain: m.marginal_gain,
+                marginal_gain: m.marginal_gain.unwrap_or(f64::NAN),
             })
             .collect(),
-        expected_reach: p.estimated_spread,
+        expected_reach: p.estimated_spread.unwrap_or(f64::NAN),
         total_cost: p.total_cost,
         guarantee: p.guarantee.clone(),
-        audience_overlap: p.audience_overlap,
+        audience_overlap: p.audience_overlap.unwrap_or(f64::NAN),
         expected: Some(p.expected.to_proto()),
     }
 }
