@@ -120,7 +120,7 @@ async fn start_scoring(db: lift_store::DatabaseConnection, ingest: SocketAddr, m
         initial_backoff: Duration::from_millis(20),
         max_backoff: Duration::from_millis(200),
     };
-    let scoring = Scoring::new(db, cfg).unwrap();
+    let scoring = Scoring::new(db, cfg).await.unwrap();
     let stop = Shutdown::new();
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{ingest}")).unwrap().connect_lazy();
     let consumer = {
@@ -257,6 +257,43 @@ async fn consumes_commits_serves_and_restarts() {
     assert_eq!(m.latest_run_id, run_id);
     assert!(m.recalibrations.is_empty());
     assert!(m.parameters.contains_key("half_life_days"));
+
+    // The change since the first run splits exactly into its causes.
+    let first = *h.points.iter().map(|p| &p.run_id).min().unwrap();
+    for d in [pb::Dimension::Activity, pb::Dimension::Network, pb::Dimension::Authenticity] {
+        let e = run
+            .client
+            .explain_score_change(pb::ExplainScoreChangeRequest {
+                account: Some(acct("u1")),
+                dimension: d as i32,
+                from_run_id: first,
+                to_run_id: 0,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let sum: f64 = e.contributions.iter().map(|c| c.delta).sum();
+        assert_eq!(sum, e.to_value - e.from_value);
+        assert_eq!(e.contributions.len(), 4);
+        assert_eq!(e.to_value, value(&after.accounts[0], d));
+        if d == pb::Dimension::Activity {
+            assert_eq!(e.from_value, star_before);
+            let new = &e.contributions[1];
+            assert_eq!(new.kind, pb::ContributionKind::NewEvents as i32);
+            assert!(new.event_count >= 120, "{}", new.event_count);
+        }
+    }
+    let e = run
+        .client
+        .explain_score_change(pb::ExplainScoreChangeRequest {
+            account: Some(acct("u1")),
+            dimension: 1,
+            from_run_id: 999,
+            to_run_id: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::NotFound);
 
     // Not yet real: UNIMPLEMENTED, never invented data.
     let e = run.client.select_seeds(pb::SelectSeedsRequest::default()).await.unwrap_err();

@@ -5,6 +5,7 @@
 
 pub mod authenticity;
 pub mod compute;
+pub mod explain;
 pub mod graph;
 pub mod params;
 pub mod state;

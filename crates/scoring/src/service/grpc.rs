@@ -54,8 +54,7 @@ impl ScoringService for Handlers {
         &self,
         req: Request<pb::ExplainScoreChangeRequest>,
     ) -> Result<Response<pb::ExplainScoreChangeResponse>, Status> {
-        let _ = req;
-        Err(Error::Unimplemented("ExplainScoreChange").into())
+        Ok(Response::new(self.scoring.explain_change(req.get_ref()).await?))
     }
 
     #[tracing::instrument(skip_all)]

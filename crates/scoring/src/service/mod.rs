@@ -8,6 +8,7 @@
 
 mod consumer;
 mod convert;
+mod explain;
 mod grpc;
 mod query;
 
@@ -106,12 +107,17 @@ impl Directory {
 }
 
 impl Scoring {
-    /// Builds the service over a migrated database (see `lift_store::connect`).
-    /// Nothing is read until [`Scoring::run_consumer`] starts.
-    pub fn new(db: DatabaseConnection, cfg: ScoringConfig) -> Result<Self, Error> {
-        if cfg.debounce.is_zero() && cfg.initial_backoff.is_zero() {
-            return Err(Error::invalid("debounce", "debounce and initial_backoff must not both be zero"));
+    /// Builds the service over a migrated database (see `lift_store::connect`),
+    /// checking that the scoring tables answer. Scores are loaded by
+    /// [`Scoring::run_consumer`].
+    pub async fn new(db: DatabaseConnection, cfg: ScoringConfig) -> Result<Self, Error> {
+        if cfg.initial_backoff.is_zero() {
+            return Err(Error::invalid(
+                "initial_backoff",
+                "must be positive, or a down ingestion is retried in a busy loop",
+            ));
         }
+        lift_store::scoring::latest_run(&db).await?;
         let model_version = cfg.model.version();
         Ok(Self {
             inner: Arc::new(Inner {
