@@ -8,8 +8,10 @@
 //!   transaction, so every consumer sees the same answer.
 //! - [`import`] reads NDJSON (proto JSON) and edge-list CSV (CollegeMsg) files and
 //!   streams them to a server.
+//! - [`bench`] measures ingestion against the database's own bulk load.
 
 mod attribution;
+pub mod bench;
 mod config;
 mod error;
 mod grpc;

@@ -435,3 +435,19 @@ impl Drop for TempDb {
         }
     }
 }
+
+/// Pins that the benchmark loads every event through both paths (its numbers are
+/// for `lift bench ingest`, not for tests).
+#[tokio::test]
+async fn bench_runs_on_both_backends() {
+    use lift_ingest::bench::{BenchOptions, bench};
+    let opts = BenchOptions { events: 3_000, batch_size: 1_000, streams: 2, seed: 1 };
+    let db = lift_store::connect("sqlite::memory:").await.expect("sqlite");
+    let r = bench(db, &opts).await.expect("sqlite bench");
+    assert_eq!(r.events, 3_000);
+    let (_pg, url) = postgres().await;
+    let db = lift_store::connect(&url).await.expect("postgres");
+    let r = bench(db.clone(), &opts).await.expect("postgres bench");
+    assert_eq!(r.events, 3_000);
+    assert_eq!(lift_store::ledger::head(&db).await.expect("head"), 3_000);
+}

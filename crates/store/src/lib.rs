@@ -23,4 +23,5 @@ pub mod testing;
 
 pub use connect::{ConnectConfig, connect, connect_with, is_postgres, migrate};
 pub use error::Error;
+pub use sea_orm::sqlx;
 pub use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend};
