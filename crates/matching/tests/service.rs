@@ -1,0 +1,590 @@
+//! The matching service over real gRPC on loopback, with the real ingestion and
+//! scoring services in-process, each on its own in-memory SQLite database.
+//!
+//! The scripted world: 40 creators `c00..c39`, creator `i` followed by `i + 2`
+//! fans who also like one of their posts, so reach rises with `i`; fans have
+//! no followers and sit at the bottom of every percentile.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
+
+use lift_domain::time::{MICROS_PER_SEC, now, to_timestamp};
+use lift_ingest::{Ingest, IngestConfig};
+use lift_matching::{API_KEY_HEADER, Matching, MatchingConfig, create_brand};
+use lift_proto::ingest::v1 as ipb;
+use lift_proto::ingest::v1::event::Kind;
+use lift_proto::ingest::v1::ingest_service_client::IngestServiceClient;
+use lift_proto::matching::v1 as pb;
+use lift_proto::matching::v1::matching_service_client::MatchingServiceClient;
+use lift_proto::scoring::v1 as spb;
+use lift_proto::scoring::v1::scoring_service_client::ScoringServiceClient;
+use lift_runtime::Shutdown;
+use lift_scoring::{Scoring, ScoringConfig};
+use tokio::net::TcpListener;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Request, Status};
+use tonic_types::StatusExt;
+
+const CREATORS: usize = 40;
+
+type KeyFn = Box<dyn FnMut(Request<()>) -> Result<Request<()>, Status> + Send>;
+type Client = MatchingServiceClient<InterceptedService<Channel, KeyFn>>;
+
+struct Stack {
+    ingest: IngestServiceClient<Channel>,
+    scoring: Scoring,
+    scoring_client: ScoringServiceClient<Channel>,
+    matching: Matching,
+    addr: std::net::SocketAddr,
+    stop: Shutdown,
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        self.stop.trigger();
+    }
+}
+
+fn lazy(addr: std::net::SocketAddr) -> Channel {
+    Endpoint::from_shared(format!("http://{addr}")).expect("endpoint").connect_lazy()
+}
+
+async fn bind() -> (TcpListener, std::net::SocketAddr) {
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let a = l.local_addr().expect("addr");
+    (l, a)
+}
+
+async fn start() -> Stack {
+    let stop = Shutdown::new();
+    let ingest = Ingest::new(lift_store::connect("sqlite::memory:").await.expect("db"), IngestConfig::default());
+    let (l, ingest_addr) = bind().await;
+    tokio::spawn(lift_runtime::serve(l, ingest.grpc(), stop.clone()));
+
+    let cfg = ScoringConfig {
+        debounce: Duration::from_millis(30),
+        initial_backoff: Duration::from_millis(20),
+        max_backoff: Duration::from_millis(200),
+        ..ScoringConfig::default()
+    };
+    let scoring = Scoring::new(lift_store::connect("sqlite::memory:").await.expect("db"), cfg).await.expect("scoring");
+    {
+        let (s, stop) = (scoring.clone(), stop.clone());
+        let client = IngestServiceClient::new(lazy(ingest_addr));
+        tokio::spawn(async move { s.run_consumer(client, stop).await });
+    }
+    let (l, scoring_addr) = bind().await;
+    tokio::spawn(lift_runtime::serve(l, scoring.grpc(), stop.clone()));
+
+    let matching = Matching::new(
+        lift_store::connect("sqlite::memory:").await.expect("db"),
+        ScoringServiceClient::new(lazy(scoring_addr)),
+        IngestServiceClient::new(lazy(ingest_addr)),
+        MatchingConfig::default(),
+    );
+    let (l, addr) = bind().await;
+    tokio::spawn(lift_runtime::serve(l, matching.grpc(), stop.clone()));
+    Stack {
+        ingest: IngestServiceClient::new(lazy(ingest_addr)),
+        scoring,
+        scoring_client: ScoringServiceClient::new(lazy(scoring_addr)),
+        matching,
+        addr,
+        stop,
+    }
+}
+
+fn client(addr: std::net::SocketAddr, key: Option<&str>) -> Client {
+    let key: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>> =
+        key.map(|k| k.parse().expect("ascii key"));
+    let f: KeyFn = Box::new(move |mut r: Request<()>| {
+        if let Some(k) = &key {
+            r.metadata_mut().insert(API_KEY_HEADER, k.clone());
+        }
+        Ok(r)
+    });
+    MatchingServiceClient::with_interceptor(lazy(addr), f)
+}
+
+async fn brand(s: &Stack, name: &str) -> Client {
+    let (_, key) = create_brand(s.matching.db(), name).await.expect("brand");
+    client(s.addr, Some(&key))
+}
+
+fn acct(id: &str) -> ipb::AccountRef {
+    ipb::AccountRef { network: "t".into(), id: id.into() }
+}
+
+fn ev(id: &str, secs_ago: i64, kind: Kind) -> ipb::Event {
+    ipb::Event {
+        event_id: id.into(),
+        source: "test".into(),
+        occurred_at: Some(to_timestamp(now() - secs_ago * MICROS_PER_SEC)),
+        kind: Some(kind),
+    }
+}
+
+fn creator(i: usize) -> String {
+    format!("c{i:02}")
+}
+
+fn fan(i: usize, j: usize) -> String {
+    format!("f{i:02}_{j:02}")
+}
+
+fn world() -> Vec<ipb::Event> {
+    let mut out = Vec::new();
+    for i in 0..CREATORS {
+        let c = creator(i);
+        out.push(ev(
+            &format!("acct-{c}"),
+            3_600,
+            Kind::Account(ipb::AccountUpsert {
+                account: Some(acct(&c)),
+                handle: format!("{c}_h"),
+                ..Default::default()
+            }),
+        ));
+        out.push(ev(
+            &format!("post-{c}"),
+            3_500,
+            Kind::Post(ipb::Post { author: Some(acct(&c)), post_id: format!("p-{c}"), ..Default::default() }),
+        ));
+        for j in 0..i + 2 {
+            let f = fan(i, j);
+            out.push(ev(
+                &format!("follow-{f}"),
+                3_400,
+                Kind::Follow(ipb::Follow { follower: Some(acct(&f)), followee: Some(acct(&c)), unfollow: false }),
+            ));
+            out.push(ev(
+                &format!("like-{f}"),
+                3_300,
+                Kind::Engagement(ipb::Engagement {
+                    kind: ipb::EngagementKind::Like as i32,
+                    actor: Some(acct(&f)),
+                    post_id: format!("p-{c}"),
+                    target: Some(acct(&c)),
+                }),
+            ));
+        }
+    }
+    out
+}
+
+/// Ingests `events`, returns the highest offset stored.
+async fn ingest(s: &Stack, events: Vec<ipb::Event>) -> u64 {
+    let mut head = 0;
+    for chunk in events.chunks(1_000) {
+        let r = s
+            .ingest
+            .clone()
+            .ingest_batch(ipb::IngestBatchRequest { events: chunk.to_vec() })
+            .await
+            .expect("ingest")
+            .into_inner();
+        assert_eq!(r.rejected, 0, "{:?}", r.results.iter().find(|x| !x.violations.is_empty()));
+        head = head.max(r.results.iter().map(|x| x.offset).max().unwrap_or(0));
+    }
+    head
+}
+
+async fn scored(s: &Stack, offset: u64) {
+    tokio::time::timeout(Duration::from_secs(60), s.scoring.wait_for_offset(offset))
+        .await
+        .unwrap_or_else(|_| panic!("scoring never reached offset {offset}"));
+}
+
+async fn world_stack() -> Stack {
+    let s = start().await;
+    let head = ingest(&s, world()).await;
+    scored(&s, head).await;
+    s
+}
+
+fn reach_criterion(p: f64) -> pb::Criterion {
+    pb::Criterion {
+        dimension: spb::Dimension::Reach as i32,
+        topic: String::new(),
+        threshold: Some(pb::criterion::Threshold::MinPercentile(p)),
+    }
+}
+
+fn spec(name: &str) -> pb::CampaignSpec {
+    pb::CampaignSpec {
+        name: name.into(),
+        objective: pb::Objective::Reach as i32,
+        perk: "tasting box".into(),
+        unit_cost: 1_000,
+        budget: 20_000,
+        currency: "EUR".into(),
+        criteria: vec![reach_criterion(50.0)],
+        holdout_share: 0.5,
+        ..Default::default()
+    }
+}
+
+async fn create(c: &mut Client, spec: pb::CampaignSpec) -> pb::Campaign {
+    c.create_campaign(pb::CreateCampaignRequest { spec: Some(spec) })
+        .await
+        .expect("create")
+        .into_inner()
+        .campaign
+        .expect("campaign")
+}
+
+/// Pins tenancy both ways: no key and unknown keys are UNAUTHENTICATED, and a
+/// brand sees neither another brand's campaigns nor their existence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenants_are_isolated_both_ways() {
+    let s = start().await;
+    let (mut a, mut b) = (brand(&s, "Acme").await, brand(&s, "Bolt").await);
+    let ca = create(&mut a, spec("acme spring")).await;
+    let cb = create(&mut b, spec("bolt summer")).await;
+
+    for mut anon in [client(s.addr, None), client(s.addr, Some("lift_not_a_key"))] {
+        let e = anon.list_campaigns(pb::ListCampaignsRequest::default()).await.expect_err("refused");
+        assert_eq!(e.code(), Code::Unauthenticated);
+        let e = anon.get_campaign(pb::GetCampaignRequest { campaign_id: ca.id.clone() }).await.expect_err("refused");
+        assert_eq!(e.code(), Code::Unauthenticated);
+    }
+    for (me, mine, theirs) in [(&mut a, &ca, &cb), (&mut b, &cb, &ca)] {
+        let got = me.get_campaign(pb::GetCampaignRequest { campaign_id: mine.id.clone() }).await.expect("own");
+        assert_eq!(got.into_inner().campaign.as_ref(), Some(mine));
+        let list = me.list_campaigns(pb::ListCampaignsRequest::default()).await.expect("list").into_inner();
+        assert_eq!(list.campaigns.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), [mine.id.as_str()]);
+        let id = theirs.id.clone();
+        let e = me.get_campaign(pb::GetCampaignRequest { campaign_id: id.clone() }).await.expect_err("hidden");
+        assert_eq!(e.code(), Code::NotFound);
+        let missing =
+            me.get_campaign(pb::GetCampaignRequest { campaign_id: "cmp_nope".into() }).await.expect_err("404");
+        assert_eq!(
+            (missing.code(), e.message().replace(&id, "X")),
+            (Code::NotFound, missing.message().replace("cmp_nope", "X"))
+        );
+        for e in [
+            me.match_campaign(pb::MatchCampaignRequest { campaign_id: id.clone(), ..Default::default() }).await.err(),
+            me.select_portfolio(pb::SelectPortfolioRequest { campaign_id: id.clone(), epsilon: 0.0 }).await.err(),
+            me.create_offers(pb::CreateOffersRequest { campaign_id: id.clone(), holdout_seed: 1 }).await.err(),
+            me.get_campaign_report(pb::GetCampaignReportRequest { campaign_id: id.clone() }).await.err(),
+        ] {
+            assert_eq!(e.map(|e| e.code()), Some(Code::NotFound));
+        }
+    }
+}
+
+/// Pins field-level validation over the wire: every bad field is a BadRequest violation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_campaign_reports_every_bad_field() {
+    let s = start().await;
+    let mut a = brand(&s, "Acme").await;
+    let mut bad = spec("");
+    bad.unit_cost = 0;
+    bad.currency = "ZZZ".into();
+    bad.holdout_share = 0.9;
+    bad.criteria.push(reach_criterion(140.0));
+    let e = a.create_campaign(pb::CreateCampaignRequest { spec: Some(bad) }).await.expect_err("invalid");
+    assert_eq!(e.code(), Code::InvalidArgument);
+    let fields: Vec<String> =
+        e.get_details_bad_request().expect("details").field_violations.into_iter().map(|v| v.field).collect();
+    assert_eq!(
+        fields,
+        ["spec.name", "spec.unit_cost", "spec.currency", "spec.criteria[1].min_percentile", "spec.holdout_share"]
+    );
+    let e = a.create_campaign(pb::CreateCampaignRequest { spec: None }).await.expect_err("invalid");
+    assert_eq!(e.code(), Code::InvalidArgument);
+}
+
+fn percentiles(all: &[spb::AccountScores], d: spb::Dimension) -> HashMap<String, f64> {
+    all.iter()
+        .filter_map(|a| {
+            let p = a.scores.iter().find(|s| s.dimension == d as i32 && s.topic.is_empty())?.percentile;
+            Some((a.account.as_ref()?.id.clone(), p))
+        })
+        .collect()
+}
+
+async fn all_scores(s: &Stack) -> Vec<spb::AccountScores> {
+    let mut out = Vec::new();
+    let mut token = String::new();
+    loop {
+        let r = s
+            .scoring_client
+            .clone()
+            .query_accounts(spb::QueryAccountsRequest {
+                order_by: spb::Dimension::Reach as i32,
+                page_size: 1_000,
+                page_token: token,
+                ..Default::default()
+            })
+            .await
+            .expect("query")
+            .into_inner();
+        out.extend(r.accounts);
+        if r.next_page_token.is_empty() {
+            return out;
+        }
+        token = r.next_page_token;
+    }
+}
+
+/// Pins MatchCampaign against scoring's own numbers: exactly the accounts at or
+/// above the percentile are eligible, each criterion's margin is observed minus
+/// threshold, pages tile the ranking, and near misses fail one rule narrowly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn match_reports_margins_pages_and_near_misses() {
+    let s = world_stack().await;
+    let mut a = brand(&s, "Acme").await;
+    let mut sp = spec("margins");
+    // Creators are the top ~4 % of accounts: p97.5 splits them.
+    sp.criteria = vec![reach_criterion(97.5)];
+    sp.min_authenticity = 10.0;
+    let c = create(&mut a, sp).await;
+
+    let scores = all_scores(&s).await;
+    let reach = percentiles(&scores, spb::Dimension::Reach);
+    let auth: HashMap<String, f64> = scores
+        .iter()
+        .map(|x| {
+            let v = x.scores.iter().find(|s| s.dimension == spb::Dimension::Authenticity as i32 && s.topic.is_empty());
+            (x.account.as_ref().map(|a| a.id.clone()).unwrap_or_default(), v.map_or(0.0, |v| v.value))
+        })
+        .collect();
+    let expected: BTreeSet<String> =
+        reach.iter().filter(|(id, p)| **p >= 97.5 && auth[*id] >= 10.0).map(|(id, _)| id.clone()).collect();
+    assert!(expected.len() >= 10, "the world should make some creators eligible: {expected:?}");
+
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    let mut near = Vec::new();
+    loop {
+        let r = a
+            .match_campaign(pb::MatchCampaignRequest {
+                campaign_id: c.id.clone(),
+                page_size: 7,
+                page_token: token.clone(),
+                near_miss_margin: 30.0,
+            })
+            .await
+            .expect("match")
+            .into_inner();
+        assert_eq!(r.total_eligible as usize, expected.len());
+        assert!(!r.model_version.is_empty() && r.as_of_offset > 0 && !r.stale);
+        if token.is_empty() {
+            near = r.near_misses.clone();
+        } else {
+            assert!(r.near_misses.is_empty(), "near misses come with the first page only");
+        }
+        seen.extend(r.eligible);
+        if r.next_page_token.is_empty() {
+            break;
+        }
+        token = r.next_page_token;
+    }
+    let ids: Vec<String> = seen.iter().map(|c| c.account.as_ref().map(|a| a.id.clone()).unwrap_or_default()).collect();
+    assert_eq!(ids.iter().cloned().collect::<BTreeSet<_>>(), expected);
+    assert_eq!(ids.len(), expected.len(), "no account on two pages");
+    for (i, cand) in seen.iter().enumerate() {
+        let id = &ids[i];
+        assert_eq!(cand.rank as usize, i + 1);
+        assert!(cand.eligible);
+        assert!(i == 0 || seen[i - 1].objective_score >= cand.objective_score, "ranked by the objective");
+        assert_eq!(cand.criteria.len(), 2, "the percentile rule and minimum authenticity");
+        let r = &cand.criteria[0];
+        assert!(r.passed && (r.observed - reach[id]).abs() < 1e-9 && (r.margin - (reach[id] - 97.5)).abs() < 1e-9);
+        let r = &cand.criteria[1];
+        assert!(r.passed && (r.margin - (auth[id] - 10.0)).abs() < 1e-9);
+        let exp = cand.expected.as_ref().expect("expected outcome");
+        assert!(exp.lower <= exp.expected && exp.expected <= exp.upper && !exp.unit.is_empty());
+    }
+    assert!(!near.is_empty(), "creators just under p97.5 are near misses");
+    for n in &near {
+        let failed: Vec<_> = n.criteria.iter().filter(|r| !r.passed).collect();
+        assert!(!n.eligible && failed.len() == 1 && failed[0].margin >= -30.0 && failed[0].margin < 0.0, "{n:?}");
+    }
+
+    let e = a
+        .match_campaign(pb::MatchCampaignRequest {
+            campaign_id: c.id.clone(),
+            page_token: "garbage".into(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("bad token");
+    assert_eq!(e.code(), Code::InvalidArgument);
+}
+
+/// Pins that matching never answers from missing scores: scoring down is UNAVAILABLE.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scoring_down_is_unavailable() {
+    let s = start().await;
+    let dead = {
+        let (l, a) = bind().await;
+        drop(l);
+        a
+    };
+    let m = Matching::new(
+        s.matching.db().clone(),
+        ScoringServiceClient::new(lazy(dead)),
+        s.ingest.clone(),
+        MatchingConfig::default(),
+    );
+    let (l, addr) = bind().await;
+    tokio::spawn(lift_runtime::serve(l, m.grpc(), s.stop.clone()));
+    let (_, key) = create_brand(m.db(), "Acme").await.expect("brand");
+    let mut a = client(addr, Some(&key));
+    let c = create(&mut a, spec("offline")).await;
+    let e = a
+        .match_campaign(pb::MatchCampaignRequest { campaign_id: c.id, ..Default::default() })
+        .await
+        .expect_err("no scores");
+    assert_eq!(e.code(), Code::Unavailable, "{e:?}");
+}
+
+fn click(id: &str, secs_ago: i64, link: &str, visitor: &str) -> ipb::Event {
+    ev(
+        id,
+        secs_ago,
+        Kind::LinkClick(ipb::LinkClick { link: link.into(), visitor_id: visitor.into(), landing: String::new() }),
+    )
+}
+
+fn session(id: &str, secs_ago: i64, link: &str, visitor: &str, bounced: bool) -> ipb::Event {
+    ev(
+        id,
+        secs_ago,
+        Kind::PageSession(ipb::PageSession { visitor_id: visitor.into(), link: link.into(), dwell_ms: 4_000, bounced }),
+    )
+}
+
+fn order(id: &str, secs_ago: i64, visitor: &str, code: &str, value: i64, customer: Option<String>) -> ipb::Event {
+    ev(
+        id,
+        secs_ago,
+        Kind::Conversion(ipb::Conversion {
+            visitor_id: visitor.into(),
+            code: code.into(),
+            order_id: format!("o-{id}"),
+            value_minor: value,
+            currency: "EUR".into(),
+            customer: customer.map(|c| acct(&c)),
+        }),
+    )
+}
+
+/// Pins the campaign's life after matching: the holdout is random, stratified,
+/// recorded and reproducible from its seed; offers are issued once; and the
+/// report's figures equal a hand count, with the lift interval covering the
+/// effect the script put in (3 extra orders per treated creator's audience).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offers_holdout_report_and_lift() {
+    let s = world_stack().await;
+    let mut a = brand(&s, "Acme").await;
+    let c = create(&mut a, spec("life")).await;
+    let id = c.id.clone();
+    let m = a
+        .match_campaign(pb::MatchCampaignRequest { campaign_id: id.clone(), page_size: 1_000, ..Default::default() })
+        .await
+        .expect("match")
+        .into_inner();
+    let eligible: BTreeSet<String> =
+        m.eligible.iter().filter_map(|c| c.account.as_ref()).map(|a| a.id.clone()).collect();
+
+    let p = a
+        .select_portfolio(pb::SelectPortfolioRequest { campaign_id: id.clone(), epsilon: 0.0 })
+        .await
+        .expect("portfolio")
+        .into_inner();
+    assert!(!p.members.is_empty() && p.total_cost <= 20_000 && !p.guarantee.is_empty());
+    let members: BTreeSet<String> = p.members.iter().filter_map(|m| m.account.as_ref()).map(|a| a.id.clone()).collect();
+    assert!(members.is_subset(&eligible));
+
+    let o = a
+        .create_offers(pb::CreateOffersRequest { campaign_id: id.clone(), holdout_seed: 7 })
+        .await
+        .expect("offers")
+        .into_inner();
+    assert_eq!(o.holdout_seed, 7);
+    let held: BTreeSet<String> = o.holdout.iter().map(|a| a.id.clone()).collect();
+    let treated: BTreeMap<String, pb::Offer> = o
+        .offers
+        .iter()
+        .filter(|x| !x.holdout)
+        .map(|x| (x.account.as_ref().map(|a| a.id.clone()).unwrap_or_default(), x.clone()))
+        .collect();
+    let controls: BTreeSet<String> = members.iter().filter(|m| held.contains(*m)).cloned().collect();
+    assert_eq!(treated.keys().cloned().chain(controls.iter().cloned()).collect::<BTreeSet<_>>(), members);
+    assert!(held.is_subset(&eligible) && treated.keys().all(|t| !held.contains(t)));
+    let share = |n: usize| if n >= 2 { ((n as f64 * 0.5).round() as usize).clamp(1, n - 1) } else { n / 2 };
+    assert_eq!(controls.len(), share(members.len()), "half of the portfolio held out");
+    assert_eq!(held.len() - controls.len(), share(eligible.len() - members.len()), "half of the rest held out");
+    assert!(treated.values().all(|x| !x.link.is_empty() && !x.code.is_empty()));
+    // The same seed over the same eligible set reproduces the draw.
+    let expect = lift_domain::campaign::draw_holdout(
+        &eligible.iter().map(|e| lift_domain::AccountId::new("t", e.clone())).collect::<Vec<_>>(),
+        &members.iter().map(|e| lift_domain::AccountId::new("t", e.clone())).collect(),
+        0.5,
+        7,
+    );
+    assert_eq!(expect.all().into_iter().map(|a| a.id).collect::<BTreeSet<_>>(), held);
+
+    let again = a.create_offers(pb::CreateOffersRequest { campaign_id: id.clone(), holdout_seed: 8 }).await;
+    assert_eq!(again.expect_err("once").code(), Code::AlreadyExists);
+    let got = a.get_campaign(pb::GetCampaignRequest { campaign_id: id.clone() }).await.expect("get").into_inner();
+    assert_eq!(got.campaign.map(|c| c.state), Some(pb::CampaignState::Offered as i32));
+
+    // Scripted outcomes. First treated creator: 3 clicks by 2 visitors, 2 sessions
+    // (1 bounced), an order through the click (5 000) and a coupon-only order (3 000).
+    let (first, offer) = treated.iter().next().expect("a treated creator");
+    let mut events = vec![
+        click("k1", 300, &offer.link, "v1"),
+        click("k2", 290, &offer.link, "v1"),
+        click("k3", 280, &offer.link, "v2"),
+        session("s1", 270, &offer.link, "v1", false),
+        session("s2", 260, &offer.link, "v2", true),
+        order("x1", 250, "v1", "", 5_000, None),
+        order("x2", 240, "v-none", &offer.code, 3_000, None),
+        // An unrelated visitor and order: not the campaign's.
+        click("k4", 230, "elsewhere", "v3"),
+        order("x3", 220, "v3", "", 9_999, None),
+    ];
+    // Audience orders: a base of 0-4 per portfolio creator, plus 3 for treated ones.
+    let mut rng = lift_domain::campaign::SplitMix64::new(99);
+    let idx = |id: &str| id[1..].parse::<usize>().unwrap_or(0);
+    for m in &members {
+        let extra = if treated.contains_key(m) { 3 } else { 0 };
+        let n = rng.below(5) as usize + extra;
+        for j in 0..n.min(idx(m) + 2) {
+            events.push(order(&format!("aud-{m}-{j}"), 200, &format!("va-{m}-{j}"), "", 100, Some(fan(idx(m), j))));
+        }
+    }
+    ingest(&s, events).await;
+
+    let r = a
+        .get_campaign_report(pb::GetCampaignReportRequest { campaign_id: id.clone() })
+        .await
+        .expect("report")
+        .into_inner();
+    let per: HashMap<String, pb::OutcomeTotals> = r
+        .creators
+        .iter()
+        .map(|c| (c.account.as_ref().map(|a| a.id.clone()).unwrap_or_default(), c.totals.unwrap_or_default()))
+        .collect();
+    assert_eq!(per.len(), treated.len());
+    let f = &per[first];
+    assert_eq!(
+        (f.clicks, f.unique_visitors, f.sessions, f.bounce_rate, f.conversions, f.value_minor, f.code_without_click),
+        (3, 2, 2, 0.5, 2, 8_000, 1)
+    );
+    assert_eq!(f.cost_per_conversion, 500);
+    let t = r.totals.expect("totals");
+    assert_eq!((t.clicks, t.conversions, t.value_minor, t.code_without_click), (3, 2, 8_000, 1));
+    assert_eq!(t.cost_per_conversion, 1_000 * treated.len() as i64 / 2);
+
+    let lift = r.lift.expect("lift");
+    assert_eq!((lift.treated as usize, lift.holdout as usize), (treated.len(), controls.len()));
+    assert!(lift.confidence > 0.0, "{lift:?}");
+    assert!(lift.lower <= 3.0 && 3.0 <= lift.upper, "true effect 3 outside {lift:?}");
+    assert!(lift.upper > lift.lower && !lift.metric.is_empty());
+}
