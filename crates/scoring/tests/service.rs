@@ -119,6 +119,7 @@ async fn start_scoring(db: lift_store::DatabaseConnection, ingest: SocketAddr, m
         debounce: Duration::from_millis(50),
         initial_backoff: Duration::from_millis(20),
         max_backoff: Duration::from_millis(200),
+        max_rr_sets: 200_000,
     };
     let scoring = Scoring::new(db, cfg).await.unwrap();
     let stop = Shutdown::new();
@@ -295,9 +296,26 @@ async fn consumes_commits_serves_and_restarts() {
         .unwrap_err();
     assert_eq!(e.code(), tonic::Code::NotFound);
 
-    // Not yet real: UNIMPLEMENTED, never invented data.
+    // Seed selection: budgeted, costs respected, guarantee stated.
+    let s = run
+        .client
+        .select_seeds(pb::SelectSeedsRequest {
+            candidates: (0..30)
+                .map(|i| pb::SeedCandidate { account: Some(acct(&format!("u{i}"))), cost: 1 + i % 3 })
+                .collect(),
+            budget: 6,
+            k: 0,
+            epsilon: 0.2,
+            random_seed: 9,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!s.seeds.is_empty() && s.total_cost <= 6);
+    assert!(s.estimated_spread >= s.seeds.len() as f64);
+    assert!(s.guarantee.contains("budget 6"));
     let e = run.client.select_seeds(pb::SelectSeedsRequest::default()).await.unwrap_err();
-    assert_eq!(e.code(), tonic::Code::Unimplemented);
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
 
     // Restart: same scores, reproduced from the ledger, and no new run committed.
     run.stop.trigger();

@@ -39,6 +39,7 @@ use rayon::prelude::*;
 use super::authenticity::{self, Authenticity, Flag};
 use super::graph::{Csr, PageRankGraph, PageRankOptions, pagerank};
 use super::params::ModelParams;
+use super::seeds::InfluenceGraph;
 use super::state::{NONE, Node, OutcomeKind, State};
 use super::stats::{beta_summary, percentiles, published_levels, quantiles, quantize, saturate};
 
@@ -206,6 +207,8 @@ pub struct Snapshot {
     pub topics: Vec<TopicScores>,
     /// PageRank vector, kept for the next warm start.
     pub pagerank: Vec<f64>,
+    /// Independent-cascade edge probabilities for seed selection.
+    pub influence: InfluenceGraph,
     pub stats: ComputeStats,
 }
 
@@ -296,6 +299,7 @@ pub fn compute_with(state: &State, p: &ModelParams, as_of: AsOf, opts: ComputeOp
     }
     let engagement = Csr::from_edges(n, &edges);
     let engagers = engagement.transpose();
+    let influence = influence_graph(&engagement, &weight);
     let reposters = Csr::from_edges(n, &repost_edges);
     drop(repost_edges);
 
@@ -437,7 +441,22 @@ pub fn compute_with(state: &State, p: &ModelParams, as_of: AsOf, opts: ComputeOp
             millis: started.elapsed().as_millis() as u64,
         },
         pagerank: pr.scores,
+        influence,
     }
+}
+
+/// Per engager `v`: `p(u→v) = a(v) · w(v→u) / Σ_x w(v→x)` (see `seeds`).
+fn influence_graph(engagement: &Csr, weight: &[f64]) -> InfluenceGraph {
+    let mut g = engagement.clone();
+    let sums = g.row_sums();
+    for v in 0..g.nodes() {
+        let (a, b) = (g.offsets[v] as usize, g.offsets[v + 1] as usize);
+        let f = if sums[v] > 0.0 { weight[v] / sums[v] } else { 0.0 };
+        for w in &mut g.weights[a..b] {
+            *w = (f64::from(*w) * f) as f32;
+        }
+    }
+    g
 }
 
 /// Node ids by value descending, ties by id ascending.

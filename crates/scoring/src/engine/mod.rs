@@ -8,6 +8,7 @@ pub mod compute;
 pub mod explain;
 pub mod graph;
 pub mod params;
+pub mod seeds;
 pub mod state;
 pub mod stats;
 #[doc(hidden)]

@@ -67,8 +67,7 @@ impl ScoringService for Handlers {
         &self,
         req: Request<pb::SelectSeedsRequest>,
     ) -> Result<Response<pb::SelectSeedsResponse>, Status> {
-        let _ = req;
-        Err(Error::Unimplemented("SelectSeeds").into())
+        Ok(Response::new(self.scoring.select_seeds(req.get_ref()).await?))
     }
 }
 

@@ -11,6 +11,7 @@ mod convert;
 mod explain;
 mod grpc;
 mod query;
+mod seeds;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -36,6 +37,9 @@ pub struct ScoringConfig {
     /// First and largest wait between reconnects to ingestion.
     pub initial_backoff: Duration,
     pub max_backoff: Duration,
+    /// Most reverse-reachable sets one `SelectSeeds` call may sample (bounds its
+    /// latency and memory; a response says when the cap weakened its guarantee).
+    pub max_rr_sets: usize,
 }
 
 impl Default for ScoringConfig {
@@ -45,6 +49,7 @@ impl Default for ScoringConfig {
             debounce: Duration::from_secs(1),
             initial_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(10),
+            max_rr_sets: 2_000_000,
         }
     }
 }
