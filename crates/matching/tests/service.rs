@@ -33,6 +33,10 @@ type Client = MatchingServiceClient<InterceptedService<Channel, KeyFn>>;
 
 struct Stack {
     ingest: IngestServiceClient<Channel>,
+    ingest_addr: std::net::SocketAddr,
+    scoring_db: lift_store::DatabaseConnection,
+    /// Stops scoring alone, so a test can replace its model.
+    scoring_stop: Shutdown,
     scoring: Scoring,
     scoring_client: ScoringServiceClient<Channel>,
     matching: Matching,
@@ -43,6 +47,7 @@ struct Stack {
 impl Drop for Stack {
     fn drop(&mut self) {
         self.stop.trigger();
+        self.scoring_stop.trigger();
     }
 }
 
@@ -62,21 +67,10 @@ async fn start() -> Stack {
     let (l, ingest_addr) = bind().await;
     tokio::spawn(lift_runtime::serve(l, ingest.grpc(), stop.clone()));
 
-    let cfg = ScoringConfig {
-        debounce: Duration::from_millis(30),
-        initial_backoff: Duration::from_millis(20),
-        max_backoff: Duration::from_millis(200),
-        ..ScoringConfig::default()
-    };
-    let scoring = Scoring::new(lift_store::connect("sqlite::memory:").await.expect("db"), cfg).await.expect("scoring");
-    {
-        let (s, stop) = (scoring.clone(), stop.clone());
-        let client = IngestServiceClient::new(lazy(ingest_addr));
-        tokio::spawn(async move { s.run_consumer(client, stop).await });
-    }
-    let (l, scoring_addr) = bind().await;
-    tokio::spawn(lift_runtime::serve(l, scoring.grpc(), stop.clone()));
-
+    let scoring_db = lift_store::connect("sqlite::memory:").await.expect("db");
+    let scoring_stop = Shutdown::new();
+    let (scoring, scoring_addr) =
+        start_scoring(scoring_db.clone(), ingest_addr, ScoringConfig::default().model, &scoring_stop).await;
     let matching = Matching::new(
         lift_store::connect("sqlite::memory:").await.expect("db"),
         ScoringServiceClient::new(lazy(scoring_addr)),
@@ -87,12 +81,39 @@ async fn start() -> Stack {
     tokio::spawn(lift_runtime::serve(l, matching.grpc(), stop.clone()));
     Stack {
         ingest: IngestServiceClient::new(lazy(ingest_addr)),
+        ingest_addr,
+        scoring_db,
+        scoring_stop,
         scoring,
         scoring_client: ScoringServiceClient::new(lazy(scoring_addr)),
         matching,
         addr,
         stop,
     }
+}
+
+async fn start_scoring(
+    db: lift_store::DatabaseConnection,
+    ingest_addr: std::net::SocketAddr,
+    model: lift_scoring::engine::ModelParams,
+    stop: &Shutdown,
+) -> (Scoring, std::net::SocketAddr) {
+    let cfg = ScoringConfig {
+        model,
+        debounce: Duration::from_millis(30),
+        initial_backoff: Duration::from_millis(20),
+        max_backoff: Duration::from_millis(200),
+        ..ScoringConfig::default()
+    };
+    let scoring = Scoring::new(db, cfg).await.expect("scoring");
+    {
+        let (s, stop) = (scoring.clone(), stop.clone());
+        let client = IngestServiceClient::new(lazy(ingest_addr));
+        tokio::spawn(async move { s.run_consumer(client, stop).await });
+    }
+    let (l, addr) = bind().await;
+    tokio::spawn(lift_runtime::serve(l, scoring.grpc(), stop.clone()));
+    (scoring, addr)
 }
 
 fn client(addr: std::net::SocketAddr, key: Option<&str>) -> Client {
@@ -587,4 +608,79 @@ async fn offers_holdout_report_and_lift() {
     assert!(lift.confidence > 0.0, "{lift:?}");
     assert!(lift.lower <= 3.0 && 3.0 <= lift.upper, "true effect 3 outside {lift:?}");
     assert!(lift.upper > lift.lower && !lift.metric.is_empty());
+}
+
+/// Pins recalibration: after scoring's model changes, the campaign records the
+/// churn of its eligible set, and its absolute threshold is translated through
+/// the published old→new mapping so it keeps selecting the same creators.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn model_change_records_churn_and_translates_thresholds() {
+    let s = world_stack().await;
+    let (_, key) = create_brand(s.matching.db(), "Acme").await.expect("brand");
+    let mut a = client(s.addr, Some(&key));
+    // An absolute threshold at the median creator's reach under the first model.
+    let scores = all_scores(&s).await;
+    let mut creator_reach: Vec<f64> = scores
+        .iter()
+        .filter(|x| x.account.as_ref().is_some_and(|a| a.id.starts_with('c')))
+        .filter_map(|x| x.scores.iter().find(|s| s.dimension == spb::Dimension::Reach as i32 && s.topic.is_empty()))
+        .map(|s| s.value)
+        .collect();
+    creator_reach.sort_by(f64::total_cmp);
+    let threshold = creator_reach[creator_reach.len() / 2];
+    let mut sp = spec("recalibrated");
+    sp.criteria = vec![pb::Criterion {
+        dimension: spb::Dimension::Reach as i32,
+        topic: String::new(),
+        threshold: Some(pb::criterion::Threshold::MinValue(threshold)),
+    }];
+    let c = create(&mut a, sp).await;
+    let req = pb::MatchCampaignRequest { campaign_id: c.id.clone(), page_size: 1_000, ..Default::default() };
+    let before = a.match_campaign(req.clone()).await.expect("match v1").into_inner();
+    let v1 = before.model_version.clone();
+    let before_set: BTreeSet<String> =
+        before.eligible.iter().filter_map(|c| c.account.as_ref()).map(|a| a.id.clone()).collect();
+
+    // A new model on the same scoring database: every reach value moves.
+    s.scoring_stop.trigger();
+    let mut model = ScoringConfig::default().model;
+    model.reach_scale *= 2.0;
+    let stop2 = Shutdown::new();
+    let (scoring2, addr2) = start_scoring(s.scoring_db.clone(), s.ingest_addr, model, &stop2).await;
+    let head = s.ingest.clone().get_ledger_info(ipb::GetLedgerInfoRequest {}).await.expect("info").into_inner();
+    tokio::time::timeout(Duration::from_secs(60), scoring2.wait_for_offset(head.head_offset))
+        .await
+        .expect("second model scored");
+    let m2 = Matching::new(
+        s.matching.db().clone(),
+        ScoringServiceClient::new(lazy(addr2)),
+        s.ingest.clone(),
+        MatchingConfig::default(),
+    );
+    let (l, addr) = bind().await;
+    tokio::spawn(lift_runtime::serve(l, m2.grpc(), stop2.clone()));
+    // Same brand and key, through a matching instance that talks to the new model.
+    let mut a2 = client(addr, Some(&key));
+    let after = a2.match_campaign(req).await.expect("match v2").into_inner();
+    assert_ne!(after.model_version, v1);
+    let after_set: BTreeSet<String> =
+        after.eligible.iter().filter_map(|c| c.account.as_ref()).map(|a| a.id.clone()).collect();
+
+    let got = a2.get_campaign(pb::GetCampaignRequest { campaign_id: c.id.clone() }).await.expect("get");
+    let campaign = got.into_inner().campaign.expect("campaign");
+    assert_eq!(campaign.model_version, after.model_version);
+    assert_eq!(campaign.churn.len(), 1);
+    let ch = &campaign.churn[0];
+    assert_eq!((ch.from_version.as_str(), ch.to_version.as_str()), (v1.as_str(), after.model_version.as_str()));
+    let entered = after_set.difference(&before_set).count() as u64;
+    let left = before_set.difference(&after_set).count() as u64;
+    assert_eq!((ch.entered, ch.left, ch.stayed), (entered, left, (before_set.len() as u64) - left));
+    let translated = match ch.translated.first().and_then(|t| t.threshold) {
+        Some(pb::criterion::Threshold::MinValue(v)) => v,
+        other => panic!("no translated threshold: {other:?}"),
+    };
+    assert!(translated < threshold, "a doubled scale lowers reach values: {translated} vs {threshold}");
+    // Quantile mapping keeps the selection up to the mapping's resolution (0.5 % steps).
+    assert!(entered + left <= 10, "entered {entered}, left {left} of {}", before_set.len());
+    stop2.trigger();
 }
