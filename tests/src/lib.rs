@@ -99,7 +99,11 @@ pub fn scripted_events() -> Vec<ipb::Event> {
         out.push(ev(
             format!("follow-f{i}-hub"),
             T0 + 10,
-            ipb::event::Kind::Follow(ipb::Follow { follower: acct(&format!("f{i}")), followee: acct("hub"), unfollow: false }),
+            ipb::event::Kind::Follow(ipb::Follow {
+                follower: acct(&format!("f{i}")),
+                followee: acct("hub"),
+                unfollow: false,
+            }),
         ));
     }
     out
@@ -157,7 +161,10 @@ async fn run(stack: &Stack) -> anyhow::Result<()> {
     for a in &s {
         ensure!(a.as_of_offset == n, "as-of offset {} != {n}", a.as_of_offset);
         for sc in &a.scores {
-            ensure!((0.0..=100.0).contains(&sc.value) && (0.0..=100.0).contains(&sc.percentile), "out of range: {sc:?}");
+            ensure!(
+                (0.0..=100.0).contains(&sc.value) && (0.0..=100.0).contains(&sc.percentile),
+                "out of range: {sc:?}"
+            );
         }
     }
     let v = |a: &spb::AccountScores, d| score(a, d).map(|s| s.value);
@@ -165,7 +172,11 @@ async fn run(stack: &Stack) -> anyhow::Result<()> {
     ensure!(v(hub, Dimension::Network)? > v(f5, Dimension::Network)?, "the hub must out-rank an engager on network");
     ensure!(v(celeb, Dimension::Reach)? > v(busy, Dimension::Reach)?, "reported followers count toward reach");
     let top = scoring
-        .query_accounts(spb::QueryAccountsRequest { order_by: spb::Dimension::Network as i32, page_size: 1, ..Default::default() })
+        .query_accounts(spb::QueryAccountsRequest {
+            order_by: spb::Dimension::Network as i32,
+            page_size: 1,
+            ..Default::default()
+        })
         .await?
         .into_inner();
     let top_id = top.accounts.first().and_then(|a| a.account.as_ref()).map(|a| a.id.clone());
@@ -176,7 +187,14 @@ async fn run(stack: &Stack) -> anyhow::Result<()> {
     let mut more = Vec::new();
     for i in 0..40 {
         if i != 7 {
-            more.push(engage(format!("late-{i}"), T0 + 90_000 + i, &format!("f{i}"), "f7-p", "f7", ipb::EngagementKind::Repost));
+            more.push(engage(
+                format!("late-{i}"),
+                T0 + 90_000 + i,
+                &format!("f{i}"),
+                "f7-p",
+                "f7",
+                ipb::EngagementKind::Repost,
+            ));
         }
     }
     stream_events(&mut ingest, more, 100).await?;
@@ -210,7 +228,10 @@ async fn run(stack: &Stack) -> anyhow::Result<()> {
         .campaign
         .context("no campaign")?;
     let m = matching
-        .match_campaign(with_key(mpb::MatchCampaignRequest { campaign_id: c.id.clone(), page_size: 100, ..Default::default() }, &key)?)
+        .match_campaign(with_key(
+            mpb::MatchCampaignRequest { campaign_id: c.id.clone(), page_size: 100, ..Default::default() },
+            &key,
+        )?)
         .await?
         .into_inner();
     ensure!(!m.eligible.is_empty(), "nobody eligible");
@@ -225,7 +246,10 @@ async fn run(stack: &Stack) -> anyhow::Result<()> {
             let Some(mpb::criterion::Threshold::MinPercentile(p)) = cr.threshold else { continue };
             let d = Dimension::from_proto(cr.dimension).context("dimension")?;
             let pct = score(sc, d)?.percentile;
-            ensure!((r.observed - pct).abs() < 1e-9 && (r.margin - (pct - p)).abs() < 1e-9, "{r:?} vs percentile {pct}");
+            ensure!(
+                (r.observed - pct).abs() < 1e-9 && (r.margin - (pct - p)).abs() < 1e-9,
+                "{r:?} vs percentile {pct}"
+            );
         }
     }
     // Another brand sees nothing of it.

@@ -112,7 +112,11 @@ pub fn generate(spec: &NetworkSpec) -> Generated {
                 events.push(event(
                     format!("follow-{i}-{j}"),
                     at,
-                    pb::event::Kind::Follow(pb::Follow { follower: acct(net, i), followee: acct(net, j), unfollow: false }),
+                    pb::event::Kind::Follow(pb::Follow {
+                        follower: acct(net, i),
+                        followee: acct(net, j),
+                        unfollow: false,
+                    }),
                 ));
             }
         }
@@ -242,7 +246,11 @@ pub fn outcome_links(owners: &[pb::AccountRef], seed: u64) -> Vec<SimulatedLink>
             link: format!("lift.to/{}-{i}", o.id),
             clicks: rng.random_range(5.0..120.0),
             bounce: rng.random_range(0.2..0.9),
-            conversion: if rng.random::<f64>() < 0.2 { rng.random_range(0.08..0.2) } else { rng.random_range(0.0..0.04) },
+            conversion: if rng.random::<f64>() < 0.2 {
+                rng.random_range(0.08..0.2)
+            } else {
+                rng.random_range(0.0..0.04)
+            },
         })
         .collect()
 }

@@ -176,10 +176,30 @@ async fn story(stack: &Stack, opts: &DemoOptions, started: Instant) -> anyhow::R
             &lift_ingest::import::ImportOptions { network: "collegemsg".into(), progress: true, ..Default::default() },
         )
         .await?;
-        println!("    {report}");
-        ("SNAP CollegeMsg (real messages; 1,899 students)".to_string(), "collegemsg".to_string(), report.first_time, report.last_time)
+        println!(
+            "    {} rows -> {} events for {} accounts ({} accepted, {} duplicates, {} rejected) in {:.1}s ({:.0} events/s)",
+            report.rows,
+            report.events,
+            report.accounts,
+            report.accepted,
+            report.duplicates,
+            report.rejected,
+            report.elapsed.as_secs_f64(),
+            report.events_per_sec()
+        );
+        // CollegeMsg spans 2004-04-15 to 2004-10-26; outcomes are simulated over its last month.
+        (
+            "SNAP CollegeMsg (real messages; 1,899 students)".to_string(),
+            "collegemsg".to_string(),
+            1_096_156_800,
+            1_098_777_600,
+        )
     } else {
-        let why = if opts.generated { "as asked" } else { "CollegeMsg not found; run scripts/fetch-collegemsg.sh for real data" };
+        let why = if opts.generated {
+            "as asked"
+        } else {
+            "CollegeMsg not found; run scripts/fetch-collegemsg.sh for real data"
+        };
         step(2, &format!("Generating a deterministic social network ({why})"));
         let spec = NetworkSpec { accounts: opts.accounts, ..Default::default() };
         let g = dataset::generate(&spec);
@@ -241,8 +261,10 @@ async fn story(stack: &Stack, opts: &DemoOptions, started: Instant) -> anyhow::R
         println!("  {}", d.name().to_uppercase());
         for (i, a) in resp.accounts.iter().enumerate() {
             if let Some(s) = score_of(a, d) {
-                let interval = if s.upper > s.lower { format!(" [{:.1}, {:.1}]", s.lower, s.upper) } else { String::new() };
-                let evidence = if s.evidence == spb::Evidence::Insufficient as i32 { " (insufficient evidence)" } else { "" };
+                let interval =
+                    if s.upper > s.lower { format!(" [{:.1}, {:.1}]", s.lower, s.upper) } else { String::new() };
+                let evidence =
+                    if s.evidence == spb::Evidence::Insufficient as i32 { " (insufficient evidence)" } else { "" };
                 println!(
                     "    {}. {:<28} {:>5.1}{interval} p{:<5.1}{evidence} {}",
                     i + 1,
@@ -327,7 +349,7 @@ async fn story(stack: &Stack, opts: &DemoOptions, started: Instant) -> anyhow::R
                         .as_ref()
                         .and_then(|c| Dimension::from_proto(c.dimension))
                         .map_or("authenticity", |d| d.name());
-                    format!("{name} short by {:.1}", -r.margin)
+                    format!("{name} short by {:.2}", -r.margin)
                 })
                 .collect();
             println!("       {id:<22} {}", failed.join(", "));
@@ -351,7 +373,11 @@ async fn story(stack: &Stack, opts: &DemoOptions, started: Instant) -> anyhow::R
 }
 
 fn criterion(d: Dimension, p: f64) -> mpb::Criterion {
-    mpb::Criterion { dimension: d.to_proto() as i32, topic: String::new(), threshold: Some(mpb::criterion::Threshold::MinPercentile(p)) }
+    mpb::Criterion {
+        dimension: d.to_proto() as i32,
+        topic: String::new(),
+        threshold: Some(mpb::criterion::Threshold::MinPercentile(p)),
+    }
 }
 
 /// Every scored account once scoring has caught up, for choosing link owners.

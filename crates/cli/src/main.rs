@@ -13,7 +13,11 @@ use lift_runtime::{Shutdown, telemetry::LogFormat};
 use tokio::{net::TcpListener, task::JoinSet};
 
 #[derive(Debug, Parser)]
-#[command(name = "lift", version, about = "Lift: honest, multi-dimensional influence measurement and campaign matching")]
+#[command(
+    name = "lift",
+    version,
+    about = "Lift: honest, multi-dimensional influence measurement and campaign matching"
+)]
 struct Cli {
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty, global = true)]
@@ -143,16 +147,29 @@ async fn main() -> anyhow::Result<()> {
             println!("schema is up to date");
         }
         Command::Import(a) => {
-            let mut client = lift_proto::ingest::v1::ingest_service_client::IngestServiceClient::new(
-                stack::channel(&a.ingest_url)?,
-            );
+            let mut client =
+                lift_proto::ingest::v1::ingest_service_client::IngestServiceClient::new(stack::channel(&a.ingest_url)?);
             let report = lift_ingest::import::import_file(
                 &mut client,
                 &a.file,
                 &lift_ingest::import::ImportOptions { network: a.network, progress: !a.quiet, ..Default::default() },
             )
             .await?;
-            println!("{report}");
+            println!(
+                "{}: {} rows -> {} events ({} accounts): {} accepted, {} duplicates, {} rejected in {:.1}s ({:.0} events/s)",
+                a.file.display(),
+                report.rows,
+                report.events,
+                report.accounts,
+                report.accepted,
+                report.duplicates,
+                report.rejected,
+                report.elapsed.as_secs_f64(),
+                report.events_per_sec()
+            );
+            for r in report.rejections.iter().take(20) {
+                println!("  line {}: {}: {}", r.line, r.field, r.description);
+            }
         }
         Command::Health { url, service } => {
             let mut client = tonic_health::pb::health_client::HealthClient::new(stack::channel(&url)?);
@@ -182,23 +199,36 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     let shutdown = Shutdown::new();
     shutdown.on_os_signals();
     let mut tasks = JoinSet::new();
-    let scoring_cfg = lift_scoring::ScoringConfig {
-        debounce: Duration::from_millis(a.rescore_debounce_ms),
-        ..Default::default()
-    };
-    let bind = |addr: SocketAddr| async move {
-        TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))
-    };
+    let scoring_cfg =
+        lift_scoring::ScoringConfig { debounce: Duration::from_millis(a.rescore_debounce_ms), ..Default::default() };
+    let bind =
+        |addr: SocketAddr| async move { TcpListener::bind(addr).await.with_context(|| format!("binding {addr}")) };
     match a.which {
-        Which::Ingest => stack::spawn_ingest(&mut tasks, bind(a.ingest_addr).await?, &a.database_url, &shutdown).await?,
+        Which::Ingest => {
+            stack::spawn_ingest(&mut tasks, bind(a.ingest_addr).await?, &a.database_url, &shutdown).await?
+        }
         Which::Scoring => {
-            stack::spawn_scoring(&mut tasks, bind(a.scoring_addr).await?, &a.database_url, &a.ingest_url, scoring_cfg, &shutdown)
-                .await?
+            stack::spawn_scoring(
+                &mut tasks,
+                bind(a.scoring_addr).await?,
+                &a.database_url,
+                &a.ingest_url,
+                scoring_cfg,
+                &shutdown,
+            )
+            .await?
         }
         Which::Matching => {
             let db = lift_store::connect(&a.database_url).await?;
-            stack::spawn_matching(&mut tasks, bind(a.matching_addr).await?, db, &a.scoring_url, &a.ingest_url, &shutdown)
-                .await?
+            stack::spawn_matching(
+                &mut tasks,
+                bind(a.matching_addr).await?,
+                db,
+                &a.scoring_url,
+                &a.ingest_url,
+                &shutdown,
+            )
+            .await?
         }
         Which::All => {
             let listeners = [bind(a.ingest_addr).await?, bind(a.scoring_addr).await?, bind(a.matching_addr).await?];

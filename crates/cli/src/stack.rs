@@ -116,15 +116,8 @@ impl Stack {
         spawn_ingest(&mut tasks, li, &dbs.ingest, &shutdown).await?;
         spawn_scoring(&mut tasks, ls, &dbs.scoring, &http_url(ingest_addr), scoring_cfg, &shutdown).await?;
         let matching_db = lift_store::connect(&dbs.matching).await?;
-        spawn_matching(
-            &mut tasks,
-            lm,
-            matching_db.clone(),
-            &http_url(scoring_addr),
-            &http_url(ingest_addr),
-            &shutdown,
-        )
-        .await?;
+        spawn_matching(&mut tasks, lm, matching_db.clone(), &http_url(scoring_addr), &http_url(ingest_addr), &shutdown)
+            .await?;
         Ok(Self { ingest_addr, scoring_addr, matching_addr, shutdown, matching_db, tasks })
     }
 
