@@ -241,7 +241,11 @@ prebuilt)
     trap 'rm -rf "$ctx"' EXIT
     mkdir -p "$ctx/target/release"
     cp Dockerfile "$ctx/Dockerfile"
-    ln "$bin" "$ctx/target/release/lift" 2>/dev/null || cp "$bin" "$ctx/target/release/lift"
+    cp "$bin" "$ctx/target/release/lift"
+    # A debug build carries ~300 MB of debug info: keep it out of the image.
+    if [ "$PROFILE" = dev ] && command -v strip >/dev/null 2>&1; then
+        strip --strip-debug "$ctx/target/release/lift"
+    fi
     t0=$SECONDS
     say "docker build --target runtime-prebuilt --build-arg RUNTIME_IMAGE=$RUNTIME_BASE -t $IMAGE"
     docker build --quiet --target runtime-prebuilt --build-arg "RUNTIME_IMAGE=$RUNTIME_BASE" -t "$IMAGE" "$ctx" >/dev/null
