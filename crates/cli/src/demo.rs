@@ -57,6 +57,7 @@ pub struct DemoSummary {
     pub top: Vec<(Dimension, Vec<spb::AccountScores>)>,
     pub shortlist: Vec<mpb::Candidate>,
     pub near_misses: usize,
+    pub report: Option<mpb::GetCampaignReportResponse>,
 }
 
 fn step(n: u32, what: &str) {
@@ -356,6 +357,8 @@ async fn story(stack: &Stack, opts: &DemoOptions, started: Instant) -> anyhow::R
         }
     }
 
+    let report = campaign_life(&mut ingest, &mut matching, &key, &campaign.id, end).await?;
+
     println!(
         "\nDone in {:.1}s: dataset {dataset}, {} ledger events, {} accounts scored.",
         started.elapsed().as_secs_f64(),
@@ -369,7 +372,235 @@ async fn story(stack: &Stack, opts: &DemoOptions, started: Instant) -> anyhow::R
         top,
         near_misses: m.near_misses.len(),
         shortlist: m.eligible,
+        report: Some(report),
     })
+}
+
+/// True effect of an offer in the simulation: each audience member of a treated
+/// creator orders with this extra probability (through the creator's link).
+pub const TRUE_EFFECT: f64 = 0.08;
+/// Baseline probability that an audience member orders anyway.
+const BASELINE: f64 = 0.03;
+
+/// Portfolio → offers with a holdout → simulated outcomes ingested → report with lift.
+async fn campaign_life(
+    ingest: &mut IngestServiceClient<Channel>,
+    matching: &mut MatchingServiceClient<Channel>,
+    key: &str,
+    campaign_id: &str,
+    end: i64,
+) -> anyhow::Result<mpb::GetCampaignReportResponse> {
+    step(7, "Portfolio: the set of creators that maximises expected reach within the budget");
+    let p = matching
+        .select_portfolio(with_key(mpb::SelectPortfolioRequest { campaign_id: campaign_id.into(), epsilon: 0.2 }, key)?)
+        .await?
+        .into_inner();
+    for m in &p.members {
+        let id = m.account.as_ref().map(|r| format!("{}:{}", r.network, r.id)).unwrap_or_default();
+        println!("    {id:<22} cost {:>6.2}  marginal reach {:>7.1}", m.cost as f64 / 100.0, m.marginal_gain);
+    }
+    println!(
+        "    {} creators, cost {:.2} EUR, expected reach {:.1}, audience overlap {:.1}\n    guarantee: {}",
+        p.members.len(),
+        p.total_cost as f64 / 100.0,
+        p.expected_reach,
+        p.audience_overlap,
+        p.guarantee
+    );
+
+    step(8, "Offers: a tracking link and code per creator, and a random holdout that gets nothing");
+    let offers = matching
+        .create_offers(with_key(mpb::CreateOffersRequest { campaign_id: campaign_id.into(), holdout_seed: 42 }, key)?)
+        .await?
+        .into_inner();
+    let treated: Vec<&mpb::Offer> = offers.offers.iter().filter(|o| !o.holdout).collect();
+    let held: Vec<&mpb::Offer> = offers.offers.iter().filter(|o| o.holdout).collect();
+    println!(
+        "    {} offers issued, {} portfolio creators held out (seed {}, recorded); e.g. {} / code {}",
+        treated.len(),
+        held.len(),
+        offers.holdout_seed,
+        treated.first().map_or("", |o| o.link.as_str()),
+        treated.first().map_or("", |o| o.code.as_str()),
+    );
+
+    step(9, "Simulating the campaign: audiences click, bounce or stay, and order");
+    let audiences = audiences(ingest).await?;
+    let events = campaign_outcomes(&offers.offers, &audiences, end);
+    let n = events.len();
+    let (acc, _) = stream_events(ingest, events, 2000).await?;
+    println!(
+        "    {n} outcome events ingested ({acc} accepted); true effect: +{:.0}% order probability per audience member of a treated creator",
+        TRUE_EFFECT * 100.0
+    );
+
+    step(10, "Campaign report from attributed outcomes on the ledger");
+    let r = matching
+        .get_campaign_report(with_key(mpb::GetCampaignReportRequest { campaign_id: campaign_id.into() }, key)?)
+        .await?
+        .into_inner();
+    if let Some(t) = &r.totals {
+        println!(
+            "    clicks {}  unique visitors {}  bounce rate {:.1}%  conversions {}  value {:.2} EUR  cost/conversion {:.2} EUR  coupon leaks {}",
+            t.clicks,
+            t.unique_visitors,
+            t.bounce_rate * 100.0,
+            t.conversions,
+            t.value_minor as f64 / 100.0,
+            t.cost_per_conversion as f64 / 100.0,
+            t.code_without_click
+        );
+    }
+    let mut creators = r.creators.clone();
+    creators.sort_by_key(|c| std::cmp::Reverse(c.totals.as_ref().map_or(0, |t| t.conversions)));
+    for c in creators.iter().take(5) {
+        let id = c.account.as_ref().map(|r| format!("{}:{}", r.network, r.id)).unwrap_or_default();
+        if let Some(t) = &c.totals {
+            println!(
+                "      {id:<22} clicks {:>4}  bounce {:>5.1}%  conversions {:>3}  value {:>8.2}",
+                t.clicks,
+                t.bounce_rate * 100.0,
+                t.conversions,
+                t.value_minor as f64 / 100.0
+            );
+        }
+    }
+    if let Some(l) = &r.lift {
+        println!(
+            "    lift: {:+.2} {} per creator, {:.0}% interval [{:.2}, {:.2}] ({} treated vs {} held out)",
+            l.incremental_per_creator,
+            l.metric,
+            l.confidence * 100.0,
+            l.lower,
+            l.upper,
+            l.treated,
+            l.holdout
+        );
+    }
+    Ok(r)
+}
+
+type AccountKey = (String, String);
+
+fn key_of(a: &ipb::AccountRef) -> AccountKey {
+    (a.network.clone(), a.id.clone())
+}
+
+/// Each account's audience: who followed or engaged with it, read from the ledger.
+async fn audiences(
+    ingest: &mut IngestServiceClient<Channel>,
+) -> anyhow::Result<std::collections::HashMap<AccountKey, Vec<ipb::AccountRef>>> {
+    let mut out: std::collections::HashMap<AccountKey, std::collections::BTreeMap<AccountKey, ipb::AccountRef>> =
+        Default::default();
+    let mut stream = ingest
+        .subscribe(ipb::SubscribeRequest {
+            after_offset: 0,
+            kinds: vec![ipb::EventKind::Engagement as i32, ipb::EventKind::Follow as i32],
+            stop_at_head: true,
+        })
+        .await?
+        .into_inner();
+    while let Some(msg) = stream.message().await? {
+        for e in msg.events {
+            let (who, of) = match e.event.and_then(|e| e.kind) {
+                Some(ipb::event::Kind::Engagement(g)) => (g.actor, g.target),
+                Some(ipb::event::Kind::Follow(f)) if !f.unfollow => (f.follower, f.followee),
+                _ => continue,
+            };
+            if let (Some(who), Some(of)) = (who, of) {
+                out.entry(key_of(&of)).or_default().insert(key_of(&who), who);
+            }
+        }
+    }
+    Ok(out.into_iter().map(|(k, v)| (k, v.into_values().collect())).collect())
+}
+
+/// Outcomes for the offered and held-out creators' audiences: everyone may
+/// order at the baseline rate; audiences of treated creators also click the
+/// creator's link and order with the extra [`TRUE_EFFECT`]; a few orders carry
+/// a code with no click (a leaked coupon).
+fn campaign_outcomes(
+    offers: &[mpb::Offer],
+    audiences: &std::collections::HashMap<AccountKey, Vec<ipb::AccountRef>>,
+    end: i64,
+) -> Vec<ipb::Event> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(99);
+    let mut events = Vec::new();
+    let at = |rng: &mut rand_chacha::ChaCha8Rng| end + rng.random_range(3600..5 * 86_400);
+    let ev = |id: String, t: i64, kind: ipb::event::Kind| ipb::Event {
+        event_id: id,
+        source: "demo-campaign".into(),
+        occurred_at: Some(lift_proto::Timestamp { seconds: t, nanos: 0 }),
+        kind: Some(kind),
+    };
+    for (i, o) in offers.iter().enumerate() {
+        let Some(owner) = &o.account else { continue };
+        let audience = audiences.get(&key_of(owner)).cloned().unwrap_or_default();
+        for (j, member) in audience.iter().enumerate() {
+            let visitor = format!("cv-{i}-{j}");
+            let tag = format!("{i}-{j}");
+            let t = at(&mut rng);
+            let mut ordered = false;
+            if !o.holdout && rng.random::<f64>() < 0.4 {
+                events.push(ev(
+                    format!("c-click-{tag}"),
+                    t,
+                    ipb::event::Kind::LinkClick(ipb::LinkClick {
+                        link: o.link.clone(),
+                        visitor_id: visitor.clone(),
+                        landing: "https://shop.example/spring".into(),
+                    }),
+                ));
+                let bounced = rng.random::<f64>() < 0.45;
+                events.push(ev(
+                    format!("c-session-{tag}"),
+                    t + 2,
+                    ipb::event::Kind::PageSession(ipb::PageSession {
+                        visitor_id: visitor.clone(),
+                        link: o.link.clone(),
+                        dwell_ms: if bounced { 2_000 } else { 95_000 },
+                        bounced,
+                    }),
+                ));
+                // The effect flows through the click: P(order | click, stayed) is scaled so
+                // that the unconditional extra probability is TRUE_EFFECT.
+                if !bounced && rng.random::<f64>() < (TRUE_EFFECT / (0.4 * 0.55)).min(1.0) {
+                    ordered = true;
+                    events.push(ev(
+                        format!("c-order-{tag}"),
+                        t + 600,
+                        ipb::event::Kind::Conversion(ipb::Conversion {
+                            visitor_id: visitor.clone(),
+                            order_id: format!("spring-{tag}"),
+                            value_minor: rng.random_range(2_000..9_000),
+                            currency: "EUR".into(),
+                            customer: Some(member.clone()),
+                            ..Default::default()
+                        }),
+                    ));
+                }
+            }
+            if !ordered && rng.random::<f64>() < BASELINE {
+                // Ordered anyway: no link, sometimes a coupon code passed on by a friend.
+                let code = if !o.holdout && rng.random::<f64>() < 0.2 { o.code.clone() } else { String::new() };
+                events.push(ev(
+                    format!("c-organic-{tag}"),
+                    t + 900,
+                    ipb::event::Kind::Conversion(ipb::Conversion {
+                        visitor_id: format!("{visitor}-o"),
+                        code,
+                        order_id: format!("organic-{tag}"),
+                        value_minor: rng.random_range(2_000..9_000),
+                        currency: "EUR".into(),
+                        customer: Some(member.clone()),
+                    }),
+                ));
+            }
+        }
+    }
+    events.sort_by_key(|e| e.occurred_at.as_ref().map_or(0, |t| t.seconds));
+    events
 }
 
 fn criterion(d: Dimension, p: f64) -> mpb::Criterion {
