@@ -1,10 +1,22 @@
 //! What every Lift server shares: telemetry initialised once, the shutdown
 //! signal, and `serve`, which adds `grpc.health.v1` and server reflection
-//! (v1 and v1alpha) beside a service and drains it on shutdown.
+//! (v1 and v1alpha) beside a service, applies the limits, the one
+//! authentication layer and TLS, and drains it on shutdown.
+//!
+//! - [`auth`]: scopes, keys (hashed, cached with a TTL), rate limits, the guard.
+//! - `layer`: the tower layer that runs the guard on every request.
+//! - [`client`]: outgoing channels with credentials, timeouts, bounded retries.
+//! - [`tls`]: rustls server and client settings from PEM files.
 
+pub mod auth;
+pub mod client;
+mod error;
+pub mod layer;
 pub mod server;
 pub mod shutdown;
 pub mod telemetry;
+pub mod tls;
 
-pub use server::{ServeError, serve};
+pub use error::{Error, ServeError};
+pub use server::{Limits, ServeOptions, serve, serve_with};
 pub use shutdown::Shutdown;

@@ -1,35 +1,80 @@
-//! `serve`: one gRPC service on a bound listener, with health and reflection.
+//! `serve`: one gRPC service on a bound listener, with health and reflection,
+//! limits, authentication and TLS.
 
-use std::{convert::Infallible, time::Duration};
+use std::{convert::Infallible, sync::Arc, time::Duration};
 
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{body::Body, server::NamedService, transport::Server};
 
-use crate::Shutdown;
-
-#[derive(Debug, thiserror::Error)]
-pub enum ServeError {
-    #[error("reflection service: {0}")]
-    Reflection(#[from] tonic_reflection::server::Error),
-    #[error("transport: {0}")]
-    Transport(#[from] tonic::transport::Error),
-}
+use crate::auth::{Auth, Guard, RateLimit};
+use crate::layer::AuthLayer;
+use crate::tls::ServerTls;
+use crate::{Error, Shutdown};
 
 /// How long in-flight calls may take to finish after shutdown is signalled.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Transport limits every server applies (message sizes are per service: each
+/// service's `grpc()` sets its decoding limit; tonic's default is 4 MiB).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Longest a unary call (or a stream until its response headers) may run; a
+    /// client's shorter `grpc-timeout` wins. Expiry answers CANCELLED "Timeout expired".
+    pub request_timeout: Duration,
+    /// Concurrent HTTP/2 streams per connection.
+    pub max_concurrent_streams: u32,
+    /// Bytes of request headers (metadata) per request.
+    pub max_header_list_size: u32,
+    /// Calls served at once per connection; more wait.
+    pub concurrency_per_connection: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            request_timeout: Duration::from_secs(120),
+            max_concurrent_streams: 256,
+            max_header_list_size: 16 * 1024,
+            concurrency_per_connection: 256,
+        }
+    }
+}
+
+/// How a server runs. `Default` has authentication **disabled** (the crates'
+/// own tests use it); the `lift` binary builds these from its flags.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub auth: Auth,
+    /// Per-key token bucket (only with authentication on: it is keyed by key).
+    pub rate_limit: Option<RateLimit>,
+    pub limits: Limits,
+    pub tls: Option<ServerTls>,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        Self { auth: Auth::Disabled, rate_limit: None, limits: Limits::default(), tls: None }
+    }
+}
+
+/// [`serve_with`] with default options: no authentication, no TLS.
+pub async fn serve<S>(listener: TcpListener, svc: S, shutdown: Shutdown) -> Result<(), Error>
+where
+    S: tower_service::Service<http::Request<Body>, Error = Infallible> + NamedService + Clone + Send + Sync + 'static,
+    S::Response: axum::response::IntoResponse,
+    S::Future: Send + 'static,
+{
+    serve_with(listener, svc, shutdown, ServeOptions::default()).await
+}
+
 /// Serves `svc` on `listener` until `shutdown` fires: health reports SERVING for the
 /// service (and the server as a whole), flips to NOT_SERVING on shutdown, then
-/// in-flight calls drain for at most [`DRAIN_TIMEOUT`].
-pub async fn serve<S>(listener: TcpListener, svc: S, shutdown: Shutdown) -> Result<(), ServeError>
+/// in-flight calls drain for at most [`DRAIN_TIMEOUT`]. Every request passes the
+/// authentication layer first (health and reflection are public).
+pub async fn serve_with<S>(listener: TcpListener, svc: S, shutdown: Shutdown, opts: ServeOptions) -> Result<(), Error>
 where
-    S: tower_service::Service<http::Request<Body>, Error = Infallible>
-        + NamedService
-        + Clone
-        + Send
-        + Sync
-        + 'static,
+    S: tower_service::Service<http::Request<Body>, Error = Infallible> + NamedService + Clone + Send + Sync + 'static,
     S::Response: axum::response::IntoResponse,
     S::Future: Send + 'static,
 {
@@ -47,7 +92,11 @@ where
         .build_v1alpha()?;
 
     let addr = listener.local_addr().ok();
-    tracing::info!(service = S::NAME, ?addr, "serving");
+    let auth_on = matches!(opts.auth, Auth::Keys(_));
+    tracing::info!(service = S::NAME, ?addr, auth = auth_on, tls = opts.tls.is_some(), "serving");
+    if !auth_on {
+        tracing::warn!(service = S::NAME, "authentication is disabled: every caller may call every method");
+    }
     let drain = {
         let shutdown = shutdown.clone();
         let reporter = health_reporter.clone();
@@ -58,7 +107,20 @@ where
             tracing::info!(service = S::NAME, "draining");
         }
     };
-    let server = Server::builder()
+    let limits = opts.limits;
+    let mut builder = Server::builder()
+        .timeout(limits.request_timeout)
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .http2_max_header_list_size(limits.max_header_list_size)
+        .concurrency_limit_per_connection(limits.concurrency_per_connection)
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)));
+    if let Some(tls) = &opts.tls {
+        builder = builder.tls_config(tls.to_tonic())?;
+    }
+    let guard = Arc::new(Guard::new(opts.auth, opts.rate_limit));
+    let server = builder
+        .layer(AuthLayer::new(guard))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

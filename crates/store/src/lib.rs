@@ -4,12 +4,14 @@
 //! - [`connect`] opens a pool tuned for the backend and runs [`migration::Migrator`].
 //! - [`ledger`] is the append-only event ledger: idempotent batch appends with dense,
 //!   commit-ordered offsets, and reads after an offset.
+//! - [`api_keys`] holds API keys (hashed) with their scopes, brand and revocation.
 //! - [`links`] is the link registry and the click index attribution reads.
 //! - [`testing`] (feature `testing`) starts a PostgreSQL container for tests.
 //!
 //! Repositories take `&impl ConnectionTrait`, so they run on a pool or inside a
 //! transaction alike.
 
+pub mod api_keys;
 pub mod campaigns;
 mod connect;
 pub mod entity;

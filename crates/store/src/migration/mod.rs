@@ -10,6 +10,7 @@ mod m20261126_000001_create_ledger;
 mod m20261126_000002_create_links;
 mod m20261126_120000_campaigns;
 mod m20261126_140000_scoring;
+mod m20261126_160000_api_keys;
 
 #[derive(Debug)]
 pub struct Migrator;
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000002_create_links::Migration),
             Box::new(m20261126_120000_campaigns::Migration),
             Box::new(m20261126_140000_scoring::Migration),
+            Box::new(m20261126_160000_api_keys::Migration),
         ]
     }
 }
