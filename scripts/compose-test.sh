@@ -10,7 +10,8 @@
 #   3. grpcurl lists every service through server reflection (v1alpha, what grpcurl 1.8 speaks);
 #   4. a brand is created in the matching container (`lift brands create`), then
 #      scripts/compose-scenario.py ingests events, waits for scores, creates and matches a campaign;
-#   5. `docker compose stop`: every Lift container exits 0 within its grace period (SIGTERM drain);
+#   5. no container restarted; `docker compose stop`: every Lift container exits 0 within its grace
+#      period (SIGTERM drain);
 #   6. always (trap): `docker compose down -v`; on failure the logs are printed first.
 #
 # Host ports are picked free on 127.0.0.1 unless LIFT_INGEST_PORT/LIFT_SCORING_PORT/LIFT_MATCHING_PORT
@@ -162,7 +163,11 @@ t0=$SECONDS
     --api-key "$api_key" --proto-dir "$REPO_ROOT/proto" || die "the scenario failed"
 say "scenario passed in $((SECONDS - t0))s"
 
-# --- 5. graceful stop -----------------------------------------------------------------------
+# --- 5. no restarts, graceful stop ----------------------------------------------------------
+for svc in postgres ingest scoring matching; do
+    restarts="$(docker inspect --format '{{.RestartCount}}' "$(compose ps -a -q "$svc")")"
+    [ "$restarts" = 0 ] || die "$svc restarted $restarts time(s) during the test (restart: unless-stopped hid a crash)"
+done
 t0=$SECONDS
 compose stop --timeout 30 matching scoring ingest >/dev/null
 for svc in ingest scoring matching; do
