@@ -61,7 +61,14 @@ impl BenchReport {
 
 impl fmt::Display for BenchReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "{:<44} {:>10} {:>10} {:>12}", format!("ingest into {}", self.backend), "events", "seconds", "events/s")?;
+        writeln!(
+            f,
+            "{:<44} {:>10} {:>10} {:>12}",
+            format!("ingest into {}", self.backend),
+            "events",
+            "seconds",
+            "events/s"
+        )?;
         writeln!(
             f,
             "{:<44} {:>10} {:>10.3} {:>12.0}",
@@ -91,16 +98,17 @@ pub async fn bench(db: DatabaseConnection, opts: &BenchOptions) -> Result<BenchR
 
     // The service, end to end over loopback gRPC.
     let ingest = Ingest::new(db.clone(), IngestConfig { max_batch: opts.batch_size.max(1), ..IngestConfig::default() });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| Error::Bench(format!("bind: {e}")))?;
+    let listener =
+        tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| Error::Bench(format!("bind: {e}")))?;
     let addr = listener.local_addr().map_err(|e| Error::Bench(format!("local addr: {e}")))?;
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    let server = tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(ingest.grpc())
-            .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), async {
+    let server =
+        tokio::spawn(tonic::transport::Server::builder().add_service(ingest.grpc()).serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            async {
                 let _ = stop_rx.await;
-            }),
-    );
+            },
+        ));
     let client = IngestServiceClient::connect(format!("http://{addr}")).await?;
     let streams = opts.streams.max(1);
     let per_stream = events.len().div_ceil(streams).max(1);
@@ -127,7 +135,9 @@ pub async fn bench(db: DatabaseConnection, opts: &BenchOptions) -> Result<BenchR
     // The baseline: the same rows, loaded the database's own fastest way.
     let rows = baseline_rows(&events, run)?;
     let (baseline, method, name) = match backend {
-        DbBackend::Postgres => (copy_postgres(&db, &rows).await?, "PostgreSQL COPY (text) into the same schema", "PostgreSQL"),
+        DbBackend::Postgres => {
+            (copy_postgres(&db, &rows).await?, "PostgreSQL COPY (text) into the same schema", "PostgreSQL")
+        }
         _ => (insert_sqlite(&db, &rows).await?, "SQLite prepared INSERT, one transaction", "SQLite"),
     };
     Ok(BenchReport { backend: name, events: events.len(), service, baseline, baseline_method: method })
@@ -153,7 +163,9 @@ pub fn generate(n: usize, seed: u64, run: i64) -> Vec<pb::Event> {
                     post_id: format!("p{}", rng.random_range(0..100_000u32)),
                     target: acct(b),
                 }),
-                70..=84 => pb::event::Kind::Follow(pb::Follow { follower: acct(a), followee: acct(b), unfollow: false }),
+                70..=84 => {
+                    pb::event::Kind::Follow(pb::Follow { follower: acct(a), followee: acct(b), unfollow: false })
+                }
                 85..=94 => pb::event::Kind::Post(pb::Post {
                     author: acct(a),
                     post_id: format!("p{i}"),
@@ -265,10 +277,12 @@ async fn insert_sqlite(db: &DatabaseConnection, rows: &[BaselineRow]) -> Result<
         .await
         .map_err(sql_err)?;
     // The same DDL and indexes as the ledger table, renamed.
-    let ddl = sqlx::query("SELECT sql FROM sqlite_master WHERE tbl_name = 'ledger_events' AND sql IS NOT NULL ORDER BY type DESC")
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(sql_err)?;
+    let ddl = sqlx::query(
+        "SELECT sql FROM sqlite_master WHERE tbl_name = 'ledger_events' AND sql IS NOT NULL ORDER BY type DESC",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(sql_err)?;
     for row in ddl {
         let sql: String = row.try_get(0).map_err(sql_err)?;
         let sql = sql.replace("ledger_events", BASELINE_TABLE);

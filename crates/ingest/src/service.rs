@@ -131,12 +131,16 @@ impl Ingest {
     pub async fn append(&self, events: &[Event]) -> Result<Vec<Outcome>, Error> {
         let _queued = self.inner.append.lock().await;
         let mut appender = Appender::begin(&self.inner.db).await?;
-        let plan = appender.plan(events).await?;
-        if plan.iter().any(|o| o.is_accepted()) {
-            let (attributions, clicks) = attribution::attribute(appender.txn(), events, &plan).await?;
+        // Try the common case (nothing stored yet) without the dedupe lookup first.
+        let mut plan = appender.plan_new(events);
+        let (attributions, mut clicks) = attribution::attribute(appender.txn(), events, &plan).await?;
+        if appender.write_new(events, &plan, &attributions).await?.is_none() {
+            plan = appender.plan(events).await?;
+            let (attributions, c) = attribution::attribute(appender.txn(), events, &plan).await?;
             appender.write(events, &plan, &attributions).await?;
-            links::record_clicks(appender.txn(), &clicks).await?;
+            clicks = c;
         }
+        links::record_clicks(appender.txn(), &clicks).await?;
         let head = appender.commit().await?;
         self.inner.head.send_if_modified(|h| {
             let moved = head > *h;

@@ -15,7 +15,10 @@
 //! [`Appender`] is the two-step form the ingestion service uses so it can compute
 //! attribution inside the same transaction, knowing each new event's offset:
 //! [`Appender::plan`] (dedupe and assign offsets), then [`Appender::write`], then
-//! [`Appender::commit`]. [`append`] does all three for callers that need no
+//! [`Appender::commit`]. Fresh events are the common case, so
+//! [`Appender::plan_new`] + [`Appender::write_new`] skip the dedupe lookup and
+//! insert with `ON CONFLICT DO NOTHING` inside a savepoint; if any event turns out
+//! to be stored already, the savepoint is rolled back and the caller plans properly. [`append`] does all three for callers that need no
 //! enrichment. Rows go in with one `INSERT ... SELECT FROM UNNEST(...)` per batch
 //! on PostgreSQL and prepared multi-row `INSERT`s on SQLite.
 
@@ -121,6 +124,55 @@ impl Appender {
         Ok(out)
     }
 
+    /// Like [`Appender::plan`] but assumes no event is stored yet (repeats within
+    /// `events` are still duplicates). Write it with [`Appender::write_new`], which
+    /// checks the assumption.
+    pub fn plan_new(&mut self, events: &[Event]) -> Vec<Outcome> {
+        let mut seen: HashMap<(&str, &str), u64> = HashMap::with_capacity(events.len());
+        events
+            .iter()
+            .map(|e| match seen.get(&(e.source.as_str(), e.event_id.as_str())) {
+                Some(&o) => Outcome::Duplicate(o),
+                None => {
+                    let o = self.next;
+                    self.next += 1;
+                    seen.insert((e.source.as_str(), e.event_id.as_str()), o);
+                    Outcome::Accepted(o)
+                }
+            })
+            .collect()
+    }
+
+    /// Writes a [`Appender::plan_new`] plan. Returns `None`, having written nothing
+    /// and released the plan's offsets, when some event was already stored: then
+    /// [`Appender::plan`] and [`Appender::write`] must be used instead.
+    pub async fn write_new(
+        &mut self,
+        events: &[Event],
+        plan: &[Outcome],
+        attributions: &[Option<Attribution>],
+    ) -> Result<Option<usize>, Error> {
+        let rows = rows(events, plan, attributions);
+        let n = rows.len();
+        let first = rows.first().map(|r| r.offset);
+        if n == 0 {
+            return Ok(Some(0));
+        }
+        let savepoint = self.txn.begin().await?;
+        let inserted = match self.backend {
+            DbBackend::Postgres => insert_unnest(&savepoint, rows, true).await?,
+            _ => insert_multi_row(&savepoint, self.backend, rows, true).await?,
+        };
+        if inserted == n as u64 {
+            savepoint.commit().await?;
+            Ok(Some(n))
+        } else {
+            savepoint.rollback().await?;
+            self.next = first.and_then(|o| u64::try_from(o).ok()).unwrap_or(self.next);
+            Ok(None)
+        }
+    }
+
     /// Writes the accepted events of `plan` with their attribution
     /// (`attributions[i]` belongs to `events[i]`; missing entries mean none).
     pub async fn write(
@@ -129,26 +181,15 @@ impl Appender {
         plan: &[Outcome],
         attributions: &[Option<Attribution>],
     ) -> Result<usize, Error> {
-        let ingested_at = lift_domain::time::now();
-        let rows: Vec<Row> = events
-            .iter()
-            .zip(plan)
-            .enumerate()
-            .filter_map(|(i, (e, o))| match o {
-                Outcome::Accepted(offset) => {
-                    Some(Row::new(*offset, e, attributions.get(i).and_then(Option::as_ref), ingested_at))
-                }
-                Outcome::Duplicate(_) => None,
-            })
-            .collect();
+        let rows = rows(events, plan, attributions);
         let n = rows.len();
         if n == 0 {
             return Ok(0);
         }
         match self.backend {
-            DbBackend::Postgres => insert_unnest(&self.txn, rows).await?,
-            _ => insert_multi_row(&self.txn, self.backend, rows).await?,
-        }
+            DbBackend::Postgres => insert_unnest(&self.txn, rows, false).await?,
+            _ => insert_multi_row(&self.txn, self.backend, rows, false).await?,
+        };
         Ok(n)
     }
 
@@ -227,6 +268,26 @@ pub async fn append(db: &DatabaseConnection, events: &[Event]) -> Result<Vec<Out
     Ok(plan)
 }
 
+/// The rows of the accepted events of `plan`.
+fn rows(events: &[Event], plan: &[Outcome], attributions: &[Option<Attribution>]) -> Vec<Row> {
+    let ingested_at = lift_domain::time::now();
+    events
+        .iter()
+        .zip(plan)
+        .enumerate()
+        .filter_map(|(i, (e, o))| match o {
+            Outcome::Accepted(offset) => {
+                Some(Row::new(*offset, e, attributions.get(i).and_then(Option::as_ref), ingested_at))
+            }
+            Outcome::Duplicate(_) => None,
+        })
+        .collect()
+}
+
+/// Appended to an insert that may meet stored events: they are skipped and the
+/// affected-row count tells. Without it such an event is a unique violation.
+const SKIP_STORED: &str = " ON CONFLICT (source, event_id) DO NOTHING";
+
 /// One ledger row, ready for either insert path.
 struct Row {
     offset: i64,
@@ -256,7 +317,8 @@ impl Row {
     }
 }
 
-async fn insert_unnest(txn: &DatabaseTransaction, rows: Vec<Row>) -> Result<(), Error> {
+/// Returns the number of rows inserted.
+async fn insert_unnest(txn: &DatabaseTransaction, rows: Vec<Row>, skip_stored: bool) -> Result<u64, Error> {
     let n = rows.len();
     let ingested_at = rows.first().map(|r| r.ingested_at).unwrap_or_default();
     let (mut offsets, mut sources, mut ids, mut kinds, mut times) = (
@@ -280,38 +342,51 @@ async fn insert_unnest(txn: &DatabaseTransaction, rows: Vec<Row>) -> Result<(), 
         bodies.push(Value::Bytes(Some(r.body)));
     }
     let arr = |t: ArrayType, v: Vec<Value>| Value::Array(t, Some(Box::new(v)));
-    txn.execute_raw(Statement::from_sql_and_values(
-        DbBackend::Postgres,
+    let sql = format!(
         "INSERT INTO ledger_events \
            (ledger_offset, source, event_id, kind, occurred_at, ingested_at, account, attribution, body) \
          SELECT o, s, e, k, t, $6, NULLIF(a, ''), NULLIF(at, '\\x'::bytea), b \
          FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::smallint[], $5::bigint[], \
-                     $7::text[], $8::bytea[], $9::bytea[]) AS u(o, s, e, k, t, a, at, b)",
-        [
-            arr(ArrayType::BigInt, offsets),
-            arr(ArrayType::String, sources),
-            arr(ArrayType::String, ids),
-            arr(ArrayType::SmallInt, kinds),
-            arr(ArrayType::BigInt, times),
-            Value::BigInt(Some(ingested_at)),
-            arr(ArrayType::String, accounts),
-            arr(ArrayType::Bytes, attrs),
-            arr(ArrayType::Bytes, bodies),
-        ],
-    ))
-    .await?;
-    Ok(())
+                     $7::text[], $8::bytea[], $9::bytea[]) AS u(o, s, e, k, t, a, at, b){}",
+        if skip_stored { SKIP_STORED } else { "" }
+    );
+    let res = txn
+        .execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            sql,
+            [
+                arr(ArrayType::BigInt, offsets),
+                arr(ArrayType::String, sources),
+                arr(ArrayType::String, ids),
+                arr(ArrayType::SmallInt, kinds),
+                arr(ArrayType::BigInt, times),
+                Value::BigInt(Some(ingested_at)),
+                arr(ArrayType::String, accounts),
+                arr(ArrayType::Bytes, attrs),
+                arr(ArrayType::Bytes, bodies),
+            ],
+        ))
+        .await?;
+    Ok(res.rows_affected())
 }
 
-async fn insert_multi_row(txn: &DatabaseTransaction, backend: DbBackend, rows: Vec<Row>) -> Result<(), Error> {
+/// Returns the number of rows inserted.
+async fn insert_multi_row(
+    txn: &DatabaseTransaction,
+    backend: DbBackend,
+    rows: Vec<Row>,
+    skip_stored: bool,
+) -> Result<u64, Error> {
+    let mut inserted = 0;
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
         let chunk: Vec<Row> = rows.by_ref().take(SQLITE_INSERT_CHUNK).collect();
         let sql = format!(
             "INSERT INTO ledger_events \
                (ledger_offset, source, event_id, kind, occurred_at, ingested_at, account, attribution, body) \
-             VALUES {}",
-            vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ")
+             VALUES {}{}",
+            vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", "),
+            if skip_stored { SKIP_STORED } else { "" }
         );
         let mut params = Vec::with_capacity(chunk.len() * 9);
         for r in chunk {
@@ -327,9 +402,9 @@ async fn insert_multi_row(txn: &DatabaseTransaction, backend: DbBackend, rows: V
                 Value::Bytes(Some(r.body)),
             ]);
         }
-        txn.execute_raw(Statement::from_sql_and_values(backend, sql, params)).await?;
+        inserted += txn.execute_raw(Statement::from_sql_and_values(backend, sql, params)).await?.rows_affected();
     }
-    Ok(())
+    Ok(inserted)
 }
 
 /// The offset of the last committed event (0 when the ledger is empty). Offsets are

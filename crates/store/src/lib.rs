@@ -26,4 +26,4 @@ pub mod testing;
 pub use connect::{ConnectConfig, connect, connect_with, is_postgres, migrate};
 pub use error::Error;
 pub use sea_orm::sqlx;
-pub use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend};
+pub use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, TransactionTrait};

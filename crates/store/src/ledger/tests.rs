@@ -81,3 +81,26 @@ async fn dropped_appender_rolls_back() {
     assert_eq!(head(&db).await.unwrap(), 0);
     assert_eq!(append(&db, &[mention("s", "1", "a", "b")]).await.unwrap(), vec![Outcome::Accepted(1)]);
 }
+
+/// Pins the optimistic path: fresh events skip the lookup; a stored one makes
+/// `write_new` write nothing and release the offsets, and the full plan then works.
+#[tokio::test]
+async fn write_new_falls_back_when_an_event_is_stored() {
+    let db = crate::connect("sqlite::memory:").await.unwrap();
+    append(&db, &[mention("s", "1", "a", "b")]).await.unwrap();
+    let events = vec![mention("s", "2", "a", "b"), mention("s", "1", "a", "b")];
+    let mut a = Appender::begin(&db).await.unwrap();
+    let optimistic = a.plan_new(&events);
+    assert_eq!(optimistic, vec![Outcome::Accepted(2), Outcome::Accepted(3)]);
+    assert_eq!(a.write_new(&events, &optimistic, &[]).await.unwrap(), None);
+    let plan = a.plan(&events).await.unwrap();
+    assert_eq!(plan, vec![Outcome::Accepted(2), Outcome::Duplicate(1)]);
+    a.write(&events, &plan, &[]).await.unwrap();
+    assert_eq!(a.commit().await.unwrap(), 2);
+    let mut a = Appender::begin(&db).await.unwrap();
+    let fresh = vec![mention("s", "3", "a", "b"), mention("s", "3", "a", "b")];
+    let plan = a.plan_new(&fresh);
+    assert_eq!(a.write_new(&fresh, &plan, &[]).await.unwrap(), Some(1));
+    assert_eq!(a.commit().await.unwrap(), 3);
+    assert_eq!(read_after(&db, 0, &[], 10).await.unwrap().len(), 3);
+}
