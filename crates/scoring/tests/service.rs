@@ -126,6 +126,7 @@ async fn start_scoring(db: lift_store::DatabaseConnection, ingest: SocketAddr, m
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{ingest}")).unwrap().connect_lazy();
     let consumer = {
         let (s, stop) = (scoring.clone(), stop.clone());
+        let channel = lift_runtime::client::with_credentials(channel, lift_runtime::client::Credentials::none());
         let client = ipb::ingest_service_client::IngestServiceClient::new(channel);
         tokio::spawn(async move { s.run_consumer(client, stop).await })
     };

@@ -151,6 +151,35 @@ pub struct PageRankGraph {
     /// `(u, share)`: the share of `u`'s rank that goes where teleports go —
     /// all of it for dangling nodes, `1 − retention` for down-weighted ones.
     pub leak: Vec<(u32, f64)>,
+    /// Internal id → caller's node id (everything above is in internal ids).
+    pub old_of: Vec<u32>,
+}
+
+/// The transpose of `out` with node `v` renamed `new_of[v]`; rows sorted by source.
+fn relabelled_transpose(out: &Csr, old_of: &[u32], new_of: &[u32]) -> Csr {
+    let n = out.nodes();
+    let mut counts = vec![0u64; n + 1];
+    for &d in &out.targets {
+        counts[new_of[d as usize] as usize + 1] += 1;
+    }
+    for i in 0..n {
+        counts[i + 1] += counts[i];
+    }
+    let m = out.targets.len();
+    let mut fill = counts.clone();
+    let mut targets = vec![0u32; m];
+    let mut weights = vec![0f32; m];
+    // Visiting sources in increasing internal id leaves every row sorted.
+    for (new_s, &old_s) in old_of.iter().enumerate() {
+        let (ts, ws) = out.row(old_s as usize);
+        for (&d, &w) in ts.iter().zip(ws) {
+            let at = &mut fill[new_of[d as usize] as usize];
+            targets[*at as usize] = new_s as u32;
+            weights[*at as usize] = w;
+            *at += 1;
+        }
+    }
+    Csr { offsets: counts, targets, weights }
 }
 
 impl PageRankGraph {
@@ -164,17 +193,35 @@ impl PageRankGraph {
     /// weights alone would be undone by normalisation, so this is how a vote
     /// from a low-authenticity account is made to count less.
     pub fn with_retention(out: &Csr, retention: Option<&[f64]>) -> Self {
+        let n = out.nodes();
         let sums = out.row_sums();
-        let incoming = out.transpose();
+        // Relabel by out-degree, descending: the sources read most often (hubs)
+        // share a few cache lines instead of being scattered over the id space.
+        let mut old_of: Vec<u32> = (0..n as u32).collect();
+        old_of.par_sort_unstable_by_key(|&v| (std::cmp::Reverse(out.degree(v as usize)), v));
+        let mut new_of = vec![0u32; n];
+        for (new, &old) in old_of.iter().enumerate() {
+            new_of[old as usize] = new as u32;
+        }
+        let incoming = relabelled_transpose(out, &old_of, &new_of);
         let keep = |u: usize| retention.and_then(|r| r.get(u)).copied().unwrap_or(1.0).clamp(0.0, 1.0);
-        let inv_out = sums.iter().enumerate().map(|(u, s)| if *s > 0.0 { keep(u) / s } else { 0.0 }).collect();
-        let leak = (0..sums.len())
-            .filter_map(|u| {
-                let share = if sums[u] > 0.0 { 1.0 - keep(u) } else { 1.0 };
-                (share > 0.0).then_some((u as u32, share))
+        let inv_out = old_of
+            .iter()
+            .map(|&u| {
+                let u = u as usize;
+                if sums[u] > 0.0 { keep(u) / sums[u] } else { 0.0 }
             })
             .collect();
-        Self { incoming, inv_out, leak }
+        let leak = old_of
+            .iter()
+            .enumerate()
+            .filter_map(|(new, &u)| {
+                let u = u as usize;
+                let share = if sums[u] > 0.0 { 1.0 - keep(u) } else { 1.0 };
+                (share > 0.0).then_some((new as u32, share))
+            })
+            .collect();
+        Self { incoming, inv_out, leak, old_of }
     }
 
     pub fn nodes(&self) -> usize {
@@ -217,17 +264,36 @@ pub fn pagerank(g: &PageRankGraph, opts: PageRankOptions<'_>) -> PageRank {
     if n == 0 {
         return PageRank { scores: Vec::new(), iterations: 0, delta: 0.0 };
     }
-    let teleport = normalised(opts.personalization, n);
-    let mut x = match opts.warm_start {
-        Some(w) => {
-            let mut v: Vec<f64> =
-                (0..n).map(|i| w.get(i).copied().filter(|x| x.is_finite() && *x > 0.0).unwrap_or(0.0)).collect();
-            // New nodes start at the uniform share, then everything is renormalised.
-            for (i, x) in v.iter_mut().enumerate() {
-                if i >= w.len() {
-                    *x = 1.0 / n as f64;
-                }
+    let inward = |v: Option<&[f64]>| -> Option<Vec<f64>> {
+        v.map(|v| g.old_of.iter().map(|&o| v.get(o as usize).copied().unwrap_or(f64::NAN)).collect())
+    };
+    let personalization = inward(opts.personalization);
+    let teleport = normalised(personalization.as_deref(), n);
+    let warm = opts.warm_start.map(|w| {
+        // Nodes beyond the previous vector are new: marked NaN, started at the uniform share below.
+        let mut v = inward(Some(w)).unwrap_or_default();
+        for (i, &o) in g.old_of.iter().enumerate() {
+            if o as usize >= w.len() {
+                v[i] = f64::INFINITY;
             }
+        }
+        v
+    });
+    let mut x = match warm.as_deref() {
+        Some(w) => {
+            // New nodes start at the uniform share, then everything is renormalised.
+            let mut v: Vec<f64> = w
+                .iter()
+                .map(|x| {
+                    if *x == f64::INFINITY {
+                        1.0 / n as f64
+                    } else if x.is_finite() && *x > 0.0 {
+                        *x
+                    } else {
+                        0.0
+                    }
+                })
+                .collect();
             let s: f64 = v.iter().sum();
             if s > 0.0 {
                 v.iter_mut().for_each(|x| *x /= s)
@@ -284,7 +350,11 @@ pub fn pagerank(g: &PageRankGraph, opts: PageRankOptions<'_>) -> PageRank {
             break;
         }
     }
-    PageRank { scores: x, iterations, delta }
+    let mut scores = vec![0.0; n];
+    for (i, &o) in g.old_of.iter().enumerate() {
+        scores[o as usize] = x[i];
+    }
+    PageRank { scores, iterations, delta }
 }
 
 /// Teleport weights: uniform without storing `n` copies of `1/n`.

@@ -4,6 +4,7 @@
 //! `ModelParams` into a `Snapshot` of every account's five dimensions.
 
 pub mod authenticity;
+pub mod bench;
 pub mod compute;
 pub mod explain;
 pub mod graph;

@@ -14,9 +14,9 @@ use lift_domain::{AccountId, Dimension, LedgerEntry};
 use lift_proto::ingest::v1::ingest_service_client::IngestServiceClient;
 use lift_proto::ingest::v1::{SubscribeRequest, SubscribeResponse};
 use lift_runtime::Shutdown;
+use lift_runtime::client::Channel;
 use lift_store::scoring::{self as store, NewRun, ScoreRow};
 use tokio::time::Instant;
-use tonic::transport::Channel;
 
 use super::{Published, Scoring};
 use crate::Error;

@@ -72,7 +72,7 @@ struct Inner {
     /// (run id, as-of offset) of the latest published run: lets callers wait on progress.
     progress: watch::Sender<(u64, u64)>,
     /// The ingestion client the consumer runs with, for replays on demand.
-    ingest: RwLock<Option<IngestServiceClient<tonic::transport::Channel>>>,
+    ingest: RwLock<Option<IngestServiceClient<lift_runtime::client::Channel>>>,
 }
 
 /// One committed run, as served.
