@@ -95,6 +95,9 @@ def main() -> int:
     ap.add_argument("--scoring", required=True, help="host:port of scoring")
     ap.add_argument("--matching", required=True, help="host:port of matching")
     ap.add_argument("--api-key", required=True, help="a brand's API key (lift brands create)")
+    ap.add_argument("--client-key", default="",
+                    help="key for ingestion and scoring calls (lift keys create --scope ingest:write "
+                         "--scope ingest:read --scope scores:read); empty when authentication is off")
     ap.add_argument("--proto-dir", required=True)
     ap.add_argument("--scores-timeout", type=float, default=120.0)
     a = ap.parse_args()
@@ -124,6 +127,15 @@ def main() -> int:
 
         # 2. ingest ------------------------------------------------------------------------------
         ingest = ingest_grpc.IngestServiceStub(chans["ingest"])
+        cmd = (("x-api-key", a.client_key),) if a.client_key else ()
+        if a.client_key:
+            try:
+                ingest.GetLedgerInfo(ingest_pb2.GetLedgerInfoRequest(), timeout=RPC_TIMEOUT)
+                raise StepFailed("GetLedgerInfo without x-api-key succeeded; expected UNAUTHENTICATED")
+            except grpc.RpcError as e:
+                check(e.code() == grpc.StatusCode.UNAUTHENTICATED,
+                      f"GetLedgerInfo without x-api-key: expected UNAUTHENTICATED, got {e.code().name}: {e.details()}")
+            step("ingest: a call without x-api-key is UNAUTHENTICATED")
         now = datetime.now(timezone.utc).replace(microsecond=0)
         creators = [f"creator{i}" for i in range(3)]
         fans = [f"fan{i}" for i in range(9)]
@@ -152,17 +164,17 @@ def main() -> int:
                     kind=kinds[(fi + ci) % 3], actor=ref(f), post_id=f"{c}-post{fi % 2}", target=ref(c)))
                 ev("follow", 250 - fi, follow=ingest_pb2.Follow(follower=ref(f), followee=ref(c)))
         batch = ingest_pb2.IngestBatchRequest(events=events)
-        r = ingest.IngestBatch(batch, timeout=RPC_TIMEOUT)
+        r = ingest.IngestBatch(batch, metadata=cmd, timeout=RPC_TIMEOUT)
         bad = [(x.index, list(x.violations)) for x in r.results if x.outcome != ingest_pb2.EVENT_OUTCOME_ACCEPTED]
         check(r.accepted == len(events) and r.rejected == 0 and not bad,
               f"IngestBatch: accepted {r.accepted}/{len(events)}, rejected {r.rejected}: {bad[:3]}")
         step(f"ingest: {r.accepted} events accepted (offsets {min(x.offset for x in r.results)}.."
              f"{max(x.offset for x in r.results)})")
-        r2 = ingest.IngestBatch(batch, timeout=RPC_TIMEOUT)
+        r2 = ingest.IngestBatch(batch, metadata=cmd, timeout=RPC_TIMEOUT)
         check(r2.duplicates == len(events) and r2.accepted == 0,
               f"IngestBatch replay: expected {len(events)} duplicates, got accepted={r2.accepted} duplicates={r2.duplicates}")
         step(f"ingest: replaying the batch gives {r2.duplicates} duplicates, nothing new")
-        info = ingest.GetLedgerInfo(ingest_pb2.GetLedgerInfoRequest(), timeout=RPC_TIMEOUT)
+        info = ingest.GetLedgerInfo(ingest_pb2.GetLedgerInfoRequest(), metadata=cmd, timeout=RPC_TIMEOUT)
         check(info.events >= len(events), f"GetLedgerInfo: {info.events} events, expected >= {len(events)}")
         head = info.head_offset
         step(f"ingest: ledger head {head}, {info.events} events")
@@ -173,7 +185,7 @@ def main() -> int:
 
         def scored():
             resp = scoring.GetScores(scoring_pb2.GetScoresRequest(accounts=[ref(c) for c in creators]),
-                                     timeout=RPC_TIMEOUT)
+                                     metadata=cmd, timeout=RPC_TIMEOUT)
             if resp.unknown or len(resp.accounts) != len(creators):
                 return None
             if any(acc.as_of_offset < head for acc in resp.accounts):

