@@ -192,6 +192,13 @@ for w in workloads:
             err(w, f"readinessProbe must ask grpc.health.v1 for {svc}")
         if not any(ic.get("args", [])[:1] == ["migrate"] for ic in pod.get("initContainers", [])):
             err(w, "must run `lift migrate` in an init container")
+        env = {e["name"]: e for e in main.get("env", [])}
+        if "secretKeyRef" not in env.get("LIFT_AUTH_DATABASE_URL", {}).get("valueFrom", {}):
+            err(w, "LIFT_AUTH_DATABASE_URL must come from a Secret (where API keys live)")
+        if name != "lift-ingest" and "secretKeyRef" not in env.get("LIFT_API_KEY", {}).get("valueFrom", {}):
+            err(w, "LIFT_API_KEY (the key presented to peers) must come from a Secret")
+        if any(e.get("name") == "LIFT_AUTH" and e.get("value") == "off" for e in main.get("env", [])):
+            err(w, "LIFT_AUTH=off has no place in a cluster")
 
 if overlay == "prod":
     hpas = {h["spec"]["scaleTargetRef"]["name"] for h in by_kind.get("HorizontalPodAutoscaler", [])}
