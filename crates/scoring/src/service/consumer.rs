@@ -81,8 +81,10 @@ impl Scoring {
                             (s, Ok(())) => { state = s; dirty = false; }
                             (s, Err(e)) => {
                                 state = s;
-                                if matches!(e, Error::Store(ref se) if se.is_unavailable()) {
-                                    tracing::warn!(error = %e, "database unavailable; will retry the run");
+                                // Nothing was committed, so retrying is safe; a lost database
+                                // must not cost the in-memory state (a full replay).
+                                if let Error::Store(se) = &e {
+                                    tracing::error!(error = %se, unavailable = se.is_unavailable(), "cannot commit the scoring run; will retry");
                                     deadline = Some(Instant::now() + self.cfg().max_backoff);
                                 } else {
                                     return Err(e);
