@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, ensure};
 use lift_cli::{
     demo::{stream_events, wait_scored, with_key},
-    stack::{Databases, Stack, channel},
+    stack::{Databases, Stack},
 };
 use lift_domain::Dimension;
 use lift_proto::{
@@ -117,7 +117,7 @@ fn score(a: &spb::AccountScores, d: Dimension) -> anyhow::Result<&spb::Score> {
 }
 
 async fn scores_of(
-    scoring: &mut ScoringServiceClient<tonic::transport::Channel>,
+    scoring: &mut ScoringServiceClient<lift_runtime::client::Channel>,
     ids: &[&str],
 ) -> anyhow::Result<Vec<spb::AccountScores>> {
     let r = scoring
@@ -139,9 +139,9 @@ pub async fn scenario(dbs: Databases) -> anyhow::Result<()> {
 }
 
 async fn run(stack: &Stack) -> anyhow::Result<()> {
-    let mut ingest = IngestServiceClient::new(channel(&stack.ingest_url())?);
-    let mut scoring = ScoringServiceClient::new(channel(&stack.scoring_url())?);
-    let mut matching = MatchingServiceClient::new(channel(&stack.matching_url())?);
+    let mut ingest = IngestServiceClient::new(stack.channel(&stack.ingest_url())?);
+    let mut scoring = ScoringServiceClient::new(stack.channel(&stack.scoring_url())?);
+    let mut matching = MatchingServiceClient::new(stack.channel(&stack.matching_url())?);
 
     // Ledger: every event stored once, with offsets; a replay adds nothing.
     let events = scripted_events();

@@ -14,11 +14,12 @@ use lift_proto::{
     matching::v1::{self as mpb, matching_service_client::MatchingServiceClient},
     scoring::v1::{self as spb, scoring_service_client::ScoringServiceClient},
 };
-use tonic::{Request, transport::Channel};
+use lift_runtime::client::Channel;
+use tonic::Request;
 
 use crate::{
     dataset::{self, NetworkSpec},
-    stack::{Databases, Stack, channel},
+    stack::{Databases, Stack},
 };
 
 /// What the demo runs on.
@@ -163,9 +164,11 @@ fn sqlite_url(p: &Path) -> String {
 }
 
 async fn story(stack: &Stack, opts: &DemoOptions, started: Instant) -> anyhow::Result<DemoSummary> {
-    let mut ingest = IngestServiceClient::new(channel(&stack.ingest_url())?);
-    let mut scoring = ScoringServiceClient::new(channel(&stack.scoring_url())?);
-    let mut matching = MatchingServiceClient::new(channel(&stack.matching_url())?);
+    // The demo's own clients use the key the stack minted (ingest:write, ingest:read,
+    // scores:read); the brand below gets its own campaigns:write key.
+    let mut ingest = IngestServiceClient::new(stack.channel(&stack.ingest_url())?);
+    let mut scoring = ScoringServiceClient::new(stack.channel(&stack.scoring_url())?);
+    let mut matching = MatchingServiceClient::new(stack.channel(&stack.matching_url())?);
 
     // 2. The social graph.
     let use_college = !opts.generated && opts.collegemsg.exists();

@@ -1,15 +1,18 @@
 //! Starting Lift's services: one, or all three in one process. Each service
 //! owns its database; scoring and matching reach the others only over gRPC,
-//! even when they share a process.
+//! even when they share a process, presenting their own API keys.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use lift_proto::{
     ingest::v1::ingest_service_client::IngestServiceClient, scoring::v1::scoring_service_client::ScoringServiceClient,
 };
-use lift_runtime::Shutdown;
+use lift_runtime::auth::{self, Auth, KeyStore, RateLimit, Scope};
+use lift_runtime::client::{self, Channel, ClientOptions, Credentials};
+use lift_runtime::tls::{ClientTls, ServerTls};
+use lift_runtime::{Limits, ServeOptions, Shutdown};
 use tokio::{net::TcpListener, task::JoinSet};
-use tonic::transport::{Channel, Endpoint};
 
 /// Where each service keeps its data.
 #[derive(Debug, Clone)]
@@ -26,6 +29,44 @@ impl Databases {
     }
 }
 
+/// How a service serves and how it calls its peers.
+#[derive(Debug, Clone, Default)]
+pub struct ServiceOptions {
+    pub serve: ServeOptions,
+    /// Credentials and TLS for outgoing calls (scoring → ingestion, matching → both).
+    pub client: ClientOptions,
+    /// Database pool settings (how long a call waits for a connection bounds how
+    /// long a client waits while the database is down).
+    pub db: lift_store::ConnectConfig,
+}
+
+/// How an in-process stack runs. `Default`: authentication on, with keys the
+/// stack mints at start (see [`Stack::client_key`]) and revokes at stop.
+#[derive(Debug, Clone)]
+pub struct StackOptions {
+    pub auth: bool,
+    pub rate_limit: Option<RateLimit>,
+    pub limits: Limits,
+    /// Server TLS for all three, and what their clients trust (URLs become https).
+    pub tls: Option<(ServerTls, ClientTls)>,
+    pub db: lift_store::ConnectConfig,
+}
+
+impl Default for StackOptions {
+    fn default() -> Self {
+        Self {
+            auth: true,
+            rate_limit: Some(DEFAULT_RATE_LIMIT),
+            limits: Limits::default(),
+            tls: None,
+            db: lift_store::ConnectConfig::default(),
+        }
+    }
+}
+
+/// Requests per second per key (and burst) unless configured otherwise.
+pub const DEFAULT_RATE_LIMIT: RateLimit = RateLimit { per_second: 1_000.0, burst: 2_000.0 };
+
 /// A running stack: addresses, and the tasks to await after shutdown.
 #[derive(Debug)]
 pub struct Stack {
@@ -34,15 +75,26 @@ pub struct Stack {
     pub matching_addr: SocketAddr,
     pub shutdown: Shutdown,
     pub matching_db: sea_orm::DatabaseConnection,
+    /// A key with `ingest:write`, `ingest:read`, `links:write` and `scores:read` for
+    /// the stack's own clients (demo, tests); `None` with authentication off. Brands get theirs
+    /// from `lift_matching::create_brand`.
+    pub client_key: Option<String>,
+    scheme: &'static str,
+    client_tls: Option<ClientTls>,
+    /// Keys minted for this stack, revoked at stop.
+    minted: Vec<String>,
     tasks: JoinSet<anyhow::Result<()>>,
 }
 
-/// A lazily-connecting channel to a peer service: the peer may start after us.
+/// A lazily-connecting channel to a peer service, without credentials: the peer may start after us.
 pub fn channel(url: &str) -> anyhow::Result<Channel> {
-    Ok(Endpoint::from_shared(url.to_owned())?
-        .connect_timeout(std::time::Duration::from_secs(5))
-        .tcp_nodelay(true)
-        .connect_lazy())
+    Ok(client::connect_lazy(url, &ClientOptions::default())?)
+}
+
+/// A lazily-connecting channel that presents `key` (if any).
+pub fn channel_with_key(url: &str, key: Option<&str>) -> anyhow::Result<Channel> {
+    let opts = ClientOptions { credentials: Credentials::from_option(key)?, ..ClientOptions::default() };
+    Ok(client::connect_lazy(url, &opts)?)
 }
 
 pub fn http_url(addr: SocketAddr) -> String {
@@ -54,12 +106,13 @@ pub async fn spawn_ingest(
     tasks: &mut JoinSet<anyhow::Result<()>>,
     listener: TcpListener,
     db_url: &str,
+    opts: &ServiceOptions,
     shutdown: &Shutdown,
 ) -> anyhow::Result<()> {
-    let db = lift_store::connect(db_url).await?;
+    let db = lift_store::connect_with(db_url, &opts.db).await?;
     let ingest = lift_ingest::Ingest::new(db, lift_ingest::IngestConfig::default());
-    let sd = shutdown.clone();
-    tasks.spawn(async move { Ok(lift_runtime::serve(listener, ingest.grpc(), sd).await?) });
+    let (sd, serve) = (shutdown.clone(), opts.serve.clone());
+    tasks.spawn(async move { Ok(lift_runtime::serve_with(listener, ingest.grpc(), sd, serve).await?) });
     Ok(())
 }
 
@@ -70,15 +123,18 @@ pub async fn spawn_scoring(
     db_url: &str,
     ingest_url: &str,
     cfg: lift_scoring::ScoringConfig,
+    opts: &ServiceOptions,
     shutdown: &Shutdown,
 ) -> anyhow::Result<()> {
-    let db = lift_store::connect(db_url).await?;
+    let db = lift_store::connect_with(db_url, &opts.db).await?;
     let scoring = lift_scoring::Scoring::new(db, cfg).await?;
-    let ingest = IngestServiceClient::new(channel(ingest_url)?);
-    let (sd1, sd2) = (shutdown.clone(), shutdown.clone());
+    // A subscription lives as long as the process: no per-call timeout on it.
+    let consumer_opts = ClientOptions { timeout: Duration::from_secs(24 * 3600), ..opts.client.clone() };
+    let ingest = IngestServiceClient::new(client::connect_lazy(ingest_url, &consumer_opts)?);
+    let (sd1, sd2, serve) = (shutdown.clone(), shutdown.clone(), opts.serve.clone());
     let consumer = scoring.clone();
     tasks.spawn(async move { Ok(consumer.run_consumer(ingest, sd1).await?) });
-    tasks.spawn(async move { Ok(lift_runtime::serve(listener, scoring.grpc(), sd2).await?) });
+    tasks.spawn(async move { Ok(lift_runtime::serve_with(listener, scoring.grpc(), sd2, serve).await?) });
     Ok(())
 }
 
@@ -89,62 +145,174 @@ pub async fn spawn_matching(
     db: sea_orm::DatabaseConnection,
     scoring_url: &str,
     ingest_url: &str,
+    opts: &ServiceOptions,
     shutdown: &Shutdown,
 ) -> anyhow::Result<()> {
     let matching = lift_matching::Matching::new(
         db,
-        ScoringServiceClient::new(channel(scoring_url)?),
-        IngestServiceClient::new(channel(ingest_url)?),
+        ScoringServiceClient::new(client::connect_lazy(scoring_url, &opts.client)?),
+        IngestServiceClient::new(client::connect_lazy(ingest_url, &opts.client)?),
         lift_matching::MatchingConfig::default(),
     );
-    let sd = shutdown.clone();
-    tasks.spawn(async move { Ok(lift_runtime::serve(listener, matching.grpc(), sd).await?) });
+    let (sd, serve) = (shutdown.clone(), opts.serve.clone());
+    tasks.spawn(async move { Ok(lift_runtime::serve_with(listener, matching.grpc(), sd, serve).await?) });
     Ok(())
 }
 
 impl Stack {
-    /// Starts all three services on the given listeners.
+    /// Starts all three services on the given listeners with default options
+    /// (authentication on, keys minted for the stack).
     pub async fn start(
         listeners: [TcpListener; 3],
         dbs: &Databases,
         scoring_cfg: lift_scoring::ScoringConfig,
     ) -> anyhow::Result<Self> {
+        Self::start_with(listeners, dbs, scoring_cfg, StackOptions::default()).await
+    }
+
+    /// Starts all three services. With authentication on, every service checks keys
+    /// in the matching database (where brands' keys live too), and the stack mints a
+    /// key per internal caller: scoring gets `ingest:read`; matching gets
+    /// `scores:read`, `ingest:read` and `links:write`.
+    pub async fn start_with(
+        listeners: [TcpListener; 3],
+        dbs: &Databases,
+        scoring_cfg: lift_scoring::ScoringConfig,
+        opts: StackOptions,
+    ) -> anyhow::Result<Self> {
         let [li, ls, lm] = listeners;
         let (ingest_addr, scoring_addr, matching_addr) = (li.local_addr()?, ls.local_addr()?, lm.local_addr()?);
+        let matching_db = lift_store::connect_with(&dbs.matching, &opts.db).await?;
+        let (scheme, client_tls, server_tls) = match &opts.tls {
+            Some((s, c)) => ("https", Some(c.clone()), Some(s.clone())),
+            None => ("http", None, None),
+        };
+        let mut minted = Vec::new();
+        let (auth, keys) = if opts.auth {
+            let mut mint = async |name: &str, scopes: &[Scope]| -> anyhow::Result<String> {
+                let (k, secret) = auth::create_key(&matching_db, name, scopes, None).await?;
+                minted.push(k.id);
+                Ok(secret)
+            };
+            let scoring_key = mint("internal: scoring", &[Scope::IngestRead]).await?;
+            let matching_key =
+                mint("internal: matching", &[Scope::ScoresRead, Scope::IngestRead, Scope::LinksWrite]).await?;
+            let client_key =
+                mint("stack client", &[Scope::IngestWrite, Scope::IngestRead, Scope::LinksWrite, Scope::ScoresRead])
+                    .await?;
+            let store = KeyStore::new(matching_db.clone(), auth::DEFAULT_KEY_TTL);
+            (Auth::Keys(store), Some((scoring_key, matching_key, client_key)))
+        } else {
+            (Auth::Disabled, None)
+        };
+        let serve = ServeOptions {
+            auth,
+            rate_limit: if opts.auth { opts.rate_limit } else { None },
+            limits: opts.limits,
+            tls: server_tls,
+        };
+        let service = |key: Option<&String>| -> anyhow::Result<ServiceOptions> {
+            Ok(ServiceOptions {
+                serve: serve.clone(),
+                client: ClientOptions {
+                    credentials: Credentials::from_option(key.map(String::as_str))?,
+                    tls: client_tls.clone(),
+                    ..ClientOptions::default()
+                },
+                db: opts.db.clone(),
+            })
+        };
+        let url = |a: SocketAddr| format!("{scheme}://{a}");
         let shutdown = Shutdown::new();
         let mut tasks = JoinSet::new();
-        spawn_ingest(&mut tasks, li, &dbs.ingest, &shutdown).await?;
-        spawn_scoring(&mut tasks, ls, &dbs.scoring, &http_url(ingest_addr), scoring_cfg, &shutdown).await?;
-        let matching_db = lift_store::connect(&dbs.matching).await?;
-        spawn_matching(&mut tasks, lm, matching_db.clone(), &http_url(scoring_addr), &http_url(ingest_addr), &shutdown)
-            .await?;
-        Ok(Self { ingest_addr, scoring_addr, matching_addr, shutdown, matching_db, tasks })
+        spawn_ingest(&mut tasks, li, &dbs.ingest, &service(None)?, &shutdown).await?;
+        let scoring_opts = service(keys.as_ref().map(|k| &k.0))?;
+        spawn_scoring(&mut tasks, ls, &dbs.scoring, &url(ingest_addr), scoring_cfg, &scoring_opts, &shutdown).await?;
+        let matching_opts = service(keys.as_ref().map(|k| &k.1))?;
+        spawn_matching(
+            &mut tasks,
+            lm,
+            matching_db.clone(),
+            &url(scoring_addr),
+            &url(ingest_addr),
+            &matching_opts,
+            &shutdown,
+        )
+        .await?;
+        Ok(Self {
+            ingest_addr,
+            scoring_addr,
+            matching_addr,
+            shutdown,
+            matching_db,
+            client_key: keys.map(|k| k.2),
+            scheme,
+            client_tls,
+            minted,
+            tasks,
+        })
     }
 
     /// Starts all three on ephemeral loopback ports.
     pub async fn start_loopback(dbs: &Databases, scoring_cfg: lift_scoring::ScoringConfig) -> anyhow::Result<Self> {
+        Self::start_loopback_with(dbs, scoring_cfg, StackOptions::default()).await
+    }
+
+    pub async fn start_loopback_with(
+        dbs: &Databases,
+        scoring_cfg: lift_scoring::ScoringConfig,
+        opts: StackOptions,
+    ) -> anyhow::Result<Self> {
         let l = [
             TcpListener::bind("127.0.0.1:0").await?,
             TcpListener::bind("127.0.0.1:0").await?,
             TcpListener::bind("127.0.0.1:0").await?,
         ];
-        Self::start(l, dbs, scoring_cfg).await
+        Self::start_with(l, dbs, scoring_cfg, opts).await
     }
 
     pub fn ingest_url(&self) -> String {
-        http_url(self.ingest_addr)
+        format!("{}://{}", self.scheme, self.ingest_addr)
     }
     pub fn scoring_url(&self) -> String {
-        http_url(self.scoring_addr)
+        format!("{}://{}", self.scheme, self.scoring_addr)
     }
     pub fn matching_url(&self) -> String {
-        http_url(self.matching_addr)
+        format!("{}://{}", self.scheme, self.matching_addr)
     }
 
-    /// Signals shutdown and waits for every task, returning the first error.
-    pub async fn stop(mut self) -> anyhow::Result<()> {
+    /// A channel to `url` presenting `key` (with the stack's TLS trust).
+    pub fn channel_as(&self, url: &str, key: Option<&str>) -> anyhow::Result<Channel> {
+        let opts = ClientOptions {
+            credentials: Credentials::from_option(key)?,
+            tls: self.client_tls.clone(),
+            ..ClientOptions::default()
+        };
+        Ok(client::connect_lazy(url, &opts)?)
+    }
+
+    /// A channel to `url` presenting the stack's [`client_key`](Self::client_key).
+    pub fn channel(&self, url: &str) -> anyhow::Result<Channel> {
+        self.channel_as(url, self.client_key.as_deref())
+    }
+
+    /// Signals shutdown, waits for every task and revokes the keys minted for the
+    /// stack, returning the first error.
+    pub async fn stop(self) -> anyhow::Result<()> {
         self.shutdown.trigger();
-        self.join().await
+        self.finish().await
+    }
+
+    /// Waits for every task (after shutdown was signalled elsewhere) and revokes the
+    /// keys minted for the stack.
+    pub async fn finish(mut self) -> anyhow::Result<()> {
+        let r = self.join().await;
+        for id in std::mem::take(&mut self.minted) {
+            if let Err(e) = auth::revoke_key(&self.matching_db, &id).await {
+                tracing::warn!(key = %id, error = %e, "could not revoke the stack's key");
+            }
+        }
+        r
     }
 
     /// Waits for every task (after shutdown was signalled elsewhere).

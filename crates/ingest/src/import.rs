@@ -17,7 +17,6 @@ use lift_proto::ingest::v1 as pb;
 use lift_proto::ingest::v1::ingest_service_client::IngestServiceClient;
 use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor};
 use sha2::{Digest, Sha256};
-use tonic::transport::Channel;
 
 use crate::Error;
 
@@ -102,9 +101,37 @@ impl ImportReport {
     }
 }
 
+/// What an ingestion client may run over: a plain channel, or one that adds
+/// credentials (`lift_runtime::client::Channel`).
+pub trait IngestTransport:
+    tonic::client::GrpcService<
+        tonic::body::Body,
+        Error: Into<tonic::codegen::StdError>,
+        ResponseBody: tonic::codegen::Body<
+            Data = tonic::codegen::Bytes,
+            Error: Into<tonic::codegen::StdError> + Send,
+        > + Send
+                          + 'static,
+    >
+{
+}
+
+impl<T> IngestTransport for T where
+    T: tonic::client::GrpcService<
+            tonic::body::Body,
+            Error: Into<tonic::codegen::StdError>,
+            ResponseBody: tonic::codegen::Body<
+                Data = tonic::codegen::Bytes,
+                Error: Into<tonic::codegen::StdError> + Send,
+            > + Send
+                              + 'static,
+        >
+{
+}
+
 /// Parses `path` and streams it to the server behind `client`.
-pub async fn import_file(
-    client: &mut IngestServiceClient<Channel>,
+pub async fn import_file<T: IngestTransport>(
+    client: &mut IngestServiceClient<T>,
     path: &Path,
     opts: &ImportOptions,
 ) -> Result<ImportReport, Error> {
@@ -113,8 +140,8 @@ pub async fn import_file(
 }
 
 /// Streams parsed events in batches over one `IngestStream` call.
-pub async fn send(
-    client: &mut IngestServiceClient<Channel>,
+pub async fn send<T: IngestTransport>(
+    client: &mut IngestServiceClient<T>,
     parsed: Parsed,
     opts: &ImportOptions,
 ) -> Result<ImportReport, Error> {

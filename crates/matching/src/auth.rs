@@ -1,17 +1,21 @@
 //! Brands are tenants, identified by an API key in the `x-api-key` metadata.
 //!
-//! Keys are 192 random bits, so a plain SHA-256 of the key is a safe thing to
-//! store and look up (a slow password hash protects guessable secrets; these
-//! are not guessable). The interceptor only checks the key's shape and hashes
-//! it; the brand lookup is async and happens in the handler.
+//! A brand's key is an ordinary Lift API key (`lift_runtime::auth`) with the
+//! `campaigns:write` scope bound to the brand: stored as a SHA-256 hash, rotated
+//! with `lift keys create --scope campaigns:write --brand <id>` and
+//! `lift keys revoke <key id>`. With authentication on, the runtime's layer
+//! resolves the key and the handler reads the brand from its principal; with it
+//! off, this interceptor checks the key's shape and hashes it, and the handler
+//! looks the hash up (TTL-cached) itself.
 
 use std::fmt;
 
 use lift_domain::FieldViolation;
-use lift_store::DatabaseConnection;
+use lift_runtime::auth::Scope;
+use lift_store::TransactionTrait;
 use lift_store::campaigns::{self as repo, Brand};
+use lift_store::{DatabaseConnection, DatabaseTransaction};
 use rand::RngCore;
-use sha2::{Digest, Sha256};
 use tonic::{Request, Status};
 
 use crate::Error;
@@ -36,7 +40,7 @@ impl fmt::Display for BrandId {
 pub(crate) struct KeyHash(pub(crate) String);
 
 pub(crate) fn hash_key(key: &str) -> String {
-    hex::encode(Sha256::digest(key.as_bytes()))
+    lift_runtime::auth::hash_key(key)
 }
 
 fn random_hex(bytes: usize) -> String {
@@ -45,7 +49,8 @@ fn random_hex(bytes: usize) -> String {
     hex::encode(b)
 }
 
-/// Creates a brand and returns its id and API key. The key is shown once: only its hash is stored.
+/// Creates a brand and returns its id and API key (scope `campaigns:write`, bound to
+/// the brand). The key is shown once: only its hash is stored.
 pub async fn create_brand(db: &DatabaseConnection, name: &str) -> Result<(BrandId, String), Error> {
     let name = name.trim();
     if name.is_empty() {
@@ -60,7 +65,15 @@ pub async fn create_brand(db: &DatabaseConnection, name: &str) -> Result<(BrandI
     let id = BrandId(format!("brd_{}", random_hex(8)));
     let key = format!("{KEY_PREFIX}{}", random_hex(24));
     let brand = Brand { id: id.0.clone(), name: name.to_owned(), created_at: lift_domain::time::now() };
-    repo::insert_brand(db, &brand, &hash_key(&key)).await?;
+    let txn: DatabaseTransaction = db.begin().await.map_err(lift_store::Error::from)?;
+    repo::insert_brand(&txn, &brand, &hash_key(&key)).await?;
+    lift_runtime::auth::insert_key(&txn, &format!("brand {name}"), &[Scope::CampaignsWrite], Some(&id.0), &key)
+        .await
+        .map_err(|e| match e {
+        lift_runtime::Error::Store(e) => Error::Store(e),
+        other => Error::invalid("name", other.to_string()),
+    })?;
+    txn.commit().await.map_err(lift_store::Error::from)?;
     tracing::info!(brand = %id, "brand created");
     Ok((id, key))
 }

@@ -9,6 +9,9 @@ pub enum Error {
     /// No API key, a malformed one, or one no brand holds.
     #[error("unauthenticated: {0}")]
     Unauthenticated(&'static str),
+    /// The key store cannot be read to resolve the caller's brand.
+    #[error("the key store is unavailable")]
+    KeysUnavailable,
     /// The request is malformed; every offending field is listed.
     #[error("invalid request: {}", join(.0))]
     Invalid(Vec<FieldViolation>),
@@ -52,6 +55,7 @@ impl From<Error> for Status {
     fn from(e: Error) -> Self {
         match e {
             Error::Unauthenticated(why) => Status::unauthenticated(why),
+            Error::KeysUnavailable => Status::unavailable("the key store is unavailable; retry later"),
             Error::Invalid(violations) => bad_request(&violations),
             e @ Error::CampaignNotFound(_) => Status::not_found(e.to_string()),
             Error::FailedPrecondition(msg) => Status::failed_precondition(msg),

@@ -3,7 +3,7 @@
 //! `lift_domain::campaign`.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use lift_domain::campaign::{
     self as rules, CampaignSpec, Criterion, Evaluation, Expected, IssuedOffer, Objective, ReportBuilder, ScoreCard,
@@ -15,11 +15,12 @@ use lift_proto::ingest::v1::ingest_service_client::IngestServiceClient;
 use lift_proto::matching::v1 as pb;
 use lift_proto::scoring::v1 as spb;
 use lift_proto::scoring::v1::scoring_service_client::ScoringServiceClient;
+use lift_runtime::auth::{KeyStore, Principal};
+use lift_runtime::client::{Channel, RetryPolicy, retry_idempotent};
 use lift_store::DatabaseConnection;
-use lift_store::campaigns::{self as repo, Brand, CampaignState};
+use lift_store::campaigns::{self as repo, CampaignState};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tonic::transport::Channel;
 
 use crate::auth::{BrandId, KeyHash};
 use crate::{Error, MatchingConfig};
@@ -36,8 +37,11 @@ struct Inner {
     scoring: ScoringServiceClient<Channel>,
     ingest: IngestServiceClient<Channel>,
     cfg: MatchingConfig,
-    /// Brands by key hash. Brands are never deleted, so a positive answer can be kept.
-    brands: RwLock<HashMap<String, Brand>>,
+    /// Key lookups when the server runs without the authentication layer (its
+    /// principal is used otherwise); TTL-cached, so revocation takes effect.
+    keys: KeyStore,
+    /// Calls to scoring and ingestion that are safe to repeat.
+    retry: RetryPolicy,
 }
 
 /// A scored account judged against a campaign.
@@ -203,7 +207,8 @@ impl Matching {
         ingest: IngestServiceClient<Channel>,
         cfg: MatchingConfig,
     ) -> Self {
-        Self { inner: Arc::new(Inner { db, scoring, ingest, cfg, brands: RwLock::new(HashMap::new()) }) }
+        let keys = KeyStore::new(db.clone(), lift_runtime::auth::DEFAULT_KEY_TTL);
+        Self { inner: Arc::new(Inner { db, scoring, ingest, cfg, keys, retry: RetryPolicy::default() }) }
     }
 
     pub fn db(&self) -> &DatabaseConnection {
@@ -214,21 +219,20 @@ impl Matching {
         &self.inner.cfg
     }
 
-    /// The brand whose key hash the interceptor put into the request.
+    /// The brand the caller acts for: from the authentication layer's principal, or
+    /// (authentication disabled) from the key hash the interceptor put into the request.
     pub(crate) async fn authenticate(&self, ext: &tonic::Extensions) -> Result<BrandId, Error> {
-        let KeyHash(hash) = ext.get::<KeyHash>().ok_or(Error::Unauthenticated("missing x-api-key metadata"))?;
-        if let Ok(cache) = self.inner.brands.read()
-            && let Some(b) = cache.get(hash)
-        {
-            return Ok(BrandId(b.id.clone()));
-        }
-        let brand =
-            repo::brand_by_key_hash(&self.inner.db, hash).await?.ok_or(Error::Unauthenticated("unknown API key"))?;
-        let id = BrandId(brand.id.clone());
-        if let Ok(mut cache) = self.inner.brands.write() {
-            cache.insert(hash.clone(), brand);
-        }
-        Ok(id)
+        let principal = match ext.get::<Principal>() {
+            Some(p) => p.clone(),
+            None => {
+                let KeyHash(hash) = ext.get::<KeyHash>().ok_or(Error::Unauthenticated("missing x-api-key metadata"))?;
+                self.inner.keys.by_hash(hash).await.map_err(|e| match e {
+                    lift_runtime::auth::KeyError::Unavailable => Error::KeysUnavailable,
+                    _ => Error::Unauthenticated("unknown API key"),
+                })?
+            }
+        };
+        principal.brand_id.map(BrandId).ok_or(Error::Unauthenticated("this API key does not act for a brand"))
     }
 
     async fn load(&self, brand: &BrandId, id: &str) -> Result<Loaded, Error> {
@@ -308,23 +312,26 @@ impl Matching {
         let criteria = spec.rules();
         let filters = spec.percentile_filters(relax);
         for attempt in 1..=cfg.scan_attempts.max(1) {
-            let mut client = self.inner.scoring.clone();
+            let client = self.inner.scoring.clone();
             let (mut eligible, mut near) = (Vec::new(), Vec::new());
             let mut seen: HashSet<AccountId> = HashSet::new();
             let mut run: Option<(String, u64)> = None;
             let mut token = String::new();
             let consistent = loop {
-                let resp = client
-                    .query_accounts(spb::QueryAccountsRequest {
-                        order_by: spec.objective.primary_dimension().to_proto() as i32,
-                        topic: String::new(),
-                        filters: filters.clone(),
-                        page_size: cfg.query_page_size,
-                        page_token: token.clone(),
-                    })
-                    .await
-                    .map_err(Error::scoring)?
-                    .into_inner();
+                let req = spb::QueryAccountsRequest {
+                    order_by: spec.objective.primary_dimension().to_proto() as i32,
+                    topic: String::new(),
+                    filters: filters.clone(),
+                    page_size: cfg.query_page_size,
+                    page_token: token.clone(),
+                };
+                let resp = retry_idempotent(&self.inner.retry, "QueryAccounts", || {
+                    let (mut c, r) = (client.clone(), req.clone());
+                    async move { c.query_accounts(r).await }
+                })
+                .await
+                .map_err(Error::scoring)?
+                .into_inner();
                 let this = (resp.model_version.clone(), resp.as_of_offset);
                 match &run {
                     None => run = Some(this),
@@ -436,8 +443,13 @@ impl Matching {
 
     /// The campaign's absolute thresholds moved through scoring's published old→new mapping.
     async fn translate(&self, criteria: &[Criterion], from: &str, to: &str) -> Result<Vec<Criterion>, Error> {
-        let model =
-            self.inner.scoring.clone().get_model(spb::GetModelRequest {}).await.map_err(Error::scoring)?.into_inner();
+        let model = retry_idempotent(&self.inner.retry, "GetModel", || {
+            let mut c = self.inner.scoring.clone();
+            async move { c.get_model(spb::GetModelRequest {}).await }
+        })
+        .await
+        .map_err(Error::scoring)?
+        .into_inner();
         let mut out = Vec::new();
         for c in criteria {
             let Threshold::MinValue(v) = c.threshold else { continue };
@@ -535,22 +547,23 @@ impl Matching {
         // The sampler's seed comes from the campaign, so re-selecting reproduces the portfolio.
         let d = digest(&[&c.row.id, &snap.model_version]);
         let random_seed = u64::from_le_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]]);
-        let answer = self
-            .inner
-            .scoring
-            .clone()
-            .select_seeds(spb::SelectSeedsRequest {
-                candidates: snap
-                    .eligible
-                    .iter()
-                    .map(|j| spb::SeedCandidate { account: Some(j.card.account.to_proto()), cost: spec.unit_cost })
-                    .collect(),
-                budget: spec.budget,
-                k: 0,
-                epsilon: eps,
-                random_seed,
-            })
-            .await;
+        let req = spb::SelectSeedsRequest {
+            candidates: snap
+                .eligible
+                .iter()
+                .map(|j| spb::SeedCandidate { account: Some(j.card.account.to_proto()), cost: spec.unit_cost })
+                .collect(),
+            budget: spec.budget,
+            k: 0,
+            epsilon: eps,
+            random_seed,
+        };
+        // Seeded, so a repeat computes the same answer.
+        let answer = retry_idempotent(&self.inner.retry, "SelectSeeds", || {
+            let (mut c, r) = (self.inner.scoring.clone(), req.clone());
+            async move { c.select_seeds(r).await }
+        })
+        .await;
         let resp = match answer {
             Ok(r) => r.into_inner(),
             Err(s) if s.code() == tonic::Code::Unimplemented => greedy_by_objective(&snap.eligible, spec),
@@ -668,9 +681,15 @@ impl Matching {
 
         // The head before the links exist bounds the pre-treatment audience: nothing
         // at or below it can have been caused by an offer.
-        let mut ingest = self.inner.ingest.clone();
-        let head =
-            ingest.get_ledger_info(ipb::GetLedgerInfoRequest {}).await.map_err(Error::ingest)?.into_inner().head_offset;
+        let ingest = self.inner.ingest.clone();
+        let head = retry_idempotent(&self.inner.retry, "GetLedgerInfo", || {
+            let mut c = ingest.clone();
+            async move { c.get_ledger_info(ipb::GetLedgerInfoRequest {}).await }
+        })
+        .await
+        .map_err(Error::ingest)?
+        .into_inner()
+        .head_offset;
         let links: Vec<ipb::Link> = rows
             .iter()
             .filter(|r| !r.holdout)
@@ -683,7 +702,14 @@ impl Matching {
             })
             .collect();
         for chunk in links.chunks(5_000) {
-            ingest.register_links(ipb::RegisterLinksRequest { links: chunk.to_vec() }).await.map_err(Error::ingest)?;
+            // Registering the same link to the same owner again is a no-op ("unchanged").
+            let req = ipb::RegisterLinksRequest { links: chunk.to_vec() };
+            retry_idempotent(&self.inner.retry, "RegisterLinks", || {
+                let (mut c, r) = (ingest.clone(), req.clone());
+                async move { c.register_links(r).await }
+            })
+            .await
+            .map_err(Error::ingest)?;
         }
         repo::record_offers(&self.inner.db, &brand.0, &c.row.id, &rows, seed, head).await.map_err(|e| match e {
             lift_store::Error::Conflict(m) => Error::AlreadyExists(m),

@@ -31,14 +31,21 @@ const CREATORS: usize = 40;
 type KeyFn = Box<dyn FnMut(Request<()>) -> Result<Request<()>, Status> + Send>;
 type Client = MatchingServiceClient<InterceptedService<Channel, KeyFn>>;
 
+/// Channels that carry credentials (none here: these servers run without the auth layer).
+type Rt = lift_runtime::client::Channel;
+
+fn rt(addr: std::net::SocketAddr) -> Rt {
+    lift_runtime::client::with_credentials(lazy(addr), lift_runtime::client::Credentials::none())
+}
+
 struct Stack {
-    ingest: IngestServiceClient<Channel>,
+    ingest: IngestServiceClient<Rt>,
     ingest_addr: std::net::SocketAddr,
     scoring_db: lift_store::DatabaseConnection,
     /// Stops scoring alone, so a test can replace its model.
     scoring_stop: Shutdown,
     scoring: Scoring,
-    scoring_client: ScoringServiceClient<Channel>,
+    scoring_client: ScoringServiceClient<Rt>,
     matching: Matching,
     addr: std::net::SocketAddr,
     stop: Shutdown,
@@ -73,19 +80,19 @@ async fn start() -> Stack {
         start_scoring(scoring_db.clone(), ingest_addr, ScoringConfig::default().model, &scoring_stop).await;
     let matching = Matching::new(
         lift_store::connect("sqlite::memory:").await.expect("db"),
-        ScoringServiceClient::new(lazy(scoring_addr)),
-        IngestServiceClient::new(lazy(ingest_addr)),
+        ScoringServiceClient::new(rt(scoring_addr)),
+        IngestServiceClient::new(rt(ingest_addr)),
         MatchingConfig::default(),
     );
     let (l, addr) = bind().await;
     tokio::spawn(lift_runtime::serve(l, matching.grpc(), stop.clone()));
     Stack {
-        ingest: IngestServiceClient::new(lazy(ingest_addr)),
+        ingest: IngestServiceClient::new(rt(ingest_addr)),
         ingest_addr,
         scoring_db,
         scoring_stop,
         scoring,
-        scoring_client: ScoringServiceClient::new(lazy(scoring_addr)),
+        scoring_client: ScoringServiceClient::new(rt(scoring_addr)),
         matching,
         addr,
         stop,
@@ -108,7 +115,7 @@ async fn start_scoring(
     let scoring = Scoring::new(db, cfg).await.expect("scoring");
     {
         let (s, stop) = (scoring.clone(), stop.clone());
-        let client = IngestServiceClient::new(lazy(ingest_addr));
+        let client = IngestServiceClient::new(rt(ingest_addr));
         tokio::spawn(async move { s.run_consumer(client, stop).await });
     }
     let (l, addr) = bind().await;
@@ -447,7 +454,7 @@ async fn scoring_down_is_unavailable() {
     };
     let m = Matching::new(
         s.matching.db().clone(),
-        ScoringServiceClient::new(lazy(dead)),
+        ScoringServiceClient::new(rt(dead)),
         s.ingest.clone(),
         MatchingConfig::default(),
     );
@@ -653,7 +660,7 @@ async fn model_change_records_churn_and_translates_thresholds() {
         .expect("second model scored");
     let m2 = Matching::new(
         s.matching.db().clone(),
-        ScoringServiceClient::new(lazy(addr2)),
+        ScoringServiceClient::new(rt(addr2)),
         s.ingest.clone(),
         MatchingConfig::default(),
     );

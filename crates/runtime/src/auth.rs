@@ -14,8 +14,8 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use lift_store::DatabaseConnection;
 use lift_store::api_keys::{self, ApiKey};
+use lift_store::{ConnectionTrait, DatabaseConnection};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use tonic::Status;
@@ -148,11 +148,30 @@ fn random_hex(bytes: usize) -> String {
 /// Creates a key with `scopes` (bound to `brand_id` if given) and returns it with its
 /// secret, which is shown once: only the hash is stored.
 pub async fn create_key(
-    db: &DatabaseConnection,
+    db: &impl ConnectionTrait,
     name: &str,
     scopes: &[Scope],
     brand_id: Option<&str>,
 ) -> Result<(ApiKey, String), Error> {
+    let secret = new_secret();
+    let key = insert_key(db, name, scopes, brand_id, &secret).await?;
+    Ok((key, secret))
+}
+
+/// A fresh key secret: `lift_` and 192 random bits in hex.
+pub fn new_secret() -> String {
+    format!("{KEY_PREFIX}{}", random_hex(24))
+}
+
+/// Stores `secret` (hashed) as a key with `scopes`, e.g. inside the transaction
+/// that creates the brand it acts for.
+pub async fn insert_key(
+    db: &impl ConnectionTrait,
+    name: &str,
+    scopes: &[Scope],
+    brand_id: Option<&str>,
+    secret: &str,
+) -> Result<ApiKey, Error> {
     let name = name.trim();
     if name.is_empty() || name.len() > MAX_NAME_LEN || name.chars().any(char::is_control) {
         return Err(Error::InvalidKey(format!(
@@ -168,7 +187,6 @@ pub async fn create_key(
     let mut scopes = scopes.to_vec();
     scopes.sort();
     scopes.dedup();
-    let secret = format!("{KEY_PREFIX}{}", random_hex(24));
     let key = ApiKey {
         id: format!("key_{}", random_hex(8)),
         name: name.to_owned(),
@@ -177,14 +195,14 @@ pub async fn create_key(
         created_at: lift_domain::time::now(),
         revoked_at: None,
     };
-    api_keys::insert(db, &key, &hash_key(&secret)).await?;
+    api_keys::insert(db, &key, &hash_key(secret)).await?;
     tracing::info!(key = %key.id, scopes = ?key.scopes, brand = ?key.brand_id, "API key created");
-    Ok((key, secret))
+    Ok(key)
 }
 
 /// Revokes key `id`; false when there is no such unrevoked key. Servers stop
 /// accepting it within their cache TTL.
-pub async fn revoke_key(db: &DatabaseConnection, id: &str) -> Result<bool, Error> {
+pub async fn revoke_key(db: &impl ConnectionTrait, id: &str) -> Result<bool, Error> {
     let done = api_keys::revoke(db, id, lift_domain::time::now()).await?;
     if done {
         tracing::info!(key = %id, "API key revoked");

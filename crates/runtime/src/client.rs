@@ -44,7 +44,10 @@ impl Credentials {
 
 impl Interceptor for Credentials {
     fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
-        if let Some(k) = &self.key {
+        // A key set on the call itself (e.g. a brand's) wins over the channel's.
+        if let Some(k) = &self.key
+            && !req.metadata().contains_key(API_KEY_HEADER)
+        {
             req.metadata_mut().insert(API_KEY_HEADER, k.clone());
         }
         Ok(req)
@@ -175,12 +178,17 @@ mod tests {
         assert_eq!(r.ok(), Some(7));
     }
 
-    /// Pins that credentials are added as `x-api-key` and that no key adds nothing.
+    /// Pins that credentials are added as `x-api-key`, that a key set on the call
+    /// wins, and that no key adds nothing.
     #[test]
     fn credentials_add_the_key() {
         let mut c = Credentials::api_key("lift_abc").expect("ascii");
         let r = c.call(Request::new(())).expect("ok");
         assert_eq!(r.metadata().get(API_KEY_HEADER).and_then(|v| v.to_str().ok()), Some("lift_abc"));
+        let mut own = Request::new(());
+        own.metadata_mut().insert(API_KEY_HEADER, "lift_brand".parse().expect("ascii"));
+        let r = c.call(own).expect("ok");
+        assert_eq!(r.metadata().get(API_KEY_HEADER).and_then(|v| v.to_str().ok()), Some("lift_brand"));
         let r = Credentials::none().call(Request::new(())).expect("ok");
         assert!(r.metadata().get(API_KEY_HEADER).is_none());
         assert!(Credentials::api_key("bad\nkey").is_err());

@@ -41,7 +41,13 @@ fn is_connectivity(e: &DbErr) -> bool {
     match e {
         DbErr::Conn(_) | DbErr::ConnectionAcquire(_) => true,
         DbErr::Exec(RuntimeErr::SqlxError(s)) | DbErr::Query(RuntimeErr::SqlxError(s)) => {
-            matches!(**s, Sqlx::Io(_) | Sqlx::Tls(_) | Sqlx::PoolTimedOut | Sqlx::PoolClosed | Sqlx::WorkerCrashed)
+            match &**s {
+                Sqlx::Io(_) | Sqlx::Tls(_) | Sqlx::PoolTimedOut | Sqlx::PoolClosed | Sqlx::WorkerCrashed => true,
+                // PostgreSQL going away: connection exceptions (class 08) and operator
+                // intervention such as shutdown or restart (57P01..57P03).
+                Sqlx::Database(d) => d.code().is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+                _ => false,
+            }
         }
         _ => false,
     }

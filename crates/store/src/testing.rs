@@ -20,13 +20,32 @@ pub const DEFAULT_PG_IMAGE: &str = "postgres:16-alpine";
 /// Starts PostgreSQL and returns the container (dropping it removes it) and a
 /// connection URL. The database is empty: [`crate::connect`] migrates it.
 pub async fn postgres() -> Result<(ContainerAsync<Postgres>, String), Error> {
+    start(None).await
+}
+
+/// Like [`postgres`], but published on a fixed free host port, so the container can
+/// be stopped and started again (fault tests) and the URL stays valid.
+pub async fn postgres_restartable() -> Result<(ContainerAsync<Postgres>, String), Error> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| Error::Container(format!("finding a free port: {e}")))?
+        .port();
+    start(Some(port)).await
+}
+
+async fn start(host_port: Option<u16>) -> Result<(ContainerAsync<Postgres>, String), Error> {
     // Test-only configuration read at the edge of a test helper, like a `main`.
     let image = std::env::var("LIFT_TEST_PG_IMAGE").unwrap_or_else(|_| DEFAULT_PG_IMAGE.to_owned());
     let (name, tag) = image
         .rsplit_once(':')
         .filter(|(n, t)| !n.is_empty() && !t.is_empty())
         .ok_or_else(|| Error::Container(format!("LIFT_TEST_PG_IMAGE={image:?} is not of the form name:tag")))?;
-    let container = Postgres::default().with_name(name).with_tag(tag).start().await.map_err(|e| {
+    let mut request = Postgres::default().with_name(name).with_tag(tag);
+    if let Some(p) = host_port {
+        request =
+            request.with_mapped_port(p, testcontainers_modules::testcontainers::core::IntoContainerPort::tcp(5432));
+    }
+    let container = request.start().await.map_err(|e| {
         Error::Container(format!(
             "cannot start the PostgreSQL test container from image {image}: {e}. \
              Is a Docker engine reachable (DOCKER_HOST or /var/run/docker.sock)? \
