@@ -14,7 +14,8 @@
 //! - `follow_churn` (up to 1.0): follows undone within `churn_window_days`, many
 //!   and a large share of the account's follows (the follow-for-follow tactic).
 //! - `follower_burst` (up to 0.5) / `engagement_burst` (up to 0.3): one day far
-//!   above the account's baseline. Weak on its own — a genuinely viral post
+//!   above the account's baseline of new followers / first-time engagers (a busy
+//!   conversation is many engagements from few accounts, so it does not count). Weak on its own — a genuinely viral post
 //!   bursts too — so it is capped low.
 //! - `young_engagers` (up to 0.5): a large share of received engagement from
 //!   accounts younger than `young_account_days` or flagged above. The account
@@ -412,10 +413,14 @@ fn bursts(
             (t != NONE && t != e.actor).then(|| (t, day(e.at), e.offset, e.actor, e.at))
         })
         .collect();
+    // A conversation is many engagements from few accounts; bought engagement is many *new*
+    // engagers at once. Count each engager once, on the day it first engaged.
+    engagements.sort_unstable_by_key(|r| (r.0, r.3, r.4, r.2));
+    engagements.dedup_by_key(|r| (r.0, r.3));
     let last_day = day(as_of);
     for (rows, kind, cap, what) in [
         (&mut follows, FlagKind::FollowerBurst, 0.5, "new followers"),
-        (&mut engagements, FlagKind::EngagementBurst, 0.3, "engagements received"),
+        (&mut engagements, FlagKind::EngagementBurst, 0.3, "new engagers"),
     ] {
         rows.sort_unstable_by_key(|r| (r.0, r.1, r.2));
         let mut i = 0;
