@@ -266,5 +266,10 @@ in-container)
     ;;
 esac
 
-docker run --rm "$IMAGE" --version >/dev/null || die "$IMAGE does not run \`lift --version\`"
-say "$IMAGE ready: $(docker run --rm "$IMAGE" --version) ($(docker image inspect --format '{{.Size}}' "$IMAGE" | awk '{ printf "%.0f MB", $1 / 1e6 }')), total $((SECONDS - total_start))s"
+# Detached + the engine's log: an attached short-lived container's output was seen lost here.
+cid="$(docker run -d "$IMAGE" --version)"
+code="$(docker wait "$cid")"
+version="$(docker logs "$cid" 2>&1)"
+docker rm "$cid" >/dev/null
+[ "$code" = 0 ] && [ -n "$version" ] || die "$IMAGE does not run \`lift --version\` (exit $code: $version)"
+say "$IMAGE ready: $version ($(docker image inspect --format '{{.Size}}' "$IMAGE" | awk '{ printf "%.0f MB", $1 / 1e6 }')), total $((SECONDS - total_start))s"
