@@ -78,8 +78,8 @@ pub async fn stream_events(
     events: Vec<ipb::Event>,
     batch: usize,
 ) -> anyhow::Result<(u64, u64)> {
-    let batches: Vec<ipb::IngestBatchRequest> =
-        events.chunks(batch.max(1)).map(|c| ipb::IngestBatchRequest { events: c.to_vec() }).collect();
+    let batches: Vec<ipb::IngestStreamRequest> =
+        events.chunks(batch.max(1)).map(|c| ipb::IngestStreamRequest { events: c.to_vec() }).collect();
     let resp = client.ingest_stream(tokio_stream::iter(batches)).await?.into_inner();
     if resp.rejected > 0 {
         let first = resp.rejections.first().map(|r| format!("{r:?}")).unwrap_or_default();

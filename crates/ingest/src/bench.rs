@@ -116,8 +116,8 @@ pub async fn bench(db: DatabaseConnection, opts: &BenchOptions) -> Result<BenchR
     let mut calls = Vec::new();
     for part in events.chunks(per_stream) {
         let mut client = client.clone();
-        let batches: Vec<pb::IngestBatchRequest> =
-            part.chunks(opts.batch_size.max(1)).map(|c| pb::IngestBatchRequest { events: c.to_vec() }).collect();
+        let batches: Vec<pb::IngestStreamRequest> =
+            part.chunks(opts.batch_size.max(1)).map(|c| pb::IngestStreamRequest { events: c.to_vec() }).collect();
         calls.push(tokio::spawn(async move { client.ingest_stream(futures::stream::iter(batches)).await }));
     }
     let mut accepted = 0;

@@ -50,7 +50,7 @@ impl IngestService for Ingest {
     #[tracing::instrument(skip_all)]
     async fn ingest_stream(
         &self,
-        req: Request<Streaming<pb::IngestBatchRequest>>,
+        req: Request<Streaming<pb::IngestStreamRequest>>,
     ) -> Result<Response<pb::IngestStreamResponse>, Status> {
         let mut stream = req.into_inner();
         let mut resp = pb::IngestStreamResponse::default();

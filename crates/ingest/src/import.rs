@@ -153,7 +153,7 @@ pub async fn send<T: IngestTransport>(
     let mut batches = Vec::with_capacity(events.len().div_ceil(batch_size));
     let mut it = events.into_iter().peekable();
     while it.peek().is_some() {
-        batches.push(pb::IngestBatchRequest { events: it.by_ref().take(batch_size).collect() });
+        batches.push(pb::IngestStreamRequest { events: it.by_ref().take(batch_size).collect() });
     }
     let counter = bar.clone();
     let outbound = futures::stream::iter(batches).inspect(move |b| counter.inc(b.events.len() as u64));

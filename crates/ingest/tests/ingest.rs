@@ -154,8 +154,8 @@ async fn replay_idempotent(url: &str) {
     assert_eq!(first.accepted, 20);
     let mut s = server(url).await;
     let batches = vec![
-        pb::IngestBatchRequest { events: events[..10].to_vec() },
-        pb::IngestBatchRequest { events: events[10..].to_vec() },
+        pb::IngestStreamRequest { events: events[..10].to_vec() },
+        pb::IngestStreamRequest { events: events[10..].to_vec() },
     ];
     let r = s.client.ingest_stream(futures::stream::iter(batches.clone())).await.expect("stream").into_inner();
     assert_eq!((r.accepted, r.duplicates, r.rejected, r.batches), (10, 20, 0, 2));

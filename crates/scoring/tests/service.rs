@@ -54,7 +54,7 @@ impl IngestService for Ledger {
     }
     async fn ingest_stream(
         &self,
-        _: Request<tonic::Streaming<ipb::IngestBatchRequest>>,
+        _: Request<tonic::Streaming<ipb::IngestStreamRequest>>,
     ) -> Result<Response<ipb::IngestStreamResponse>, Status> {
         Err(Status::unimplemented("test ledger"))
     }
