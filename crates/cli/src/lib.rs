@@ -4,7 +4,9 @@
 //! - [`stack`]: starts the three services on bound listeners, wired over gRPC.
 //! - [`demo`]: the whole story on embedded SQLite, printed for a person.
 //! - [`dataset`]: the generated network and simulated outcomes.
+//! - [`soak`]: `lift bench soak`, a bounded soak with count checks.
 
 pub mod dataset;
 pub mod demo;
+pub mod soak;
 pub mod stack;
