@@ -271,8 +271,15 @@ enum BrandsCommand {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let quiet_default =
-        matches!(cli.command, Command::Demo(_) | Command::Import(_) | Command::Health { .. } | Command::Bench { .. });
+    let quiet_default = matches!(
+        cli.command,
+        Command::Demo(_)
+            | Command::Import(_)
+            | Command::Health { .. }
+            | Command::Bench { .. }
+            | Command::Keys { .. }
+            | Command::Brands { .. }
+    );
     lift_runtime::telemetry::init(cli.log_format, if quiet_default { "warn" } else { "info,sqlx=warn" });
     match cli.command {
         Command::Demo(a) => {
