@@ -133,7 +133,7 @@ fn arb_event() -> impl Strategy<Value = pb::Event> {
         })),
         (0..7i32, acct_s.clone(), arb_token(), acct_s.clone())
             .prop_map(|(k, a, p, t)| Kind::Engagement(pb::Engagement { kind: k, actor: a, post_id: p, target: t })),
-        (acct_s.clone(), acct_s.clone(), any::<bool>()).prop_map(|(a, b, u)| Kind::Follow(pb::Follow {
+        (acct_s.clone(), acct_s, any::<bool>()).prop_map(|(a, b, u)| Kind::Follow(pb::Follow {
             follower: a,
             followee: b,
             unfollow: u
