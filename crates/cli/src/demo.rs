@@ -470,14 +470,14 @@ async fn campaign_life(
     }
     if let Some(l) = &r.lift {
         println!(
-            "    lift: {:+.2} {} per creator, {:.0}% interval [{:.2}, {:.2}] ({} treated vs {} held out)",
+            "    incremental lift per creator: {:+.2}, {:.0}% interval [{:.2}, {:.2}] ({} treated vs {} held out)\n    metric: {}",
             l.incremental_per_creator,
-            l.metric,
             l.confidence * 100.0,
             l.lower,
             l.upper,
             l.treated,
-            l.holdout
+            l.holdout,
+            l.metric,
         );
     }
     Ok(r)
