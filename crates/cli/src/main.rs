@@ -76,6 +76,19 @@ enum OnOff {
 
 #[derive(Debug, Subcommand)]
 enum BenchCommand {
+    /// Ingestion throughput: IngestStream over loopback gRPC vs the database's own bulk
+    /// load (PostgreSQL COPY, SQLite prepared INSERT) of the same rows, side by side.
+    Ingest {
+        /// Database to measure (sqlite:PATH or postgres://...).
+        #[arg(long, env = "DATABASE_URL", default_value = "sqlite:lift-bench.db?mode=rwc")]
+        database_url: String,
+        #[arg(long, default_value_t = 200_000)]
+        events: usize,
+        #[arg(long, default_value_t = 5_000)]
+        batch: usize,
+        #[arg(long, default_value_t = 2)]
+        streams: usize,
+    },
     /// Bounded soak on loopback: writers, subscribers, scoring and queries at once;
     /// fails unless acknowledged = stored = consumed.
     Soak {
@@ -344,6 +357,11 @@ async fn main() -> anyhow::Result<()> {
             println!("brand {name} ({id})\napi key (shown once, stored hashed): {key}");
         }
         Command::Keys { command } => keys(command).await?,
+        Command::Bench { command: BenchCommand::Ingest { database_url, events, batch, streams } } => {
+            let db = lift_store::connect(&database_url).await?;
+            let opts = lift_ingest::bench::BenchOptions { events, batch_size: batch, streams, ..Default::default() };
+            println!("{}", lift_ingest::bench::bench(db, &opts).await?);
+        }
         Command::Bench {
             command: BenchCommand::Soak { seconds, events, writers, subscribers, batch, database_url },
         } => {
