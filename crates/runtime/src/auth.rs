@@ -104,6 +104,12 @@ pub fn access(path: &str) -> Access {
     }
 }
 
+/// Client-streaming methods: their answer comes only when the client has sent
+/// everything, so a server-side time bound would cut long imports short.
+pub fn is_client_stream(path: &str) -> bool {
+    path == "/lift.ingest.v1.IngestService/IngestStream"
+}
+
 /// The authenticated caller, put into each request's extensions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {

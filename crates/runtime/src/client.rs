@@ -59,19 +59,15 @@ impl Interceptor for Credentials {
 pub struct ClientOptions {
     pub credentials: Credentials,
     pub tls: Option<ClientTls>,
-    /// Per-call bound, until the response headers (a stream may run longer).
-    pub timeout: Duration,
+    /// Per-call bound until the response headers: `None` for channels that carry
+    /// client streams (an `IngestStream` answers only at its end).
+    pub timeout: Option<Duration>,
     pub connect_timeout: Duration,
 }
 
 impl Default for ClientOptions {
     fn default() -> Self {
-        Self {
-            credentials: Credentials::none(),
-            tls: None,
-            timeout: Duration::from_secs(60),
-            connect_timeout: Duration::from_secs(5),
-        }
+        Self { credentials: Credentials::none(), tls: None, timeout: None, connect_timeout: Duration::from_secs(5) }
     }
 }
 
@@ -86,10 +82,12 @@ pub fn endpoint(url: &str, opts: &ClientOptions) -> Result<Endpoint, Error> {
     let mut e = Endpoint::from_shared(url.to_owned())
         .map_err(|e| Error::Url { url: url.to_owned(), reason: e.to_string() })?
         .connect_timeout(opts.connect_timeout)
-        .timeout(opts.timeout)
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(30))
         .keep_alive_timeout(Duration::from_secs(10));
+    if let Some(t) = opts.timeout {
+        e = e.timeout(t);
+    }
     if let Some(tls) = &opts.tls {
         e = e.tls_config(tls.to_tonic()).map_err(Error::Transport)?;
     }

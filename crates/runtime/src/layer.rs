@@ -5,28 +5,34 @@
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use futures::future::BoxFuture;
 use tonic::body::Body;
 
-use crate::auth::{API_KEY_HEADER, Guard};
+use tonic::Status;
+
+use crate::auth::{API_KEY_HEADER, Guard, is_client_stream};
 
 /// Wraps a service in [`AuthService`].
 #[derive(Debug, Clone)]
 pub struct AuthLayer {
     guard: Arc<Guard>,
+    timeout: Duration,
 }
 
 impl AuthLayer {
-    pub fn new(guard: Arc<Guard>) -> Self {
-        Self { guard }
+    /// `timeout` bounds every call except client streams (see [`crate::auth::is_client_stream`]),
+    /// whose answer only comes when the client is done.
+    pub fn new(guard: Arc<Guard>, timeout: Duration) -> Self {
+        Self { guard, timeout }
     }
 }
 
 impl<S> tower::Layer<S> for AuthLayer {
     type Service = AuthService<S>;
     fn layer(&self, inner: S) -> AuthService<S> {
-        AuthService { inner, guard: self.guard.clone() }
+        AuthService { inner, guard: self.guard.clone(), timeout: self.timeout }
     }
 }
 
@@ -34,6 +40,7 @@ impl<S> tower::Layer<S> for AuthLayer {
 pub struct AuthService<S> {
     inner: S,
     guard: Arc<Guard>,
+    timeout: Duration,
 }
 
 impl<S, B> tower_service::Service<http::Request<B>> for AuthService<S>
@@ -54,18 +61,29 @@ where
         // The clone that was polled ready serves this request.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let guard = self.guard.clone();
+        let (guard, timeout) = (self.guard.clone(), self.timeout);
         Box::pin(async move {
+            let path = req.uri().path().to_owned();
             let key = req.headers().get(API_KEY_HEADER).map(|v| v.as_bytes().to_vec());
-            match guard.check(req.uri().path(), key.as_deref()).await {
+            match guard.check(&path, key.as_deref()).await {
                 Ok(Some(principal)) => {
                     req.extensions_mut().insert(principal);
-                    inner.call(req).await
                 }
-                Ok(None) => inner.call(req).await,
+                Ok(None) => {}
                 Err(status) => {
-                    tracing::debug!(path = req.uri().path(), code = ?status.code(), "request refused");
-                    Ok(status.into_http())
+                    tracing::debug!(path = %path, code = ?status.code(), "request refused");
+                    return Ok(status.into_http());
+                }
+            }
+            if is_client_stream(&path) {
+                return inner.call(req).await;
+            }
+            match tokio::time::timeout(timeout, inner.call(req)).await {
+                Ok(r) => r,
+                Err(_) => {
+                    tracing::warn!(path = %path, ?timeout, "call exceeded the server's request timeout");
+                    let msg = format!("the server's request timeout of {} s expired", timeout.as_secs_f64());
+                    Ok(Status::deadline_exceeded(msg).into_http())
                 }
             }
         })

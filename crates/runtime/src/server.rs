@@ -19,8 +19,9 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// service's `grpc()` sets its decoding limit; tonic's default is 4 MiB).
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// Longest a unary call (or a stream until its response headers) may run; a
-    /// client's shorter `grpc-timeout` wins. Expiry answers CANCELLED "Timeout expired".
+    /// Longest a call (a server stream: until its response headers) may run, client
+    /// streams (`IngestStream`) excepted; expiry answers DEADLINE_EXCEEDED. A client's
+    /// shorter `grpc-timeout` wins (tonic answers CANCELLED "Timeout expired").
     pub request_timeout: Duration,
     /// Concurrent HTTP/2 streams per connection.
     pub max_concurrent_streams: u32,
@@ -108,8 +109,9 @@ where
         }
     };
     let limits = opts.limits;
+    // The request timeout is applied in the layer (client streams excepted); tonic
+    // still honours a client's grpc-timeout on every call.
     let mut builder = Server::builder()
-        .timeout(limits.request_timeout)
         .max_concurrent_streams(limits.max_concurrent_streams)
         .http2_max_header_list_size(limits.max_header_list_size)
         .concurrency_limit_per_connection(limits.concurrency_per_connection)
@@ -120,7 +122,7 @@ where
     }
     let guard = Arc::new(Guard::new(opts.auth, opts.rate_limit));
     let server = builder
-        .layer(AuthLayer::new(guard))
+        .layer(AuthLayer::new(guard, limits.request_timeout))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
