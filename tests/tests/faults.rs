@@ -53,6 +53,7 @@ struct ScoringNode {
     scoring: lift_scoring::Scoring,
     url: String,
     tasks: JoinSet<()>,
+    stop: Shutdown,
 }
 
 async fn start_scoring(db_url: &str, ingest_url: &str, listener: TcpListener) -> anyhow::Result<ScoringNode> {
@@ -68,14 +69,14 @@ async fn start_scoring(db_url: &str, ingest_url: &str, listener: TcpListener) ->
     let ingest = IngestServiceClient::new(client::connect_lazy(ingest_url, &ClientOptions::default())?);
     let mut tasks = JoinSet::new();
     let stop = Shutdown::new();
-    let (s1, s2, st1, st2) = (scoring.clone(), scoring.clone(), stop.clone(), stop);
+    let (s1, s2, st1, st2) = (scoring.clone(), scoring.clone(), stop.clone(), stop.clone());
     tasks.spawn(async move {
         let _ = s1.run_consumer(ingest, st1).await;
     });
     tasks.spawn(async move {
         let _ = lift_runtime::serve(listener, s2.grpc(), st2).await;
     });
-    Ok(ScoringNode { scoring, url, tasks })
+    Ok(ScoringNode { scoring, url, tasks, stop })
 }
 
 async fn all_scores(url: &str, ids: &[ipb::AccountRef]) -> anyhow::Result<Vec<spb::AccountScores>> {
@@ -312,7 +313,9 @@ async fn scoring_down_matching_is_unavailable_never_wrong() -> anyhow::Result<()
     let before = m.match_campaign(req()?).await?.into_inner();
     ensure!(!before.eligible.is_empty(), "nobody eligible before the fault");
 
-    scoring.tasks.abort_all();
+    // Down, as a stopped process is: the server closes its connections (aborting the
+    // task alone would leave in-process HTTP/2 connections serving), then nothing listens.
+    scoring.stop.trigger();
     while scoring.tasks.join_next().await.is_some() {}
     for _ in 0..3 {
         match m.match_campaign(req()?).await {
