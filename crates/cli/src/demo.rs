@@ -65,6 +65,21 @@ fn step(n: u32, what: &str) {
     println!("\n[{n}] {what}");
 }
 
+/// One line about an import: rows, events, outcomes and rate.
+pub fn import_summary(r: &lift_ingest::import::ImportReport) -> String {
+    format!(
+        "{} rows -> {} events for {} accounts ({} accepted, {} duplicates, {} rejected) in {:.1}s ({:.0} events/s)",
+        r.rows,
+        r.events,
+        r.accounts,
+        r.accepted,
+        r.duplicates,
+        r.rejected,
+        r.elapsed.as_secs_f64(),
+        r.events_per_sec()
+    )
+}
+
 /// Adds the brand's API key to a request.
 pub fn with_key<T>(msg: T, key: &str) -> anyhow::Result<Request<T>> {
     let mut r = Request::new(msg);
@@ -180,17 +195,7 @@ async fn story(stack: &Stack, opts: &DemoOptions, started: Instant) -> anyhow::R
             &lift_ingest::import::ImportOptions { network: "collegemsg".into(), progress: true, ..Default::default() },
         )
         .await?;
-        println!(
-            "    {} rows -> {} events for {} accounts ({} accepted, {} duplicates, {} rejected) in {:.1}s ({:.0} events/s)",
-            report.rows,
-            report.events,
-            report.accounts,
-            report.accepted,
-            report.duplicates,
-            report.rejected,
-            report.elapsed.as_secs_f64(),
-            report.events_per_sec()
-        );
+        println!("    {}", import_summary(&report));
         // CollegeMsg spans 2004-04-15 to 2004-10-26; outcomes are simulated over its last month.
         (
             "SNAP CollegeMsg (real messages; 1,899 students)".to_string(),

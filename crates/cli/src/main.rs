@@ -320,18 +320,7 @@ async fn main() -> anyhow::Result<()> {
                 &lift_ingest::import::ImportOptions { network: a.network, progress: !a.quiet, ..Default::default() },
             )
             .await?;
-            println!(
-                "{}: {} rows -> {} events ({} accounts): {} accepted, {} duplicates, {} rejected in {:.1}s ({:.0} events/s)",
-                a.file.display(),
-                report.rows,
-                report.events,
-                report.accounts,
-                report.accepted,
-                report.duplicates,
-                report.rejected,
-                report.elapsed.as_secs_f64(),
-                report.events_per_sec()
-            );
+            println!("{}: {}", a.file.display(), demo::import_summary(&report));
             for r in report.rejections.iter().take(20) {
                 println!("  line {}: {}: {}", r.line, r.field, r.description);
             }
