@@ -3,8 +3,7 @@
 use std::path::PathBuf;
 
 use lift_domain::FieldViolation;
-use tonic::{Code, Status};
-use tonic_types::{ErrorDetails, StatusExt};
+use tonic::Status;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -55,22 +54,13 @@ impl From<Error> for Status {
     }
 }
 
-/// `INVALID_ARGUMENT` with `google.rpc.BadRequest` details, one violation per field.
-pub(crate) fn bad_request(violations: &[FieldViolation]) -> Status {
-    let mut details = ErrorDetails::new();
-    for v in violations {
-        details.add_bad_request_violation(v.field.clone(), v.description.clone());
-    }
-    let first = violations.first().map(ToString::to_string).unwrap_or_default();
-    let msg = match violations.len() {
-        0 | 1 => format!("invalid request: {first}"),
-        n => format!("invalid request: {first} (and {} more)", n - 1),
-    };
-    Status::with_error_details(Code::InvalidArgument, msg, details)
-}
+pub(crate) use lift_runtime::status::bad_request;
 
 #[cfg(test)]
 mod tests {
+    use tonic::Code;
+    use tonic_types::StatusExt;
+
     use super::*;
 
     /// Pins the status mapping: field violations travel as BadRequest details, and

@@ -242,12 +242,19 @@ pub fn parse_ndjson(reader: impl BufRead, path: &Path) -> Result<Parsed, Error> 
     Ok(out)
 }
 
+/// The `Event` descriptor, decoded from the embedded descriptor set once per process
+/// (decoding it per file, or per line in the fuzzer, dominated small inputs).
 fn event_descriptor(path: &Path) -> Result<MessageDescriptor, Error> {
-    let internal = |reason: String| Error::Parse { path: path.to_owned(), line: 0, reason };
-    let pool = DescriptorPool::decode(lift_proto::FILE_DESCRIPTOR_SET)
-        .map_err(|e| internal(format!("descriptor set: {e}")))?;
-    pool.get_message_by_name("lift.ingest.v1.Event")
-        .ok_or_else(|| internal("lift.ingest.v1.Event not in the descriptor set".into()))
+    static EVENT: std::sync::OnceLock<Result<MessageDescriptor, String>> = std::sync::OnceLock::new();
+    EVENT
+        .get_or_init(|| {
+            let pool =
+                DescriptorPool::decode(lift_proto::FILE_DESCRIPTOR_SET).map_err(|e| format!("descriptor set: {e}"))?;
+            pool.get_message_by_name("lift.ingest.v1.Event")
+                .ok_or_else(|| "lift.ingest.v1.Event not in the descriptor set".to_owned())
+        })
+        .clone()
+        .map_err(|reason| Error::Parse { path: path.to_owned(), line: 0, reason })
 }
 
 /// Parses an edge list. Each row becomes a MENTION from source to target; each

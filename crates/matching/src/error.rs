@@ -2,7 +2,6 @@
 
 use lift_domain::FieldViolation;
 use tonic::{Code, Status};
-use tonic_types::{ErrorDetails, StatusExt};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -90,22 +89,12 @@ impl From<Error> for Status {
     }
 }
 
-/// `INVALID_ARGUMENT` with `google.rpc.BadRequest` details, one violation per field.
-fn bad_request(violations: &[FieldViolation]) -> Status {
-    let mut details = ErrorDetails::new();
-    for v in violations {
-        details.add_bad_request_violation(v.field.clone(), v.description.clone());
-    }
-    let first = violations.first().map(ToString::to_string).unwrap_or_default();
-    let msg = match violations.len() {
-        0 | 1 => format!("invalid request: {first}"),
-        n => format!("invalid request: {first} (and {} more)", n - 1),
-    };
-    Status::with_error_details(Code::InvalidArgument, msg, details)
-}
+pub(crate) use lift_runtime::status::bad_request;
 
 #[cfg(test)]
 mod tests {
+    use tonic_types::StatusExt;
+
     use super::*;
 
     /// Pins the status mapping: violations travel as BadRequest details, dependency

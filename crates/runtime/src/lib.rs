@@ -14,6 +14,7 @@ mod error;
 pub mod layer;
 pub mod server;
 pub mod shutdown;
+pub mod status;
 pub mod telemetry;
 pub mod tls;
 
