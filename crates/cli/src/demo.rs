@@ -267,7 +267,8 @@ async fn story(stack: &Stack, opts: &DemoOptions, started: Instant) -> anyhow::R
             })
             .await?
             .into_inner();
-        println!("  {}", d.name().to_uppercase());
+        let how = if d == Dimension::Action { " (ranked by the 90% interval's lower bound)" } else { "" };
+        println!("  {}{how}", d.name().to_uppercase());
         for (i, a) in resp.accounts.iter().enumerate() {
             if let Some(s) = score_of(a, d) {
                 let interval =
@@ -625,6 +626,13 @@ async fn scoring_snapshot_accounts(
     scoring: &mut ScoringServiceClient<Channel>,
 ) -> anyhow::Result<Vec<ipb::AccountRef>> {
     wait_scored(ingest, scoring, Duration::from_secs(300)).await?;
+    let mut out: Vec<ipb::AccountRef> = all_scores(scoring).await?.into_iter().filter_map(|a| a.account).collect();
+    out.sort_by(|a, b| (&a.network, &a.id).cmp(&(&b.network, &b.id)));
+    Ok(out)
+}
+
+/// Every scored account's scores in the current run, paged through `QueryAccounts`.
+pub async fn all_scores(scoring: &mut ScoringServiceClient<Channel>) -> anyhow::Result<Vec<spb::AccountScores>> {
     let mut out = Vec::new();
     let mut token = String::new();
     loop {
@@ -637,12 +645,11 @@ async fn scoring_snapshot_accounts(
             })
             .await?
             .into_inner();
-        out.extend(r.accounts.into_iter().filter_map(|a| a.account));
+        out.extend(r.accounts);
         if r.next_page_token.is_empty() {
             break;
         }
         token = r.next_page_token;
     }
-    out.sort_by(|a, b| (&a.network, &a.id).cmp(&(&b.network, &b.id)));
     Ok(out)
 }

@@ -10,3 +10,4 @@ pub mod dataset;
 pub mod demo;
 pub mod soak;
 pub mod stack;
+pub mod validate;

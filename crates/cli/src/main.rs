@@ -56,6 +56,9 @@ enum Command {
         #[command(subcommand)]
         command: BrandsCommand,
     },
+    /// Validation study: Spearman correlations between followers and the scores,
+    /// on CollegeMsg and a generated network with known outcome rates (docs/validation.md).
+    Validate(ValidateArgs),
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -164,6 +167,21 @@ struct DemoArgs {
     /// Keep the SQLite databases in this directory.
     #[arg(long)]
     dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct ValidateArgs {
+    /// CollegeMsg edge list; that half of the study is left out when absent.
+    #[arg(long, default_value = "data/collegemsg.csv.gz")]
+    collegemsg: PathBuf,
+    /// Accounts in the generated network.
+    #[arg(long, default_value_t = 3000)]
+    accounts: usize,
+    /// Creators per data set given tracking links with simulated outcomes.
+    #[arg(long, default_value_t = 400)]
+    creators: usize,
+    #[arg(long, default_value_t = 2010)]
+    seed: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -287,6 +305,7 @@ async fn main() -> anyhow::Result<()> {
     let quiet_default = matches!(
         cli.command,
         Command::Demo(_)
+            | Command::Validate(_)
             | Command::Import(_)
             | Command::Health { .. }
             | Command::Bench { .. }
@@ -302,6 +321,15 @@ async fn main() -> anyhow::Result<()> {
                 accounts: a.accounts,
                 dir: a.dir,
                 databases: None,
+            })
+            .await?;
+        }
+        Command::Validate(a) => {
+            lift_cli::validate::run(lift_cli::validate::ValidateOptions {
+                collegemsg: a.collegemsg,
+                accounts: a.accounts,
+                creators: a.creators,
+                seed: a.seed,
             })
             .await?;
         }

@@ -195,6 +195,10 @@ pub struct Snapshot {
     pub percentiles: [Vec<f64>; 5],
     /// Per dimension: node ids by value descending, ties by id.
     pub order: [Vec<u32>; 5],
+    /// Node ids by the action interval's lower bound descending, ties by id:
+    /// the order `QueryAccounts` ranks *action* in, so an account whose few
+    /// clicks leave it near the prior cannot outrank one the evidence supports.
+    pub action_rank: Vec<u32>,
     /// Per dimension: published quantiles (level, value).
     pub distributions: [Vec<(f64, f64)>; 5],
     pub action: Vec<ActionEstimate>,
@@ -420,6 +424,8 @@ pub fn compute_with(state: &State, p: &ModelParams, as_of: AsOf, opts: ComputeOp
         distributions[d.index()] = quantiles(&asc, &levels);
     }
 
+    let lower: Vec<f64> = action.estimates.iter().map(|a| a.lower).collect();
+    let action_rank = order_desc(&lower);
     Snapshot {
         model_version: p.version(),
         as_of,
@@ -427,6 +433,7 @@ pub fn compute_with(state: &State, p: &ModelParams, as_of: AsOf, opts: ComputeOp
         values,
         percentiles: percentiles_out,
         order,
+        action_rank,
         distributions,
         action: action.estimates,
         action_prior: action.prior,

@@ -16,7 +16,7 @@ pub mod stats;
 pub mod testutil;
 
 pub use authenticity::{Flag, FlagKind};
-pub use compute::{AsOf, ComputeOptions, RawMetrics, Snapshot, TopicScores, compute, compute_with};
+pub use compute::{ActionEstimate, AsOf, ComputeOptions, RawMetrics, Snapshot, TopicScores, compute, compute_with};
 pub use graph::{Csr, PageRank, PageRankGraph, PageRankOptions, pagerank};
 pub use params::ModelParams;
 pub use state::{Node, State};
