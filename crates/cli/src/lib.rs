@@ -8,6 +8,7 @@
 
 pub mod dataset;
 pub mod demo;
+pub mod latency;
 pub mod soak;
 pub mod stack;
 pub mod validate;

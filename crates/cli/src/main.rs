@@ -112,6 +112,25 @@ enum BenchCommand {
         #[arg(long)]
         database_url: Option<String>,
     },
+    /// Event-to-visible-score latency while ingesting at steady rates: one fresh stack
+    /// per rate (the lower rates are the baseline), p50/p90/p99/max per rate.
+    Latency {
+        /// Target rates in events per second, measured in this order.
+        #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
+        rates: Vec<u64>,
+        /// Seconds of writing per rate.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Events per IngestBatch call (each call is one probe).
+        #[arg(long, default_value_t = 500)]
+        batch: usize,
+        /// Distinct accounts among the synthetic events.
+        #[arg(long, default_value_t = 20_000)]
+        accounts: u64,
+        /// Scoring's debounce in milliseconds.
+        #[arg(long, default_value_t = 1_000)]
+        debounce_ms: u64,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -404,6 +423,24 @@ async fn main() -> anyhow::Result<()> {
             println!("| concurrent queries (failed) | {} ({}) |", r.queries, r.query_errors);
             println!("| scoring's committed offset at the end | {} |", r.scoring_offset);
             println!("counts agree: acknowledged = stored = consumed");
+        }
+        Command::Bench { command: BenchCommand::Latency { rates, seconds, batch, accounts, debounce_ms } } => {
+            let mut reports = Vec::new();
+            let mut last = lift_cli::latency::LatencyOptions::default();
+            for rate in rates {
+                let opts = lift_cli::latency::LatencyOptions {
+                    rate: rate.max(1),
+                    duration: Duration::from_secs(seconds),
+                    batch: batch.max(1),
+                    accounts: accounts.max(2),
+                    debounce: Duration::from_millis(debounce_ms),
+                    ..Default::default()
+                };
+                eprintln!("latency: {rate} events/s for {seconds}s ...");
+                reports.push(lift_cli::latency::run(&opts).await?);
+                last = opts;
+            }
+            lift_cli::latency::print_table(&reports, &last);
         }
     }
     Ok(())

@@ -74,7 +74,8 @@ impl SoakReport {
 
 const T0: i64 = 1_767_225_600;
 
-fn event(i: u64, accounts: u64) -> ipb::Event {
+/// The `i`-th synthetic event among `accounts` accounts: four likes to one follow.
+pub(crate) fn event(i: u64, accounts: u64) -> ipb::Event {
     let a = |n: u64| Some(ipb::AccountRef { network: "soak".into(), id: format!("a{}", n % accounts) });
     let actor = i.wrapping_mul(2_654_435_761) % accounts;
     let mut target = (i / 7) % accounts;
