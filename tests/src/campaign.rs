@@ -930,8 +930,7 @@ async fn report_figures_on(env: &mut Env) -> anyhow::Result<()> {
         ("c02", totals(0, 0, 0, 0.0, 0, 0, 0, 0)),
     ]);
     let same = |a: &mpb::OutcomeTotals, b: &mpb::OutcomeTotals| {
-        (a.bounce_rate - b.bounce_rate).abs() < 1e-12
-            && mpb::OutcomeTotals { bounce_rate: b.bounce_rate, ..a.clone() } == *b
+        (a.bounce_rate - b.bounce_rate).abs() < 1e-12 && mpb::OutcomeTotals { bounce_rate: b.bounce_rate, ..*a } == *b
     };
     ensure!(r.creators.len() == 3, "{} creators in the report", r.creators.len());
     for cr in &r.creators {
@@ -1132,9 +1131,8 @@ async fn churn_on(env: &mut Env) -> anyhow::Result<()> {
     ensure!(env.get(&brand, &c.id).await?.churn.is_empty(), "churn recorded before any model change");
 
     // A new model: followers count ten times more toward reach, activity saturates later.
-    let mut params = lift_scoring::engine::ModelParams::default();
-    params.reach_followers_weight = 3.0;
-    params.activity_scale = 5.0;
+    let params =
+        lift_scoring::engine::ModelParams { reach_followers_weight: 3.0, activity_scale: 5.0, ..Default::default() };
     let new_version = params.version();
     ensure!(new_version != old.model_version, "the changed parameters kept the version");
     env.stack.restart_scoring(scoring_config(params)).await?;
