@@ -1083,6 +1083,32 @@ fn through(points: &[(f64, f64)], x: f64) -> anyhow::Result<f64> {
     Ok(if x1 == x0 { y0.max(y1) } else { y0 + (y1 - y0) * (x - x0) / (x1 - x0) })
 }
 
+/// Restarts scoring with `params` and waits until it has published a run of
+/// their version over at least the ledger `prev` covered.
+async fn restart_scoring(
+    env: &mut Env,
+    params: lift_scoring::engine::ModelParams,
+    prev: &spb::GetModelResponse,
+) -> anyhow::Result<spb::GetModelResponse> {
+    let version = params.version();
+    ensure!(version != prev.model_version, "the changed parameters kept the version");
+    env.stack.restart_scoring(scoring_config(params)).await?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(m) = env.scoring.get_model(spb::GetModelRequest {}).await {
+            let m = m.into_inner();
+            if m.model_version == version && m.latest_run_id > prev.latest_run_id && m.as_of_offset >= prev.as_of_offset
+            {
+                return Ok(m);
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("scoring did not publish a run of {version} within 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// A campaign evaluated under one model; scoring restarts on the same database
 /// with other parameters (a new model version) and rescores; the next
 /// MatchCampaign records the churn from the old version to the new one with
@@ -1134,24 +1160,7 @@ async fn churn_on(env: &mut Env) -> anyhow::Result<()> {
     let params =
         lift_scoring::engine::ModelParams { reach_followers_weight: 3.0, activity_scale: 5.0, ..Default::default() };
     let new_version = params.version();
-    ensure!(new_version != old.model_version, "the changed parameters kept the version");
-    env.stack.restart_scoring(scoring_config(params)).await?;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let model = loop {
-        if let Ok(m) = env.scoring.get_model(spb::GetModelRequest {}).await {
-            let m = m.into_inner();
-            if m.model_version == new_version
-                && m.latest_run_id > old.latest_run_id
-                && m.as_of_offset >= old.as_of_offset
-            {
-                break m;
-            }
-        }
-        if Instant::now() > deadline {
-            bail!("scoring did not publish a run of {new_version} within 60 s");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let model = restart_scoring(env, params, &old).await?;
     let mapping = model
         .recalibrations
         .iter()
@@ -1212,5 +1221,48 @@ async fn churn_on(env: &mut Env) -> anyhow::Result<()> {
     // Evaluating again under the same model records nothing new.
     env.matched(&brand, &c.id, 0.0).await?;
     ensure!(env.get(&brand, &c.id).await?.churn.len() == 1, "a second evaluation under the same model added churn");
+
+    // Two more models while the campaign is not looked at: scoring publishes the
+    // mapping from the third to the fourth only, so there is none from the
+    // campaign's model (the second). The threshold in force stays where the
+    // last translation put it, on every later evaluation.
+    let third = lift_scoring::engine::ModelParams { activity_scale: 8.0, ..Default::default() };
+    let third = restart_scoring(env, third, &model).await?;
+    let fourth = lift_scoring::engine::ModelParams { activity_scale: 3.0, ..Default::default() };
+    let fourth = restart_scoring(env, fourth, &third).await?;
+    ensure!(
+        !fourth.recalibrations.iter().any(|m| m.from_version == new_version),
+        "scoring unexpectedly published a mapping from {new_version}"
+    );
+    let before_set = after_set;
+    let rules_kept = [rules_before[0], Rule { threshold: translated, ..rules_before[1] }];
+    let mut sets = Vec::new();
+    for call in 0..2 {
+        let m = env.matched(&brand, &c.id, 0.0).await?;
+        ensure!(m.model_version == fourth.model_version, "matched under {}", m.model_version);
+        let latest = env.scores(&all).await?;
+        check_results(&m.eligible, &rules_kept, &latest)
+            .with_context(|| format!("evaluation {call} under the fourth model"))?;
+        let set = eligible_ids(&m);
+        ensure!(!set.is_empty(), "evaluation {call} under the fourth model: nobody eligible");
+        ensure!(
+            set == verdicts(&rules_kept, &latest, &BTreeSet::new(), 0.0).eligible,
+            "evaluation {call} under the fourth model: eligibility is not what the kept threshold gives"
+        );
+        sets.push(set);
+    }
+    let got = env.get(&brand, &c.id).await?;
+    let [_, ch] = got.churn.as_slice() else { bail!("churn records: {:?}", got.churn) };
+    ensure!(
+        ch.from_version == new_version && ch.to_version == fourth.model_version && ch.translated.is_empty(),
+        "second churn record {ch:?}"
+    );
+    let after_set = &sets[0];
+    let counts = (
+        after_set.difference(&before_set).count() as u64,
+        before_set.difference(after_set).count() as u64,
+        before_set.intersection(after_set).count() as u64,
+    );
+    ensure!((ch.entered, ch.left, ch.stayed) == counts, "second churn {ch:?}, by the sets {counts:?}");
     Ok(())
 }
