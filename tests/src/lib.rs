@@ -2,6 +2,8 @@
 //! scripted network whose right answers are known by construction, pushed
 //! through ingestion, scored, and matched — every hop over real gRPC.
 
+pub mod campaign;
+
 use std::time::Duration;
 
 use anyhow::{Context, ensure};

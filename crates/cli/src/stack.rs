@@ -87,6 +87,17 @@ pub struct Stack {
     /// Keys minted for this stack, revoked at stop.
     minted: Vec<String>,
     tasks: JoinSet<anyhow::Result<()>>,
+    /// Scoring runs under its own shutdown (fired with the stack's) so that
+    /// [`Stack::restart_scoring`] can stop and start it alone.
+    scoring: ScoringNode,
+}
+
+#[derive(Debug)]
+struct ScoringNode {
+    db: sea_orm::DatabaseConnection,
+    opts: ServiceOptions,
+    stop: Shutdown,
+    tasks: JoinSet<anyhow::Result<()>>,
 }
 
 /// A lazily-connecting channel to a peer service, without credentials: the peer may start after us.
@@ -130,6 +141,19 @@ pub async fn spawn_scoring(
     shutdown: &Shutdown,
 ) -> anyhow::Result<()> {
     let db = lift_store::connect_with(db_url, &opts.db).await?;
+    spawn_scoring_on(tasks, listener, db, ingest_url, cfg, opts, shutdown).await
+}
+
+/// Serves scoring on `listener` over an open database connection.
+pub async fn spawn_scoring_on(
+    tasks: &mut JoinSet<anyhow::Result<()>>,
+    listener: TcpListener,
+    db: sea_orm::DatabaseConnection,
+    ingest_url: &str,
+    cfg: lift_scoring::ScoringConfig,
+    opts: &ServiceOptions,
+    shutdown: &Shutdown,
+) -> anyhow::Result<()> {
     let scoring = lift_scoring::Scoring::new(db, cfg).await?;
     // A subscription lives as long as the process: no per-call timeout on it.
     let consumer_opts = ClientOptions { timeout: None, ..opts.client.clone() };
@@ -232,7 +256,10 @@ impl Stack {
         let mut tasks = JoinSet::new();
         spawn_ingest(&mut tasks, li, &dbs.ingest, &service(None)?, &shutdown).await?;
         let scoring_opts = service(keys.as_ref().map(|k| &k.0))?;
-        spawn_scoring(&mut tasks, ls, &dbs.scoring, &url(ingest_addr), scoring_cfg, &scoring_opts, &shutdown).await?;
+        let scoring_db = lift_store::connect_with(&dbs.scoring, &opts.db).await?;
+        let scoring =
+            ScoringNode::start(&mut tasks, &shutdown, ls, scoring_db, &url(ingest_addr), scoring_cfg, scoring_opts)
+                .await?;
         let matching_opts = service(keys.as_ref().map(|k| &k.1))?;
         spawn_matching(
             &mut tasks,
@@ -255,6 +282,7 @@ impl Stack {
             client_tls,
             minted,
             tasks,
+            scoring,
         })
     }
 
@@ -301,6 +329,28 @@ impl Stack {
         self.channel_as(url, self.client_key.as_deref())
     }
 
+    /// Stops the scoring service (its server closes its connections, as a stopped
+    /// process's would) and starts it again on the same address with `cfg`, over
+    /// the same database: a new model in `cfg` recalibrates, as after a deploy.
+    /// The database connection is kept, so an in-memory SQLite database survives.
+    pub async fn restart_scoring(&mut self, cfg: lift_scoring::ScoringConfig) -> anyhow::Result<()> {
+        self.scoring.stop.trigger();
+        let mut first = Ok(());
+        while let Some(r) = self.scoring.tasks.join_next().await {
+            let r = r.map_err(anyhow::Error::from).and_then(|r| r);
+            if let (Err(e), true) = (r, first.is_ok()) {
+                first = Err(e);
+            }
+        }
+        first?;
+        let listener = TcpListener::bind(self.scoring_addr).await?;
+        let (db, opts) = (self.scoring.db.clone(), self.scoring.opts.clone());
+        let ingest_url = self.ingest_url();
+        self.scoring =
+            ScoringNode::start(&mut self.tasks, &self.shutdown, listener, db, &ingest_url, cfg, opts).await?;
+        Ok(())
+    }
+
     /// Signals shutdown, waits for every task and revokes the keys minted for the
     /// stack, returning the first error.
     pub async fn stop(self) -> anyhow::Result<()> {
@@ -323,12 +373,42 @@ impl Stack {
     /// Waits for every task (after shutdown was signalled elsewhere).
     pub async fn join(&mut self) -> anyhow::Result<()> {
         let mut first = Ok(());
-        while let Some(r) = self.tasks.join_next().await {
+        while let Some(r) = match self.tasks.join_next().await {
+            Some(r) => Some(r),
+            None => self.scoring.tasks.join_next().await,
+        } {
             let r = r.map_err(anyhow::Error::from).and_then(|r| r);
             if let (Err(e), true) = (r, first.is_ok()) {
                 first = Err(e);
             }
         }
         first
+    }
+}
+
+impl ScoringNode {
+    /// Spawns scoring under a shutdown of its own that the stack's `shutdown`
+    /// also fires (through a task in the stack's `tasks`).
+    async fn start(
+        stack_tasks: &mut JoinSet<anyhow::Result<()>>,
+        shutdown: &Shutdown,
+        listener: TcpListener,
+        db: sea_orm::DatabaseConnection,
+        ingest_url: &str,
+        cfg: lift_scoring::ScoringConfig,
+        opts: ServiceOptions,
+    ) -> anyhow::Result<Self> {
+        let stop = Shutdown::new();
+        let mut tasks = JoinSet::new();
+        spawn_scoring_on(&mut tasks, listener, db.clone(), ingest_url, cfg, &opts, &stop).await?;
+        let (outer, inner) = (shutdown.clone(), stop.clone());
+        stack_tasks.spawn(async move {
+            tokio::select! {
+                () = outer.wait() => inner.trigger(),
+                () = inner.wait() => {}
+            }
+            Ok(())
+        });
+        Ok(Self { db, opts, stop, tasks })
     }
 }

@@ -150,14 +150,20 @@ impl Loaded {
             .map_err(|e| Error::Corrupt { id: self.row.id.clone(), reason: format!("portfolio: {e}") })
     }
 
-    /// The criteria in force: absolute thresholds as translated by the latest model change.
+    /// The criteria in force: each absolute threshold as the latest model change
+    /// that translated it left it. A change without a published mapping keeps
+    /// the threshold as it was, so it must not fall back to the brand's number
+    /// on the scale of a model two changes back.
     fn effective_spec(&self) -> CampaignSpec {
         let mut spec = self.spec.clone();
-        if let Some(last) = self.churn.last().filter(|c| !c.translated.is_empty()) {
-            for c in &mut spec.criteria {
-                if let Some(t) = last.translated.iter().find(|t| t.dimension == c.dimension && t.topic == c.topic) {
-                    c.threshold = t.threshold;
-                }
+        for c in &mut spec.criteria {
+            let latest = self
+                .churn
+                .iter()
+                .rev()
+                .find_map(|r| r.translated.iter().find(|t| t.dimension == c.dimension && t.topic == c.topic));
+            if let Some(t) = latest {
+                c.threshold = t.threshold;
             }
         }
         spec
