@@ -1,8 +1,8 @@
 //! `lift bench latency`: how long an ingested event takes to show in the
 //! scores scoring serves, while events arrive at a steady rate.
 //!
-//! A paced writer sends `IngestBatch` calls (unary, so each answer carries the
-//! ledger offsets) at the target rate; every batch is a probe: its highest
+//! Paced writers send `IngestBatch` calls (unary, so each answer carries the
+//! ledger offsets) at the target rate between them; every batch is a probe: its highest
 //! offset and the moment it was sent. A watcher polls `GetScores` and reads the
 //! as-of offset scoring serves; a probe is visible once that offset reaches
 //! it, and its latency is visible-time minus send-time. Each rate runs on a
@@ -29,6 +29,8 @@ pub struct LatencyOptions {
     pub duration: Duration,
     /// Events per `IngestBatch` call (one probe each).
     pub batch: usize,
+    /// Concurrent paced writers sharing the rate (one unary call in flight each).
+    pub writers: usize,
     /// Distinct accounts among the synthetic events.
     pub accounts: u64,
     /// Scoring's debounce: how long it waits for more events before recomputing.
@@ -43,6 +45,7 @@ impl Default for LatencyOptions {
             rate: 10_000,
             duration: Duration::from_secs(60),
             batch: 500,
+            writers: 2,
             accounts: 20_000,
             debounce: lift_scoring::ScoringConfig::default().debounce,
             poll: Duration::from_millis(20),
@@ -93,9 +96,9 @@ pub async fn run(opts: &LatencyOptions) -> anyhow::Result<LatencyReport> {
 }
 
 async fn measure(stack: &Stack, opts: &LatencyOptions) -> anyhow::Result<LatencyReport> {
-    let mut ingest = IngestServiceClient::new(stack.channel(&stack.ingest_url())?);
+    let ingest = IngestServiceClient::new(stack.channel(&stack.ingest_url())?);
     let scoring = ScoringServiceClient::new(stack.channel(&stack.scoring_url())?);
-    // (highest offset in the batch, when it was sent); appended in offset order.
+    // (highest offset in the batch, when it was sent); writers append concurrently.
     let probes: Arc<Mutex<Vec<(u64, Instant)>>> = Arc::default();
     let latencies: Arc<Mutex<Vec<f64>>> = Arc::default();
     let done = Arc::new(tokio::sync::Notify::new());
@@ -109,7 +112,6 @@ async fn measure(stack: &Stack, opts: &LatencyOptions) -> anyhow::Result<Latency
         let poll = opts.poll;
         let probe_account = ipb::AccountRef { network: "soak".into(), id: "a0".into() };
         tokio::spawn(async move {
-            let mut resolved = 0usize;
             let mut last_seen = 0u64;
             let mut runs = 0u64;
             loop {
@@ -121,12 +123,15 @@ async fn measure(stack: &Stack, opts: &LatencyOptions) -> anyhow::Result<Latency
                     if a.as_of_offset > last_seen {
                         last_seen = a.as_of_offset;
                         runs += 1;
-                        let p = probes.lock().await;
+                        let mut p = probes.lock().await;
                         let mut l = latencies.lock().await;
-                        while resolved < p.len() && p[resolved].0 <= last_seen {
-                            l.push(now.duration_since(p[resolved].1).as_secs_f64() * 1000.0);
-                            resolved += 1;
-                        }
+                        p.retain(|&(offset, sent)| {
+                            let visible = offset <= last_seen;
+                            if visible {
+                                l.push(now.duration_since(sent).as_secs_f64() * 1000.0);
+                            }
+                            !visible
+                        });
                     }
                 }
                 if last_seen >= final_offset.load(std::sync::atomic::Ordering::Acquire) {
@@ -138,35 +143,49 @@ async fn measure(stack: &Stack, opts: &LatencyOptions) -> anyhow::Result<Latency
         })
     };
 
-    // The paced writer.
-    let interval = Duration::from_secs_f64(opts.batch as f64 / opts.rate.max(1) as f64);
+    // Paced writers: each sends every `interval`, offset by a fraction of it.
+    let writers = opts.writers.max(1);
+    let interval = Duration::from_secs_f64(opts.batch as f64 * writers as f64 / opts.rate.max(1) as f64);
     let started = Instant::now();
-    let mut next_at = started;
-    let (mut sent, mut late, mut i) = (0u64, 0u64, 0u64);
-    let mut head = 0u64;
-    while started.elapsed() < opts.duration {
-        let now = Instant::now();
-        if next_at > now {
-            tokio::time::sleep_until(next_at.into()).await;
-        } else if now.duration_since(next_at) > interval {
-            late += 1;
-        }
-        next_at += interval;
-        let events: Vec<ipb::Event> = (0..opts.batch)
-            .map(|_| {
-                i += 1;
-                crate::soak::event(i, opts.accounts)
-            })
-            .collect();
-        let t = Instant::now();
-        let r = ingest.ingest_batch(ipb::IngestBatchRequest { events }).await.context("IngestBatch")?.into_inner();
-        if r.rejected > 0 {
-            bail!("{} synthetic events were rejected: {:?}", r.rejected, r.results.first());
-        }
-        let top = r.results.iter().map(|e| e.offset).max().unwrap_or(0);
-        head = head.max(top);
-        sent += u64::from(r.accepted);
-        probes.lock().await.push((top, t));
+    let next_id = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut tasks = tokio::task::JoinSet::new();
+    for w in 0..writers {
+        let (mut ingest, probes, next_id) = (ingest.clone(), probes.clone(), next_id.clone());
+        let (batch, accounts, duration) = (opts.batch, opts.accounts, opts.duration);
+        tasks.spawn(async move {
+            let mut next_at = started + interval.mul_f64(w as f64 / writers as f64);
+            let (mut sent, mut late, mut head) = (0u64, 0u64, 0u64);
+            while started.elapsed() < duration {
+                let now = Instant::now();
+                if next_at > now {
+                    tokio::time::sleep_until(next_at.into()).await;
+                } else if now.duration_since(next_at) > interval {
+                    late += 1;
+                }
+                next_at += interval;
+                let first = next_id.fetch_add(batch as u64, std::sync::atomic::Ordering::Relaxed);
+                let events: Vec<ipb::Event> =
+                    (first + 1..=first + batch as u64).map(|i| crate::soak::event(i, accounts)).collect();
+                let t = Instant::now();
+                let r =
+                    ingest.ingest_batch(ipb::IngestBatchRequest { events }).await.context("IngestBatch")?.into_inner();
+                if r.rejected > 0 {
+                    bail!("{} synthetic events were rejected: {:?}", r.rejected, r.results.first());
+                }
+                let top = r.results.iter().map(|e| e.offset).max().unwrap_or(0);
+                head = head.max(top);
+                sent += u64::from(r.accepted);
+                probes.lock().await.push((top, t));
+            }
+            Ok::<_, anyhow::Error>((sent, late, head))
+        });
+    }
+    let (mut sent, mut late, mut head) = (0u64, 0u64, 0u64);
+    while let Some(r) = tasks.join_next().await {
+        let (s, l, h) = r.context("writer")??;
+        sent += s;
+        late += l;
+        head = head.max(h);
     }
     let write_secs = started.elapsed().as_secs_f64();
     final_offset.store(head, std::sync::atomic::Ordering::Release);
@@ -218,8 +237,8 @@ pub fn print_table(reports: &[LatencyReport], opts: &LatencyOptions) {
         );
     }
     println!(
-        "\n(batch {} events = one probe; {} accounts; scoring debounce {:?}; watcher polls every {:?})",
-        opts.batch, opts.accounts, opts.debounce, opts.poll
+        "\n(batch {} events = one probe; {} writers; {} accounts; scoring debounce {:?}; watcher polls every {:?})",
+        opts.batch, opts.writers, opts.accounts, opts.debounce, opts.poll
     );
 }
 

@@ -124,6 +124,9 @@ enum BenchCommand {
         /// Events per IngestBatch call (each call is one probe).
         #[arg(long, default_value_t = 500)]
         batch: usize,
+        /// Concurrent paced writers sharing the rate.
+        #[arg(long, default_value_t = 2)]
+        writers: usize,
         /// Distinct accounts among the synthetic events.
         #[arg(long, default_value_t = 20_000)]
         accounts: u64,
@@ -424,7 +427,7 @@ async fn main() -> anyhow::Result<()> {
             println!("| scoring's committed offset at the end | {} |", r.scoring_offset);
             println!("counts agree: acknowledged = stored = consumed");
         }
-        Command::Bench { command: BenchCommand::Latency { rates, seconds, batch, accounts, debounce_ms } } => {
+        Command::Bench { command: BenchCommand::Latency { rates, seconds, batch, writers, accounts, debounce_ms } } => {
             let mut reports = Vec::new();
             let mut last = lift_cli::latency::LatencyOptions::default();
             for rate in rates {
@@ -432,6 +435,7 @@ async fn main() -> anyhow::Result<()> {
                     rate: rate.max(1),
                     duration: Duration::from_secs(seconds),
                     batch: batch.max(1),
+                    writers: writers.max(1),
                     accounts: accounts.max(2),
                     debounce: Duration::from_millis(debounce_ms),
                     ..Default::default()
