@@ -115,7 +115,7 @@ async fn measure(stack: &Stack, opts: &LatencyOptions) -> anyhow::Result<Latency
             let mut last_seen = 0u64;
             let mut runs = 0u64;
             loop {
-                let req = spb::GetScoresRequest { accounts: vec![probe_account.clone()], ..Default::default() };
+                let req = spb::GetScoresRequest { accounts: vec![probe_account.clone()] };
                 if let Ok(r) = scoring.get_scores(req).await
                     && let Some(a) = r.into_inner().accounts.first()
                 {
