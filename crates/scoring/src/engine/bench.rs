@@ -209,8 +209,7 @@ mod tests {
         assert!((m[2].0 - 1.4).abs() < 4.0 * m[2].1 + 1e-3, "{:?}", m[2]);
         // {0, 2} reaches 2 + 0.5 accounts; per world it is {0}'s count plus 1 unless 2 was reached.
         assert!((m[1].0 - 2.5).abs() < 4.0 * m[1].1 + 1e-3, "{:?}", m[1]);
-        for s in 0..1000 {
-            let (a, b) = (r[0][s], r[1][s]);
+        for (s, (&a, &b)) in r[0].iter().zip(&r[1]).enumerate() {
             assert!(b == a + 1 || (a == 3 && b == 3), "world {s}: {a} vs {b}");
         }
         assert_eq!(r, simulate_spreads(&g, &[vec![0], vec![0, 2], vec![1]], 200_000, 9));
