@@ -170,7 +170,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let diffs: Vec<f64> = counts[i].iter().zip(&counts[base]).map(|(&a, &b)| f64::from(a) - f64::from(b)).collect();
         let (d, dse) = mean_se(&diffs);
         println!(
-            "| {} | {} | {} | {} | {} | {} | {:.2} | {} | {} | {:.1} ± {:.1} | {:.3} | {:+.2} % ± {:.2} |",
+            "| {} | {} | {} | {} | {} | {} | {:.2} | {} | {} | {:.1} ± {:.1} | {:.3} | {:+.3} % ± {:.3} |",
             r.name,
             r.threads,
             n,
