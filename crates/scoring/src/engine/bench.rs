@@ -1,6 +1,7 @@
-//! Benchmark workloads, shared by `examples/pagerank_bench.rs`, the criterion
-//! bench and `lift bench scoring`: a generated power-law graph and timed
-//! PageRank runs on it.
+//! Benchmark workloads, shared by `examples/pagerank_bench.rs`,
+//! `examples/seeds_bench.rs`, the criterion bench and `lift bench scoring`: a
+//! generated power-law graph, timed PageRank runs on it, and Monte Carlo
+//! spread of seed sets under the independent-cascade model.
 
 use std::time::Instant;
 
@@ -8,6 +9,7 @@ use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 
 use super::graph::{Csr, PageRankGraph, PageRankOptions, pagerank};
+use super::seeds::InfluenceGraph;
 
 /// A directed graph of `n` nodes and about `m` edges whose in- and out-degrees
 /// follow power laws (Chung–Lu style: endpoint `i` is drawn with weight
@@ -98,6 +100,84 @@ pub fn write_edges(out: &Csr, path: &std::path::Path) -> std::io::Result<()> {
     w.flush()
 }
 
+/// Forward independent-cascade simulations of several seed sets on the same
+/// sampled worlds: `result[j][s]` is how many accounts seed set `j` reaches in
+/// simulation `s`. An edge is live in simulation `s` when a hash of
+/// `(seed, s, edge)` falls below its probability, so every seed set sees the
+/// same live-edge graph and differences between sets have a small paired error.
+/// `g` is an influence graph (per engager, `p(engaged → engager)`).
+pub fn simulate_spreads(g: &InfluenceGraph, seed_sets: &[Vec<u32>], sims: usize, seed: u64) -> Vec<Vec<u32>> {
+    let fwd = g.transpose();
+    let n = fwd.nodes();
+    let per_sim: Vec<Vec<u32>> = (0..sims)
+        .into_par_iter()
+        .map_init(
+            || (vec![0u32; n], Vec::<u32>::new(), 0u32),
+            |(stamp, queue, mark), s| {
+                let world = splitmix(seed ^ (s as u64).wrapping_mul(0xD1B5_4A32_D192_ED03));
+                seed_sets
+                    .iter()
+                    .map(|set| {
+                        *mark = mark.wrapping_add(1);
+                        if *mark == 0 {
+                            stamp.fill(0);
+                            *mark = 1;
+                        }
+                        queue.clear();
+                        for &v in set {
+                            if (v as usize) < n && stamp[v as usize] != *mark {
+                                stamp[v as usize] = *mark;
+                                queue.push(v);
+                            }
+                        }
+                        let mut i = 0;
+                        while i < queue.len() {
+                            let u = queue[i] as usize;
+                            i += 1;
+                            let base = fwd.offsets[u];
+                            let (vs, ps) = fwd.row(u);
+                            for (j, (&v, &p)) in vs.iter().zip(ps).enumerate() {
+                                if stamp[v as usize] != *mark && coin(world, base + j as u64) < p {
+                                    stamp[v as usize] = *mark;
+                                    queue.push(v);
+                                }
+                            }
+                        }
+                        queue.len() as u32
+                    })
+                    .collect()
+            },
+        )
+        .collect();
+    (0..seed_sets.len()).map(|j| per_sim.iter().map(|r| r[j]).collect()).collect()
+}
+
+/// Mean and standard error of the mean.
+pub fn mean_se(xs: &[f64]) -> (f64, f64) {
+    let n = xs.len() as f64;
+    if xs.is_empty() {
+        return (0.0, 0.0);
+    }
+    let mean = xs.iter().sum::<f64>() / n;
+    if xs.len() < 2 {
+        return (mean, 0.0);
+    }
+    let var = xs.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / (n - 1.0);
+    (mean, (var / n).sqrt())
+}
+
+fn splitmix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+/// A uniform draw in [0, 1) for one edge in one world.
+fn coin(world: u64, edge: u64) -> f32 {
+    (splitmix(world ^ edge.wrapping_mul(0x9E37_79B9_7F4A_7C15)) >> 40) as f32 * (1.0 / (1u64 << 24) as f32)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,5 +193,25 @@ mod tests {
         assert!(max_in > 100, "max in-degree {max_in}");
         let timing = time_pagerank(&a, 1e-6);
         assert!(timing.final_delta < 1e-6);
+    }
+
+    /// Pins the simulator against exact spreads: a chain 0 → 1 → 2 with
+    /// probabilities 0.5 and 0.4 reaches 1 + 0.5 + 0.2 accounts from {0}; the
+    /// paired difference of two sets is exact where they share worlds.
+    #[test]
+    fn simulated_spread_matches_exact_chain() {
+        // Influence rows are per engager: row 1 holds p(0 → 1), row 2 holds p(1 → 2).
+        let g = Csr::from_edges(3, &[(1, 0, 0.5), (2, 1, 0.4)]);
+        let r = simulate_spreads(&g, &[vec![0], vec![0, 2], vec![1]], 200_000, 9);
+        let m: Vec<(f64, f64)> =
+            r.iter().map(|c| mean_se(&c.iter().map(|&x| f64::from(x)).collect::<Vec<_>>())).collect();
+        assert!((m[0].0 - 1.7).abs() < 4.0 * m[0].1 + 1e-3, "{:?}", m[0]);
+        assert!((m[2].0 - 1.4).abs() < 4.0 * m[2].1 + 1e-3, "{:?}", m[2]);
+        // {0, 2} reaches 2 + 0.5 accounts; per world it is {0}'s count plus 1 unless 2 was reached.
+        assert!((m[1].0 - 2.5).abs() < 4.0 * m[1].1 + 1e-3, "{:?}", m[1]);
+        for (s, (&a, &b)) in r[0].iter().zip(&r[1]).enumerate() {
+            assert!(b == a + 1 || (a == 3 && b == 3), "world {s}: {a} vs {b}");
+        }
+        assert_eq!(r, simulate_spreads(&g, &[vec![0], vec![0, 2], vec![1]], 200_000, 9));
     }
 }

@@ -452,8 +452,10 @@ pub fn compute_with(state: &State, p: &ModelParams, as_of: AsOf, opts: ComputeOp
     }
 }
 
-/// Per engager `v`: `p(u→v) = a(v) · w(v→u) / Σ_x w(v→x)` (see `seeds`).
-fn influence_graph(engagement: &Csr, weight: &[f64]) -> InfluenceGraph {
+/// Per engager `v`: `p(u→v) = a(v) · w(v→u) / Σ_x w(v→x)` (see `seeds`), from
+/// the engagement graph (engager → engaged, weight `w`) and the authenticity
+/// weights `a`. Public so benchmarks derive probabilities exactly as a run does.
+pub fn influence_graph(engagement: &Csr, weight: &[f64]) -> InfluenceGraph {
     let mut g = engagement.clone();
     let sums = g.row_sums();
     for v in 0..g.nodes() {
