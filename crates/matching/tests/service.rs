@@ -886,7 +886,7 @@ async fn score_cache_agrees_with_the_scan_and_follows_new_runs() {
     let calls: Vec<_> = ids
         .iter()
         .map(|(id, _)| {
-            let mut c = cached.clone();
+            let mut c = client(s.addr, Some(&key));
             let id = id.clone();
             tokio::spawn(async move {
                 c.match_campaign(pb::MatchCampaignRequest { campaign_id: id, ..Default::default() }).await
@@ -933,14 +933,18 @@ async fn score_cache_agrees_with_the_scan_and_follows_new_runs() {
             Kind::Follow(ipb::Follow { follower: Some(acct(&format!("g{i:04}"))), followee: Some(acct("late")), unfollow: false }),
         ));
     }
+    // "no criteria" selects every scored account but the excluded ones.
+    let everyone = |pages: &[pb::MatchCampaignResponse]| -> BTreeSet<String> {
+        pages.iter().flat_map(|p| &p.eligible).filter_map(|c| c.account.as_ref()).map(|a| a.id.clone()).collect()
+    };
+    let before = all_pages(&mut cached, &ids[1].0, 1_000, 0.0).await;
+    assert!(!everyone(&before).contains("late"));
     let head2 = ingest(&s, late).await;
     scored(&s, head2).await;
-    let after = all_pages(&mut cached, &ids[0].0, 1_000, ids[0].1).await;
+    let after = all_pages(&mut cached, &ids[1].0, 1_000, 0.0).await;
     assert_eq!(after[0].as_of_offset, head2);
-    assert!(
-        after[0].eligible.iter().any(|c| c.account.as_ref().is_some_and(|a| a.id == "late")),
-        "the newcomer is eligible after the new run"
-    );
+    assert_eq!(after[0].total_eligible, before[0].total_eligible + 1);
+    assert!(everyone(&after).contains("late"), "the newcomer is matched after the new run");
     let stats = s.matching.score_cache_stats();
     assert_eq!((stats.loads, stats.as_of_offset), (2, head2), "{stats:?}");
     compare(&mut cached, &mut scanned, "second run").await;
