@@ -374,7 +374,9 @@ async fn main() -> anyhow::Result<()> {
                 page_size,
                 ..Default::default()
             };
-            println!("match bench: {accounts} accounts, {calls} calls through the cache, {baseline_calls} through the scan");
+            println!(
+                "match bench: {accounts} accounts, {calls} calls through the cache, {baseline_calls} through the scan"
+            );
             println!("{}", lift_cli::matchbench::run(opts).await?);
         }
         Command::Bench {

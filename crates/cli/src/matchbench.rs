@@ -119,7 +119,10 @@ impl std::fmt::Display for MatchBenchReport {
         for c in &self.campaigns {
             writeln!(f, "| {} | {} | {:.2} |", c.name, c.eligible, c.first_call.as_secs_f64())?;
         }
-        writeln!(f, "\n| path | calls | p50 ms | p95 ms | p99 ms | max ms | mean ms |\n|---|---:|---:|---:|---:|---:|---:|")?;
+        writeln!(
+            f,
+            "\n| path | calls | p50 ms | p95 ms | p99 ms | max ms | mean ms |\n|---|---:|---:|---:|---:|---:|---:|"
+        )?;
         for l in [&self.cached, &self.scan] {
             writeln!(
                 f,
@@ -188,7 +191,10 @@ fn generate(n: usize, seed: u64, now: i64) -> anyhow::Result<Vec<(Event, Option<
         if b == i {
             b = (b + 1) % n;
         }
-        kinds.push((ipb::event::Kind::Follow(ipb::Follow { follower: acct(i), followee: acct(b), unfollow: false }), None));
+        kinds.push((
+            ipb::event::Kind::Follow(ipb::Follow { follower: acct(i), followee: acct(b), unfollow: false }),
+            None,
+        ));
         let p = rng.random_range(0..posts.max(1));
         let author = authors.get(p).copied().unwrap_or(0);
         let actor = rng.random_range(0..n);
@@ -318,7 +324,9 @@ fn shapes() -> Vec<(&'static str, pb::CampaignSpec, f64)> {
         (
             "everyone but 1,000 excluded (reach)",
             pb::CampaignSpec {
-                excluded: (0..1_000).map(|i| ipb::AccountRef { network: "bench".into(), id: format!("m{i}") }).collect(),
+                excluded: (0..1_000)
+                    .map(|i| ipb::AccountRef { network: "bench".into(), id: format!("m{i}") })
+                    .collect(),
                 ..base("everyone", pb::Objective::Reach)
             },
             0.0,
@@ -326,7 +334,10 @@ fn shapes() -> Vec<(&'static str, pb::CampaignSpec, f64)> {
         (
             "tight: reach >= p99, network >= p95 (reach)",
             pb::CampaignSpec {
-                criteria: vec![criterion(D::Reach, "", MinPercentile(99.0)), criterion(D::Network, "", MinPercentile(95.0))],
+                criteria: vec![
+                    criterion(D::Reach, "", MinPercentile(99.0)),
+                    criterion(D::Network, "", MinPercentile(95.0)),
+                ],
                 ..base("tight", pb::Objective::Reach)
             },
             10.0,
@@ -343,7 +354,10 @@ fn shapes() -> Vec<(&'static str, pb::CampaignSpec, f64)> {
         (
             "action >= p90, activity value >= 1 (conversions)",
             pb::CampaignSpec {
-                criteria: vec![criterion(D::Action, "", MinPercentile(90.0)), criterion(D::Activity, "", MinValue(1.0))],
+                criteria: vec![
+                    criterion(D::Action, "", MinPercentile(90.0)),
+                    criterion(D::Activity, "", MinValue(1.0)),
+                ],
                 ..base("conversions", pb::Objective::Conversions)
             },
             10.0,
@@ -355,7 +369,12 @@ type Client = MatchingServiceClient<Channel>;
 
 /// Issues `calls` calls round the campaigns: even calls ask a campaign's first
 /// page (with near misses), odd calls its next page after the last one returned.
-async fn timed(client: &mut Client, campaigns: &[(String, f64)], calls: usize, page_size: u32) -> anyhow::Result<Vec<Duration>> {
+async fn timed(
+    client: &mut Client,
+    campaigns: &[(String, f64)],
+    calls: usize,
+    page_size: u32,
+) -> anyhow::Result<Vec<Duration>> {
     let mut tokens = vec![String::new(); campaigns.len()];
     let mut out = Vec::with_capacity(calls);
     for i in 0..calls {
@@ -412,7 +431,8 @@ async fn bench(dir: &std::path::Path, opts: &MatchBenchOptions) -> anyhow::Resul
     tokio::spawn(lift_runtime::serve(l, scoring.grpc(), stop.clone()));
     scoring.wait_for_offset(head).await;
     let scoring_took = t.elapsed();
-    let model = ScoringServiceClient::new(channel(&scoring_url)?).get_model(spb::GetModelRequest {}).await?.into_inner();
+    let model =
+        ScoringServiceClient::new(channel(&scoring_url)?).get_model(spb::GetModelRequest {}).await?.into_inner();
     println!("scoring published {} accounts in {:.1} s; warming up", model.accounts, scoring_took.as_secs_f64());
 
     let matching_db = lift_store::connect(&url("matching.db")).await?;
@@ -428,7 +448,8 @@ async fn bench(dir: &std::path::Path, opts: &MatchBenchOptions) -> anyhow::Resul
         Ok((m, u))
     };
     let (cached_svc, cached_url) = start_matching(MatchingConfig::default()).await?;
-    let (_scan_svc, scan_url) = start_matching(MatchingConfig { score_cache: false, ..MatchingConfig::default() }).await?;
+    let (_scan_svc, scan_url) =
+        start_matching(MatchingConfig { score_cache: false, ..MatchingConfig::default() }).await?;
     let (_, key) = create_brand(&matching_db, "bench brand").await?;
     let mut cached = MatchingServiceClient::new(channel_with_key(&cached_url, Some(&key))?);
     let mut scan = MatchingServiceClient::new(channel_with_key(&scan_url, Some(&key))?);
@@ -457,7 +478,11 @@ async fn bench(dir: &std::path::Path, opts: &MatchBenchOptions) -> anyhow::Resul
         campaigns.push((c.id, margin));
     }
     let cache = cached_svc.score_cache_stats();
-    ensure!(cache.loads == 1, "the score cache loaded {} times during warm-up; scoring published a new run", cache.loads);
+    ensure!(
+        cache.loads == 1,
+        "the score cache loaded {} times during warm-up; scoring published a new run",
+        cache.loads
+    );
 
     let cached_lat = timed(&mut cached, &campaigns, opts.calls, opts.page_size).await?;
     println!("measured {} calls through the cache; now the scan", cached_lat.len());

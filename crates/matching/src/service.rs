@@ -126,8 +126,9 @@ impl Snapshot {
             Ranked::Scanned(v) => {
                 v.partition_point(|j| rules::rank_order(&(j.key, &j.card.account), &(key, account)).is_le())
             }
-            Ranked::Cached { scores, rows } => rows
-                .partition_point(|&r| scores.rank_cmp(self.spec.objective, r as usize, key, account).is_le()),
+            Ranked::Cached { scores, rows } => {
+                rows.partition_point(|&r| scores.rank_cmp(self.spec.objective, r as usize, key, account).is_le())
+            }
         }
     }
 
@@ -414,9 +415,10 @@ impl Matching {
         let spec_owned = spec.clone();
         let judged = scores.clone();
         // A pass over every account: CPU work, kept off the async workers.
-        let verdict = tokio::task::spawn_blocking(move || judged.judge(&spec_owned, relax, near_limit))
-            .await
-            .map_err(|e| Error::scoring(tonic::Status::internal(format!("judging over the score cache failed: {e}"))))?;
+        let verdict =
+            tokio::task::spawn_blocking(move || judged.judge(&spec_owned, relax, near_limit)).await.map_err(|e| {
+                Error::scoring(tonic::Status::internal(format!("judging over the score cache failed: {e}")))
+            })?;
         Ok(Snapshot {
             model_version: scores.model_version.clone(),
             as_of: scores.as_of,

@@ -61,7 +61,9 @@ impl Strings {
     fn push(&mut self, s: &str) -> Result<(), Error> {
         self.bytes.push_str(s);
         let end = u32::try_from(self.bytes.len()).map_err(|_| {
-            Error::scoring(tonic::Status::resource_exhausted("account ids and handles exceed 4 GiB; too large to cache"))
+            Error::scoring(tonic::Status::resource_exhausted(
+                "account ids and handles exceed 4 GiB; too large to cache",
+            ))
         })?;
         self.ends.push(end);
         Ok(())
@@ -133,9 +135,21 @@ impl ScoreSnapshot {
             + u(&self.network)
             + self.ids.bytes()
             + self.handles.bytes()
-            + self.value.iter().chain(&self.percentile).chain(&self.lower).chain(&self.upper).chain(&self.count).map(f).sum::<usize>()
+            + self
+                .value
+                .iter()
+                .chain(&self.percentile)
+                .chain(&self.lower)
+                .chain(&self.upper)
+                .chain(&self.count)
+                .map(f)
+                .sum::<usize>()
             + self.flags.capacity() * 2
-            + self.topics.iter().map(|t| u(&t.members) + f(&t.value) + f(&t.percentile) + t.topic.capacity()).sum::<usize>()
+            + self
+                .topics
+                .iter()
+                .map(|t| u(&t.members) + f(&t.value) + f(&t.percentile) + t.topic.capacity())
+                .sum::<usize>()
             + self.order.iter().map(u).sum::<usize>()
     }
 
@@ -243,7 +257,8 @@ impl ScoreSnapshot {
             let observed = self.observed(&c);
             for ((f, m), &x) in fails.iter_mut().zip(miss.iter_mut()).zip(observed.iter()) {
                 let margin = x - bound;
-                if !(margin >= 0.0) {
+                // `passed` is `margin >= 0.0` in the rules: NaN fails too.
+                if margin.is_nan() || margin < 0.0 {
                     if *f == 0 {
                         *m = -margin;
                     }
@@ -412,7 +427,9 @@ impl Builder {
         rows.dedup_by(|later, first| later.account == first.account);
         let n = rows.len();
         if u32::try_from(n).is_err() {
-            return Err(Error::scoring(tonic::Status::resource_exhausted("more than 2^32 accounts; too many to cache")));
+            return Err(Error::scoring(tonic::Status::resource_exhausted(
+                "more than 2^32 accounts; too many to cache",
+            )));
         }
         let mut networks: Vec<String> = Vec::new();
         let mut network_ids: HashMap<String, u32> = HashMap::new();
@@ -573,9 +590,9 @@ pub(crate) async fn load(
         if consistent {
             let run = run.unwrap_or_default();
             // Sorting and column building is CPU work: keep it off the async workers.
-            return tokio::task::spawn_blocking(move || builder.finish(run))
-                .await
-                .map_err(|e| Error::scoring(tonic::Status::internal(format!("building the score cache failed: {e}"))))?;
+            return tokio::task::spawn_blocking(move || builder.finish(run)).await.map_err(|e| {
+                Error::scoring(tonic::Status::internal(format!("building the score cache failed: {e}")))
+            })?;
         }
         tracing::debug!(attempt, "scoring published a new run while the score cache loaded; restarting");
     }

@@ -722,7 +722,12 @@ async fn generated_world(s: &Stack, n: usize, seed: u64) -> u64 {
         out.push(ev(
             &format!("post-{k}"),
             7_000,
-            Kind::Post(ipb::Post { author: Some(acct(&g(author))), post_id: pid.clone(), topics: t, ..Default::default() }),
+            Kind::Post(ipb::Post {
+                author: Some(acct(&g(author))),
+                post_id: pid.clone(),
+                topics: t,
+                ..Default::default()
+            }),
         ));
         posts.push((author, pid));
     }
@@ -829,7 +834,9 @@ async fn score_cache_agrees_with_the_scan_and_follows_new_runs() {
     let mut scanned = client(scan_addr, Some(&key));
 
     let excluded = vec![acct("g0000"), acct("g0001"), acct("g0004"), acct("nobody")];
-    let shapes: Vec<(&str, pb::Objective, Vec<pb::Criterion>, f64, Vec<ipb::AccountRef>, f64)> = vec![
+    // (name, objective, criteria, min authenticity, excluded, near-miss margin)
+    type Shape = (&'static str, pb::Objective, Vec<pb::Criterion>, f64, Vec<ipb::AccountRef>, f64);
+    let shapes: Vec<Shape> = vec![
         ("loose reach", pb::Objective::Reach, vec![criterion(D::Reach, "", MinPercentile(20.0))], 0.0, vec![], 15.0),
         ("no criteria", pb::Objective::Conversions, vec![], 0.0, excluded.clone(), 0.0),
         (
@@ -924,13 +931,21 @@ async fn score_cache_agrees_with_the_scan_and_follows_new_runs() {
     let mut late = vec![ev(
         "acct-late",
         100,
-        Kind::Account(ipb::AccountUpsert { account: Some(acct("late")), handle: "late_h".into(), ..Default::default() }),
+        Kind::Account(ipb::AccountUpsert {
+            account: Some(acct("late")),
+            handle: "late_h".into(),
+            ..Default::default()
+        }),
     )];
     for i in 0..150 {
         late.push(ev(
             &format!("late-follow-{i}"),
             90,
-            Kind::Follow(ipb::Follow { follower: Some(acct(&format!("g{i:04}"))), followee: Some(acct("late")), unfollow: false }),
+            Kind::Follow(ipb::Follow {
+                follower: Some(acct(&format!("g{i:04}"))),
+                followee: Some(acct("late")),
+                unfollow: false,
+            }),
         ));
     }
     // "no criteria" selects every scored account but the excluded ones.
