@@ -5,10 +5,12 @@
 //! - [`demo`]: the whole story on embedded SQLite, printed for a person.
 //! - [`dataset`]: the generated network and simulated outcomes.
 //! - [`soak`]: `lift bench soak`, a bounded soak with count checks.
+//! - [`matchbench`]: `lift bench match`, MatchCampaign latency with and without the score cache.
 
 pub mod dataset;
 pub mod demo;
 pub mod latency;
+pub mod matchbench;
 pub mod soak;
 pub mod stack;
 pub mod validate;

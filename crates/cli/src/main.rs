@@ -134,6 +134,21 @@ enum BenchCommand {
         #[arg(long, default_value_t = 1_000)]
         debounce_ms: u64,
     },
+    /// MatchCampaign latency over a generated scored population on loopback: through
+    /// the score cache, and through the QueryAccounts scan it replaces, side by side.
+    Match {
+        /// Accounts in the generated population.
+        #[arg(long, default_value_t = 1_000_000)]
+        accounts: usize,
+        /// Timed calls through the score cache.
+        #[arg(long, default_value_t = 500)]
+        calls: usize,
+        /// Timed calls through the scan (slow at scale).
+        #[arg(long, default_value_t = 10)]
+        baseline_calls: usize,
+        #[arg(long, default_value_t = 50)]
+        page_size: u32,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -400,6 +415,19 @@ async fn main() -> anyhow::Result<()> {
             let db = lift_store::connect(&database_url).await?;
             let opts = lift_ingest::bench::BenchOptions { events, batch_size: batch, streams, ..Default::default() };
             println!("{}", lift_ingest::bench::bench(db, &opts).await?);
+        }
+        Command::Bench { command: BenchCommand::Match { accounts, calls, baseline_calls, page_size } } => {
+            let opts = lift_cli::matchbench::MatchBenchOptions {
+                accounts,
+                calls,
+                baseline_calls,
+                page_size,
+                ..Default::default()
+            };
+            println!(
+                "match bench: {accounts} accounts, {calls} calls through the cache, {baseline_calls} through the scan"
+            );
+            println!("{}", lift_cli::matchbench::run(opts).await?);
         }
         Command::Bench {
             command: BenchCommand::Soak { seconds, events, writers, subscribers, batch, database_url },

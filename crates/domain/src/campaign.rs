@@ -64,6 +64,15 @@ impl Objective {
         }
     }
 
+    /// What [`expected_outcome`] counts for this objective.
+    fn outcome_unit(self) -> &'static str {
+        match self {
+            Objective::Reach => "accounts reached",
+            Objective::Engagement => "engagements",
+            Objective::Conversions => "conversions",
+        }
+    }
+
     /// The dimension scoring orders its answer by, so the best candidates arrive first.
     pub fn primary_dimension(self) -> Dimension {
         match self {
@@ -519,6 +528,16 @@ const REACH_RAW: &[&str] = &["unique_engagers", "distinct_engagers", "audience",
 const ENGAGEMENT_RAW: &[&str] = &["engagements_received", "engagements", "responses"];
 const CONVERSION_RAW: &[&str] = &["conversions"];
 
+/// The raw metrics [`expected_outcome`] reads for an objective, in order of
+/// preference: the first one present in the objective dimension's raw map counts.
+pub fn outcome_raw_keys(objective: Objective) -> &'static [&'static str] {
+    match objective {
+        Objective::Reach => REACH_RAW,
+        Objective::Engagement => ENGAGEMENT_RAW,
+        Objective::Conversions => CONVERSION_RAW,
+    }
+}
+
 /// What one offer to this creator is expected to bring, in the objective's unit.
 ///
 /// Counts come from the creator's observed raw metrics with a Poisson 90 %
@@ -526,11 +545,7 @@ const CONVERSION_RAW: &[&str] = &["conversions"];
 /// interval is scaled onto the observed count. When scoring reports no count
 /// the score itself is returned and the unit says so, rather than inventing one.
 pub fn expected_outcome(objective: Objective, card: &ScoreCard) -> Expected {
-    let (dim, keys, unit) = match objective {
-        Objective::Reach => (Dimension::Reach, REACH_RAW, "accounts reached"),
-        Objective::Engagement => (Dimension::Activity, ENGAGEMENT_RAW, "engagements"),
-        Objective::Conversions => (Dimension::Action, CONVERSION_RAW, "conversions"),
-    };
+    let (dim, keys, unit) = (objective.primary_dimension(), outcome_raw_keys(objective), objective.outcome_unit());
     let Some(entry) = card.get(dim, None) else {
         return Expected { unit: format!("{} score (0-100), no score yet", dim.name()), ..Expected::default() };
     };

@@ -14,8 +14,13 @@ pub struct MatchingConfig {
     pub max_candidates: usize,
     /// Confidence of the lift interval in reports.
     pub lift_confidence: f64,
-    /// Scans restarted when scoring publishes a new run mid-scan, before giving up.
+    /// Scans (and score cache loads) restarted when scoring publishes a new run
+    /// mid-way, before giving up.
     pub scan_attempts: u32,
+    /// Judge campaigns over an in-memory copy of scoring's latest run, loaded
+    /// once per run (see `snapshot`), instead of paging through scoring's
+    /// `QueryAccounts` on every call. `max_candidates` applies to the scan only.
+    pub score_cache: bool,
 }
 
 impl Default for MatchingConfig {
@@ -28,6 +33,7 @@ impl Default for MatchingConfig {
             max_candidates: 2_000_000,
             lift_confidence: 0.9,
             scan_attempts: 3,
+            score_cache: true,
         }
     }
 }

@@ -16,9 +16,11 @@ mod config;
 mod error;
 mod grpc;
 mod service;
+mod snapshot;
 
 pub use auth::{API_KEY_HEADER, BrandId, api_key_interceptor, create_brand};
 pub use config::MatchingConfig;
 pub use error::Error;
 pub use grpc::MatchingServer;
 pub use service::Matching;
+pub use snapshot::ScoreCacheStats;

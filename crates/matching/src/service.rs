@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::auth::{BrandId, KeyHash};
+use crate::snapshot::{self, ScoreCache, ScoreCacheStats, ScoreSnapshot};
 use crate::{Error, MatchingConfig};
 
 /// The matching service. Cheap to clone: every clone shares one state.
@@ -42,6 +43,8 @@ struct Inner {
     keys: KeyStore,
     /// Calls to scoring and ingestion that are safe to repeat.
     retry: RetryPolicy,
+    /// Every scored account of scoring's latest run (when `cfg.score_cache`).
+    scores: ScoreCache,
 }
 
 /// A scored account judged against a campaign.
@@ -69,13 +72,94 @@ impl Judged {
     }
 }
 
+/// Accounts in rank order: judged while scanning scoring's answer, or rows of
+/// the score cache, judged again when a response needs them.
+#[derive(Debug)]
+enum Ranked {
+    Scanned(Vec<Judged>),
+    Cached { scores: Arc<ScoreSnapshot>, rows: Vec<u32> },
+}
+
 /// Every eligible account (ranked) and near miss (closest first) under one scoring run.
 #[derive(Debug)]
 struct Snapshot {
-    eligible: Vec<Judged>,
-    near: Vec<Judged>,
+    eligible: Ranked,
+    near: Ranked,
     model_version: String,
     as_of: u64,
+    /// The criteria the accounts were judged by (thresholds translated, if they were).
+    spec: CampaignSpec,
+    relax: f64,
+}
+
+impl Snapshot {
+    fn len(list: &Ranked) -> usize {
+        match list {
+            Ranked::Scanned(v) => v.len(),
+            Ranked::Cached { rows, .. } => rows.len(),
+        }
+    }
+
+    /// The `i`-th account of `list`, judged.
+    fn judged(&self, list: &Ranked, i: usize) -> Option<Judged> {
+        match list {
+            Ranked::Scanned(v) => v.get(i).cloned(),
+            Ranked::Cached { scores, rows } => {
+                let row = *rows.get(i)? as usize;
+                let card = scores.card(row, &self.spec.criteria);
+                let eval = rules::evaluate(&self.spec, &self.spec.rules(), &card);
+                let miss = if eval.eligible() { 0.0 } else { eval.near_miss(self.relax).unwrap_or(f64::INFINITY) };
+                Some(Judged {
+                    key: rules::objective_score(self.spec.objective, &card),
+                    expected: rules::expected_outcome(self.spec.objective, &card),
+                    card,
+                    eval,
+                    miss,
+                })
+            }
+        }
+    }
+
+    /// Position of the first eligible account ranked after (key, account).
+    fn eligible_after(&self, key: (f64, f64), account: &AccountId) -> usize {
+        match &self.eligible {
+            Ranked::Scanned(v) => {
+                v.partition_point(|j| rules::rank_order(&(j.key, &j.card.account), &(key, account)).is_le())
+            }
+            Ranked::Cached { scores, rows } => {
+                rows.partition_point(|&r| scores.rank_cmp(self.spec.objective, r as usize, key, account).is_le())
+            }
+        }
+    }
+
+    /// The ranking key and account of the `i`-th eligible account.
+    fn eligible_key(&self, i: usize) -> Option<((f64, f64), AccountId)> {
+        match &self.eligible {
+            Ranked::Scanned(v) => v.get(i).map(|j| (j.key, j.card.account.clone())),
+            Ranked::Cached { scores, rows } => {
+                let r = *rows.get(i)? as usize;
+                Some((scores.key(self.spec.objective, r), scores.account(r)))
+            }
+        }
+    }
+
+    /// Every eligible account, sorted by id.
+    fn eligible_set(&self) -> BTreeSet<AccountId> {
+        match &self.eligible {
+            Ranked::Scanned(v) => v.iter().map(|j| j.card.account.clone()).collect(),
+            Ranked::Cached { scores, rows } => rows.iter().map(|&r| scores.account(r as usize)).collect(),
+        }
+    }
+
+    /// Every eligible account, judged, in rank order.
+    fn into_eligible(self) -> Vec<Judged> {
+        match self.eligible {
+            Ranked::Scanned(v) => v,
+            Ranked::Cached { .. } => {
+                (0..Self::len(&self.eligible)).filter_map(|i| self.judged(&self.eligible, i)).collect()
+            }
+        }
+    }
 }
 
 /// What `SelectPortfolio` recorded, read back by `CreateOffers`.
@@ -214,7 +298,22 @@ impl Matching {
         cfg: MatchingConfig,
     ) -> Self {
         let keys = KeyStore::new(db.clone(), lift_runtime::auth::DEFAULT_KEY_TTL);
-        Self { inner: Arc::new(Inner { db, scoring, ingest, cfg, keys, retry: RetryPolicy::default() }) }
+        Self {
+            inner: Arc::new(Inner {
+                db,
+                scoring,
+                ingest,
+                cfg,
+                keys,
+                retry: RetryPolicy::default(),
+                scores: ScoreCache::default(),
+            }),
+        }
+    }
+
+    /// What the score cache holds and how often it loaded.
+    pub fn score_cache_stats(&self) -> ScoreCacheStats {
+        self.inner.scores.stats()
     }
 
     pub fn db(&self) -> &DatabaseConnection {
@@ -310,6 +409,44 @@ impl Matching {
         if asked == 0 { cfg.default_page_size } else { asked.min(cfg.max_page_size) }.max(1)
     }
 
+    /// Judges every scored account against the campaign: over the score cache
+    /// (loaded again when scoring has published a newer run), or, with the
+    /// cache off, by scanning scoring's answer. `near_limit` bounds the near
+    /// misses the cache path judges (the scan keeps every one).
+    async fn rank(&self, spec: &CampaignSpec, relax: f64, near_limit: usize) -> Result<Snapshot, Error> {
+        if !self.inner.cfg.score_cache {
+            return self.scan(spec, relax).await;
+        }
+        let scores = self.scores().await?;
+        let spec_owned = spec.clone();
+        let judged = scores.clone();
+        // A pass over every account: CPU work, kept off the async workers.
+        let verdict =
+            tokio::task::spawn_blocking(move || judged.judge(&spec_owned, relax, near_limit)).await.map_err(|e| {
+                Error::scoring(tonic::Status::internal(format!("judging over the score cache failed: {e}")))
+            })?;
+        Ok(Snapshot {
+            model_version: scores.model_version.clone(),
+            as_of: scores.as_of,
+            eligible: Ranked::Cached { scores: scores.clone(), rows: verdict.eligible },
+            near: Ranked::Cached { scores, rows: verdict.near },
+            spec: spec.clone(),
+            relax,
+        })
+    }
+
+    /// The score cache at scoring's current run.
+    async fn scores(&self) -> Result<Arc<ScoreSnapshot>, Error> {
+        let inner = &self.inner;
+        let run = snapshot::probe(&inner.scoring, &inner.retry).await?;
+        inner
+            .scores
+            .at_least(&run, || {
+                snapshot::load(&inner.scoring, &inner.retry, inner.cfg.query_page_size, inner.cfg.scan_attempts)
+            })
+            .await
+    }
+
     /// Judges every account scoring returns for the campaign's (relaxed)
     /// percentile filters, all under one scoring run: a scan that sees the run
     /// change restarts, so a page never mixes two models.
@@ -384,7 +521,14 @@ impl Matching {
                         .total_cmp(&b.miss)
                         .then(rules::rank_order(&(a.key, &a.card.account), &(b.key, &b.card.account)))
                 });
-                return Ok(Snapshot { eligible, near, model_version, as_of });
+                return Ok(Snapshot {
+                    eligible: Ranked::Scanned(eligible),
+                    near: Ranked::Scanned(near),
+                    model_version,
+                    as_of,
+                    spec: spec.clone(),
+                    relax,
+                });
             }
             tracing::debug!(attempt, "scoring published a new run during the scan; restarting");
         }
@@ -399,16 +543,16 @@ impl Matching {
     /// The recorded set is the baseline churn is measured against: taken at the
     /// first evaluation over a real scoring run, and again when offers go out
     /// (`rebase`), the moment eligibility decides who is held out.
-    async fn evaluate(&self, c: &mut Loaded, relax: f64, rebase: bool) -> Result<Snapshot, Error> {
+    async fn evaluate(&self, c: &mut Loaded, relax: f64, near_limit: usize, rebase: bool) -> Result<Snapshot, Error> {
         let mut spec = c.effective_spec();
-        let mut snap = self.scan(&spec, relax).await?;
+        let mut snap = self.rank(&spec, relax, near_limit).await?;
         // Before scoring's first run there is nothing to record.
         if snap.as_of == 0 || snap.model_version.is_empty() {
             return Ok(snap);
         }
         if snap.model_version == c.row.model_version {
             if rebase {
-                let list: Vec<AccountId> = snap.eligible.iter().map(|j| j.card.account.clone()).collect();
+                let list: Vec<AccountId> = snap.eligible_set().into_iter().collect();
                 repo::replace_eligibility(&self.inner.db, &c.row.id, &snap.model_version, &list, &to_json(&c.churn))
                     .await?;
             }
@@ -425,10 +569,10 @@ impl Matching {
                         crit.threshold = t.threshold;
                     }
                 }
-                snap = self.scan(&spec, relax).await?;
+                snap = self.rank(&spec, relax, near_limit).await?;
             }
         }
-        let now: BTreeSet<AccountId> = snap.eligible.iter().map(|j| j.card.account.clone()).collect();
+        let now: BTreeSet<AccountId> = snap.eligible_set();
         if !from.is_empty() {
             let before: BTreeSet<AccountId> = repo::eligibility(&self.inner.db, &c.row.id).await?.into_iter().collect();
             let (entered, left, stayed) = rules::churn(&before, &now);
@@ -487,22 +631,25 @@ impl Matching {
         let after = if req.page_token.is_empty() { None } else { Some(decode_match_token(&req.page_token)?) };
         let size = self.page_size(req.page_size) as usize;
         let mut c = self.load(brand, &req.campaign_id).await?;
-        let snap = self.evaluate(&mut c, relax, false).await?;
+        // Near misses belong to the campaign, not to a page: sent once, with the first page.
+        let near_limit = if after.is_none() { size } else { 0 };
+        let snap = self.evaluate(&mut c, relax, near_limit, false).await?;
+        let total = Snapshot::len(&snap.eligible);
         let start = match &after {
             None => 0,
-            Some((key, account)) => snap
-                .eligible
-                .partition_point(|j| rules::rank_order(&(j.key, &j.card.account), &(*key, account)).is_le()),
+            Some((key, account)) => snap.eligible_after(*key, account),
         };
-        let page: Vec<pb::Candidate> =
-            snap.eligible.iter().enumerate().skip(start).take(size).map(|(i, j)| j.to_proto(i + 1)).collect();
-        let next_page_token = match snap.eligible.get(start + size - 1) {
-            Some(last) if start + size < snap.eligible.len() => encode_match_token(last.key, &last.card.account),
+        let page: Vec<pb::Candidate> = (start..total.min(start.saturating_add(size)))
+            .filter_map(|i| snap.judged(&snap.eligible, i).map(|j| j.to_proto(i + 1)))
+            .collect();
+        let next_page_token = match snap.eligible_key(start + size - 1) {
+            Some((key, account)) if start + size < total => encode_match_token(key, &account),
             _ => String::new(),
         };
-        // Near misses belong to the campaign, not to a page: sent once, with the first page.
         let near_misses = if after.is_none() {
-            snap.near.iter().take(size).enumerate().map(|(i, j)| j.to_proto(i + 1)).collect()
+            (0..Snapshot::len(&snap.near).min(size))
+                .filter_map(|i| snap.judged(&snap.near, i).map(|j| j.to_proto(i + 1)))
+                .collect()
         } else {
             Vec::new()
         };
@@ -510,7 +657,7 @@ impl Matching {
             eligible: page,
             near_misses,
             next_page_token,
-            total_eligible: snap.eligible.len() as u64,
+            total_eligible: total as u64,
             model_version: snap.model_version,
             as_of_offset: snap.as_of,
             stale: false,
@@ -541,21 +688,22 @@ impl Matching {
     }
 
     async fn choose_portfolio(&self, c: &mut Loaded, eps: f64) -> Result<StoredPortfolio, Error> {
-        let snap = self.evaluate(c, 0.0, false).await?;
-        if snap.eligible.is_empty() {
+        let snap = self.evaluate(c, 0.0, 0, false).await?;
+        let model_version = snap.model_version.clone();
+        let eligible = snap.into_eligible();
+        if eligible.is_empty() {
             return Err(Error::FailedPrecondition(format!(
                 "no account is eligible for campaign {} under model {}",
-                c.row.id, snap.model_version
+                c.row.id, model_version
             )));
         }
         let spec = &c.spec;
-        let by_account: HashMap<&AccountId, &Judged> = snap.eligible.iter().map(|j| (&j.card.account, j)).collect();
+        let by_account: HashMap<&AccountId, &Judged> = eligible.iter().map(|j| (&j.card.account, j)).collect();
         // The sampler's seed comes from the campaign, so re-selecting reproduces the portfolio.
-        let d = digest(&[&c.row.id, &snap.model_version]);
+        let d = digest(&[&c.row.id, &model_version]);
         let random_seed = u64::from_le_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]]);
         let req = spb::SelectSeedsRequest {
-            candidates: snap
-                .eligible
+            candidates: eligible
                 .iter()
                 .map(|j| spb::SeedCandidate { account: Some(j.card.account.to_proto()), cost: spec.unit_cost })
                 .collect(),
@@ -572,7 +720,7 @@ impl Matching {
         .await;
         let resp = match answer {
             Ok(r) => r.into_inner(),
-            Err(s) if s.code() == tonic::Code::Unimplemented => greedy_by_objective(&snap.eligible, spec),
+            Err(s) if s.code() == tonic::Code::Unimplemented => greedy_by_objective(&eligible, spec),
             Err(s) => return Err(Error::scoring(s)),
         };
         let mut members = Vec::with_capacity(resp.seeds.len());
@@ -617,7 +765,7 @@ impl Matching {
             guarantee: resp.guarantee,
             audience_overlap: resp.audience_overlap.is_finite().then_some(resp.audience_overlap),
             expected,
-            model_version: snap.model_version,
+            model_version,
         })
     }
 
@@ -638,8 +786,8 @@ impl Matching {
                 p
             }
         };
-        let snap = self.evaluate(&mut c, 0.0, true).await?;
-        let eligible: Vec<AccountId> = snap.eligible.iter().map(|j| j.card.account.clone()).collect();
+        let snap = self.evaluate(&mut c, 0.0, 0, true).await?.into_eligible();
+        let eligible: Vec<AccountId> = snap.iter().map(|j| j.card.account.clone()).collect();
         let members: BTreeSet<AccountId> = portfolio.members.iter().map(|m| m.account.clone()).collect();
         let seed = match req.holdout_seed {
             0 => loop {
@@ -652,7 +800,6 @@ impl Matching {
         };
         let holdout = rules::draw_holdout(&eligible, &members, c.spec.holdout_share, seed);
         let handles: HashMap<&AccountId, &str> = snap
-            .eligible
             .iter()
             .map(|j| (&j.card.account, j.card.handle.as_str()))
             .chain(portfolio.members.iter().map(|m| (&m.account, m.handle.as_str())))

@@ -691,3 +691,277 @@ async fn model_change_records_churn_and_translates_thresholds() {
     assert!(entered + left <= 10, "entered {entered}, left {left} of {}", before_set.len());
     stop2.trigger();
 }
+
+/// A generated population: `n` accounts with power-law follows and likes,
+/// posts on a few topics, and attributed clicks, sessions and orders through
+/// tracking links for some of them, so every dimension and topic varies.
+async fn generated_world(s: &Stack, n: usize, seed: u64) -> u64 {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let g = |i: usize| format!("g{i:04}");
+    let popular = |rng: &mut rand::rngs::StdRng| ((rng.random::<f64>().powi(3)) * n as f64) as usize % n;
+    let topics = ["food", "travel", "fitness"];
+    let mut out = Vec::new();
+    for i in 0..n {
+        out.push(ev(
+            &format!("acct-{i}"),
+            7_200,
+            Kind::Account(ipb::AccountUpsert {
+                account: Some(acct(&g(i))),
+                handle: format!("{}_h", g(i)),
+                reported_followers: rng.random_range(0..5_000),
+                ..Default::default()
+            }),
+        ));
+    }
+    let mut posts: Vec<(usize, String)> = Vec::new();
+    for k in 0..n {
+        let author = popular(&mut rng);
+        let pid = format!("gp{k}");
+        let t: Vec<String> = topics.iter().filter(|_| rng.random_bool(0.4)).map(|t| (*t).to_owned()).collect();
+        out.push(ev(
+            &format!("post-{k}"),
+            7_000,
+            Kind::Post(ipb::Post {
+                author: Some(acct(&g(author))),
+                post_id: pid.clone(),
+                topics: t,
+                ..Default::default()
+            }),
+        ));
+        posts.push((author, pid));
+    }
+    for k in 0..6 * n {
+        let a = rng.random_range(0..n);
+        let b = popular(&mut rng);
+        if a == b {
+            continue;
+        }
+        let kind = if k % 3 == 0 {
+            Kind::Follow(ipb::Follow { follower: Some(acct(&g(a))), followee: Some(acct(&g(b))), unfollow: false })
+        } else {
+            let (author, pid) = &posts[rng.random_range(0..posts.len())];
+            if *author == a {
+                continue;
+            }
+            Kind::Engagement(ipb::Engagement {
+                kind: [ipb::EngagementKind::Like, ipb::EngagementKind::Repost, ipb::EngagementKind::Reply]
+                    [rng.random_range(0..3)] as i32,
+                actor: Some(acct(&g(a))),
+                post_id: pid.clone(),
+                target: Some(acct(&g(*author))),
+            })
+        };
+        out.push(ev(&format!("gx{k}"), 6_000 - (k as i64 % 5_000), kind));
+    }
+    // Tracking links for a quarter of the accounts, with clicks, sessions and orders.
+    let linked: Vec<usize> = (0..n).filter(|i| i % 4 == 0).collect();
+    let links: Vec<ipb::Link> = linked
+        .iter()
+        .map(|&i| ipb::Link {
+            link: format!("lift.to/g{i}"),
+            owner: Some(acct(&g(i))),
+            campaign_id: String::new(),
+            attribution_window_secs: 0,
+        })
+        .collect();
+    s.ingest.clone().register_links(ipb::RegisterLinksRequest { links }).await.expect("links");
+    for &i in &linked {
+        for v in 0..rng.random_range(0..12) {
+            let visitor = format!("v{i}_{v}");
+            out.push(click(&format!("gc{i}_{v}"), 3_000, &format!("lift.to/g{i}"), &visitor));
+            out.push(session(&format!("gs{i}_{v}"), 2_990, &format!("lift.to/g{i}"), &visitor, rng.random_bool(0.4)));
+            if rng.random_bool(0.3) {
+                out.push(order(&format!("go{i}_{v}"), 2_900, &visitor, "", 2_500, None));
+            }
+        }
+    }
+    ingest(s, out).await
+}
+
+fn criterion(d: spb::Dimension, topic: &str, t: pb::criterion::Threshold) -> pb::Criterion {
+    pb::Criterion { dimension: d as i32, topic: topic.into(), threshold: Some(t) }
+}
+
+/// Every page of one campaign's match, and the near misses of its first page.
+async fn all_pages(c: &mut Client, id: &str, page_size: u32, margin: f64) -> Vec<pb::MatchCampaignResponse> {
+    let mut out = Vec::new();
+    let mut token = String::new();
+    loop {
+        let r = c
+            .match_campaign(pb::MatchCampaignRequest {
+                campaign_id: id.into(),
+                page_size,
+                page_token: token.clone(),
+                near_miss_margin: margin,
+            })
+            .await
+            .expect("match")
+            .into_inner();
+        token = r.next_page_token.clone();
+        out.push(r);
+        if token.is_empty() || out.len() > 1_000 {
+            break;
+        }
+    }
+    out
+}
+
+/// Pins the score cache against the scan it replaces: on a generated
+/// population, every campaign shape (percentile, value, topic, authenticity,
+/// exclusions, each objective, loose and tight) returns the same pages —
+/// candidates, ranks, margins, expected outcomes, near misses, tokens and
+/// totals — through both; concurrent first calls load the cache once; and a
+/// new scoring run invalidates it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn score_cache_agrees_with_the_scan_and_follows_new_runs() {
+    use pb::criterion::Threshold::{MinPercentile, MinValue};
+    use spb::Dimension as D;
+    let s = start().await;
+    let head = generated_world(&s, 400, 11).await;
+    scored(&s, head).await;
+
+    let scan = Matching::new(
+        s.matching.db().clone(),
+        s.scoring_client.clone(),
+        s.ingest.clone(),
+        MatchingConfig { score_cache: false, ..MatchingConfig::default() },
+    );
+    let (l, scan_addr) = bind().await;
+    tokio::spawn(lift_runtime::serve(l, scan.grpc(), s.stop.clone()));
+    let (_, key) = create_brand(s.matching.db(), "Acme").await.expect("brand");
+    let mut cached = client(s.addr, Some(&key));
+    let mut scanned = client(scan_addr, Some(&key));
+
+    let excluded = vec![acct("g0000"), acct("g0001"), acct("g0004"), acct("nobody")];
+    // (name, objective, criteria, min authenticity, excluded, near-miss margin)
+    type Shape = (&'static str, pb::Objective, Vec<pb::Criterion>, f64, Vec<ipb::AccountRef>, f64);
+    let shapes: Vec<Shape> = vec![
+        ("loose reach", pb::Objective::Reach, vec![criterion(D::Reach, "", MinPercentile(20.0))], 0.0, vec![], 15.0),
+        ("no criteria", pb::Objective::Conversions, vec![], 0.0, excluded.clone(), 0.0),
+        (
+            "tight",
+            pb::Objective::Reach,
+            vec![criterion(D::Reach, "", MinPercentile(90.0)), criterion(D::Network, "", MinPercentile(85.0))],
+            0.0,
+            vec![],
+            30.0,
+        ),
+        (
+            "topics and values",
+            pb::Objective::Engagement,
+            vec![
+                criterion(D::Activity, "food", MinPercentile(30.0)),
+                criterion(D::Network, "travel", MinValue(1.0)),
+                criterion(D::Reach, "", MinValue(5.0)),
+            ],
+            40.0,
+            excluded.clone(),
+            25.0,
+        ),
+        (
+            "conversions",
+            pb::Objective::Conversions,
+            vec![criterion(D::Action, "", MinPercentile(50.0))],
+            0.0,
+            vec![],
+            50.0,
+        ),
+        (
+            "absent topic",
+            pb::Objective::Reach,
+            vec![criterion(D::Activity, "knitting", MinPercentile(10.0))],
+            0.0,
+            vec![],
+            20.0,
+        ),
+    ];
+    let mut ids = Vec::new();
+    for (name, objective, criteria, min_authenticity, excluded, margin) in &shapes {
+        let sp = pb::CampaignSpec {
+            objective: *objective as i32,
+            criteria: criteria.clone(),
+            min_authenticity: *min_authenticity,
+            excluded: excluded.clone(),
+            ..spec(name)
+        };
+        ids.push((create(&mut cached, sp).await.id, *margin));
+    }
+
+    // Concurrent first calls: one load between them.
+    assert_eq!(s.matching.score_cache_stats().loads, 0);
+    let calls: Vec<_> = ids
+        .iter()
+        .map(|(id, _)| {
+            let mut c = client(s.addr, Some(&key));
+            let id = id.clone();
+            tokio::spawn(async move {
+                c.match_campaign(pb::MatchCampaignRequest { campaign_id: id, ..Default::default() }).await
+            })
+        })
+        .collect();
+    for c in calls {
+        c.await.expect("join").expect("match");
+    }
+    let stats = s.matching.score_cache_stats();
+    assert_eq!(stats.loads, 1, "{stats:?}");
+    assert_eq!(stats.as_of_offset, head);
+    assert!(stats.accounts >= 400, "{stats:?}");
+
+    let compare = async |cached: &mut Client, scanned: &mut Client, what: &str| {
+        let mut nonempty = 0;
+        for (id, margin) in &ids {
+            for size in [7, 1_000] {
+                let a = all_pages(cached, id, size, *margin).await;
+                let b = all_pages(scanned, id, size, *margin).await;
+                assert_eq!(a, b, "{what}: campaign {id}, page size {size}");
+                nonempty += usize::from(a[0].total_eligible > 0);
+            }
+        }
+        nonempty
+    };
+    let nonempty = compare(&mut cached, &mut scanned, "first run").await;
+    assert!(nonempty >= 8, "most shapes select someone: {nonempty}");
+    // The comparisons above exercised near misses too.
+    let first = all_pages(&mut cached, &ids[0].0, 1_000, ids[0].1).await;
+    assert!(!first[0].near_misses.is_empty() && first[0].total_eligible > 50, "{:?}", first[0].total_eligible);
+    assert_eq!(s.matching.score_cache_stats().loads, 1, "no reload while scoring's run is unchanged");
+
+    // A new run: a newcomer with a large audience; the cache follows it.
+    let mut late = vec![ev(
+        "acct-late",
+        100,
+        Kind::Account(ipb::AccountUpsert {
+            account: Some(acct("late")),
+            handle: "late_h".into(),
+            ..Default::default()
+        }),
+    )];
+    for i in 0..150 {
+        late.push(ev(
+            &format!("late-follow-{i}"),
+            90,
+            Kind::Follow(ipb::Follow {
+                follower: Some(acct(&format!("g{i:04}"))),
+                followee: Some(acct("late")),
+                unfollow: false,
+            }),
+        ));
+    }
+    // "no criteria" selects every scored account but the excluded ones.
+    let everyone = |pages: &[pb::MatchCampaignResponse]| -> BTreeSet<String> {
+        pages.iter().flat_map(|p| &p.eligible).filter_map(|c| c.account.as_ref()).map(|a| a.id.clone()).collect()
+    };
+    let before = all_pages(&mut cached, &ids[1].0, 1_000, 0.0).await;
+    assert!(!everyone(&before).contains("late"));
+    let head2 = ingest(&s, late).await;
+    scored(&s, head2).await;
+    let after = all_pages(&mut cached, &ids[1].0, 1_000, 0.0).await;
+    assert_eq!(after[0].as_of_offset, head2);
+    assert_eq!(after[0].total_eligible, before[0].total_eligible + 1);
+    assert!(everyone(&after).contains("late"), "the newcomer is matched after the new run");
+    let stats = s.matching.score_cache_stats();
+    assert_eq!((stats.loads, stats.as_of_offset), (2, head2), "{stats:?}");
+    compare(&mut cached, &mut scanned, "second run").await;
+    assert_eq!(s.matching.score_cache_stats().loads, 2);
+}

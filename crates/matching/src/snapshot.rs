@@ -1,0 +1,681 @@
+//! The score cache: one columnar copy of every scored account per scoring run.
+//!
+//! Judging a campaign needs every account's scores under one scoring run.
+//! Paging them out of scoring's `QueryAccounts` on every `MatchCampaign` costs
+//! a thousand round trips at a million accounts; instead matching loads the
+//! whole population once per run (model version + as-of offset), keeps it as
+//! columns, and judges each campaign over those columns in memory. A cheap
+//! probe per call tells whether scoring has published a newer run since.
+//!
+//! Layout: accounts sorted by id, so a row number orders like its `AccountId`
+//! (the ranking's last tie-break) and an id is found by binary search. Per
+//! row: the five overall dimensions' value and percentile, the lower/upper
+//! bounds and outcome count of the three objective dimensions, presence and
+//! evidence bits, the id and handle (in two shared buffers), and its position
+//! in each objective's ranking. Topic scores are sparse columns (members,
+//! value, percentile). Missing scores are stored as 0: the rules observe an
+//! account with no score at 0 (see `lift_domain::campaign::evaluate_criterion`).
+//!
+//! The rules themselves stay in `lift_domain::campaign`: rows that a response
+//! returns are turned back into a `ScoreCard` and judged by the same functions
+//! as the scanning path, so the two cannot disagree on what a candidate shows.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use lift_domain::campaign::{self as rules, CampaignSpec, Criterion, Objective, ScoreCard, ScoreEntry, Threshold};
+use lift_domain::{AccountId, Dimension};
+use lift_proto::scoring::v1 as spb;
+use lift_proto::scoring::v1::scoring_service_client::ScoringServiceClient;
+use lift_runtime::client::{Channel, RetryPolicy, retry_idempotent};
+
+use crate::Error;
+
+/// A scoring run: (model version, as-of ledger offset).
+pub(crate) type Run = (String, u64);
+
+const OBJECTIVES: [Objective; 3] = [Objective::Reach, Objective::Engagement, Objective::Conversions];
+
+fn objective_index(o: Objective) -> usize {
+    match o {
+        Objective::Reach => 0,
+        Objective::Engagement => 1,
+        Objective::Conversions => 2,
+    }
+}
+
+/// Flag bits per row: bit `d` = dimension `d` has an overall score; bit `5 + d` = its evidence is sufficient.
+const SUFFICIENT_SHIFT: u16 = 5;
+
+/// Many strings in one buffer.
+#[derive(Debug, Default)]
+struct Strings {
+    /// `ends[i]` is the end of string `i` in `bytes`.
+    ends: Vec<u32>,
+    bytes: String,
+}
+
+impl Strings {
+    fn push(&mut self, s: &str) -> Result<(), Error> {
+        self.bytes.push_str(s);
+        let end = u32::try_from(self.bytes.len()).map_err(|_| {
+            Error::scoring(tonic::Status::resource_exhausted(
+                "account ids and handles exceed 4 GiB; too large to cache",
+            ))
+        })?;
+        self.ends.push(end);
+        Ok(())
+    }
+
+    fn get(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        &self.bytes[start..self.ends[i] as usize]
+    }
+
+    fn bytes(&self) -> usize {
+        self.ends.capacity() * 4 + self.bytes.capacity()
+    }
+}
+
+/// One topic variant's scores: rows that have it, with their value and percentile.
+#[derive(Debug)]
+struct TopicColumn {
+    dimension: Dimension,
+    topic: String,
+    /// Sorted rows.
+    members: Vec<u32>,
+    value: Vec<f64>,
+    percentile: Vec<f64>,
+}
+
+/// Every scored account of one scoring run, in columns.
+#[derive(Debug)]
+pub(crate) struct ScoreSnapshot {
+    pub(crate) model_version: String,
+    pub(crate) as_of: u64,
+    n: usize,
+    networks: Vec<String>,
+    network: Vec<u32>,
+    ids: Strings,
+    handles: Strings,
+    /// Per dimension (`Dimension::index`), per row.
+    value: [Vec<f64>; 5],
+    percentile: [Vec<f64>; 5],
+    /// Per objective (its primary dimension), per row: the only bounds the rules read.
+    lower: [Vec<f64>; 3],
+    upper: [Vec<f64>; 3],
+    /// Per objective: the outcome count `expected_outcome` would read (NaN = none).
+    count: [Vec<f64>; 3],
+    flags: Vec<u16>,
+    topics: Vec<TopicColumn>,
+    /// Per objective: rows best first (`rules::rank_order`).
+    order: [Vec<u32>; 3],
+}
+
+/// What one campaign's judgement over a snapshot found: rows in rank order.
+#[derive(Debug, Default)]
+pub(crate) struct Verdict {
+    pub(crate) eligible: Vec<u32>,
+    /// Closest first, then by rank; at most the limit asked for.
+    pub(crate) near: Vec<u32>,
+}
+
+impl ScoreSnapshot {
+    pub(crate) fn len(&self) -> usize {
+        self.n
+    }
+
+    /// Heap bytes held (capacities, not lengths).
+    pub(crate) fn bytes(&self) -> usize {
+        let f = |v: &Vec<f64>| v.capacity() * 8;
+        let u = |v: &Vec<u32>| v.capacity() * 4;
+        self.networks.iter().map(|s| s.capacity() + 24).sum::<usize>()
+            + u(&self.network)
+            + self.ids.bytes()
+            + self.handles.bytes()
+            + self
+                .value
+                .iter()
+                .chain(&self.percentile)
+                .chain(&self.lower)
+                .chain(&self.upper)
+                .chain(&self.count)
+                .map(f)
+                .sum::<usize>()
+            + self.flags.capacity() * 2
+            + self
+                .topics
+                .iter()
+                .map(|t| u(&t.members) + f(&t.value) + f(&t.percentile) + t.topic.capacity())
+                .sum::<usize>()
+            + self.order.iter().map(u).sum::<usize>()
+    }
+
+    fn network_of(&self, row: usize) -> &str {
+        &self.networks[self.network[row] as usize]
+    }
+
+    pub(crate) fn account(&self, row: usize) -> AccountId {
+        AccountId::new(self.network_of(row), self.ids.get(row))
+    }
+
+    /// Compares row `row`'s id with `a` the way `AccountId`'s `Ord` does.
+    fn cmp_account(&self, row: usize, a: &AccountId) -> std::cmp::Ordering {
+        self.network_of(row).cmp(a.network.as_str()).then_with(|| self.ids.get(row).cmp(a.id.as_str()))
+    }
+
+    /// The row of an account, if it was scored.
+    pub(crate) fn find(&self, a: &AccountId) -> Option<usize> {
+        let (mut lo, mut hi) = (0, self.n);
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            match self.cmp_account(mid, a) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Some(mid),
+            }
+        }
+        None
+    }
+
+    fn has(&self, row: usize, d: Dimension) -> bool {
+        self.flags[row] & (1 << d.index()) != 0
+    }
+
+    fn sufficient(&self, row: usize, d: Dimension) -> bool {
+        self.flags[row] & (1 << (SUFFICIENT_SHIFT as usize + d.index())) != 0
+    }
+
+    /// `rules::objective_score` of a row, read from the columns.
+    pub(crate) fn key(&self, objective: Objective, row: usize) -> (f64, f64) {
+        let v = |d: Dimension| self.value[d.index()][row];
+        match objective {
+            Objective::Reach => (v(Dimension::Reach), v(Dimension::Network)),
+            Objective::Engagement => (v(Dimension::Activity), v(Dimension::Reach)),
+            Objective::Conversions => {
+                let lower = if self.sufficient(row, Dimension::Action) {
+                    self.lower[objective_index(Objective::Conversions)][row]
+                } else {
+                    0.0
+                };
+                (lower, v(Dimension::Action))
+            }
+        }
+    }
+
+    /// `rules::rank_order` between a row and a (key, account) pair.
+    pub(crate) fn rank_cmp(
+        &self,
+        objective: Objective,
+        row: usize,
+        key: (f64, f64),
+        a: &AccountId,
+    ) -> std::cmp::Ordering {
+        let k = self.key(objective, row);
+        key.0.total_cmp(&k.0).then(key.1.total_cmp(&k.1)).then_with(|| self.cmp_account(row, a))
+    }
+
+    fn topic_column(&self, d: Dimension, topic: &str) -> Option<&TopicColumn> {
+        self.topics.iter().find(|t| t.dimension == d && t.topic == topic)
+    }
+
+    /// The value a rule observes for every row (0 where the row has no such score).
+    fn observed(&self, c: &Criterion) -> std::borrow::Cow<'_, [f64]> {
+        let percentile = matches!(c.threshold, Threshold::MinPercentile(_));
+        match &c.topic {
+            None => {
+                let col = if percentile { &self.percentile } else { &self.value };
+                std::borrow::Cow::Borrowed(&col[c.dimension.index()])
+            }
+            Some(t) => {
+                let mut dense = vec![0.0; self.n];
+                if let Some(col) = self.topic_column(c.dimension, t) {
+                    let src = if percentile { &col.percentile } else { &col.value };
+                    for (&row, &x) in col.members.iter().zip(src) {
+                        dense[row as usize] = x;
+                    }
+                }
+                std::borrow::Cow::Owned(dense)
+            }
+        }
+    }
+
+    /// Judges every row against the campaign, as `rules::evaluate` and
+    /// `Evaluation::near_miss(relax)` would: eligible rows in rank order, and
+    /// up to `near_limit` near misses (failing exactly one rule by at most
+    /// `relax`) closest first, ties in rank order.
+    pub(crate) fn judge(&self, spec: &CampaignSpec, relax: f64, near_limit: usize) -> Verdict {
+        let n = self.n;
+        // Failed rules per row (saturating; u8::MAX also marks an excluded row) and
+        // the miss of the first failed rule, which is the miss when only one failed.
+        let mut fails = vec![0u8; n];
+        let mut miss = vec![0.0f64; n];
+        for c in spec.rules() {
+            let bound = c.threshold.bound();
+            let observed = self.observed(&c);
+            for ((f, m), &x) in fails.iter_mut().zip(miss.iter_mut()).zip(observed.iter()) {
+                let margin = x - bound;
+                // `passed` is `margin >= 0.0` in the rules: NaN fails too.
+                if margin.is_nan() || margin < 0.0 {
+                    if *f == 0 {
+                        *m = -margin;
+                    }
+                    *f = f.saturating_add(1);
+                }
+            }
+        }
+        for a in &spec.excluded {
+            if let Some(row) = self.find(a) {
+                fails[row] = u8::MAX;
+            }
+        }
+        let order = &self.order[objective_index(spec.objective)];
+        let eligible: Vec<u32> = order.iter().copied().filter(|&r| fails[r as usize] == 0).collect();
+        let mut near: Vec<(f64, u32, u32)> = Vec::new();
+        if relax.is_finite() && relax > 0.0 && near_limit > 0 {
+            for (pos, &r) in order.iter().enumerate() {
+                let (f, m) = (fails[r as usize], miss[r as usize]);
+                if f == 1 && m <= relax {
+                    near.push((m, pos as u32, r));
+                }
+            }
+            let by = |a: &(f64, u32, u32), b: &(f64, u32, u32)| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1));
+            if near.len() > near_limit {
+                near.select_nth_unstable_by(near_limit - 1, by);
+                near.truncate(near_limit);
+            }
+            near.sort_unstable_by(by);
+        }
+        Verdict { eligible, near: near.into_iter().map(|(_, _, r)| r).collect() }
+    }
+
+    /// A row as the `ScoreCard` scoring's answer would have produced, with every
+    /// score the campaign's rules and objective read.
+    pub(crate) fn card(&self, row: usize, rules_in_force: &[Criterion]) -> ScoreCard {
+        let mut scores = HashMap::new();
+        for d in Dimension::ALL {
+            if !self.has(row, d) {
+                continue;
+            }
+            let value = self.value[d.index()][row];
+            let mut entry = ScoreEntry {
+                value,
+                percentile: self.percentile[d.index()][row],
+                lower: value,
+                upper: value,
+                sufficient: self.sufficient(row, d),
+                raw: BTreeMap::new(),
+            };
+            if let Some(o) = OBJECTIVES.into_iter().find(|o| o.primary_dimension() == d) {
+                let k = objective_index(o);
+                entry.lower = self.lower[k][row];
+                entry.upper = self.upper[k][row];
+                let count = self.count[k][row];
+                // The first preferred key stands for whichever one scoring sent first.
+                if !count.is_nan()
+                    && let Some(key) = rules::outcome_raw_keys(o).first()
+                {
+                    entry.raw.insert((*key).to_owned(), count);
+                }
+            }
+            scores.insert((d, String::new()), entry);
+        }
+        for c in rules_in_force {
+            let Some(t) = &c.topic else { continue };
+            let Some(col) = self.topic_column(c.dimension, t) else { continue };
+            if let Ok(i) = col.members.binary_search(&(row as u32)) {
+                let value = col.value[i];
+                scores.insert(
+                    (c.dimension, t.clone()),
+                    ScoreEntry {
+                        value,
+                        percentile: col.percentile[i],
+                        lower: value,
+                        upper: value,
+                        sufficient: true,
+                        raw: BTreeMap::new(),
+                    },
+                );
+            }
+        }
+        ScoreCard { account: self.account(row), handle: self.handles.get(row).to_owned(), scores }
+    }
+}
+
+/// One overall score of one account while loading.
+#[derive(Debug, Clone, Copy, Default)]
+struct Overall {
+    value: f64,
+    percentile: f64,
+    lower: f64,
+    upper: f64,
+    present: bool,
+    sufficient: bool,
+    count: f64,
+}
+
+#[derive(Debug)]
+struct Row {
+    account: AccountId,
+    handle: String,
+    overall: [Overall; 5],
+    /// (topic column, value, percentile); a later entry for the same column wins.
+    topics: Vec<(u32, f64, f64)>,
+}
+
+fn finite_or_zero(x: f64) -> f64 {
+    if x.is_finite() { x } else { 0.0 }
+}
+
+/// Collects scoring's pages into a [`ScoreSnapshot`].
+#[derive(Debug, Default)]
+pub(crate) struct Builder {
+    rows: Vec<Row>,
+    topic_ids: HashMap<(Dimension, String), u32>,
+    topic_keys: Vec<(Dimension, String)>,
+}
+
+impl Builder {
+    /// Adds one account as `ScoreCard::from_proto` reads it: skipped without an
+    /// id; unknown dimensions ignored; topics lower-cased; a repeated
+    /// (dimension, topic) keeps the last entry.
+    pub(crate) fn add(&mut self, a: &spb::AccountScores) {
+        let Some(r) = a.account.as_ref().filter(|r| !r.network.is_empty() && !r.id.is_empty()) else { return };
+        let mut row = Row {
+            account: AccountId::new(r.network.clone(), r.id.clone()),
+            handle: a.handle.clone(),
+            overall: [Overall::default(); 5],
+            topics: Vec::new(),
+        };
+        for s in &a.scores {
+            let Some(d) = Dimension::from_proto(s.dimension) else { continue };
+            let (value, percentile) = (finite_or_zero(s.value), finite_or_zero(s.percentile));
+            if s.topic.is_empty() {
+                let count = OBJECTIVES
+                    .into_iter()
+                    .find(|o| o.primary_dimension() == d)
+                    .and_then(|o| rules::outcome_raw_keys(o).iter().find_map(|k| s.raw.get(*k).copied()))
+                    .unwrap_or(f64::NAN);
+                row.overall[d.index()] = Overall {
+                    value,
+                    percentile,
+                    lower: finite_or_zero(s.lower),
+                    upper: finite_or_zero(s.upper),
+                    present: true,
+                    sufficient: s.evidence != spb::Evidence::Insufficient as i32,
+                    count,
+                };
+            } else {
+                let key = (d, s.topic.to_lowercase());
+                let next = self.topic_keys.len() as u32;
+                let id = *self.topic_ids.entry(key.clone()).or_insert_with(|| {
+                    self.topic_keys.push(key);
+                    next
+                });
+                row.topics.push((id, value, percentile));
+            }
+        }
+        self.rows.push(row);
+    }
+
+    pub(crate) fn finish(self, run: Run) -> Result<ScoreSnapshot, Error> {
+        let mut rows = self.rows;
+        // Stable, so of an account sent twice the first copy is kept (as the scan does).
+        rows.sort_by(|a, b| a.account.cmp(&b.account));
+        rows.dedup_by(|later, first| later.account == first.account);
+        let n = rows.len();
+        if u32::try_from(n).is_err() {
+            return Err(Error::scoring(tonic::Status::resource_exhausted(
+                "more than 2^32 accounts; too many to cache",
+            )));
+        }
+        let mut networks: Vec<String> = Vec::new();
+        let mut network_ids: HashMap<String, u32> = HashMap::new();
+        let mut snap = ScoreSnapshot {
+            model_version: run.0,
+            as_of: run.1,
+            n,
+            networks: Vec::new(),
+            network: Vec::with_capacity(n),
+            ids: Strings::default(),
+            handles: Strings::default(),
+            value: std::array::from_fn(|_| Vec::with_capacity(n)),
+            percentile: std::array::from_fn(|_| Vec::with_capacity(n)),
+            lower: std::array::from_fn(|_| Vec::with_capacity(n)),
+            upper: std::array::from_fn(|_| Vec::with_capacity(n)),
+            count: std::array::from_fn(|_| Vec::with_capacity(n)),
+            flags: Vec::with_capacity(n),
+            topics: self
+                .topic_keys
+                .into_iter()
+                .map(|(dimension, topic)| TopicColumn {
+                    dimension,
+                    topic,
+                    members: Vec::new(),
+                    value: Vec::new(),
+                    percentile: Vec::new(),
+                })
+                .collect(),
+            order: Default::default(),
+        };
+        let mut latest: HashMap<u32, (f64, f64)> = HashMap::new();
+        for (i, row) in rows.into_iter().enumerate() {
+            let net = match network_ids.get(&row.account.network) {
+                Some(&k) => k,
+                None => {
+                    let k = networks.len() as u32;
+                    networks.push(row.account.network.clone());
+                    network_ids.insert(row.account.network.clone(), k);
+                    k
+                }
+            };
+            snap.network.push(net);
+            snap.ids.push(&row.account.id)?;
+            snap.handles.push(&row.handle)?;
+            let mut flags = 0u16;
+            for d in Dimension::ALL {
+                let o = &row.overall[d.index()];
+                snap.value[d.index()].push(o.value);
+                snap.percentile[d.index()].push(o.percentile);
+                flags |= u16::from(o.present) << d.index();
+                flags |= u16::from(o.present && o.sufficient) << (SUFFICIENT_SHIFT as usize + d.index());
+            }
+            snap.flags.push(flags);
+            for o in OBJECTIVES {
+                let (k, e) = (objective_index(o), &row.overall[o.primary_dimension().index()]);
+                snap.lower[k].push(e.lower);
+                snap.upper[k].push(e.upper);
+                snap.count[k].push(if e.present { e.count } else { f64::NAN });
+            }
+            latest.clear();
+            for &(t, v, p) in &row.topics {
+                latest.insert(t, (v, p));
+            }
+            let mut mine: Vec<_> = latest.iter().map(|(&t, &vp)| (t, vp)).collect();
+            mine.sort_unstable_by_key(|(t, _)| *t);
+            for (t, (v, p)) in mine {
+                let col = &mut snap.topics[t as usize];
+                col.members.push(i as u32);
+                col.value.push(v);
+                col.percentile.push(p);
+            }
+        }
+        snap.networks = networks;
+        for o in OBJECTIVES {
+            let mut order: Vec<u32> = (0..n as u32).collect();
+            let keys: Vec<(f64, f64)> = (0..n).map(|r| snap.key(o, r)).collect();
+            // Best key first; equal keys by account id, which is row order.
+            order.sort_unstable_by(|&a, &b| {
+                let (ka, kb) = (keys[a as usize], keys[b as usize]);
+                kb.0.total_cmp(&ka.0).then(kb.1.total_cmp(&ka.1)).then(a.cmp(&b))
+            });
+            snap.order[objective_index(o)] = order;
+        }
+        for t in &mut snap.topics {
+            t.members.shrink_to_fit();
+            t.value.shrink_to_fit();
+            t.percentile.shrink_to_fit();
+        }
+        Ok(snap)
+    }
+}
+
+/// Asks scoring which run it serves, as cheaply as it can answer: a one-row
+/// `QueryAccounts` ordered by a topic no ledger event can carry (topics have no
+/// whitespace), which scoring answers without touching its population.
+pub(crate) async fn probe(scoring: &ScoringServiceClient<Channel>, retry: &RetryPolicy) -> Result<Run, Error> {
+    let req = spb::QueryAccountsRequest {
+        order_by: spb::Dimension::Activity as i32,
+        topic: " ".to_owned(),
+        filters: Vec::new(),
+        page_size: 1,
+        page_token: String::new(),
+    };
+    let resp = retry_idempotent(retry, "QueryAccounts", || {
+        let (mut c, r) = (scoring.clone(), req.clone());
+        async move { c.query_accounts(r).await }
+    })
+    .await
+    .map_err(Error::scoring)?
+    .into_inner();
+    Ok((resp.model_version, resp.as_of_offset))
+}
+
+/// Pages every scored account out of scoring under one run; a load that sees
+/// the run change restarts, up to `attempts` times.
+pub(crate) async fn load(
+    scoring: &ScoringServiceClient<Channel>,
+    retry: &RetryPolicy,
+    page_size: u32,
+    attempts: u32,
+) -> Result<ScoreSnapshot, Error> {
+    for attempt in 1..=attempts.max(1) {
+        let mut builder = Builder::default();
+        let mut run: Option<Run> = None;
+        let mut token = String::new();
+        let consistent = loop {
+            let req = spb::QueryAccountsRequest {
+                order_by: spb::Dimension::Reach as i32,
+                topic: String::new(),
+                filters: Vec::new(),
+                page_size,
+                page_token: token.clone(),
+            };
+            let resp = retry_idempotent(retry, "QueryAccounts", || {
+                let (mut c, r) = (scoring.clone(), req.clone());
+                async move { c.query_accounts(r).await }
+            })
+            .await
+            .map_err(Error::scoring)?
+            .into_inner();
+            let this = (resp.model_version.clone(), resp.as_of_offset);
+            match &run {
+                None => run = Some(this),
+                Some(r) if *r != this => break false,
+                Some(_) => {}
+            }
+            for a in &resp.accounts {
+                builder.add(a);
+            }
+            if resp.next_page_token.is_empty() {
+                break true;
+            }
+            if resp.next_page_token == token {
+                return Err(Error::scoring(tonic::Status::internal("QueryAccounts repeated its page token")));
+            }
+            token = resp.next_page_token;
+        };
+        if consistent {
+            let run = run.unwrap_or_default();
+            // Sorting and column building is CPU work: keep it off the async workers.
+            return tokio::task::spawn_blocking(move || builder.finish(run)).await.map_err(|e| {
+                Error::scoring(tonic::Status::internal(format!("building the score cache failed: {e}")))
+            })?;
+        }
+        tracing::debug!(attempt, "scoring published a new run while the score cache loaded; restarting");
+    }
+    Err(Error::scoring(tonic::Status::unavailable("scores changed during every load of the score cache")))
+}
+
+/// What the score cache holds and has done, for operators and benchmarks.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ScoreCacheStats {
+    /// Completed loads since start.
+    pub loads: u64,
+    /// Accounts in the current snapshot (0 before the first load).
+    pub accounts: usize,
+    /// Heap bytes of the current snapshot.
+    pub bytes: usize,
+    /// How long the last load took (paging scoring and building the columns).
+    pub last_load: Duration,
+    pub model_version: String,
+    pub as_of_offset: u64,
+}
+
+/// The current snapshot behind a lock held only to clone or swap an `Arc`, and
+/// a single-flight gate so that concurrent callers that find it outdated
+/// trigger one load between them.
+#[derive(Debug, Default)]
+pub(crate) struct ScoreCache {
+    current: RwLock<Option<Arc<ScoreSnapshot>>>,
+    loading: tokio::sync::Mutex<()>,
+    loads: AtomicU64,
+    last_load_micros: AtomicU64,
+}
+
+impl ScoreCache {
+    fn get(&self) -> Option<Arc<ScoreSnapshot>> {
+        // A poisoned lock only means a panic elsewhere while swapping an Arc; the value is whole.
+        self.current.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// The snapshot of scoring's run `run`, or a newer one; `load` runs when
+    /// neither is cached, once for all callers waiting at the same time.
+    pub(crate) async fn at_least<F, Fut>(&self, run: &Run, load: F) -> Result<Arc<ScoreSnapshot>, Error>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<ScoreSnapshot, Error>>,
+    {
+        if let Some(s) = self.get().filter(|s| s.model_version == run.0 && s.as_of == run.1) {
+            return Ok(s);
+        }
+        let seen = self.loads.load(Ordering::Acquire);
+        let _gate = self.loading.lock().await;
+        if self.loads.load(Ordering::Acquire) != seen
+            && let Some(s) = self.get()
+        {
+            // Another caller loaded while this one waited: it saw scoring's run at
+            // least as late as the probe this caller made.
+            return Ok(s);
+        }
+        let started = Instant::now();
+        let snap = Arc::new(load().await?);
+        let took = started.elapsed();
+        tracing::info!(
+            accounts = snap.len(),
+            bytes = snap.bytes(),
+            model_version = %snap.model_version,
+            as_of = snap.as_of,
+            secs = took.as_secs_f64(),
+            "score cache loaded"
+        );
+        *self.current.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(snap.clone());
+        self.last_load_micros.store(u64::try_from(took.as_micros()).unwrap_or(u64::MAX), Ordering::Release);
+        self.loads.fetch_add(1, Ordering::AcqRel);
+        Ok(snap)
+    }
+
+    pub(crate) fn stats(&self) -> ScoreCacheStats {
+        let cur = self.get();
+        ScoreCacheStats {
+            loads: self.loads.load(Ordering::Acquire),
+            accounts: cur.as_ref().map_or(0, |s| s.len()),
+            bytes: cur.as_ref().map_or(0, |s| s.bytes()),
+            last_load: Duration::from_micros(self.last_load_micros.load(Ordering::Acquire)),
+            model_version: cur.as_ref().map(|s| s.model_version.clone()).unwrap_or_default(),
+            as_of_offset: cur.as_ref().map_or(0, |s| s.as_of),
+        }
+    }
+}
