@@ -8,7 +8,8 @@ pub struct MatchingConfig {
     /// Page size of `MatchCampaign`/`ListCampaigns` when the request gives none.
     pub default_page_size: u32,
     pub max_page_size: u32,
-    /// Accounts per `QueryAccounts` page while scanning scoring's answer.
+    /// Accounts per `QueryAccounts` page while scanning scoring's answer, and per
+    /// `ExportScores` chunk while loading the score cache.
     pub query_page_size: u32,
     /// Most eligible plus near-miss accounts one scan may hold in memory.
     pub max_candidates: usize,
@@ -21,6 +22,9 @@ pub struct MatchingConfig {
     /// once per run (see `snapshot`), instead of paging through scoring's
     /// `QueryAccounts` on every call. `max_candidates` applies to the scan only.
     pub score_cache: bool,
+    /// How long a call waits for the score cache to load a newer scoring run
+    /// before answering from the previous run's copy, marked `stale`.
+    pub score_cache_patience: std::time::Duration,
 }
 
 impl Default for MatchingConfig {
@@ -34,6 +38,7 @@ impl Default for MatchingConfig {
             lift_confidence: 0.9,
             scan_attempts: 3,
             score_cache: true,
+            score_cache_patience: std::time::Duration::from_secs(2),
         }
     }
 }

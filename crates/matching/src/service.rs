@@ -44,7 +44,7 @@ struct Inner {
     /// Calls to scoring and ingestion that are safe to repeat.
     retry: RetryPolicy,
     /// Every scored account of scoring's latest run (when `cfg.score_cache`).
-    scores: ScoreCache,
+    scores: Arc<ScoreCache>,
 }
 
 /// A scored account judged against a campaign.
@@ -90,6 +90,8 @@ struct Snapshot {
     /// The criteria the accounts were judged by (thresholds translated, if they were).
     spec: CampaignSpec,
     relax: f64,
+    /// Judged over an older run's scores while a newer one loads.
+    stale: bool,
 }
 
 impl Snapshot {
@@ -306,7 +308,7 @@ impl Matching {
                 cfg,
                 keys,
                 retry: RetryPolicy::default(),
-                scores: ScoreCache::default(),
+                scores: Arc::new(ScoreCache::default()),
             }),
         }
     }
@@ -417,7 +419,7 @@ impl Matching {
         if !self.inner.cfg.score_cache {
             return self.scan(spec, relax).await;
         }
-        let scores = self.scores().await?;
+        let (scores, stale) = self.scores().await?;
         let spec_owned = spec.clone();
         let judged = scores.clone();
         // A pass over every account: CPU work, kept off the async workers.
@@ -432,17 +434,21 @@ impl Matching {
             near: Ranked::Cached { scores, rows: verdict.near },
             spec: spec.clone(),
             relax,
+            stale,
         })
     }
 
-    /// The score cache at scoring's current run.
-    async fn scores(&self) -> Result<Arc<ScoreSnapshot>, Error> {
+    /// The score cache at scoring's current run, or the previous run's copy
+    /// (`true`: stale) when loading the current one outlasts the configured patience.
+    async fn scores(&self) -> Result<(Arc<ScoreSnapshot>, bool), Error> {
         let inner = &self.inner;
         let run = snapshot::probe(&inner.scoring, &inner.retry).await?;
+        let (scoring, retry) = (inner.scoring.clone(), inner.retry);
+        let (chunk, attempts) = (inner.cfg.query_page_size, inner.cfg.scan_attempts);
         inner
             .scores
-            .at_least(&run, || {
-                snapshot::load(&inner.scoring, &inner.retry, inner.cfg.query_page_size, inner.cfg.scan_attempts)
+            .at_least(&run, inner.cfg.score_cache_patience, move || async move {
+                snapshot::load(&scoring, &retry, chunk, attempts).await
             })
             .await
     }
@@ -528,6 +534,7 @@ impl Matching {
                     as_of,
                     spec: spec.clone(),
                     relax,
+                    stale: false,
                 });
             }
             tracing::debug!(attempt, "scoring published a new run during the scan; restarting");
@@ -660,7 +667,7 @@ impl Matching {
             total_eligible: total as u64,
             model_version: snap.model_version,
             as_of_offset: snap.as_of,
-            stale: false,
+            stale: snap.stale,
         })
     }
 

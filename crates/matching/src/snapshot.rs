@@ -21,7 +21,7 @@
 //! as the scanning path, so the two cannot disagree on what a candidate shows.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -522,81 +522,89 @@ impl Builder {
     }
 }
 
-/// Asks scoring which run it serves, as cheaply as it can answer: a one-row
-/// `QueryAccounts` ordered by a topic no ledger event can carry (topics have no
-/// whitespace), which scoring answers without touching its population.
+/// Asks scoring which run it serves: `ExportScores` with `run_only`, one small
+/// message and no pass over the population.
 pub(crate) async fn probe(scoring: &ScoringServiceClient<Channel>, retry: &RetryPolicy) -> Result<Run, Error> {
-    let req = spb::QueryAccountsRequest {
-        order_by: spb::Dimension::Activity as i32,
-        topic: " ".to_owned(),
-        filters: Vec::new(),
-        page_size: 1,
-        page_token: String::new(),
-    };
-    let resp = retry_idempotent(retry, "QueryAccounts", || {
-        let (mut c, r) = (scoring.clone(), req.clone());
-        async move { c.query_accounts(r).await }
+    let req = spb::ExportScoresRequest { chunk_size: 0, run_only: true };
+    let first = retry_idempotent(retry, "ExportScores", || {
+        let (mut c, r) = (scoring.clone(), req);
+        async move {
+            let mut stream = c.export_scores(r).await?.into_inner();
+            stream.message().await
+        }
+    })
+    .await
+    .map_err(Error::scoring)?
+    .ok_or_else(|| Error::scoring(tonic::Status::internal("ExportScores sent no message")))?;
+    Ok((first.model_version, first.as_of_offset))
+}
+
+/// Streams every scored account of scoring's current run with `ExportScores`;
+/// every chunk comes from one run, so the load never has to restart. A stream
+/// that breaks off is retried from the start, up to `attempts` times.
+pub(crate) async fn load(
+    scoring: &ScoringServiceClient<Channel>,
+    retry: &RetryPolicy,
+    chunk_size: u32,
+    attempts: u32,
+) -> Result<ScoreSnapshot, Error> {
+    let mut last = None;
+    for attempt in 1..=attempts.max(1) {
+        match load_once(scoring, retry, chunk_size).await {
+            Ok(builder_run) => {
+                let (builder, run) = builder_run;
+                // Sorting and column building is CPU work: keep it off the async workers.
+                return tokio::task::spawn_blocking(move || builder.finish(run)).await.map_err(|e| {
+                    Error::scoring(tonic::Status::internal(format!("building the score cache failed: {e}")))
+                })?;
+            }
+            Err(e) => {
+                tracing::warn!(attempt, error = %e, "loading the score cache failed; retrying");
+                last = Some(e);
+            }
+        }
+    }
+    Err(last.unwrap_or_else(|| Error::scoring(tonic::Status::unavailable("the score cache could not be loaded"))))
+}
+
+async fn load_once(
+    scoring: &ScoringServiceClient<Channel>,
+    retry: &RetryPolicy,
+    chunk_size: u32,
+) -> Result<(Builder, Run), Error> {
+    let req = spb::ExportScoresRequest { chunk_size, run_only: false };
+    let mut stream = retry_idempotent(retry, "ExportScores", || {
+        let (mut c, r) = (scoring.clone(), req);
+        async move { c.export_scores(r).await }
     })
     .await
     .map_err(Error::scoring)?
     .into_inner();
-    Ok((resp.model_version, resp.as_of_offset))
-}
-
-/// Pages every scored account out of scoring under one run; a load that sees
-/// the run change restarts, up to `attempts` times.
-pub(crate) async fn load(
-    scoring: &ScoringServiceClient<Channel>,
-    retry: &RetryPolicy,
-    page_size: u32,
-    attempts: u32,
-) -> Result<ScoreSnapshot, Error> {
-    for attempt in 1..=attempts.max(1) {
-        let mut builder = Builder::default();
-        let mut run: Option<Run> = None;
-        let mut token = String::new();
-        let consistent = loop {
-            let req = spb::QueryAccountsRequest {
-                order_by: spb::Dimension::Reach as i32,
-                topic: String::new(),
-                filters: Vec::new(),
-                page_size,
-                page_token: token.clone(),
-            };
-            let resp = retry_idempotent(retry, "QueryAccounts", || {
-                let (mut c, r) = (scoring.clone(), req.clone());
-                async move { c.query_accounts(r).await }
-            })
-            .await
-            .map_err(Error::scoring)?
-            .into_inner();
-            let this = (resp.model_version.clone(), resp.as_of_offset);
-            match &run {
-                None => run = Some(this),
-                Some(r) if *r != this => break false,
-                Some(_) => {}
+    let mut builder = Builder::default();
+    let mut run: Option<Run> = None;
+    let mut seen = 0u64;
+    let mut total = 0u64;
+    while let Some(msg) = stream.message().await.map_err(Error::scoring)? {
+        let this = (msg.model_version.clone(), msg.as_of_offset);
+        match &run {
+            None => run = Some(this),
+            Some(r) if *r != this => {
+                return Err(Error::scoring(tonic::Status::internal("ExportScores mixed two scoring runs")));
             }
-            for a in &resp.accounts {
-                builder.add(a);
-            }
-            if resp.next_page_token.is_empty() {
-                break true;
-            }
-            if resp.next_page_token == token {
-                return Err(Error::scoring(tonic::Status::internal("QueryAccounts repeated its page token")));
-            }
-            token = resp.next_page_token;
-        };
-        if consistent {
-            let run = run.unwrap_or_default();
-            // Sorting and column building is CPU work: keep it off the async workers.
-            return tokio::task::spawn_blocking(move || builder.finish(run)).await.map_err(|e| {
-                Error::scoring(tonic::Status::internal(format!("building the score cache failed: {e}")))
-            })?;
+            Some(_) => {}
         }
-        tracing::debug!(attempt, "scoring published a new run while the score cache loaded; restarting");
+        total = msg.total;
+        seen += msg.accounts.len() as u64;
+        for a in &msg.accounts {
+            builder.add(a);
+        }
     }
-    Err(Error::scoring(tonic::Status::unavailable("scores changed during every load of the score cache")))
+    if seen != total {
+        return Err(Error::scoring(tonic::Status::unavailable(format!(
+            "ExportScores ended after {seen} of {total} accounts"
+        ))));
+    }
+    Ok((builder, run.unwrap_or_default()))
 }
 
 /// What the score cache holds and has done, for operators and benchmarks.
@@ -615,14 +623,31 @@ pub struct ScoreCacheStats {
 }
 
 /// The current snapshot behind a lock held only to clone or swap an `Arc`, and
-/// a single-flight gate so that concurrent callers that find it outdated
-/// trigger one load between them.
-#[derive(Debug, Default)]
+/// one background load at a time: concurrent callers that find the snapshot
+/// outdated share it, and a load that outlasts a caller's patience leaves that
+/// caller with the previous run's snapshot, marked stale, instead of a wait.
+#[derive(Debug)]
 pub(crate) struct ScoreCache {
     current: RwLock<Option<Arc<ScoreSnapshot>>>,
-    loading: tokio::sync::Mutex<()>,
+    loading: AtomicBool,
+    /// Bumped after every load attempt, successful or not.
+    attempts: tokio::sync::watch::Sender<u64>,
+    last_error: RwLock<Option<String>>,
     loads: AtomicU64,
     last_load_micros: AtomicU64,
+}
+
+impl Default for ScoreCache {
+    fn default() -> Self {
+        Self {
+            current: RwLock::default(),
+            loading: AtomicBool::new(false),
+            attempts: tokio::sync::watch::Sender::new(0),
+            last_error: RwLock::default(),
+            loads: AtomicU64::new(0),
+            last_load_micros: AtomicU64::new(0),
+        }
+    }
 }
 
 impl ScoreCache {
@@ -631,40 +656,107 @@ impl ScoreCache {
         self.current.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
-    /// The snapshot of scoring's run `run`, or a newer one; `load` runs when
-    /// neither is cached, once for all callers waiting at the same time.
-    pub(crate) async fn at_least<F, Fut>(&self, run: &Run, load: F) -> Result<Arc<ScoreSnapshot>, Error>
+    fn serves(s: &ScoreSnapshot, run: &Run) -> bool {
+        s.model_version == run.0 && s.as_of == run.1
+    }
+
+    /// Starts a background load unless one is running.
+    fn start_load<F, Fut>(self: &Arc<Self>, load: F)
     where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<ScoreSnapshot, Error>>,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<ScoreSnapshot, Error>> + Send + 'static,
     {
-        if let Some(s) = self.get().filter(|s| s.model_version == run.0 && s.as_of == run.1) {
-            return Ok(s);
+        if self.loading.swap(true, Ordering::AcqRel) {
+            return;
         }
-        let seen = self.loads.load(Ordering::Acquire);
-        let _gate = self.loading.lock().await;
-        if self.loads.load(Ordering::Acquire) != seen
-            && let Some(s) = self.get()
-        {
-            // Another caller loaded while this one waited: it saw scoring's run at
-            // least as late as the probe this caller made.
-            return Ok(s);
+        let me = Arc::clone(self);
+        tokio::spawn(async move {
+            let started = Instant::now();
+            match load().await {
+                Ok(snap) => {
+                    let took = started.elapsed();
+                    tracing::info!(
+                        accounts = snap.len(),
+                        bytes = snap.bytes(),
+                        model_version = %snap.model_version,
+                        as_of = snap.as_of,
+                        secs = took.as_secs_f64(),
+                        "score cache loaded"
+                    );
+                    *me.current.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::new(snap));
+                    *me.last_error.write().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+                    me.last_load_micros.store(u64::try_from(took.as_micros()).unwrap_or(u64::MAX), Ordering::Release);
+                    me.loads.fetch_add(1, Ordering::AcqRel);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "loading the score cache failed");
+                    *me.last_error.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(e.to_string());
+                }
+            }
+            me.loading.store(false, Ordering::Release);
+            me.attempts.send_modify(|n| *n += 1);
+        });
+    }
+
+    /// The snapshot of scoring's run `run`, and whether it is stale (an older
+    /// run's). When the cached snapshot is not `run`'s, a load starts (or the one
+    /// running is joined); the caller waits for it up to `patience` when there
+    /// is an older snapshot to fall back on, and without limit when there is none.
+    pub(crate) async fn at_least<F, Fut>(
+        self: &Arc<Self>,
+        run: &Run,
+        patience: Duration,
+        load: F,
+    ) -> Result<(Arc<ScoreSnapshot>, bool), Error>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<ScoreSnapshot, Error>> + Send + 'static,
+    {
+        if let Some(s) = self.get().filter(|s| Self::serves(s, run)) {
+            return Ok((s, false));
         }
-        let started = Instant::now();
-        let snap = Arc::new(load().await?);
-        let took = started.elapsed();
-        tracing::info!(
-            accounts = snap.len(),
-            bytes = snap.bytes(),
-            model_version = %snap.model_version,
-            as_of = snap.as_of,
-            secs = took.as_secs_f64(),
-            "score cache loaded"
-        );
-        *self.current.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(snap.clone());
-        self.last_load_micros.store(u64::try_from(took.as_micros()).unwrap_or(u64::MAX), Ordering::Release);
-        self.loads.fetch_add(1, Ordering::AcqRel);
-        Ok(snap)
+        let mut rx = self.attempts.subscribe();
+        let before = *rx.borrow_and_update();
+        self.start_load(load);
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            let changed = match self.get() {
+                Some(_) => tokio::time::timeout_at(deadline, rx.changed()).await.ok(),
+                None => Some(rx.changed().await),
+            };
+            let current = self.get();
+            match changed {
+                // Patience ran out with an older snapshot at hand: serve it, marked stale.
+                None => {
+                    return current
+                        .map(|s| (s, true))
+                        .ok_or_else(|| Error::scoring(tonic::Status::unavailable("the score cache is loading")));
+                }
+                Some(Err(_)) => {
+                    return Err(Error::scoring(tonic::Status::internal("the score cache's loader went away")));
+                }
+                Some(Ok(())) => {}
+            }
+            if *rx.borrow_and_update() == before {
+                continue;
+            }
+            if let Some(s) = current.as_ref().filter(|s| Self::serves(s, run)) {
+                return Ok((s.clone(), false));
+            }
+            let failed = self.last_error.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+            return match (current, failed) {
+                // The load failed: an older snapshot is still an answer, marked stale.
+                (Some(s), Some(_)) => Ok((s, true)),
+                (None, Some(e)) => Err(Error::scoring(tonic::Status::unavailable(e))),
+                // A load that began before this caller's probe finished: a newer
+                // snapshot than before, though not necessarily `run`'s.
+                (Some(s), None) => {
+                    let stale = !Self::serves(&s, run) && s.as_of < run.1;
+                    Ok((s, stale))
+                }
+                (None, None) => Err(Error::scoring(tonic::Status::unavailable("the score cache is empty"))),
+            };
+        }
     }
 
     pub(crate) fn stats(&self) -> ScoreCacheStats {
@@ -677,5 +769,69 @@ impl ScoreCache {
             model_version: cur.as_ref().map(|s| s.model_version.clone()).unwrap_or_default(),
             as_of_offset: cur.as_ref().map_or(0, |s| s.as_of),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn empty(run: &Run) -> Result<ScoreSnapshot, Error> {
+        Builder::default().finish(run.clone())
+    }
+
+    /// Pins stale-while-revalidate: a load slower than the caller's patience
+    /// leaves it with the previous run's copy, marked stale; once the load lands,
+    /// the new run is served fresh without another load; concurrent callers share one load.
+    #[tokio::test(start_paused = true)]
+    async fn slow_loads_serve_the_previous_run_marked_stale() {
+        let cache = Arc::new(ScoreCache::default());
+        let (a, b) = (("m".to_owned(), 10), ("m".to_owned(), 20));
+        let patience = Duration::from_millis(100);
+
+        // Nothing cached: the caller waits for the load, however long.
+        let ra = a.clone();
+        let (s, stale) = cache
+            .at_least(&a, patience, move || async move {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                empty(&ra)
+            })
+            .await
+            .unwrap();
+        assert_eq!((s.as_of, stale), (10, false));
+
+        // A newer run whose load takes longer than the patience: the old copy, stale.
+        let rb = b.clone();
+        let (s, stale) = cache
+            .at_least(&b, patience, move || async move {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                empty(&rb)
+            })
+            .await
+            .unwrap();
+        assert_eq!((s.as_of, stale), (10, true));
+        // A second caller meanwhile joins the running load instead of starting one.
+        let (s, stale) = cache.at_least(&b, patience, || async { panic!("a second load started") }).await.unwrap();
+        assert_eq!((s.as_of, stale), (10, true));
+
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        let (s, stale) = cache.at_least(&b, patience, || async { panic!("reloaded a cached run") }).await.unwrap();
+        assert_eq!((s.as_of, stale), (20, false));
+        assert_eq!(cache.stats().loads, 2);
+    }
+
+    /// Pins that a failed load keeps serving the previous run (stale) and that
+    /// with nothing cached the failure is the answer.
+    #[tokio::test]
+    async fn failed_loads_fall_back_or_fail() {
+        let cache = Arc::new(ScoreCache::default());
+        let fail = || async { Err(Error::scoring(tonic::Status::unavailable("scoring is down"))) };
+        let run = ("m".to_owned(), 1);
+        let err = cache.at_least(&run, Duration::from_secs(1), fail).await.unwrap_err();
+        assert!(err.to_string().contains("scoring is down"), "{err}");
+        let r = run.clone();
+        cache.at_least(&run, Duration::from_secs(1), move || async move { empty(&r) }).await.unwrap();
+        let (s, stale) = cache.at_least(&("m".to_owned(), 2), Duration::from_secs(1), fail).await.unwrap();
+        assert_eq!((s.as_of, stale), (1, true));
     }
 }

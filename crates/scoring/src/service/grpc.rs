@@ -18,6 +18,13 @@ pub type ScoringServer = ScoringServiceServer<Handlers>;
 
 /// Most accounts per `GetScores` call.
 pub const MAX_ACCOUNTS_PER_REQUEST: usize = 1000;
+const DEFAULT_EXPORT_CHUNK: usize = 1000;
+const MAX_EXPORT_CHUNK: usize = 5000;
+/// Chunks an export may run ahead of a slow reader.
+const EXPORT_BUFFER: usize = 4;
+
+type ExportStream =
+    std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<pb::ExportScoresResponse, Status>> + Send>>;
 const DEFAULT_HISTORY: u64 = 100;
 const MAX_HISTORY: u64 = 1000;
 
@@ -39,6 +46,51 @@ impl ScoringService for Handlers {
         req: Request<pb::QueryAccountsRequest>,
     ) -> Result<Response<pb::QueryAccountsResponse>, Status> {
         Ok(Response::new(self.scoring.query_accounts(&req.into_inner())?))
+    }
+
+    type ExportScoresStream = ExportStream;
+
+    #[tracing::instrument(skip_all, fields(chunk_size = req.get_ref().chunk_size, run_only = req.get_ref().run_only))]
+    async fn export_scores(
+        &self,
+        req: Request<pb::ExportScoresRequest>,
+    ) -> Result<Response<Self::ExportScoresStream>, Status> {
+        let req = req.into_inner();
+        let chunk = match req.chunk_size as usize {
+            0 => DEFAULT_EXPORT_CHUNK,
+            n if n > MAX_EXPORT_CHUNK => {
+                return Err(Error::invalid("chunk_size", format!("is {n}; the maximum is {MAX_EXPORT_CHUNK}")).into());
+            }
+            n => n,
+        };
+        let scoring = self.scoring.clone();
+        let Some(p) = scoring.published() else {
+            let only =
+                pb::ExportScoresResponse { model_version: scoring.model_version().to_owned(), ..Default::default() };
+            return Ok(Response::new(Box::pin(tokio_stream::iter([Ok(only)]))));
+        };
+        if req.run_only || p.snap.n == 0 {
+            return Ok(Response::new(Box::pin(tokio_stream::iter([Ok(export_chunk(&p, Vec::new()))]))));
+        }
+        // The task holds this run's snapshot for the whole export: every chunk is
+        // from one run even if scoring publishes another meanwhile.
+        let (tx, rx) = tokio::sync::mpsc::channel(EXPORT_BUFFER);
+        tokio::spawn(async move {
+            let n = p.snap.n;
+            let mut from = 0;
+            while from < n {
+                let to = (from + chunk).min(n);
+                let accounts = {
+                    let dir = scoring.directory();
+                    (from..to).map(|i| convert::account_scores(&p, &dir, i as crate::engine::Node)).collect()
+                };
+                if tx.send(Ok(export_chunk(&p, accounts))).await.is_err() {
+                    return; // The reader went away.
+                }
+                from = to;
+            }
+        });
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
     }
 
     #[tracing::instrument(skip_all)]
@@ -68,6 +120,15 @@ impl ScoringService for Handlers {
         req: Request<pb::SelectSeedsRequest>,
     ) -> Result<Response<pb::SelectSeedsResponse>, Status> {
         Ok(Response::new(self.scoring.select_seeds(req.get_ref()).await?))
+    }
+}
+
+fn export_chunk(p: &super::Published, accounts: Vec<pb::AccountScores>) -> pb::ExportScoresResponse {
+    pb::ExportScoresResponse {
+        accounts,
+        model_version: p.snap.model_version.clone(),
+        as_of_offset: p.snap.as_of.offset,
+        total: p.snap.n as u64,
     }
 }
 
