@@ -1,13 +1,16 @@
 //! Compact CSR graphs and weighted PageRank.
 //!
 //! An edge costs 8 bytes per direction (u32 neighbour + f32 weight), so the
-//! out- and in-CSR together stay at 16 bytes per edge plus 8 bytes per node —
-//! far inside the 64 bytes/edge budget, which is what lets one machine hold
-//! a large engagement graph.
+//! out-CSR and PageRank's in-edge layout together stay near 16 bytes per edge
+//! (plus 4 bytes per target and source segment, and ~30 bytes per node) — far
+//! inside the 64 bytes/edge budget, which is what lets one machine hold a
+//! large engagement graph.
 //!
 //! PageRank is pull-based: each node sums over its in-edges, so threads write
 //! disjoint slices with no atomics, and every node's sum is taken in the same
-//! order on every run — the result does not depend on the thread count.
+//! order on every run — the result does not depend on the thread count. The
+//! in-edges are cut by source segment (cache blocking) so the gathered
+//! contributions come from L2 rather than from the shared L3 or memory.
 
 use rayon::prelude::*;
 
@@ -138,14 +141,172 @@ fn keep(n: usize, s: u32, d: u32, w: f32) -> bool {
     (s as usize) < n && (d as usize) < n && s != d && w > 0.0 && w.is_finite()
 }
 
+/// Sources per segment: a segment's f32 contributions (512 KiB) stay in a
+/// core's L2 while its in-edges are summed. Fixed, so every node's sum is cut
+/// into the same pieces on every machine.
+const SEGMENT: usize = 1 << 17;
+
+/// Target ranges the in-edges are split into (by edge count); each is one
+/// parallel task that owns its slice of the output.
+const RANGES: usize = 8;
+
+/// Longest sub-row summed by a fixed-length loop; longer ones use [`row_sum`].
+const FIXED: usize = 8;
+
+/// Iterations gather f32 contributions while the L1 change is at least this,
+/// then f64 ones. Rounding a contribution to f32 moves an iteration's result by
+/// at most `damping · 2⁻²⁴ ≈ 5e-8` in L1, 200× below this, so the f32 phase
+/// only shortens the road to the fixed point: the stopping test and the final
+/// vector always come from f64 iterations.
+const F32_UNTIL: f64 = 1e-5;
+
+/// One range of targets' in-edges, cut by source segment.
+///
+/// For each segment in turn, the range's targets with in-edges from that
+/// segment each get a *sub-row* (their sources in the segment, ascending),
+/// sorted by length, longest first, then by target. Equal lengths form runs,
+/// so the loop bounds are predictable and short sub-rows use straight-line
+/// code; summing segment by segment keeps the gathered contributions in cache.
+#[derive(Debug, Clone, Default)]
+struct TargetRange {
+    /// Targets in the range (ranges are consecutive, starting at 0).
+    len: usize,
+    /// `(sub-row length, sub-rows)`, segment after segment.
+    runs: Vec<(u32, u32)>,
+    /// Per sub-row, its target relative to `start`.
+    targets: Vec<u32>,
+    sources: Vec<u32>,
+    weights: Vec<f32>,
+}
+
+impl TargetRange {
+    /// Cuts the rows `start..end` of `inc` (rows sorted by source) by segment.
+    fn new(inc: &Csr, start: usize, end: usize) -> Self {
+        let segments = inc.nodes().div_ceil(SEGMENT);
+        // (length, target relative to start, first edge in `inc`) per sub-row, by segment.
+        let mut subs: Vec<Vec<(u32, u32, usize)>> = vec![Vec::new(); segments];
+        for t in start..end {
+            let (mut a, b) = (inc.offsets[t] as usize, inc.offsets[t + 1] as usize);
+            while a < b {
+                let k = inc.targets[a] as usize / SEGMENT;
+                let len = inc.targets[a..b].partition_point(|&s| s as usize / SEGMENT <= k);
+                subs[k].push((len as u32, (t - start) as u32, a));
+                a += len;
+            }
+        }
+        let pairs = subs.iter().map(Vec::len).sum();
+        let edges = (inc.offsets[end] - inc.offsets[start]) as usize;
+        let mut r = TargetRange {
+            len: end - start,
+            runs: Vec::new(),
+            targets: Vec::with_capacity(pairs),
+            sources: Vec::with_capacity(edges),
+            weights: Vec::with_capacity(edges),
+        };
+        for mut seg in subs {
+            seg.sort_unstable_by_key(|&(len, t, _)| (std::cmp::Reverse(len), t));
+            for (len, t, a) in seg {
+                match r.runs.last_mut() {
+                    Some(run) if run.0 == len => run.1 += 1,
+                    _ => r.runs.push((len, 1)),
+                }
+                r.targets.push(t);
+                r.sources.extend_from_slice(&inc.targets[a..a + len as usize]);
+                r.weights.extend_from_slice(&inc.weights[a..a + len as usize]);
+            }
+        }
+        r
+    }
+
+    /// Adds `Σ y[src]·w` over each target's in-edges to `out` (this range's
+    /// slice), segment by segment — the same order on every run.
+    fn accumulate<T: Contribution>(&self, y: &[T], out: &mut [f64]) {
+        let (mut row, mut edge) = (0usize, 0usize);
+        for &(len, count) in &self.runs {
+            let (len, count) = (len as usize, count as usize);
+            let targets = &self.targets[row..row + count];
+            let srcs = &self.sources[edge..edge + len * count];
+            let ws = &self.weights[edge..edge + len * count];
+            match len {
+                1 => fixed_rows::<T, 1>(y, out, targets, srcs, ws),
+                2 => fixed_rows::<T, 2>(y, out, targets, srcs, ws),
+                3 => fixed_rows::<T, 3>(y, out, targets, srcs, ws),
+                4 => fixed_rows::<T, 4>(y, out, targets, srcs, ws),
+                5 => fixed_rows::<T, 5>(y, out, targets, srcs, ws),
+                6 => fixed_rows::<T, 6>(y, out, targets, srcs, ws),
+                7 => fixed_rows::<T, 7>(y, out, targets, srcs, ws),
+                FIXED => fixed_rows::<T, FIXED>(y, out, targets, srcs, ws),
+                _ => {
+                    for ((t, s), w) in targets.iter().zip(srcs.chunks_exact(len)).zip(ws.chunks_exact(len)) {
+                        out[*t as usize] += row_sum(y, s, w);
+                    }
+                }
+            }
+            row += count;
+            edge += len * count;
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        self.runs.len() * 8 + self.targets.len() * 4 + self.sources.len() * 4 + self.weights.len() * 4
+    }
+}
+
+/// Sub-rows of exactly `L` edges: straight-line sums, one per target.
+#[inline]
+fn fixed_rows<T: Contribution, const L: usize>(y: &[T], out: &mut [f64], targets: &[u32], srcs: &[u32], ws: &[f32]) {
+    for ((t, s), w) in targets.iter().zip(srcs.chunks_exact(L)).zip(ws.chunks_exact(L)) {
+        let mut acc = 0.0;
+        for j in 0..L {
+            acc += y[s[j] as usize].get() * f64::from(w[j]);
+        }
+        out[*t as usize] += acc;
+    }
+}
+
+/// A per-source contribution as gathered by the PageRank loop: f32 (half the
+/// cache footprint) or f64. Sums are always taken in f64.
+trait Contribution: Copy + Send + Sync {
+    fn of(x: f64) -> Self;
+    fn get(self) -> f64;
+}
+
+impl Contribution for f32 {
+    #[inline]
+    fn of(x: f64) -> Self {
+        x as f32
+    }
+    #[inline]
+    fn get(self) -> f64 {
+        f64::from(self)
+    }
+}
+
+impl Contribution for f64 {
+    #[inline]
+    fn of(x: f64) -> Self {
+        x
+    }
+    #[inline]
+    fn get(self) -> f64 {
+        self
+    }
+}
+
 /// A graph prepared for pull-based PageRank: in-edges with their raw weights,
 /// and per source the share of its rank it passes on along one unit of
 /// out-weight. Dividing by the f64 out-weight at pull time (instead of storing
 /// f32 probabilities) keeps each column stochastic to f64 precision, so no
 /// rank mass leaks however many iterations run.
+///
+/// Nodes are relabelled by in-degree, descending (then out-degree): rows of
+/// equal length end up next to each other, which is what makes the runs of
+/// [`TargetRange`] long.
 #[derive(Debug, Clone, Default)]
 pub struct PageRankGraph {
-    pub incoming: Csr,
+    /// In-edges by target range, covering `0..nodes` in order.
+    ranges: Vec<TargetRange>,
+    edges: usize,
     /// `retention(u) / out(u)`, 0 for dangling nodes.
     pub inv_out: Vec<f64>,
     /// `(u, share)`: the share of `u`'s rank that goes where teleports go —
@@ -195,15 +356,30 @@ impl PageRankGraph {
     pub fn with_retention(out: &Csr, retention: Option<&[f64]>) -> Self {
         let n = out.nodes();
         let sums = out.row_sums();
-        // Relabel by out-degree, descending: the sources read most often (hubs)
-        // share a few cache lines instead of being scattered over the id space.
+        let mut in_degree = vec![0u32; n];
+        for &d in &out.targets {
+            in_degree[d as usize] += 1;
+        }
         let mut old_of: Vec<u32> = (0..n as u32).collect();
-        old_of.par_sort_unstable_by_key(|&v| (std::cmp::Reverse(out.degree(v as usize)), v));
+        old_of.par_sort_unstable_by_key(|&v| {
+            (std::cmp::Reverse(in_degree[v as usize]), std::cmp::Reverse(out.degree(v as usize)), v)
+        });
+        drop(in_degree);
         let mut new_of = vec![0u32; n];
         for (new, &old) in old_of.iter().enumerate() {
             new_of[old as usize] = new as u32;
         }
         let incoming = relabelled_transpose(out, &old_of, &new_of);
+        drop(new_of);
+        let m = incoming.edges();
+        // Range boundaries at equal shares of the edges (hub rows make the first ranges short).
+        let mut cuts: Vec<usize> = (0..=RANGES)
+            .map(|i| if i == RANGES { n } else { incoming.offsets.partition_point(|&o| (o as usize) < i * m / RANGES) })
+            .map(|c| c.min(n))
+            .collect();
+        cuts.dedup();
+        let ranges = cuts.par_windows(2).map(|w| TargetRange::new(&incoming, w[0], w[1])).collect();
+        drop(incoming);
         let keep = |u: usize| retention.and_then(|r| r.get(u)).copied().unwrap_or(1.0).clamp(0.0, 1.0);
         let inv_out = old_of
             .iter()
@@ -221,11 +397,25 @@ impl PageRankGraph {
                 (share > 0.0).then_some((new as u32, share))
             })
             .collect();
-        Self { incoming, inv_out, leak, old_of }
+        Self { ranges, edges: m, inv_out, leak, old_of }
     }
 
     pub fn nodes(&self) -> usize {
-        self.incoming.nodes()
+        self.old_of.len()
+    }
+
+    /// Distinct edges (parallel edges merged, invalid ones dropped).
+    pub fn edges(&self) -> usize {
+        self.edges
+    }
+
+    /// Bytes held, for the per-edge memory budget: 8 per edge, 4 per
+    /// (target, segment) pair with an edge, 20 per node.
+    pub fn bytes(&self) -> usize {
+        self.ranges.iter().map(TargetRange::bytes).sum::<usize>()
+            + self.inv_out.len() * 8
+            + self.old_of.len() * 4
+            + self.leak.len() * 16
     }
 }
 
@@ -257,8 +447,9 @@ const CHUNK: usize = 4096;
 
 /// Weighted PageRank by power iteration with the same conventions as
 /// networkx's `pagerank` (dangling rank goes where teleports go).
-/// The sum over each node's in-edges runs in a fixed order, and per-chunk
-/// deltas are added sequentially, so results do not depend on thread count.
+/// Each node's in-edge sum is taken in a fixed order (segment by segment, see
+/// [`TargetRange`]) and per-chunk deltas are added sequentially, so results do
+/// not depend on the thread count.
 pub fn pagerank(g: &PageRankGraph, opts: PageRankOptions<'_>) -> PageRank {
     let n = g.nodes();
     if n == 0 {
@@ -305,23 +496,21 @@ pub fn pagerank(g: &PageRankGraph, opts: PageRankOptions<'_>) -> PageRank {
         None => vec![1.0 / n as f64; n],
     };
     let mut next = vec![0.0f64; n];
-    let mut y = vec![0.0f64; n];
+    let mut y32: Vec<f32> = Vec::new();
+    let mut y64: Vec<f64> = Vec::new();
     let d = opts.damping;
-    let inc = &g.incoming;
     let mut iterations = 0;
     let mut delta = f64::INFINITY;
     while iterations < opts.max_iterations {
         iterations += 1;
         let dangling_mass: f64 = g.leak.iter().map(|&(u, share)| x[u as usize] * share).sum();
-        // Rank each source sends along one unit of out-weight.
-        y.par_chunks_mut(CHUNK).enumerate().for_each(|(c, out)| {
-            let base = c * CHUNK;
-            for (i, slot) in out.iter_mut().enumerate() {
-                *slot = x[base + i] * g.inv_out[base + i];
-            }
-        });
+        if delta >= F32_UNTIL {
+            pull(g, &x, &mut y32, &mut next);
+        } else {
+            y32 = Vec::new();
+            pull(g, &x, &mut y64, &mut next);
+        }
         let xr = &x;
-        let yr = &y;
         let tp = &teleport;
         let diffs: Vec<f64> = next
             .par_chunks_mut(CHUNK)
@@ -331,10 +520,8 @@ pub fn pagerank(g: &PageRankGraph, opts: PageRankOptions<'_>) -> PageRank {
                 let mut diff = 0.0;
                 for (i, slot) in out.iter_mut().enumerate() {
                     let v = base + i;
-                    let (a, b) = (inc.offsets[v] as usize, inc.offsets[v + 1] as usize);
-                    let s = row_sum(yr, &inc.targets[a..b], &inc.weights[a..b]);
                     let t = tp.get(v);
-                    let val = d * (s + dangling_mass * t) + (1.0 - d) * t;
+                    let val = d * (*slot + dangling_mass * t) + (1.0 - d) * t;
                     diff += (val - xr[v]).abs();
                     *slot = val;
                 }
@@ -354,22 +541,46 @@ pub fn pagerank(g: &PageRankGraph, opts: PageRankOptions<'_>) -> PageRank {
     PageRank { scores, iterations, delta }
 }
 
-/// `Σ y[src]·w` over one row. Four independent accumulators let the random
-/// loads of `y` overlap instead of waiting on one chain of additions; the
-/// order is fixed, so the result is the same on every run.
+/// `sums[v] = Σ x[u]·inv_out[u]·w(u→v)` over `v`'s in-edges, with the
+/// per-source contributions `y` rounded to `T` once, then summed in f64.
+fn pull<T: Contribution>(g: &PageRankGraph, x: &[f64], y: &mut Vec<T>, sums: &mut [f64]) {
+    y.resize(x.len(), T::of(0.0));
+    y.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).zip(g.inv_out.par_chunks(CHUNK)).for_each(|((y, x), inv)| {
+        for ((y, x), inv) in y.iter_mut().zip(x).zip(inv) {
+            *y = T::of(x * inv);
+        }
+    });
+    // Each range owns its slice of the output.
+    let mut parts: Vec<(&TargetRange, &mut [f64])> = Vec::with_capacity(g.ranges.len());
+    let mut rest = sums;
+    for r in &g.ranges {
+        let (mine, tail) = std::mem::take(&mut rest).split_at_mut(r.len);
+        parts.push((r, mine));
+        rest = tail;
+    }
+    let y: &[T] = y;
+    parts.into_par_iter().for_each(|(r, out)| {
+        out.fill(0.0);
+        r.accumulate(y, out);
+    });
+}
+
+/// `Σ y[src]·w` over one row. Four independent accumulators let the loads
+/// of `y` overlap instead of waiting on one chain of additions; the order is
+/// fixed, so the result is the same on every run.
 #[inline]
-fn row_sum(y: &[f64], srcs: &[u32], ws: &[f32]) -> f64 {
+fn row_sum<T: Contribution>(y: &[T], srcs: &[u32], ws: &[f32]) -> f64 {
     let mut acc = [0.0f64; 4];
     let mut sc = srcs.chunks_exact(4);
     let mut wc = ws.chunks_exact(4);
     for (s, w) in (&mut sc).zip(&mut wc) {
         for j in 0..4 {
-            acc[j] += y[s[j] as usize] * f64::from(w[j]);
+            acc[j] += y[s[j] as usize].get() * f64::from(w[j]);
         }
     }
     let mut tail = 0.0;
     for (s, w) in sc.remainder().iter().zip(wc.remainder()) {
-        tail += y[*s as usize] * f64::from(*w);
+        tail += y[*s as usize].get() * f64::from(*w);
     }
     (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
 }
