@@ -496,7 +496,8 @@ pub fn pagerank(g: &PageRankGraph, opts: PageRankOptions<'_>) -> PageRank {
         None => vec![1.0 / n as f64; n],
     };
     let mut next = vec![0.0f64; n];
-    let mut y32: Vec<f32> = Vec::new();
+    // Contributions of the current vector: f32 while the change is large, then f64.
+    let mut y32: Vec<f32> = contributions(g, &x);
     let mut y64: Vec<f64> = Vec::new();
     let d = opts.damping;
     let mut iterations = 0;
@@ -504,42 +505,21 @@ pub fn pagerank(g: &PageRankGraph, opts: PageRankOptions<'_>) -> PageRank {
     while iterations < opts.max_iterations {
         iterations += 1;
         let dangling_mass: f64 = g.leak.iter().map(|&(u, share)| x[u as usize] * share).sum();
-        if delta >= F32_UNTIL {
-            pull(g, &x, &mut y32, &mut next);
-        } else {
-            if !y32.is_empty() {
-                // f32 rounding leaves the total off 1 by ~1e-8, an error that
-                // iterations only shrink by `damping` each: remove it once.
-                renormalise(&mut x);
-                y32 = Vec::new();
-            }
-            pull(g, &x, &mut y64, &mut next);
-        }
-        let xr = &x;
-        let tp = &teleport;
-        let diffs: Vec<f64> = next
-            .par_chunks_mut(CHUNK)
-            .enumerate()
-            .map(|(c, out)| {
-                let base = c * CHUNK;
-                let mut diff = 0.0;
-                for (i, slot) in out.iter_mut().enumerate() {
-                    let v = base + i;
-                    let t = tp.get(v);
-                    let val = d * (*slot + dangling_mass * t) + (1.0 - d) * t;
-                    diff += (val - xr[v]).abs();
-                    *slot = val;
-                }
-                diff
-            })
-            .collect();
-        delta = diffs.iter().sum();
+        let step = Step { g, teleport: &teleport, damping: d, dangling_mass };
+        delta = if y64.is_empty() { step.run(&x, &mut y32, &mut next) } else { step.run(&x, &mut y64, &mut next) };
         std::mem::swap(&mut x, &mut next);
         if delta < opts.tolerance {
             break;
         }
+        if y64.is_empty() && delta < F32_UNTIL {
+            // f32 rounding leaves the total off 1 by ~1e-8, an error that
+            // iterations only shrink by `damping` each: remove it once.
+            renormalise(&mut x);
+            y32 = Vec::new();
+            y64 = contributions(g, &x);
+        }
     }
-    if !y32.is_empty() {
+    if y64.is_empty() {
         // Stopped (tolerance or iteration cap) while still in the f32 phase.
         renormalise(&mut x);
     }
@@ -558,28 +538,58 @@ fn renormalise(x: &mut [f64]) {
     }
 }
 
-/// `sums[v] = Σ x[u]·inv_out[u]·w(u→v)` over `v`'s in-edges, with the
-/// per-source contributions `y` rounded to `T` once, then summed in f64.
-fn pull<T: Contribution>(g: &PageRankGraph, x: &[f64], y: &mut Vec<T>, sums: &mut [f64]) {
-    y.resize(x.len(), T::of(0.0));
-    y.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).zip(g.inv_out.par_chunks(CHUNK)).for_each(|((y, x), inv)| {
-        for ((y, x), inv) in y.iter_mut().zip(x).zip(inv) {
-            *y = T::of(x * inv);
+/// Per-source contributions `x[u]·inv_out[u]`, rounded to `T`.
+fn contributions<T: Contribution>(g: &PageRankGraph, x: &[f64]) -> Vec<T> {
+    x.par_iter().zip(&g.inv_out).map(|(x, inv)| T::of(x * inv)).collect()
+}
+
+/// One power iteration.
+struct Step<'a> {
+    g: &'a PageRankGraph,
+    teleport: &'a Teleport,
+    damping: f64,
+    dangling_mass: f64,
+}
+
+impl Step<'_> {
+    /// Writes the next vector into `next` and its contributions into `y`
+    /// (which holds those of `x` on entry); returns the L1 change.
+    fn run<T: Contribution>(&self, x: &[f64], y: &mut [T], next: &mut [f64]) -> f64 {
+        // `next[v] = Σ y[u]·w(u→v)`; each range owns its slice of the output.
+        let mut parts: Vec<(&TargetRange, &mut [f64])> = Vec::with_capacity(self.g.ranges.len());
+        let mut rest = &mut next[..];
+        for r in &self.g.ranges {
+            let (mine, tail) = std::mem::take(&mut rest).split_at_mut(r.len);
+            parts.push((r, mine));
+            rest = tail;
         }
-    });
-    // Each range owns its slice of the output.
-    let mut parts: Vec<(&TargetRange, &mut [f64])> = Vec::with_capacity(g.ranges.len());
-    let mut rest = sums;
-    for r in &g.ranges {
-        let (mine, tail) = std::mem::take(&mut rest).split_at_mut(r.len);
-        parts.push((r, mine));
-        rest = tail;
+        let yr: &[T] = y;
+        parts.into_par_iter().for_each(|(r, out)| {
+            out.fill(0.0);
+            r.accumulate(yr, out);
+        });
+        // Teleport and damping, the change, and the next contributions in one pass.
+        let (d, dm, tp, inv_out) = (self.damping, self.dangling_mass, self.teleport, &self.g.inv_out);
+        let diffs: Vec<f64> = next
+            .par_chunks_mut(CHUNK)
+            .zip(y.par_chunks_mut(CHUNK))
+            .enumerate()
+            .map(|(c, (out, y))| {
+                let base = c * CHUNK;
+                let mut diff = 0.0;
+                for (i, (slot, y)) in out.iter_mut().zip(y).enumerate() {
+                    let v = base + i;
+                    let t = tp.get(v);
+                    let val = d * (*slot + dm * t) + (1.0 - d) * t;
+                    diff += (val - x[v]).abs();
+                    *slot = val;
+                    *y = T::of(val * inv_out[v]);
+                }
+                diff
+            })
+            .collect();
+        diffs.iter().sum()
     }
-    let y: &[T] = y;
-    parts.into_par_iter().for_each(|(r, out)| {
-        out.fill(0.0);
-        r.accumulate(y, out);
-    });
 }
 
 /// `Σ y[src]·w` over one row. Four independent accumulators let the loads
