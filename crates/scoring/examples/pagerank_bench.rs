@@ -4,7 +4,8 @@
 //! ```text
 //! cargo run --release -p lift-scoring --example pagerank_bench -- 1000000 10000000 [--networkit]
 //! ```
-//! `--networkit` needs `pip install networkit numpy`.
+//! `--networkit` needs `pip install networkit numpy` for the interpreter named
+//! by `$PYTHON` (default `python3`), e.g. a virtualenv's `bin/python`.
 
 use std::process::Command;
 
@@ -35,8 +36,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let path = std::env::temp_dir().join(format!("lift-pagerank-{n}-{m}.bin"));
         write_edges(&g, &path)?;
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/networkit_pagerank.py");
-        let out =
-            Command::new("python3").arg(script).arg(&path).arg(n.to_string()).arg(tolerance.to_string()).output()?;
+        let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_owned());
+        let out = Command::new(python).arg(script).arg(&path).arg(n.to_string()).arg(tolerance.to_string()).output()?;
         std::fs::remove_file(&path).ok();
         if !out.status.success() {
             eprintln!("networkit failed: {}", String::from_utf8_lossy(&out.stderr));

@@ -11,10 +11,11 @@ use rayon::prelude::*;
 use super::graph::{Csr, PageRankGraph, PageRankOptions, pagerank};
 use super::seeds::InfluenceGraph;
 
-/// A directed graph of `n` nodes and about `m` edges whose in- and out-degrees
-/// follow power laws (Chung–Lu style: endpoint `i` is drawn with weight
-/// `(i + 1)^−0.75`), with node ids shuffled so hubs are scattered in memory as
-/// they are in a real id space. Weights are uniform in (0, 1].
+/// A directed graph of `n` nodes and about `m` edges whose in-degrees follow a
+/// power law (Chung–Lu style: target rank `r` is drawn with probability
+/// ∝ `r^−0.75`) while sources are drawn uniformly (out-degrees ~Poisson(m/n)),
+/// with node ids shuffled so hubs are scattered in memory as they are in a
+/// real id space. Weights are uniform in (0, 1].
 pub fn power_law_graph(n: usize, m: usize, seed: u64) -> Csr {
     let n = n.max(2);
     // Inverse-CDF sampling of the rank: P(rank ≤ r) ∝ r^(1−0.75).
@@ -37,7 +38,7 @@ pub fn power_law_graph(n: usize, m: usize, seed: u64) -> Csr {
             let perm = &perm;
             (0..per)
                 .map(move |_| {
-                    // Sources are mildly skewed, targets strongly: a few accounts draw most engagement.
+                    // Sources uniform, targets strongly skewed: a few accounts draw most engagement.
                     let s = perm[rng.random_range(0..n)];
                     let d = perm[draw(&mut rng)];
                     (s, d, rng.random_range(0.001f32..=1.0))

@@ -326,7 +326,7 @@ pub fn compute_with(state: &State, p: &ModelParams, as_of: AsOf, opts: ComputeOp
     drop(edges);
     // A low-authenticity account's votes count less: it passes on only its weight's share of its rank.
     let prg = PageRankGraph::with_retention(&graph, Some(&weight));
-    let graph_bytes = graph.bytes() + prg.incoming.bytes();
+    let graph_bytes = graph.bytes() + prg.bytes();
     drop(graph);
     let pr = pagerank(
         &prg,
@@ -442,7 +442,7 @@ pub fn compute_with(state: &State, p: &ModelParams, as_of: AsOf, opts: ComputeOp
         flags_by_account,
         topics,
         stats: ComputeStats {
-            edges: prg.incoming.edges(),
+            edges: prg.edges(),
             pagerank_iterations: pr.iterations,
             graph_bytes,
             millis: started.elapsed().as_millis() as u64,
