@@ -228,21 +228,8 @@ async fn story(stack: &Stack, opts: &DemoOptions, started: Instant) -> anyhow::R
     let first = scoring_snapshot_accounts(&mut ingest, &mut scoring).await?;
     let owners: Vec<ipb::AccountRef> = dataset::sample(&first, 60, 11);
     let links = dataset::outcome_links(&owners, 11);
-    let reg = ingest
-        .register_links(ipb::RegisterLinksRequest {
-            links: links
-                .iter()
-                .map(|l| ipb::Link {
-                    link: l.link.clone(),
-                    owner: Some(l.owner.clone()),
-                    campaign_id: String::new(),
-                    attribution_window_secs: 7 * 86_400,
-                })
-                .collect(),
-        })
-        .await?
-        .into_inner();
-    let outcomes = dataset::outcome_events(&links, start, end.max(start + 7 * 86_400), 11);
+    let reg = register_simulated_links(&mut ingest, &links).await?;
+    let outcomes = dataset::outcome_events(&links, start, end.max(start + SIMULATED_WINDOW_SECS), 11);
     let n_out = outcomes.len();
     let (acc, _) = stream_events(&mut ingest, outcomes, 2000).await?;
     println!("    {} links registered for {network} creators; {n_out} outcome events ({acc} accepted)", reg.registered);
@@ -629,6 +616,26 @@ async fn scoring_snapshot_accounts(
     let mut out: Vec<ipb::AccountRef> = all_scores(scoring).await?.into_iter().filter_map(|a| a.account).collect();
     out.sort_by(|a, b| (&a.network, &a.id).cmp(&(&b.network, &b.id)));
     Ok(out)
+}
+
+/// Attribution window of the simulated creators' links (a week).
+pub const SIMULATED_WINDOW_SECS: i64 = 7 * 86_400;
+
+/// Registers simulated creators' tracking links (no campaign) with ingestion.
+pub async fn register_simulated_links(
+    ingest: &mut IngestServiceClient<Channel>,
+    links: &[dataset::SimulatedLink],
+) -> anyhow::Result<ipb::RegisterLinksResponse> {
+    let links = links
+        .iter()
+        .map(|l| ipb::Link {
+            link: l.link.clone(),
+            owner: Some(l.owner.clone()),
+            campaign_id: String::new(),
+            attribution_window_secs: SIMULATED_WINDOW_SECS.unsigned_abs(),
+        })
+        .collect();
+    Ok(ingest.register_links(ipb::RegisterLinksRequest { links }).await?.into_inner())
 }
 
 /// Every scored account's scores in the current run, paged through `QueryAccounts`.

@@ -28,7 +28,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::{
     dataset::{self, NetworkSpec, SimulatedLink},
-    demo::{all_scores, import_summary, stream_events, wait_scored},
+    demo::{SIMULATED_WINDOW_SECS, all_scores, import_summary, register_simulated_links, stream_events, wait_scored},
     stack::{Databases, Stack},
 };
 
@@ -269,20 +269,8 @@ async fn study(
         pool.sort_by(|a, b| (&a.0.network, &a.0.id).cmp(&(&b.0.network, &b.0.id)));
         let creators = dataset::sample(&pool, opts.creators.min(pool.len()), opts.seed);
         let links = links_for(&creators, opts.seed);
-        ingest
-            .register_links(ipb::RegisterLinksRequest {
-                links: links
-                    .iter()
-                    .map(|l| ipb::Link {
-                        link: l.link.clone(),
-                        owner: Some(l.owner.clone()),
-                        campaign_id: String::new(),
-                        attribution_window_secs: 7 * 86_400,
-                    })
-                    .collect(),
-            })
-            .await?;
-        let outcomes = dataset::outcome_events(&links, start, end.max(start + 7 * 86_400), opts.seed);
+        register_simulated_links(&mut ingest, &links).await?;
+        let outcomes = dataset::outcome_events(&links, start, end.max(start + SIMULATED_WINDOW_SECS), opts.seed);
         let n = outcomes.len();
         stream_events(&mut ingest, outcomes, 2000).await?;
         let model = wait_scored(&mut ingest, &mut scoring, Duration::from_secs(600)).await?;
