@@ -415,11 +415,11 @@ impl Matching {
     /// (loaded again when scoring has published a newer run), or, with the
     /// cache off, by scanning scoring's answer. `near_limit` bounds the near
     /// misses the cache path judges (the scan keeps every one).
-    async fn rank(&self, spec: &CampaignSpec, relax: f64, near_limit: usize) -> Result<Snapshot, Error> {
+    async fn rank(&self, spec: &CampaignSpec, relax: f64, near_limit: usize, fresh: bool) -> Result<Snapshot, Error> {
         if !self.inner.cfg.score_cache {
             return self.scan(spec, relax).await;
         }
-        let (scores, stale) = self.scores().await?;
+        let (scores, stale) = self.scores(fresh).await?;
         let spec_owned = spec.clone();
         let judged = scores.clone();
         // A pass over every account: CPU work, kept off the async workers.
@@ -439,15 +439,18 @@ impl Matching {
     }
 
     /// The score cache at scoring's current run, or the previous run's copy
-    /// (`true`: stale) when loading the current one outlasts the configured patience.
-    async fn scores(&self) -> Result<(Arc<ScoreSnapshot>, bool), Error> {
+    /// (`true`: stale) when loading the current one outlasts the configured
+    /// patience. `fresh` waits for the current run however long its load takes:
+    /// portfolios and offers commit money and holdouts, so they never act on an
+    /// older run than scoring serves.
+    async fn scores(&self, fresh: bool) -> Result<(Arc<ScoreSnapshot>, bool), Error> {
         let inner = &self.inner;
         let run = snapshot::probe(&inner.scoring, &inner.retry).await?;
         let (scoring, retry) = (inner.scoring.clone(), inner.retry);
         let (chunk, attempts) = (inner.cfg.query_page_size, inner.cfg.scan_attempts);
         inner
             .scores
-            .at_least(&run, inner.cfg.score_cache_patience, move || async move {
+            .at_least(&run, (!fresh).then_some(inner.cfg.score_cache_patience), move || async move {
                 snapshot::load(&scoring, &retry, chunk, attempts).await
             })
             .await
@@ -550,9 +553,16 @@ impl Matching {
     /// The recorded set is the baseline churn is measured against: taken at the
     /// first evaluation over a real scoring run, and again when offers go out
     /// (`rebase`), the moment eligibility decides who is held out.
-    async fn evaluate(&self, c: &mut Loaded, relax: f64, near_limit: usize, rebase: bool) -> Result<Snapshot, Error> {
+    async fn evaluate(
+        &self,
+        c: &mut Loaded,
+        relax: f64,
+        near_limit: usize,
+        rebase: bool,
+        fresh: bool,
+    ) -> Result<Snapshot, Error> {
         let mut spec = c.effective_spec();
-        let mut snap = self.rank(&spec, relax, near_limit).await?;
+        let mut snap = self.rank(&spec, relax, near_limit, fresh).await?;
         // Before scoring's first run there is nothing to record.
         if snap.as_of == 0 || snap.model_version.is_empty() {
             return Ok(snap);
@@ -576,7 +586,7 @@ impl Matching {
                         crit.threshold = t.threshold;
                     }
                 }
-                snap = self.rank(&spec, relax, near_limit).await?;
+                snap = self.rank(&spec, relax, near_limit, fresh).await?;
             }
         }
         let now: BTreeSet<AccountId> = snap.eligible_set();
@@ -640,7 +650,7 @@ impl Matching {
         let mut c = self.load(brand, &req.campaign_id).await?;
         // Near misses belong to the campaign, not to a page: sent once, with the first page.
         let near_limit = if after.is_none() { size } else { 0 };
-        let snap = self.evaluate(&mut c, relax, near_limit, false).await?;
+        let snap = self.evaluate(&mut c, relax, near_limit, false, false).await?;
         let total = Snapshot::len(&snap.eligible);
         let start = match &after {
             None => 0,
@@ -695,7 +705,7 @@ impl Matching {
     }
 
     async fn choose_portfolio(&self, c: &mut Loaded, eps: f64) -> Result<StoredPortfolio, Error> {
-        let snap = self.evaluate(c, 0.0, 0, false).await?;
+        let snap = self.evaluate(c, 0.0, 0, false, true).await?;
         let model_version = snap.model_version.clone();
         let eligible = snap.into_eligible();
         if eligible.is_empty() {
@@ -793,7 +803,7 @@ impl Matching {
                 p
             }
         };
-        let snap = self.evaluate(&mut c, 0.0, 0, true).await?.into_eligible();
+        let snap = self.evaluate(&mut c, 0.0, 0, true, true).await?.into_eligible();
         let eligible: Vec<AccountId> = snap.iter().map(|j| j.card.account.clone()).collect();
         let members: BTreeSet<AccountId> = portfolio.members.iter().map(|m| m.account.clone()).collect();
         let seed = match req.holdout_seed {

@@ -701,11 +701,12 @@ impl ScoreCache {
     /// The snapshot of scoring's run `run`, and whether it is stale (an older
     /// run's). When the cached snapshot is not `run`'s, a load starts (or the one
     /// running is joined); the caller waits for it up to `patience` when there
-    /// is an older snapshot to fall back on, and without limit when there is none.
+    /// is an older snapshot to fall back on, and without limit when there is
+    /// none or `patience` is `None`.
     pub(crate) async fn at_least<F, Fut>(
         self: &Arc<Self>,
         run: &Run,
-        patience: Duration,
+        patience: Option<Duration>,
         load: F,
     ) -> Result<(Arc<ScoreSnapshot>, bool), Error>
     where
@@ -718,11 +719,11 @@ impl ScoreCache {
         let mut rx = self.attempts.subscribe();
         let before = *rx.borrow_and_update();
         self.start_load(load);
-        let deadline = tokio::time::Instant::now() + patience;
+        let deadline = patience.map(|p| tokio::time::Instant::now() + p);
         loop {
-            let changed = match self.get() {
-                Some(_) => tokio::time::timeout_at(deadline, rx.changed()).await.ok(),
-                None => Some(rx.changed().await),
+            let changed = match (self.get(), deadline) {
+                (Some(_), Some(d)) => tokio::time::timeout_at(d, rx.changed()).await.ok(),
+                _ => Some(rx.changed().await),
             };
             let current = self.get();
             match changed {
@@ -787,7 +788,7 @@ mod tests {
     async fn slow_loads_serve_the_previous_run_marked_stale() {
         let cache = Arc::new(ScoreCache::default());
         let (a, b) = (("m".to_owned(), 10), ("m".to_owned(), 20));
-        let patience = Duration::from_millis(100);
+        let patience = Some(Duration::from_millis(100));
 
         // Nothing cached: the caller waits for the load, however long.
         let ra = a.clone();
@@ -818,6 +819,18 @@ mod tests {
         let (s, stale) = cache.at_least(&b, patience, || async { panic!("reloaded a cached run") }).await.unwrap();
         assert_eq!((s.as_of, stale), (20, false));
         assert_eq!(cache.stats().loads, 2);
+
+        // Without patience (portfolios, offers) the caller waits for the newer run.
+        let c = ("m".to_owned(), 30);
+        let rc = c.clone();
+        let (s, stale) = cache
+            .at_least(&c, None, move || async move {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                empty(&rc)
+            })
+            .await
+            .unwrap();
+        assert_eq!((s.as_of, stale), (30, false));
     }
 
     /// Pins that a failed load keeps serving the previous run (stale) and that
@@ -827,11 +840,11 @@ mod tests {
         let cache = Arc::new(ScoreCache::default());
         let fail = || async { Err(Error::scoring(tonic::Status::unavailable("scoring is down"))) };
         let run = ("m".to_owned(), 1);
-        let err = cache.at_least(&run, Duration::from_secs(1), fail).await.unwrap_err();
+        let err = cache.at_least(&run, Some(Duration::from_secs(1)), fail).await.unwrap_err();
         assert!(err.to_string().contains("scoring is down"), "{err}");
         let r = run.clone();
-        cache.at_least(&run, Duration::from_secs(1), move || async move { empty(&r) }).await.unwrap();
-        let (s, stale) = cache.at_least(&("m".to_owned(), 2), Duration::from_secs(1), fail).await.unwrap();
+        cache.at_least(&run, Some(Duration::from_secs(1)), move || async move { empty(&r) }).await.unwrap();
+        let (s, stale) = cache.at_least(&("m".to_owned(), 2), Some(Duration::from_secs(1)), fail).await.unwrap();
         assert_eq!((s.as_of, stale), (1, true));
     }
 }
