@@ -151,6 +151,11 @@ const SEGMENT: usize = 1 << 16;
 /// parallel task that owns its slice of the output.
 const RANGES: usize = 8;
 
+/// Most targets in one range, so that a target is stored as a u16 offset
+/// (and the range's slice of the output, 512 KiB, stays in L2 beside the
+/// segment's contributions).
+const TARGETS_PER_RANGE: usize = 1 << 16;
+
 /// Longest sub-row summed by a fixed-length loop; longer ones use [`row_sum`].
 const FIXED: usize = 8;
 
@@ -185,8 +190,8 @@ struct TargetRange {
     runs: Vec<(u32, u32)>,
     /// Per segment, one past its last run in `runs`.
     segment_runs: Vec<u32>,
-    /// Per sub-row, its target relative to `start`.
-    targets: Vec<u32>,
+    /// Per sub-row, its target relative to the range's start.
+    targets: Vec<u16>,
     /// Source minus the start of its segment.
     sources: Vec<u16>,
     /// Weight as a fraction of the source's largest, in units of 1/[`QMAX`].
@@ -200,13 +205,13 @@ impl TargetRange {
     fn new(inc: &Csr, start: usize, end: usize, max_w: &[f32]) -> Self {
         let segments = inc.nodes().div_ceil(SEGMENT);
         // (length, target relative to start, first edge in `inc`) per sub-row, by segment.
-        let mut subs: Vec<Vec<(u32, u32, usize)>> = vec![Vec::new(); segments];
+        let mut subs: Vec<Vec<(u32, u16, usize)>> = vec![Vec::new(); segments];
         for t in start..end {
             let (mut a, b) = (inc.offsets[t] as usize, inc.offsets[t + 1] as usize);
             while a < b {
                 let k = inc.targets[a] as usize / SEGMENT;
                 let len = inc.targets[a..b].partition_point(|&s| s as usize / SEGMENT <= k);
-                subs[k].push((len as u32, (t - start) as u32, a));
+                subs[k].push((len as u32, (t - start) as u16, a));
                 a += len;
             }
         }
@@ -266,7 +271,7 @@ impl TargetRange {
                     FIXED => fixed_rows::<T, W, FIXED>(ys, out, targets, srcs, ws),
                     _ => {
                         for ((t, s), w) in targets.iter().zip(srcs.chunks_exact(len)).zip(ws.chunks_exact(len)) {
-                            out[*t as usize] += row_sum(ys, s, w);
+                            out[usize::from(*t)] += row_sum(ys, s, w);
                         }
                     }
                 }
@@ -280,7 +285,7 @@ impl TargetRange {
     fn bytes(&self) -> usize {
         self.runs.len() * 8
             + self.segment_runs.len() * 4
-            + self.targets.len() * 4
+            + self.targets.len() * 2
             + self.sources.len() * 2
             + self.quantised.len() * 2
             + self.weights.len() * 4
@@ -298,7 +303,7 @@ fn quantise(w: f32, max: f32) -> u16 {
 fn fixed_rows<T: Contribution, W: Weight, const L: usize>(
     y: &[T; SEGMENT],
     out: &mut [f64],
-    targets: &[u32],
+    targets: &[u16],
     srcs: &[u16],
     ws: &[W],
 ) {
@@ -307,7 +312,7 @@ fn fixed_rows<T: Contribution, W: Weight, const L: usize>(
         for j in 0..L {
             acc += y[usize::from(s[j])].get() * w[j].get();
         }
-        out[*t as usize] += acc;
+        out[usize::from(*t)] += acc;
     }
 }
 
@@ -465,6 +470,9 @@ impl PageRankGraph {
             .map(|c| c.min(n))
             .collect();
         cuts.dedup();
+        // No range longer than a u16 target offset reaches.
+        let cuts: Vec<usize> =
+            cuts.windows(2).flat_map(|w| (w[0]..w[1]).step_by(TARGETS_PER_RANGE)).chain(std::iter::once(n)).collect();
         let ranges = cuts.par_windows(2).map(|w| TargetRange::new(&incoming, w[0], w[1], &max_w)).collect();
         drop(incoming);
         let keep = |u: usize| retention.and_then(|r| r.get(u)).copied().unwrap_or(1.0).clamp(0.0, 1.0);
@@ -603,7 +611,6 @@ pub fn pagerank(g: &PageRankGraph, opts: PageRankOptions<'_>) -> PageRank {
         let dangling_mass: f64 = g.leak.iter().map(|&(u, share)| x[u as usize] * share).sum();
         let step = Step { g, teleport: &teleport, damping: d, dangling_mass };
         delta = if y64.is_empty() { step.run(&x, &mut y32, &mut next) } else { step.run(&x, &mut y64, &mut next) };
-        if std::env::var_os("PR_DEBUG").is_some() { eprintln!("it {iterations} f32={} delta {delta:.3e}", y64.is_empty()); }
         std::mem::swap(&mut x, &mut next);
         if delta < opts.tolerance {
             break;
