@@ -38,6 +38,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             r.prepare_ms,
             r.cpu_per_iteration_ms
         );
+        eprintln!("out-CSR + in-edge layout: {:.1} bytes per edge", r.bytes_per_edge);
     }
     if args.iter().any(|a| a == "--networkit") {
         let path = std::env::temp_dir().join(format!("lift-pagerank-{n}-{m}.bin"));

@@ -62,6 +62,8 @@ pub struct PageRankTiming {
     /// unlike wall time, it excludes time slices lost to other processes.
     pub cpu_per_iteration_ms: f64,
     pub final_delta: f64,
+    /// Bytes of the out-CSR plus PageRank's in-edge layout, per edge.
+    pub bytes_per_edge: f64,
     pub threads: usize,
 }
 
@@ -90,6 +92,7 @@ pub fn time_pagerank(out: &Csr, tolerance: f64) -> PageRankTiming {
         total_ms,
         per_iteration_ms: total_ms / f64::from(pr.iterations.max(1)),
         final_delta: pr.delta,
+        bytes_per_edge: (out.bytes() + g.bytes()) as f64 / out.edges().max(1) as f64,
         threads: rayon::current_num_threads(),
     }
 }

@@ -1,10 +1,11 @@
 //! Compact CSR graphs and weighted PageRank.
 //!
-//! An edge costs 8 bytes per direction (u32 neighbour + f32 weight), so the
-//! out-CSR and PageRank's in-edge layout together stay near 16 bytes per edge
-//! (plus 4 bytes per target and source segment, and ~30 bytes per node) — far
-//! inside the 64 bytes/edge budget, which is what lets one machine hold a
-//! large engagement graph.
+//! An edge costs 8 bytes per direction (out-CSR: u32 neighbour + f32 weight;
+//! PageRank's in-edge layout: u16 source offset + u16 quantised weight + f32
+//! exact weight), so the two together stay near 16 bytes per edge (plus 2
+//! bytes per target and source segment, and ~40 bytes per node) — far inside
+//! the 64 bytes/edge budget, which is what lets one machine hold a large
+//! engagement graph.
 //!
 //! PageRank is pull-based: each node sums over its in-edges, so threads write
 //! disjoint slices with no atomics, and every node's sum is taken in the same
@@ -512,7 +513,7 @@ impl PageRankGraph {
         self.edges
     }
 
-    /// Bytes held, for the per-edge memory budget: 8 per edge, 4 per
+    /// Bytes held, for the per-edge memory budget: 8 per edge, 2 per
     /// (target, segment) pair with an edge, 28 per node.
     pub fn bytes(&self) -> usize {
         self.ranges.iter().map(TargetRange::bytes).sum::<usize>()
