@@ -1,10 +1,11 @@
 //! Compact CSR graphs and weighted PageRank.
 //!
-//! An edge costs 8 bytes per direction (u32 neighbour + f32 weight), so the
-//! out-CSR and PageRank's in-edge layout together stay near 16 bytes per edge
-//! (plus 4 bytes per target and source segment, and ~30 bytes per node) — far
-//! inside the 64 bytes/edge budget, which is what lets one machine hold a
-//! large engagement graph.
+//! An edge costs 8 bytes per direction (out-CSR: u32 neighbour + f32 weight;
+//! PageRank's in-edge layout: u16 source offset + u16 quantised weight + f32
+//! exact weight), so the two together stay near 16 bytes per edge (plus 2
+//! bytes per target and source segment, and ~40 bytes per node) — far inside
+//! the 64 bytes/edge budget, which is what lets one machine hold a large
+//! engagement graph.
 //!
 //! PageRank is pull-based: each node sums over its in-edges, so threads write
 //! disjoint slices with no atomics, and every node's sum is taken in the same
@@ -141,24 +142,35 @@ fn keep(n: usize, s: u32, d: u32, w: f32) -> bool {
     (s as usize) < n && (d as usize) < n && s != d && w > 0.0 && w.is_finite()
 }
 
-/// Sources per segment: a segment's f32 contributions (512 KiB) stay in a
-/// core's L2 while its in-edges are summed. Fixed, so every node's sum is cut
-/// into the same pieces on every machine.
-const SEGMENT: usize = 1 << 17;
+/// Sources per segment: a segment's f32 contributions (256 KiB) stay in a
+/// core's L2 while its in-edges are summed, and a source is stored as a u16
+/// offset into its segment. Fixed, so every node's sum is cut into the same
+/// pieces on every machine.
+const SEGMENT: usize = 1 << 16;
 
 /// Target ranges the in-edges are split into (by edge count); each is one
 /// parallel task that owns its slice of the output.
 const RANGES: usize = 8;
 
+/// Most targets in one range, so that a target is stored as a u16 offset
+/// (and the range's slice of the output, 512 KiB, stays in L2 beside the
+/// segment's contributions).
+const TARGETS_PER_RANGE: usize = 1 << 16;
+
 /// Longest sub-row summed by a fixed-length loop; longer ones use [`row_sum`].
 const FIXED: usize = 8;
 
-/// Iterations gather f32 contributions while the L1 change is at least this,
-/// then f64 ones. Rounding a contribution to f32 moves an iteration's result by
-/// at most `damping · 2⁻²⁴ ≈ 5e-8` in L1, 200× below this, so the f32 phase
-/// only shortens the road to the fixed point: the stopping test and the final
-/// vector always come from f64 iterations.
+/// Iterations gather f32 contributions along 16-bit quantised weights while
+/// the L1 change is at least this, then f64 ones along the exact weights. The
+/// quantised graph is a PageRank problem of its own (its columns are
+/// normalised by the sum of their quantised weights, so no mass leaks) whose
+/// fixed point lies within ~1e-5 of the exact one; the f32 phase only shortens
+/// the road, and the stopping test and the final vector always come from f64
+/// iterations over the exact weights.
 const F32_UNTIL: f64 = 1e-5;
+
+/// Quantised weights run up to this (the largest weight of each source).
+const QMAX: f32 = 65535.0;
 
 /// One range of targets' in-edges, cut by source segment.
 ///
@@ -167,30 +179,40 @@ const F32_UNTIL: f64 = 1e-5;
 /// sorted by length, longest first, then by target. Equal lengths form runs,
 /// so the loop bounds are predictable and short sub-rows use straight-line
 /// code; summing segment by segment keeps the gathered contributions in cache.
+///
+/// Each edge is stored twice over: 4 bytes streamed by the f32 phase (u16
+/// source offset, u16 weight quantised relative to its source's largest
+/// weight) and the exact f32 weight read only by the final f64 iterations.
 #[derive(Debug, Clone, Default)]
 struct TargetRange {
     /// Targets in the range (ranges are consecutive, starting at 0).
     len: usize,
     /// `(sub-row length, sub-rows)`, segment after segment.
     runs: Vec<(u32, u32)>,
-    /// Per sub-row, its target relative to `start`.
-    targets: Vec<u32>,
-    sources: Vec<u32>,
+    /// Per segment, one past its last run in `runs`.
+    segment_runs: Vec<u32>,
+    /// Per sub-row, its target relative to the range's start.
+    targets: Vec<u16>,
+    /// Source minus the start of its segment.
+    sources: Vec<u16>,
+    /// Weight as a fraction of the source's largest, in units of 1/[`QMAX`].
+    quantised: Vec<u16>,
     weights: Vec<f32>,
 }
 
 impl TargetRange {
-    /// Cuts the rows `start..end` of `inc` (rows sorted by source) by segment.
-    fn new(inc: &Csr, start: usize, end: usize) -> Self {
+    /// Cuts the rows `start..end` of `inc` (rows sorted by source) by segment;
+    /// `max_w[u]` is the largest weight on an edge out of source `u`.
+    fn new(inc: &Csr, start: usize, end: usize, max_w: &[f32]) -> Self {
         let segments = inc.nodes().div_ceil(SEGMENT);
         // (length, target relative to start, first edge in `inc`) per sub-row, by segment.
-        let mut subs: Vec<Vec<(u32, u32, usize)>> = vec![Vec::new(); segments];
+        let mut subs: Vec<Vec<(u32, u16, usize)>> = vec![Vec::new(); segments];
         for t in start..end {
             let (mut a, b) = (inc.offsets[t] as usize, inc.offsets[t + 1] as usize);
             while a < b {
                 let k = inc.targets[a] as usize / SEGMENT;
                 let len = inc.targets[a..b].partition_point(|&s| s as usize / SEGMENT <= k);
-                subs[k].push((len as u32, (t - start) as u32, a));
+                subs[k].push((len as u32, (t - start) as u16, a));
                 a += len;
             }
         }
@@ -199,68 +221,118 @@ impl TargetRange {
         let mut r = TargetRange {
             len: end - start,
             runs: Vec::new(),
+            segment_runs: Vec::with_capacity(segments),
             targets: Vec::with_capacity(pairs),
             sources: Vec::with_capacity(edges),
+            quantised: Vec::with_capacity(edges),
             weights: Vec::with_capacity(edges),
         };
         for mut seg in subs {
             seg.sort_unstable_by_key(|&(len, t, _)| (std::cmp::Reverse(len), t));
+            // Runs never span segments.
+            let first = r.runs.len();
             for (len, t, a) in seg {
-                match r.runs.last_mut() {
+                match r.runs[first..].last_mut() {
                     Some(run) if run.0 == len => run.1 += 1,
                     _ => r.runs.push((len, 1)),
                 }
                 r.targets.push(t);
-                r.sources.extend_from_slice(&inc.targets[a..a + len as usize]);
-                r.weights.extend_from_slice(&inc.weights[a..a + len as usize]);
+                let edges = a..a + len as usize;
+                for (&s, &w) in inc.targets[edges.clone()].iter().zip(&inc.weights[edges]) {
+                    r.sources.push((s as usize % SEGMENT) as u16);
+                    r.quantised.push(quantise(w, max_w[s as usize]));
+                    r.weights.push(w);
+                }
             }
+            r.segment_runs.push(r.runs.len() as u32);
         }
         r
     }
 
     /// Adds `Σ y[src]·w` over each target's in-edges to `out` (this range's
-    /// slice), segment by segment — the same order on every run.
-    fn accumulate<T: Contribution>(&self, y: &[T], out: &mut [f64]) {
-        let (mut row, mut edge) = (0usize, 0usize);
-        for &(len, count) in &self.runs {
-            let (len, count) = (len as usize, count as usize);
-            let targets = &self.targets[row..row + count];
-            let srcs = &self.sources[edge..edge + len * count];
-            let ws = &self.weights[edge..edge + len * count];
-            match len {
-                1 => fixed_rows::<T, 1>(y, out, targets, srcs, ws),
-                2 => fixed_rows::<T, 2>(y, out, targets, srcs, ws),
-                3 => fixed_rows::<T, 3>(y, out, targets, srcs, ws),
-                4 => fixed_rows::<T, 4>(y, out, targets, srcs, ws),
-                5 => fixed_rows::<T, 5>(y, out, targets, srcs, ws),
-                6 => fixed_rows::<T, 6>(y, out, targets, srcs, ws),
-                7 => fixed_rows::<T, 7>(y, out, targets, srcs, ws),
-                FIXED => fixed_rows::<T, FIXED>(y, out, targets, srcs, ws),
-                _ => {
-                    for ((t, s), w) in targets.iter().zip(srcs.chunks_exact(len)).zip(ws.chunks_exact(len)) {
-                        out[*t as usize] += row_sum(y, s, w);
+    /// slice), segment by segment — the same order on every run. `y` is
+    /// padded to a whole number of segments; `ws` is `quantised` or `weights`.
+    fn accumulate<T: Contribution, W: Weight>(&self, y: &[T], ws: &[W], out: &mut [f64]) {
+        let (mut row, mut edge, mut first) = (0usize, 0usize, 0usize);
+        for (ys, &last) in y.chunks_exact(SEGMENT).zip(&self.segment_runs) {
+            let Ok(ys) = <&[T; SEGMENT]>::try_from(ys) else { continue };
+            for &(len, count) in &self.runs[first..last as usize] {
+                let (len, count) = (len as usize, count as usize);
+                let targets = &self.targets[row..row + count];
+                let srcs = &self.sources[edge..edge + len * count];
+                let ws = &ws[edge..edge + len * count];
+                match len {
+                    1 => fixed_rows::<T, W, 1>(ys, out, targets, srcs, ws),
+                    2 => fixed_rows::<T, W, 2>(ys, out, targets, srcs, ws),
+                    3 => fixed_rows::<T, W, 3>(ys, out, targets, srcs, ws),
+                    4 => fixed_rows::<T, W, 4>(ys, out, targets, srcs, ws),
+                    5 => fixed_rows::<T, W, 5>(ys, out, targets, srcs, ws),
+                    6 => fixed_rows::<T, W, 6>(ys, out, targets, srcs, ws),
+                    7 => fixed_rows::<T, W, 7>(ys, out, targets, srcs, ws),
+                    FIXED => fixed_rows::<T, W, FIXED>(ys, out, targets, srcs, ws),
+                    _ => {
+                        for ((t, s), w) in targets.iter().zip(srcs.chunks_exact(len)).zip(ws.chunks_exact(len)) {
+                            out[usize::from(*t)] += row_sum(ys, s, w);
+                        }
                     }
                 }
+                row += count;
+                edge += len * count;
             }
-            row += count;
-            edge += len * count;
+            first = last as usize;
         }
     }
 
     fn bytes(&self) -> usize {
-        self.runs.len() * 8 + self.targets.len() * 4 + self.sources.len() * 4 + self.weights.len() * 4
+        self.runs.len() * 8
+            + self.segment_runs.len() * 4
+            + self.targets.len() * 2
+            + self.sources.len() * 2
+            + self.quantised.len() * 2
+            + self.weights.len() * 4
     }
+}
+
+/// `w` as a fraction of `max` (its source's largest weight) in units of
+/// 1/[`QMAX`], at least 1 so that no edge vanishes from the f32 phase.
+fn quantise(w: f32, max: f32) -> u16 {
+    if max > 0.0 { (w / max * QMAX).round().clamp(1.0, QMAX) as u16 } else { 1 }
 }
 
 /// Sub-rows of exactly `L` edges: straight-line sums, one per target.
 #[inline]
-fn fixed_rows<T: Contribution, const L: usize>(y: &[T], out: &mut [f64], targets: &[u32], srcs: &[u32], ws: &[f32]) {
+fn fixed_rows<T: Contribution, W: Weight, const L: usize>(
+    y: &[T; SEGMENT],
+    out: &mut [f64],
+    targets: &[u16],
+    srcs: &[u16],
+    ws: &[W],
+) {
     for ((t, s), w) in targets.iter().zip(srcs.chunks_exact(L)).zip(ws.chunks_exact(L)) {
         let mut acc = 0.0;
         for j in 0..L {
-            acc += y[s[j] as usize].get() * f64::from(w[j]);
+            acc += y[usize::from(s[j])].get() * w[j].get();
         }
-        out[*t as usize] += acc;
+        out[usize::from(*t)] += acc;
+    }
+}
+
+/// An edge weight as stored for one phase: quantised u16 or exact f32.
+trait Weight: Copy + Send + Sync {
+    fn get(self) -> f64;
+}
+
+impl Weight for u16 {
+    #[inline]
+    fn get(self) -> f64 {
+        f64::from(self)
+    }
+}
+
+impl Weight for f32 {
+    #[inline]
+    fn get(self) -> f64 {
+        f64::from(self)
     }
 }
 
@@ -269,6 +341,10 @@ fn fixed_rows<T: Contribution, const L: usize>(y: &[T], out: &mut [f64], targets
 trait Contribution: Copy + Send + Sync {
     fn of(x: f64) -> Self;
     fn get(self) -> f64;
+    /// Per source, the share of its rank per unit of the weights this phase reads.
+    fn inv_out(g: &PageRankGraph) -> &[f64];
+    /// [`TargetRange::accumulate`] along the weights this phase reads.
+    fn accumulate(r: &TargetRange, y: &[Self], out: &mut [f64]);
 }
 
 impl Contribution for f32 {
@@ -280,6 +356,12 @@ impl Contribution for f32 {
     fn get(self) -> f64 {
         f64::from(self)
     }
+    fn inv_out(g: &PageRankGraph) -> &[f64] {
+        &g.inv_quantised
+    }
+    fn accumulate(r: &TargetRange, y: &[Self], out: &mut [f64]) {
+        r.accumulate(y, &r.quantised, out)
+    }
 }
 
 impl Contribution for f64 {
@@ -290,6 +372,12 @@ impl Contribution for f64 {
     #[inline]
     fn get(self) -> f64 {
         self
+    }
+    fn inv_out(g: &PageRankGraph) -> &[f64] {
+        &g.inv_out
+    }
+    fn accumulate(r: &TargetRange, y: &[Self], out: &mut [f64]) {
+        r.accumulate(y, &r.weights, out)
     }
 }
 
@@ -310,6 +398,8 @@ pub struct PageRankGraph {
     edges: usize,
     /// `retention(u) / out(u)`, 0 for dangling nodes.
     pub inv_out: Vec<f64>,
+    /// The same over the quantised weights: `retention(u) / Σ quantised`.
+    inv_quantised: Vec<f64>,
     /// `(u, share)`: the share of `u`'s rank that goes where teleports go —
     /// all of it for dangling nodes, `1 − retention` for down-weighted ones.
     pub leak: Vec<(u32, f64)>,
@@ -372,6 +462,8 @@ impl PageRankGraph {
         }
         let incoming = relabelled_transpose(out, &old_of, &new_of);
         drop(new_of);
+        let max_w: Vec<f32> =
+            old_of.iter().map(|&u| out.row(u as usize).1.iter().fold(0.0f32, |a, &w| a.max(w))).collect();
         let m = incoming.edges();
         // Range boundaries at equal shares of the edges (hub rows make the first ranges short).
         let mut cuts: Vec<usize> = (0..=RANGES)
@@ -379,7 +471,10 @@ impl PageRankGraph {
             .map(|c| c.min(n))
             .collect();
         cuts.dedup();
-        let ranges = cuts.par_windows(2).map(|w| TargetRange::new(&incoming, w[0], w[1])).collect();
+        // No range longer than a u16 target offset reaches.
+        let cuts: Vec<usize> =
+            cuts.windows(2).flat_map(|w| (w[0]..w[1]).step_by(TARGETS_PER_RANGE)).chain(std::iter::once(n)).collect();
+        let ranges = cuts.par_windows(2).map(|w| TargetRange::new(&incoming, w[0], w[1], &max_w)).collect();
         drop(incoming);
         let keep = |u: usize| retention.and_then(|r| r.get(u)).copied().unwrap_or(1.0).clamp(0.0, 1.0);
         let inv_out = old_of
@@ -387,6 +482,14 @@ impl PageRankGraph {
             .map(|&u| {
                 let u = u as usize;
                 if sums[u] > 0.0 { keep(u) / sums[u] } else { 0.0 }
+            })
+            .collect();
+        let inv_quantised = old_of
+            .iter()
+            .zip(&max_w)
+            .map(|(&u, &max)| {
+                let q: f64 = out.row(u as usize).1.iter().map(|&w| f64::from(quantise(w, max))).sum();
+                if q > 0.0 { keep(u as usize) / q } else { 0.0 }
             })
             .collect();
         let leak = old_of
@@ -398,7 +501,7 @@ impl PageRankGraph {
                 (share > 0.0).then_some((new as u32, share))
             })
             .collect();
-        Self { ranges, edges: m, inv_out, leak, old_of }
+        Self { ranges, edges: m, inv_out, inv_quantised, leak, old_of }
     }
 
     pub fn nodes(&self) -> usize {
@@ -410,11 +513,12 @@ impl PageRankGraph {
         self.edges
     }
 
-    /// Bytes held, for the per-edge memory budget: 8 per edge, 4 per
-    /// (target, segment) pair with an edge, 20 per node.
+    /// Bytes held, for the per-edge memory budget: 8 per edge, 2 per
+    /// (target, segment) pair with an edge, 28 per node.
     pub fn bytes(&self) -> usize {
         self.ranges.iter().map(TargetRange::bytes).sum::<usize>()
             + self.inv_out.len() * 8
+            + self.inv_quantised.len() * 8
             + self.old_of.len() * 4
             + self.leak.len() * 16
     }
@@ -539,9 +643,12 @@ fn renormalise(x: &mut [f64]) {
     }
 }
 
-/// Per-source contributions `x[u]·inv_out[u]`, rounded to `T`.
+/// Per-source contributions `x[u]·inv_out[u]`, rounded to `T`, padded with
+/// zeros to a whole number of segments.
 fn contributions<T: Contribution>(g: &PageRankGraph, x: &[f64]) -> Vec<T> {
-    x.par_iter().zip(&g.inv_out).map(|(x, inv)| T::of(x * inv)).collect()
+    let mut y: Vec<T> = x.par_iter().zip(T::inv_out(g)).map(|(x, inv)| T::of(x * inv)).collect();
+    y.resize(x.len().div_ceil(SEGMENT) * SEGMENT, T::of(0.0));
+    y
 }
 
 /// One power iteration.
@@ -567,10 +674,10 @@ impl Step<'_> {
         let yr: &[T] = y;
         parts.into_par_iter().for_each(|(r, out)| {
             out.fill(0.0);
-            r.accumulate(yr, out);
+            T::accumulate(r, yr, out);
         });
         // Teleport and damping, the change, and the next contributions in one pass.
-        let (d, dm, tp, inv_out) = (self.damping, self.dangling_mass, self.teleport, &self.g.inv_out);
+        let (d, dm, tp, inv_out) = (self.damping, self.dangling_mass, self.teleport, T::inv_out(self.g));
         let diffs: Vec<f64> = next
             .par_chunks_mut(CHUNK)
             .zip(y.par_chunks_mut(CHUNK))
@@ -597,18 +704,18 @@ impl Step<'_> {
 /// of `y` overlap instead of waiting on one chain of additions; the order is
 /// fixed, so the result is the same on every run.
 #[inline]
-fn row_sum<T: Contribution>(y: &[T], srcs: &[u32], ws: &[f32]) -> f64 {
+fn row_sum<T: Contribution, W: Weight>(y: &[T; SEGMENT], srcs: &[u16], ws: &[W]) -> f64 {
     let mut acc = [0.0f64; 4];
     let mut sc = srcs.chunks_exact(4);
     let mut wc = ws.chunks_exact(4);
     for (s, w) in (&mut sc).zip(&mut wc) {
         for j in 0..4 {
-            acc[j] += y[s[j] as usize].get() * f64::from(w[j]);
+            acc[j] += y[usize::from(s[j])].get() * w[j].get();
         }
     }
     let mut tail = 0.0;
     for (s, w) in sc.remainder().iter().zip(wc.remainder()) {
-        tail += y[*s as usize].get() * f64::from(*w);
+        tail += y[usize::from(*s)].get() * w.get();
     }
     (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
 }
