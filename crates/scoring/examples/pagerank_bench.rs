@@ -5,7 +5,7 @@
 //! cargo run --release -p lift-scoring --example pagerank_bench -- 1000000 10000000 [--networkit]
 //! ```
 //! `--networkit` needs `pip install networkit numpy` for the interpreter named
-//! by `$PYTHON` (default `python3`), e.g. a virtualenv's `bin/python`.
+//! by `$LIFT_PYTHON` (default `python3`), e.g. a virtualenv's `bin/python`.
 
 use std::process::Command;
 
@@ -44,7 +44,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let path = std::env::temp_dir().join(format!("lift-pagerank-{n}-{m}.bin"));
         write_edges(&g, &path)?;
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/networkit_pagerank.py");
-        let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_owned());
+        let python = std::env::var("LIFT_PYTHON").unwrap_or_else(|_| "python3".to_owned());
         let out = Command::new(python).arg(script).arg(&path).arg(n.to_string()).arg(tolerance.to_string()).output()?;
         std::fs::remove_file(&path).ok();
         if !out.status.success() {
