@@ -358,7 +358,7 @@ async fn deadlines_end_calls_stuck_on_a_locked_database() -> anyhow::Result<()> 
     use lift_store::sqlx::Connection;
     let dir = std::env::temp_dir().join(format!("lift-deadline-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let db_url = format!("sqlite://{}?mode=rwc", dir.join("ingest.db").display());
+    let db_url = lift_cli::stack::sqlite_file(&dir, "ingest.db");
     let dbs =
         Databases { ingest: db_url.clone(), scoring: "sqlite::memory:".into(), matching: "sqlite::memory:".into() };
     let limits = lift_runtime::Limits { request_timeout: Duration::from_secs(2), ..Default::default() };

@@ -11,17 +11,9 @@ use lift_proto::scoring::v1::{self as spb, scoring_service_client::ScoringServic
 use lift_runtime::auth::{RateLimit, Scope};
 use tonic::Code;
 
-fn memory() -> Databases {
-    Databases {
-        ingest: "sqlite::memory:".into(),
-        scoring: "sqlite::memory:".into(),
-        matching: "sqlite::memory:".into(),
-    }
-}
-
 async fn start(opts: StackOptions) -> anyhow::Result<Stack> {
     let cfg = lift_scoring::ScoringConfig { debounce: Duration::from_millis(20), ..Default::default() };
-    Stack::start_loopback_with(&memory(), cfg, opts).await
+    Stack::start_loopback_with(&Databases::in_memory(), cfg, opts).await
 }
 
 fn code<T>(r: Result<T, tonic::Status>) -> Option<Code> {

@@ -50,14 +50,6 @@ fn client_tls(pki: &Pki, identity: Option<&(String, String)>) -> ClientTls {
     )
 }
 
-fn memory() -> Databases {
-    Databases {
-        ingest: "sqlite::memory:".into(),
-        scoring: "sqlite::memory:".into(),
-        matching: "sqlite::memory:".into(),
-    }
-}
-
 /// Pins mTLS end to end: the services call each other over mutually authenticated
 /// TLS (scoring consumes the ledger through it), a client with a CA-signed
 /// certificate and a key is served, and a client without a certificate, one that
@@ -73,7 +65,7 @@ async fn mtls_between_services_and_for_clients() -> anyhow::Result<()> {
     let peers = client_tls(&pki, Some(&pki.server));
     let opts = StackOptions { tls: Some((server, peers)), ..Default::default() };
     let cfg = lift_scoring::ScoringConfig { debounce: Duration::from_millis(20), ..Default::default() };
-    let stack = Stack::start_loopback_with(&memory(), cfg, opts).await?;
+    let stack = Stack::start_loopback_with(&Databases::in_memory(), cfg, opts).await?;
     let r = async {
         assert!(stack.ingest_url().starts_with("https://"));
         let key = stack.client_key.clone();

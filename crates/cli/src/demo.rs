@@ -159,11 +159,7 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<DemoSummary> {
             &tmp
         }
     };
-    let dbs = opts.databases.clone().unwrap_or_else(|| Databases {
-        ingest: sqlite_url(&dir.join("ingest.db")),
-        scoring: sqlite_url(&dir.join("scoring.db")),
-        matching: sqlite_url(&dir.join("matching.db")),
-    });
+    let dbs = opts.databases.clone().unwrap_or_else(|| Databases::sqlite_files(dir));
 
     step(1, "Starting ingestion, scoring and matching on loopback (real gRPC, embedded SQLite)");
     let stack = Stack::start_loopback(&dbs, lift_scoring::ScoringConfig::default()).await?;
@@ -172,10 +168,6 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<DemoSummary> {
     let result = story(&stack, &opts, started).await;
     stack.stop().await?;
     result
-}
-
-fn sqlite_url(p: &Path) -> String {
-    format!("sqlite://{}?mode=rwc", p.display())
 }
 
 async fn story(stack: &Stack, opts: &DemoOptions, started: Instant) -> anyhow::Result<DemoSummary> {

@@ -84,8 +84,7 @@ pub fn percentile(sorted: &[f64], q: f64) -> f64 {
 pub async fn run(opts: &LatencyOptions) -> anyhow::Result<LatencyReport> {
     let dir = std::env::temp_dir().join(format!("lift-latency-{}-{}", std::process::id(), opts.rate));
     std::fs::create_dir_all(&dir)?;
-    let url = |n: &str| format!("sqlite://{}?mode=rwc", dir.join(n).display());
-    let dbs = Databases { ingest: url("ingest.db"), scoring: url("scoring.db"), matching: url("matching.db") };
+    let dbs = Databases::sqlite_files(&dir);
     let cfg = lift_scoring::ScoringConfig { debounce: opts.debounce, ..Default::default() };
     let stack =
         Stack::start_loopback_with(&dbs, cfg, StackOptions { rate_limit: None, ..StackOptions::default() }).await?;

@@ -405,7 +405,7 @@ pub async fn run(opts: MatchBenchOptions) -> anyhow::Result<MatchBenchReport> {
 }
 
 async fn bench(dir: &std::path::Path, opts: &MatchBenchOptions) -> anyhow::Result<MatchBenchReport> {
-    let url = |n: &str| format!("sqlite://{}?mode=rwc", dir.join(n).display());
+    let url = |n: &str| crate::stack::sqlite_file(dir, n);
     let ingest_db = lift_store::connect(&url("ingest.db")).await?;
     let events = generate(opts.accounts.max(2), opts.seed, lift_domain::time::now())?;
     let n_events = events.len();

@@ -105,10 +105,7 @@ pub(crate) fn event(i: u64, accounts: u64) -> ipb::Event {
 pub async fn run(opts: SoakOptions) -> anyhow::Result<SoakReport> {
     let dir = std::env::temp_dir().join(format!("lift-soak-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let dbs = opts.databases.clone().unwrap_or_else(|| {
-        let url = |n: &str| format!("sqlite://{}?mode=rwc", dir.join(n).display());
-        Databases { ingest: url("ingest.db"), scoring: url("scoring.db"), matching: url("matching.db") }
-    });
+    let dbs = opts.databases.clone().unwrap_or_else(|| Databases::sqlite_files(&dir));
     // A soak measures the service, not the rate limiter.
     let stack_opts = StackOptions { rate_limit: None, ..StackOptions::default() };
     let cfg = lift_scoring::ScoringConfig { debounce: Duration::from_secs(2), ..Default::default() };

@@ -27,6 +27,25 @@ impl Databases {
     pub fn shared(url: &str) -> Self {
         Self { ingest: url.into(), scoring: url.into(), matching: url.into() }
     }
+
+    /// A fresh in-memory SQLite database per service, gone when the stack stops.
+    pub fn in_memory() -> Self {
+        Self::shared("sqlite::memory:")
+    }
+
+    /// SQLite files `ingest.db`, `scoring.db` and `matching.db` in `dir` (created on first use).
+    pub fn sqlite_files(dir: &std::path::Path) -> Self {
+        Self {
+            ingest: sqlite_file(dir, "ingest.db"),
+            scoring: sqlite_file(dir, "scoring.db"),
+            matching: sqlite_file(dir, "matching.db"),
+        }
+    }
+}
+
+/// The URL of SQLite file `name` in `dir`, created if missing.
+pub fn sqlite_file(dir: &std::path::Path, name: &str) -> String {
+    format!("sqlite://{}?mode=rwc", dir.join(name).display())
 }
 
 /// How a service serves and how it calls its peers.

@@ -14,6 +14,7 @@
 //! action.
 
 use std::{
+    collections::HashMap,
     path::{Path, PathBuf},
     time::Duration,
 };
@@ -119,6 +120,15 @@ fn raw(s: Option<&spb::Score>, key: &str) -> f64 {
 
 /// `followers_key` names the raw reach metric that stands for the follower count.
 fn rows(accounts: &[spb::AccountScores], followers_key: &str, links: &[SimulatedLink]) -> Vec<Row> {
+    // Per click, a visitor stays with probability 1 − bounce and then orders with
+    // probability conversion / (1 − bounce), capped at 1 (see `dataset::outcome_events`).
+    let true_rates: HashMap<(&str, &str), f64> = links
+        .iter()
+        .map(|l| {
+            let stay = 1.0 - l.bounce;
+            ((l.owner.network.as_str(), l.owner.id.as_str()), stay * (l.conversion / stay.max(0.05)).min(1.0))
+        })
+        .collect();
     accounts
         .iter()
         .map(|a| {
@@ -129,10 +139,8 @@ fn rows(accounts: &[spb::AccountScores], followers_key: &str, links: &[Simulated
                 score(a, Dimension::Network),
                 score(a, Dimension::Action),
             );
-            let true_rate = links
-                .iter()
-                .find(|l| format!("{}:{}", l.owner.network, l.owner.id) == id)
-                .map(|l| (1.0 - l.bounce) * (l.conversion / (1.0 - l.bounce).max(0.05)).min(1.0));
+            let true_rate =
+                a.account.as_ref().and_then(|r| true_rates.get(&(r.network.as_str(), r.id.as_str()))).copied();
             Row {
                 followers: raw(rea, followers_key),
                 responses: raw(act, "responses"),
@@ -253,8 +261,7 @@ async fn study(
     opts: &ValidateOptions,
 ) -> anyhow::Result<Vec<Row>> {
     std::fs::create_dir_all(dir)?;
-    let url = |f: &str| format!("sqlite://{}?mode=rwc", dir.join(f).display());
-    let dbs = Databases { ingest: url("ingest.db"), scoring: url("scoring.db"), matching: url("matching.db") };
+    let dbs = Databases::sqlite_files(dir);
     let stack = Stack::start_loopback(&dbs, lift_scoring::ScoringConfig::default()).await?;
     let result = async {
         let mut ingest = IngestServiceClient::new(stack.channel(&stack.ingest_url())?);
