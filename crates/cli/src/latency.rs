@@ -99,20 +99,19 @@ async fn measure(stack: &Stack, opts: &LatencyOptions) -> anyhow::Result<Latency
     let scoring = ScoringServiceClient::new(stack.channel(&stack.scoring_url())?);
     // (highest offset in the batch, when it was sent); writers append concurrently.
     let probes: Arc<Mutex<Vec<(u64, Instant)>>> = Arc::default();
-    let latencies: Arc<Mutex<Vec<f64>>> = Arc::default();
-    let done = Arc::new(tokio::sync::Notify::new());
     let final_offset = Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX));
 
-    // The watcher: resolves every probe at or below the offset scoring serves.
-    let watcher = {
-        let (probes, latencies, final_offset, done) =
-            (probes.clone(), latencies.clone(), final_offset.clone(), done.clone());
+    // The watcher: resolves every probe at or below the offset scoring serves,
+    // until scoring serves the last write; returns (runs seen, latencies in ms).
+    let mut watcher = {
+        let (probes, final_offset) = (probes.clone(), final_offset.clone());
         let mut scoring = scoring.clone();
         let poll = opts.poll;
         let probe_account = ipb::AccountRef { network: "soak".into(), id: "a0".into() };
         tokio::spawn(async move {
             let mut last_seen = 0u64;
             let mut runs = 0u64;
+            let mut latencies = Vec::new();
             loop {
                 let req = spb::GetScoresRequest { accounts: vec![probe_account.clone()] };
                 if let Ok(r) = scoring.get_scores(req).await
@@ -122,20 +121,17 @@ async fn measure(stack: &Stack, opts: &LatencyOptions) -> anyhow::Result<Latency
                     if a.as_of_offset > last_seen {
                         last_seen = a.as_of_offset;
                         runs += 1;
-                        let mut p = probes.lock().await;
-                        let mut l = latencies.lock().await;
-                        p.retain(|&(offset, sent)| {
+                        probes.lock().await.retain(|&(offset, sent)| {
                             let visible = offset <= last_seen;
                             if visible {
-                                l.push(now.duration_since(sent).as_secs_f64() * 1000.0);
+                                latencies.push(now.duration_since(sent).as_secs_f64() * 1000.0);
                             }
                             !visible
                         });
                     }
                 }
                 if last_seen >= final_offset.load(std::sync::atomic::Ordering::Acquire) {
-                    done.notify_one();
-                    return runs;
+                    return (runs, latencies);
                 }
                 tokio::time::sleep(poll).await;
             }
@@ -189,14 +185,15 @@ async fn measure(stack: &Stack, opts: &LatencyOptions) -> anyhow::Result<Latency
     let write_secs = started.elapsed().as_secs_f64();
     final_offset.store(head, std::sync::atomic::Ordering::Release);
     let wait = opts.debounce * 4 + Duration::from_secs(120);
-    if tokio::time::timeout(wait, done.notified()).await.is_err() {
-        watcher.abort();
-        bail!("scoring did not reach ledger offset {head} within {wait:?} after writing stopped");
-    }
-    let runs = watcher.await.context("watcher")?;
+    let (runs, mut l) = match tokio::time::timeout(wait, &mut watcher).await {
+        Ok(r) => r.context("watcher")?,
+        Err(_) => {
+            watcher.abort();
+            bail!("scoring did not reach ledger offset {head} within {wait:?} after writing stopped");
+        }
+    };
     let mut scoring = scoring;
     let accounts_scored = scoring.get_model(spb::GetModelRequest {}).await?.into_inner().accounts;
-    let mut l = latencies.lock().await.clone();
     l.sort_by(f64::total_cmp);
     Ok(LatencyReport {
         target_rate: opts.rate,
