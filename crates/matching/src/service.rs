@@ -80,6 +80,18 @@ enum Ranked {
     Cached { scores: Arc<ScoreSnapshot>, rows: Vec<u32> },
 }
 
+/// What an evaluation is for: how fresh its scores must be and whether it
+/// records the eligible set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    /// Listing candidates: may answer from the previous run's scores, marked stale.
+    Browse,
+    /// Choosing a portfolio: waits for the current run.
+    Choose,
+    /// Issuing offers: waits for the current run and records its eligible set.
+    Offer,
+}
+
 /// Every eligible account (ranked) and near miss (closest first) under one scoring run.
 #[derive(Debug)]
 struct Snapshot {
@@ -552,15 +564,15 @@ impl Matching {
     ///
     /// The recorded set is the baseline churn is measured against: taken at the
     /// first evaluation over a real scoring run, and again when offers go out
-    /// (`rebase`), the moment eligibility decides who is held out.
+    /// (`Purpose::Offer`), the moment eligibility decides who is held out.
     async fn evaluate(
         &self,
         c: &mut Loaded,
         relax: f64,
         near_limit: usize,
-        rebase: bool,
-        fresh: bool,
+        purpose: Purpose,
     ) -> Result<Snapshot, Error> {
+        let (rebase, fresh) = (purpose == Purpose::Offer, purpose != Purpose::Browse);
         let mut spec = c.effective_spec();
         let mut snap = self.rank(&spec, relax, near_limit, fresh).await?;
         // Before scoring's first run there is nothing to record.
@@ -650,7 +662,7 @@ impl Matching {
         let mut c = self.load(brand, &req.campaign_id).await?;
         // Near misses belong to the campaign, not to a page: sent once, with the first page.
         let near_limit = if after.is_none() { size } else { 0 };
-        let snap = self.evaluate(&mut c, relax, near_limit, false, false).await?;
+        let snap = self.evaluate(&mut c, relax, near_limit, Purpose::Browse).await?;
         let total = Snapshot::len(&snap.eligible);
         let start = match &after {
             None => 0,
@@ -705,7 +717,7 @@ impl Matching {
     }
 
     async fn choose_portfolio(&self, c: &mut Loaded, eps: f64) -> Result<StoredPortfolio, Error> {
-        let snap = self.evaluate(c, 0.0, 0, false, true).await?;
+        let snap = self.evaluate(c, 0.0, 0, Purpose::Choose).await?;
         let model_version = snap.model_version.clone();
         let eligible = snap.into_eligible();
         if eligible.is_empty() {
@@ -803,7 +815,7 @@ impl Matching {
                 p
             }
         };
-        let snap = self.evaluate(&mut c, 0.0, 0, true, true).await?.into_eligible();
+        let snap = self.evaluate(&mut c, 0.0, 0, Purpose::Offer).await?.into_eligible();
         let eligible: Vec<AccountId> = snap.iter().map(|j| j.card.account.clone()).collect();
         let members: BTreeSet<AccountId> = portfolio.members.iter().map(|m| m.account.clone()).collect();
         let seed = match req.holdout_seed {
