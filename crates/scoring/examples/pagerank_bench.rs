@@ -10,6 +10,7 @@
 use std::process::Command;
 
 use lift_scoring::engine::bench::{power_law_graph, time_pagerank, write_edges};
+use lift_scoring::engine::graph::{set_vector_loops, vector_loops_active};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -25,10 +26,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "| implementation | threads | nodes | edges | iterations | per iteration (ms) | total (ms) | prepare (ms) | CPU per iteration (ms) |"
     );
     println!("|---|---|---|---|---|---|---|---|---|");
-    for _ in 0..2 {
+    // Twice with the vector loops where the CPU has them, then once with the
+    // portable loops every machine runs, for the side-by-side.
+    let runs: &[bool] = if vector_loops_active() { &[true, true, false] } else { &[false, false] };
+    for &vector in runs {
+        set_vector_loops(vector);
+        let loops = if vector { "AVX-512 loops" } else { "portable loops" };
         let r = time_pagerank(&g, tolerance);
         println!(
-            "| lift-scoring | {} | {} | {} | {} | {:.2} | {:.1} | {:.1} | {:.2} |",
+            "| lift-scoring, {loops} | {} | {} | {} | {} | {:.2} | {:.1} | {:.1} | {:.2} |",
             r.threads,
             r.nodes,
             r.edges,
