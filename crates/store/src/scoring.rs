@@ -107,7 +107,12 @@ pub async fn commit_run(db: &DatabaseConnection, run: &NewRun, rows: &[ScoreRow]
         ],
     ))
     .await?;
-    for chunk in rows.chunks(CHUNK) {
+    // In account order, each new key lands beside the account's earlier runs
+    // in the (account, run_id) index, so inserting walks the index once
+    // instead of touching a random page per row.
+    let mut sorted: Vec<&ScoreRow> = rows.iter().collect();
+    sorted.sort_unstable_by(|a, b| a.account.cmp(&b.account));
+    for chunk in sorted.chunks(CHUNK) {
         let mut sql = String::from(
             "INSERT INTO scoring_scores (account, run_id, activity, reach, network, action, authenticity, action_lower, action_upper, action_sufficient) VALUES ",
         );

@@ -227,6 +227,7 @@ impl Scoring {
             parameters: serde_json::to_string(&self.cfg().model).unwrap_or_default(),
             distributions: distributions_json(&snap),
         };
+        let started = std::time::Instant::now();
         match store::commit_run(self.db(), &run, &rows).await {
             Ok(run_id) => {
                 tracing::info!(
@@ -235,6 +236,7 @@ impl Scoring {
                     accounts = snap.n,
                     changed = rows.len(),
                     millis = snap.stats.millis,
+                    commit_millis = started.elapsed().as_millis() as u64,
                     pagerank_iterations = snap.stats.pagerank_iterations,
                     "scoring run committed"
                 );
