@@ -11,6 +11,7 @@ mod m20261126_000002_create_links;
 mod m20261126_120000_campaigns;
 mod m20261126_140000_scoring;
 mod m20261126_160000_api_keys;
+mod m20261126_180000_drop_scores_run_index;
 
 #[derive(Debug)]
 pub struct Migrator;
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_120000_campaigns::Migration),
             Box::new(m20261126_140000_scoring::Migration),
             Box::new(m20261126_160000_api_keys::Migration),
+            Box::new(m20261126_180000_drop_scores_run_index::Migration),
         ]
     }
 }
