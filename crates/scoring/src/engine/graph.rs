@@ -303,37 +303,46 @@ impl TargetRange {
     /// Portable loops; [`simd::accumulate`] takes every sum in the same order
     /// with vector instructions, so both give bit-identical results.
     fn accumulate<T: Contribution, W: Weight>(&self, y: &[T], ws: &[W], out: &mut [f64]) {
+        self.for_each_run(y, ws, |ys, len, targets, srcs, ws| {
+            if len <= FIXED {
+                let blocks = targets.chunks_exact(LANES);
+                let tail = blocks.remainder();
+                let (sb, wb) = (srcs.chunks_exact(LANES * len), ws.chunks_exact(LANES * len));
+                let (st, wt) = (sb.remainder(), wb.remainder());
+                for ((t, s), w) in blocks.zip(sb).zip(wb) {
+                    match len {
+                        1 => full_block::<T, W, 1>(ys, out, t, s, w),
+                        2 => full_block::<T, W, 2>(ys, out, t, s, w),
+                        3 => full_block::<T, W, 3>(ys, out, t, s, w),
+                        4 => full_block::<T, W, 4>(ys, out, t, s, w),
+                        5 => full_block::<T, W, 5>(ys, out, t, s, w),
+                        6 => full_block::<T, W, 6>(ys, out, t, s, w),
+                        7 => full_block::<T, W, 7>(ys, out, t, s, w),
+                        _ => full_block::<T, W, FIXED>(ys, out, t, s, w),
+                    }
+                }
+                block_sums(ys, out, tail, st, wt);
+            } else {
+                for ((t, s), w) in targets.iter().zip(srcs.chunks_exact(len)).zip(ws.chunks_exact(len)) {
+                    out[usize::from(*t)] += row_sum(ys, s, w);
+                }
+            }
+        });
+    }
+
+    /// Walks the runs segment by segment, handing each to `f` with its
+    /// segment's contributions, its sub-row length, its targets, and its
+    /// sources and weights (`ws` is `quantised` or `weights`). Both the
+    /// portable and the vector loops sum through this one walk.
+    #[inline(always)]
+    fn for_each_run<T, W>(&self, y: &[T], ws: &[W], mut f: impl FnMut(&[T; SEGMENT], usize, &[u16], &[u16], &[W])) {
         let (mut row, mut edge, mut first) = (0usize, 0usize, 0usize);
         for (ys, &last) in y.chunks_exact(SEGMENT).zip(&self.segment_runs) {
             let Ok(ys) = <&[T; SEGMENT]>::try_from(ys) else { continue };
             for &(len, count) in &self.runs[first..last as usize] {
                 let (len, count) = (len as usize, count as usize);
-                let targets = &self.targets[row..row + count];
-                let srcs = &self.sources[edge..edge + len * count];
-                let ws = &ws[edge..edge + len * count];
-                if len <= FIXED {
-                    let blocks = targets.chunks_exact(LANES);
-                    let tail = blocks.remainder();
-                    let (sb, wb) = (srcs.chunks_exact(LANES * len), ws.chunks_exact(LANES * len));
-                    let (st, wt) = (sb.remainder(), wb.remainder());
-                    for ((t, s), w) in blocks.zip(sb).zip(wb) {
-                        match len {
-                            1 => full_block::<T, W, 1>(ys, out, t, s, w),
-                            2 => full_block::<T, W, 2>(ys, out, t, s, w),
-                            3 => full_block::<T, W, 3>(ys, out, t, s, w),
-                            4 => full_block::<T, W, 4>(ys, out, t, s, w),
-                            5 => full_block::<T, W, 5>(ys, out, t, s, w),
-                            6 => full_block::<T, W, 6>(ys, out, t, s, w),
-                            7 => full_block::<T, W, 7>(ys, out, t, s, w),
-                            _ => full_block::<T, W, FIXED>(ys, out, t, s, w),
-                        }
-                    }
-                    block_sums(ys, out, tail, st, wt);
-                } else {
-                    for ((t, s), w) in targets.iter().zip(srcs.chunks_exact(len)).zip(ws.chunks_exact(len)) {
-                        out[usize::from(*t)] += row_sum(ys, s, w);
-                    }
-                }
+                let edges = edge..edge + len * count;
+                f(ys, len, &self.targets[row..row + count], &self.sources[edges.clone()], &ws[edges]);
                 row += count;
                 edge += len * count;
             }

@@ -104,7 +104,7 @@ mod x86 {
     use std::arch::x86_64::*;
 
     use super::super::Contribution;
-    use super::super::{FIXED, LANES, SEGMENT, TargetRange, block_sums, row_tail};
+    use super::super::{FIXED, LANES, TargetRange, block_sums, row_tail};
     use super::{Wide, WideWeight};
 
     /// Eight u16 offsets widened to the i32 indices gathers take.
@@ -131,61 +131,50 @@ mod x86 {
         // `t − start` for `t` in `start..end`, and `len = end − start`), so
         // with this check every scatter into `out` is in bounds.
         assert!(out.len() >= r.len && ws.len() == r.sources.len());
-        let (mut row, mut edge, mut first) = (0usize, 0usize, 0usize);
-        for (ys, &last) in y.chunks_exact(SEGMENT).zip(&r.segment_runs) {
-            let Ok(ys) = <&[T; SEGMENT]>::try_from(ys) else { continue };
+        r.for_each_run(y, ws, |ys, len, targets, srcs, ws| {
             // Sources are u16 offsets into a segment of exactly 2^16
             // contributions, so every gather from `yp` is in bounds.
             let yp = ys.as_ptr();
-            for &(len, count) in &r.runs[first..last as usize] {
-                let (len, count) = (len as usize, count as usize);
-                let targets = &r.targets[row..row + count];
-                let srcs = &r.sources[edge..edge + len * count];
-                let ws = &ws[edge..edge + len * count];
-                if len <= FIXED {
-                    let blocks = targets.chunks_exact(LANES);
-                    let tail = blocks.remainder();
-                    let (sb, wb) = (srcs.chunks_exact(LANES * len), ws.chunks_exact(LANES * len));
-                    let (st, wt) = (sb.remainder(), wb.remainder());
-                    for ((t, s), w) in blocks.zip(sb).zip(wb) {
-                        let mut acc = _mm512_setzero_pd();
-                        for j in 0..len {
-                            // SAFETY: `s` and `w` hold `LANES · len` elements.
-                            let (idx, wj) =
-                                unsafe { (indices(s.as_ptr().add(j * LANES)), W::load(w.as_ptr().add(j * LANES))) };
-                            // SAFETY: see `yp`.
-                            acc = _mm512_add_pd(acc, _mm512_mul_pd(unsafe { T::gather(yp, idx) }, wj));
-                        }
-                        // SAFETY: `t` holds LANES targets, distinct (one sub-row
-                        // per target and segment) and below `out.len()` (above),
-                        // so the scatter writes each lane once, in bounds.
-                        unsafe {
-                            let tidx = indices(t.as_ptr());
-                            let op = out.as_mut_ptr();
-                            let sum = _mm512_add_pd(_mm512_i32gather_pd::<8>(tidx, op), acc);
-                            _mm512_i32scatter_pd::<8>(op, tidx, sum);
-                        }
+            if len <= FIXED {
+                let blocks = targets.chunks_exact(LANES);
+                let tail = blocks.remainder();
+                let (sb, wb) = (srcs.chunks_exact(LANES * len), ws.chunks_exact(LANES * len));
+                let (st, wt) = (sb.remainder(), wb.remainder());
+                for ((t, s), w) in blocks.zip(sb).zip(wb) {
+                    let mut acc = _mm512_setzero_pd();
+                    for j in 0..len {
+                        // SAFETY: `s` and `w` hold `LANES · len` elements.
+                        let (idx, wj) =
+                            unsafe { (indices(s.as_ptr().add(j * LANES)), W::load(w.as_ptr().add(j * LANES))) };
+                        // SAFETY: see `yp`.
+                        acc = _mm512_add_pd(acc, _mm512_mul_pd(unsafe { T::gather(yp, idx) }, wj));
                     }
-                    block_sums(ys, out, tail, st, wt);
-                } else {
-                    for ((t, s), w) in targets.iter().zip(srcs.chunks_exact(len)).zip(ws.chunks_exact(len)) {
-                        let mut acc = _mm512_setzero_pd();
-                        let (mut sc, mut wc) = (s.chunks_exact(LANES), w.chunks_exact(LANES));
-                        for (s, w) in (&mut sc).zip(&mut wc) {
-                            // SAFETY: `s` and `w` hold LANES elements; see `yp`.
-                            let (idx, wj) = unsafe { (indices(s.as_ptr()), W::load(w.as_ptr())) };
-                            acc = _mm512_add_pd(acc, _mm512_mul_pd(unsafe { T::gather(yp, idx) }, wj));
-                        }
-                        let mut lanes = [0.0f64; LANES];
-                        // SAFETY: `lanes` holds exactly one vector.
-                        unsafe { _mm512_storeu_pd(lanes.as_mut_ptr(), acc) };
-                        out[usize::from(*t)] += row_tail(ys, &mut lanes, sc.remainder(), wc.remainder());
+                    // SAFETY: `t` holds LANES targets, distinct (one sub-row
+                    // per target and segment) and below `out.len()` (above),
+                    // so the scatter writes each lane once, in bounds.
+                    unsafe {
+                        let tidx = indices(t.as_ptr());
+                        let op = out.as_mut_ptr();
+                        let sum = _mm512_add_pd(_mm512_i32gather_pd::<8>(tidx, op), acc);
+                        _mm512_i32scatter_pd::<8>(op, tidx, sum);
                     }
                 }
-                row += count;
-                edge += len * count;
+                block_sums(ys, out, tail, st, wt);
+            } else {
+                for ((t, s), w) in targets.iter().zip(srcs.chunks_exact(len)).zip(ws.chunks_exact(len)) {
+                    let mut acc = _mm512_setzero_pd();
+                    let (mut sc, mut wc) = (s.chunks_exact(LANES), w.chunks_exact(LANES));
+                    for (s, w) in (&mut sc).zip(&mut wc) {
+                        // SAFETY: `s` and `w` hold LANES elements; see `yp`.
+                        let (idx, wj) = unsafe { (indices(s.as_ptr()), W::load(w.as_ptr())) };
+                        acc = _mm512_add_pd(acc, _mm512_mul_pd(unsafe { T::gather(yp, idx) }, wj));
+                    }
+                    let mut lanes = [0.0f64; LANES];
+                    // SAFETY: `lanes` holds exactly one vector.
+                    unsafe { _mm512_storeu_pd(lanes.as_mut_ptr(), acc) };
+                    out[usize::from(*t)] += row_tail(ys, &mut lanes, sc.remainder(), wc.remainder());
+                }
             }
-            first = last as usize;
-        }
+        });
     }
 }
