@@ -1,12 +1,14 @@
 //! The `lift` command: everything `main` dispatches to, as a library so the
 //! end-to-end tests drive exactly what an operator runs.
 //!
+//! - [`config`]: the one layered configuration (defaults < lift.toml < env < flags).
 //! - [`stack`]: starts the three services on bound listeners, wired over gRPC.
 //! - [`demo`]: the whole story on embedded SQLite, printed for a person.
 //! - [`dataset`]: the generated network and simulated outcomes.
 //! - [`soak`]: `lift bench soak`, a bounded soak with count checks.
 //! - [`matchbench`]: `lift bench match`, MatchCampaign latency with and without the score cache.
 
+pub mod config;
 pub mod dataset;
 pub mod demo;
 pub mod latency;

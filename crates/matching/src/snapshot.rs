@@ -683,12 +683,18 @@ impl ScoreCache {
                         secs = took.as_secs_f64(),
                         "score cache loaded"
                     );
+                    metrics::histogram!("lift_matching_score_cache_load_seconds").record(took.as_secs_f64());
+                    metrics::gauge!("lift_matching_score_cache_as_of_offset").set(snap.as_of as f64);
+                    let loaded_at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+                    metrics::gauge!("lift_matching_score_cache_loaded_timestamp_seconds")
+                        .set(loaded_at.map_or(0.0, |d| d.as_secs_f64()));
                     *me.current.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::new(snap));
                     *me.last_error.write().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
                     me.last_load_micros.store(u64::try_from(took.as_micros()).unwrap_or(u64::MAX), Ordering::Release);
                     me.loads.fetch_add(1, Ordering::AcqRel);
                 }
                 Err(e) => {
+                    metrics::counter!("lift_matching_score_cache_load_failures_total").increment(1);
                     tracing::warn!(error = %e, "loading the score cache failed");
                     *me.last_error.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(e.to_string());
                 }
@@ -730,7 +736,7 @@ impl ScoreCache {
                 // Patience ran out with an older snapshot at hand: serve it, marked stale.
                 None => {
                     return current
-                        .map(|s| (s, true))
+                        .map(stale_answer)
                         .ok_or_else(|| Error::scoring(tonic::Status::unavailable("the score cache is loading")));
                 }
                 Some(Err(_)) => {
@@ -747,13 +753,16 @@ impl ScoreCache {
             let failed = self.last_error.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
             return match (current, failed) {
                 // The load failed: an older snapshot is still an answer, marked stale.
-                (Some(s), Some(_)) => Ok((s, true)),
+                (Some(s), Some(_)) => Ok(stale_answer(s)),
                 (None, Some(e)) => Err(Error::scoring(tonic::Status::unavailable(e))),
                 // A load that began before this caller's probe finished: a newer
                 // snapshot than before, though not necessarily `run`'s.
                 (Some(s), None) => {
-                    let stale = !Self::serves(&s, run) && s.as_of < run.1;
-                    Ok((s, stale))
+                    if !Self::serves(&s, run) && s.as_of < run.1 {
+                        Ok(stale_answer(s))
+                    } else {
+                        Ok((s, false))
+                    }
                 }
                 (None, None) => Err(Error::scoring(tonic::Status::unavailable("the score cache is empty"))),
             };
@@ -771,6 +780,12 @@ impl ScoreCache {
             as_of_offset: cur.as_ref().map_or(0, |s| s.as_of),
         }
     }
+}
+
+/// An answer from an older run's snapshot, counted in `lift_matching_stale_answers_total`.
+fn stale_answer(s: Arc<ScoreSnapshot>) -> (Arc<ScoreSnapshot>, bool) {
+    metrics::counter!("lift_matching_stale_answers_total").increment(1);
+    (s, true)
 }
 
 #[cfg(test)]

@@ -46,6 +46,7 @@ impl Scoring {
         let mut state = State::new();
         let mut dirty = false;
         let mut backoff = self.cfg().initial_backoff;
+        let mut lag = Lag::default();
         loop {
             if shutdown.is_triggered() {
                 return Ok(());
@@ -96,8 +97,10 @@ impl Scoring {
                         Ok(Some(resp)) => {
                             backoff = self.cfg().initial_backoff;
                             let caught_up = resp.caught_up || resp.head_offset <= last_offset(&resp, &state);
+                            let head = resp.head_offset;
                             let (s, applied) = self.absorb(state, resp, &mut restore).await?;
                             state = s;
+                            lag.observe(head, state.offset);
                             dirty |= applied;
                             if caught_up && restore.pending.is_some() {
                                 // The ledger holds less than the committed run consumed: serve what we have.
@@ -230,6 +233,12 @@ impl Scoring {
         let started = std::time::Instant::now();
         match store::commit_run(self.db(), &run, &rows).await {
             Ok(run_id) => {
+                metrics::histogram!("lift_scoring_run_seconds").record(snap.stats.millis as f64 / 1000.0);
+                metrics::histogram!("lift_scoring_commit_seconds").record(started.elapsed().as_secs_f64());
+                metrics::counter!("lift_scoring_runs_total").increment(1);
+                metrics::counter!("lift_scoring_accounts_changed_total").increment(rows.len() as u64);
+                metrics::gauge!("lift_scoring_run_accounts_changed").set(rows.len() as f64);
+                metrics::gauge!("lift_scoring_run_offset").set(snap.as_of.offset as f64);
                 tracing::info!(
                     run_id,
                     offset = snap.as_of.offset,
@@ -245,6 +254,28 @@ impl Scoring {
             }
             Err(e) => (state, Err(e.into())),
         }
+    }
+}
+
+/// Scoring's consumer lag behind the ledger head, as the gauges
+/// `lift_consumer_lag_events{consumer="scoring"}` and `lift_consumer_lag_seconds`
+/// (how long it has been behind; 0 at the head), updated on every ledger message.
+#[derive(Debug, Default)]
+struct Lag {
+    behind_since: Option<Instant>,
+}
+
+impl Lag {
+    fn observe(&mut self, head: u64, consumed: u64) {
+        let behind = head.saturating_sub(consumed);
+        let secs = if behind == 0 {
+            self.behind_since = None;
+            0.0
+        } else {
+            self.behind_since.get_or_insert_with(Instant::now).elapsed().as_secs_f64()
+        };
+        metrics::gauge!("lift_consumer_lag_events", "consumer" => "scoring").set(behind as f64);
+        metrics::gauge!("lift_consumer_lag_seconds", "consumer" => "scoring").set(secs);
     }
 }
 
