@@ -97,13 +97,14 @@ async fn check(method: &prost_reflect::MethodDescriptor, mut body: Body) -> Resu
             want = 5 + len;
         }
     }
-    if want > 5 && buf.len() >= want {
-        if let Some(msg) = bounds::decode(method, &buf[5..want]) {
-            let v = bounds::violations(&msg);
-            if !v.is_empty() {
-                tracing::debug!(method = method.full_name(), violations = v.len(), "request past its length bounds");
-                return Err(crate::status::bad_request(&v));
-            }
+    if want > 5
+        && buf.len() >= want
+        && let Some(msg) = bounds::decode(method, &buf[5..want])
+    {
+        let v = bounds::violations(&msg);
+        if !v.is_empty() {
+            tracing::debug!(method = method.full_name(), violations = v.len(), "request past its length bounds");
+            return Err(crate::status::bad_request(&v));
         }
     }
     let read = buf.freeze();
