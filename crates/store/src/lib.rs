@@ -5,6 +5,7 @@
 //! - [`ledger`] is the append-only event ledger: idempotent batch appends with dense,
 //!   commit-ordered offsets, and reads after an offset.
 //! - [`api_keys`] holds API keys (hashed) with their scopes, brand and revocation.
+//! - [`checkpoints`] stores the scoring engine's state at an offset, in chunks.
 //! - [`links`] is the link registry and the click index attribution reads.
 //! - [`testing`] (feature `testing`) starts a PostgreSQL container for tests.
 //!
@@ -13,6 +14,7 @@
 
 pub mod api_keys;
 pub mod campaigns;
+pub mod checkpoints;
 mod connect;
 pub mod entity;
 mod error;

@@ -40,6 +40,12 @@ pub struct ScoringConfig {
     /// Most reverse-reachable sets one `SelectSeeds` call may sample (bounds its
     /// latency and memory; a response says when the cap weakened its guarantee).
     pub max_rr_sets: usize,
+    /// Write a checkpoint of the engine state after a run once this many
+    /// ledger events were applied since the last one (0: never). A restart
+    /// then replays only the events after the newest checkpoint.
+    pub checkpoint_every_events: u64,
+    /// Checkpoints kept in the database (the newest ones; at least 1).
+    pub checkpoints_kept: u64,
 }
 
 impl Default for ScoringConfig {
@@ -50,6 +56,8 @@ impl Default for ScoringConfig {
             initial_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(10),
             max_rr_sets: 2_000_000,
+            checkpoint_every_events: 1_000_000,
+            checkpoints_kept: 2,
         }
     }
 }
@@ -73,6 +81,8 @@ struct Inner {
     progress: watch::Sender<(u64, u64)>,
     /// The ingestion client the consumer runs with, for replays on demand.
     ingest: RwLock<Option<IngestServiceClient<lift_runtime::client::Channel>>>,
+    /// Checkpoint bookkeeping of the consumer.
+    checkpoints: consumer::CheckpointState,
 }
 
 /// One committed run, as served.
@@ -133,6 +143,7 @@ impl Scoring {
                 directory: RwLock::new(Directory::default()),
                 progress: watch::channel((0, 0)).0,
                 ingest: RwLock::new(None),
+                checkpoints: consumer::CheckpointState::default(),
             }),
         })
     }
