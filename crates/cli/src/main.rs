@@ -247,6 +247,16 @@ struct ValidateArgs {
     creators: usize,
     #[arg(long, default_value_t = 2010)]
     seed: u64,
+    /// Instead of the correlation study: the gaming benchmark, action-interval coverage and
+    /// policy back-test of the current model, written to DIR/<model version>/ (tables and SVG plots).
+    #[arg(long, value_name = "DIR")]
+    report: Option<PathBuf>,
+    /// With --report: seeds of the policy back-test.
+    #[arg(long, default_value_t = 20)]
+    seeds: usize,
+    /// With --report: creators per population in the coverage study.
+    #[arg(long, default_value_t = 4000)]
+    coverage_creators: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -453,6 +463,15 @@ async fn main() -> anyhow::Result<()> {
                 databases: None,
             })
             .await?;
+        }
+        Command::Validate(ValidateArgs { report: Some(dir), collegemsg, seed, seeds, coverage_creators, .. }) => {
+            lift_cli::validate::report::run(&lift_cli::validate::report::ReportOptions {
+                dir,
+                collegemsg,
+                seed,
+                seeds,
+                creators: coverage_creators,
+            })?;
         }
         Command::Validate(a) => {
             lift_cli::validate::run(lift_cli::validate::ValidateOptions {

@@ -46,8 +46,10 @@ fn objective_index(o: Objective) -> usize {
     }
 }
 
-/// Flag bits per row: bit `d` = dimension `d` has an overall score; bit `5 + d` = its evidence is sufficient.
+/// Flag bits per row: bit `d` = dimension `d` has an overall score; bit `5 + d` = its evidence is
+/// sufficient; bit `10 + d` = scoring reported no evidence at all.
 const SUFFICIENT_SHIFT: u16 = 5;
+const NO_DATA_SHIFT: u16 = 10;
 
 /// Many strings in one buffer.
 #[derive(Debug, Default)]
@@ -188,6 +190,15 @@ impl ScoreSnapshot {
         self.flags[row] & (1 << (SUFFICIENT_SHIFT as usize + d.index())) != 0
     }
 
+    fn no_data(&self, row: usize, d: Dimension) -> bool {
+        self.flags[row] & (1 << (NO_DATA_SHIFT as usize + d.index())) != 0
+    }
+
+    /// Whether a row fails a rule for lack of evidence, as `rules::evaluate_criterion` decides.
+    fn evidence_fails(&self, row: usize, d: Dimension, allow_insufficient: bool) -> bool {
+        self.has(row, d) && (self.no_data(row, d) || (!allow_insufficient && !self.sufficient(row, d)))
+    }
+
     /// `rules::objective_score` of a row, read from the columns.
     pub(crate) fn key(&self, objective: Objective, row: usize) -> (f64, f64) {
         let v = |d: Dimension| self.value[d.index()][row];
@@ -255,8 +266,14 @@ impl ScoreSnapshot {
         for c in spec.rules() {
             let bound = c.threshold.bound();
             let observed = self.observed(&c);
-            for ((f, m), &x) in fails.iter_mut().zip(miss.iter_mut()).zip(observed.iter()) {
-                let margin = x - bound;
+            let evidence_rule = c.topic.is_none() && c.dimension == Dimension::Action;
+            for (row, ((f, m), &x)) in fails.iter_mut().zip(miss.iter_mut()).zip(observed.iter()).enumerate() {
+                let margin = if evidence_rule && self.evidence_fails(row, c.dimension, spec.allow_insufficient_evidence)
+                {
+                    f64::NEG_INFINITY
+                } else {
+                    x - bound
+                };
                 // `passed` is `margin >= 0.0` in the rules: NaN fails too.
                 if margin.is_nan() || margin < 0.0 {
                     if *f == 0 {
@@ -269,6 +286,20 @@ impl ScoreSnapshot {
         for a in &spec.excluded {
             if let Some(row) = self.find(a) {
                 fails[row] = u8::MAX;
+            }
+        }
+        // The campaign's topics: a row scored in none of them is off topic (never a near miss).
+        if !spec.topics.is_empty() {
+            let mut on_topic = vec![false; n];
+            for col in self.topics.iter().filter(|t| spec.topics.contains(&t.topic)) {
+                for &row in &col.members {
+                    on_topic[row as usize] = true;
+                }
+            }
+            for (f, on) in fails.iter_mut().zip(on_topic) {
+                if !on {
+                    *f = u8::MAX;
+                }
             }
         }
         let order = &self.order[objective_index(spec.objective)];
@@ -292,8 +323,9 @@ impl ScoreSnapshot {
     }
 
     /// A row as the `ScoreCard` scoring's answer would have produced, with every
-    /// score the campaign's rules and objective read.
-    pub(crate) fn card(&self, row: usize, rules_in_force: &[Criterion]) -> ScoreCard {
+    /// score the campaign's rules, topics and objective read (every topic score
+    /// the row has, whichever rules are in force).
+    pub(crate) fn card(&self, row: usize, _rules_in_force: &[Criterion]) -> ScoreCard {
         let mut scores = HashMap::new();
         for d in Dimension::ALL {
             if !self.has(row, d) {
@@ -306,6 +338,7 @@ impl ScoreSnapshot {
                 lower: value,
                 upper: value,
                 sufficient: self.sufficient(row, d),
+                no_data: self.no_data(row, d),
                 raw: BTreeMap::new(),
             };
             if let Some(o) = OBJECTIVES.into_iter().find(|o| o.primary_dimension() == d) {
@@ -322,19 +355,20 @@ impl ScoreSnapshot {
             }
             scores.insert((d, String::new()), entry);
         }
-        for c in rules_in_force {
-            let Some(t) = &c.topic else { continue };
-            let Some(col) = self.topic_column(c.dimension, t) else { continue };
+        // Every topic score of the row (a few columns), so the rules see the
+        // topics the criteria name and the campaign's topics alike.
+        for col in &self.topics {
             if let Ok(i) = col.members.binary_search(&(row as u32)) {
                 let value = col.value[i];
                 scores.insert(
-                    (c.dimension, t.clone()),
+                    (col.dimension, col.topic.clone()),
                     ScoreEntry {
                         value,
                         percentile: col.percentile[i],
                         lower: value,
                         upper: value,
                         sufficient: true,
+                        no_data: false,
                         raw: BTreeMap::new(),
                     },
                 );
@@ -353,6 +387,7 @@ struct Overall {
     upper: f64,
     present: bool,
     sufficient: bool,
+    no_data: bool,
     count: f64,
 }
 
@@ -404,7 +439,9 @@ impl Builder {
                     lower: finite_or_zero(s.lower),
                     upper: finite_or_zero(s.upper),
                     present: true,
-                    sufficient: s.evidence != spb::Evidence::Insufficient as i32,
+                    sufficient: s.evidence != spb::Evidence::Insufficient as i32
+                        && s.evidence != spb::Evidence::NoData as i32,
+                    no_data: s.evidence == spb::Evidence::NoData as i32,
                     count,
                 };
             } else {
@@ -481,6 +518,7 @@ impl Builder {
                 snap.percentile[d.index()].push(o.percentile);
                 flags |= u16::from(o.present) << d.index();
                 flags |= u16::from(o.present && o.sufficient) << (SUFFICIENT_SHIFT as usize + d.index());
+                flags |= u16::from(o.present && o.no_data) << (NO_DATA_SHIFT as usize + d.index());
             }
             snap.flags.push(flags);
             for o in OBJECTIVES {

@@ -215,8 +215,13 @@ impl Scoring {
                 let (levels, values) = parse_distribution(run, d)?;
                 let value = h.row.values[d.index()];
                 let (lower, upper, evidence) = if d == Dimension::Action {
-                    let ev =
-                        if h.row.action_sufficient { pb::Evidence::Sufficient } else { pb::Evidence::Insufficient };
+                    // An observed account's interval always has width (the prior's), so an
+                    // insufficient row with upper 0 had no evidence at all.
+                    let ev = match (h.row.action_sufficient, h.row.action_upper > 0.0) {
+                        (true, _) => pb::Evidence::Sufficient,
+                        (false, true) => pb::Evidence::Insufficient,
+                        (false, false) => pb::Evidence::NoData,
+                    };
                     (h.row.action_lower, h.row.action_upper, ev as i32)
                 } else {
                     (value, value, pb::Evidence::Unspecified as i32)
