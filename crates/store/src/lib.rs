@@ -5,6 +5,7 @@
 //! - [`ledger`] is the append-only event ledger: idempotent batch appends with dense,
 //!   commit-ordered offsets, and reads after an offset.
 //! - [`api_keys`] holds API keys (hashed) with their scopes, brand and revocation.
+//! - [`lease`] is the scoring writer lease (fencing token) and the global run-id counter.
 //! - [`links`] is the link registry and the click index attribution reads.
 //! - [`testing`] (feature `testing`) starts a PostgreSQL container for tests.
 //!
@@ -15,6 +16,7 @@ pub mod api_keys;
 pub mod campaigns;
 mod connect;
 pub mod entity;
+pub mod lease;
 mod error;
 pub mod ledger;
 pub mod links;
@@ -23,7 +25,7 @@ pub mod scoring;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use connect::{ConnectConfig, connect, connect_with, is_postgres, migrate};
+pub use connect::{ConnectConfig, begin_write, connect, connect_with, is_postgres, migrate};
 pub use error::Error;
 pub use sea_orm::sqlx;
 pub use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, TransactionTrait};
