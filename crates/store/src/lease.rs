@@ -109,7 +109,11 @@ pub async fn renew(db: &impl ConnectionTrait, fence: &Fence, ttl: Duration) -> R
         .execute_raw(Statement::from_sql_and_values(
             b,
             sql,
-            [Value::BigInt(Some(micros(ttl))), Value::from(fence.holder.clone()), Value::BigInt(Some(to_db(fence.token)))],
+            [
+                Value::BigInt(Some(micros(ttl))),
+                Value::from(fence.holder.clone()),
+                Value::BigInt(Some(to_db(fence.token))),
+            ],
         ))
         .await?;
     Ok(r.rows_affected() == 1)
