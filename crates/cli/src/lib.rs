@@ -7,8 +7,10 @@
 //! - [`dataset`]: the generated network and simulated outcomes.
 //! - [`soak`]: `lift bench soak`, a bounded soak with count checks.
 //! - [`matchbench`]: `lift bench match`, MatchCampaign latency with and without the score cache.
+//! - [`cachebench`]: `lift bench cache-refresh`, the score cache by delta beside a full reload.
 
 pub mod config;
+pub mod cachebench;
 pub mod dataset;
 pub mod demo;
 pub mod latency;

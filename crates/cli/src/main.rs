@@ -156,6 +156,19 @@ enum BenchCommand {
         #[arg(long, default_value_t = 1_000)]
         debounce_ms: u64,
     },
+    /// Matching's score-cache refresh after a run that changed a share of the accounts:
+    /// the delta (ExportScores since the cached run) beside the full reload, same run.
+    CacheRefresh {
+        /// Accounts in the generated population.
+        #[arg(long, default_value_t = 1_000_000)]
+        accounts: usize,
+        /// Share of the accounts the new run changes (0-1).
+        #[arg(long, default_value_t = 0.01)]
+        changed: f64,
+        /// Accounts per ExportScores message.
+        #[arg(long, default_value_t = 1_000)]
+        chunk: u32,
+    },
     /// MatchCampaign latency over a generated scored population on loopback: through
     /// the score cache, and through the QueryAccounts scan it replaces, side by side.
     Match {
@@ -537,6 +550,10 @@ async fn main() -> anyhow::Result<()> {
             let db = lift_store::connect(&database_url).await?;
             let opts = lift_ingest::bench::BenchOptions { events, batch_size: batch, streams, ..Default::default() };
             println!("{}", lift_ingest::bench::bench(db, &opts).await?);
+        }
+        Command::Bench { command: BenchCommand::CacheRefresh { accounts, changed, chunk } } => {
+            let opts = lift_cli::cachebench::CacheBenchOptions { accounts, changed, chunk };
+            println!("{}", lift_cli::cachebench::run(&opts).await?);
         }
         Command::Bench { command: BenchCommand::Match { accounts, calls, baseline_calls, page_size } } => {
             let opts = lift_cli::matchbench::MatchBenchOptions {

@@ -463,8 +463,8 @@ impl Matching {
         let (chunk, attempts) = (inner.cfg.query_page_size, inner.cfg.scan_attempts);
         inner
             .scores
-            .at_least(&run, (!fresh).then_some(inner.cfg.score_cache_patience), move || async move {
-                snapshot::load(&scoring, &retry, chunk, attempts).await
+            .at_least(&run, (!fresh).then_some(inner.cfg.score_cache_patience), move |base| async move {
+                snapshot::load(&scoring, &retry, chunk, attempts, base).await
             })
             .await
     }

@@ -33,6 +33,8 @@ use lift_runtime::client::{Channel, RetryPolicy, retry_idempotent};
 
 use crate::Error;
 
+mod delta;
+
 /// A scoring run: (model version, as-of ledger offset).
 pub(crate) type Run = (String, u64);
 
@@ -97,6 +99,12 @@ struct TopicColumn {
 pub(crate) struct ScoreSnapshot {
     pub(crate) model_version: String,
     pub(crate) as_of: u64,
+    /// Scoring's id of the run (0 from a scoring that does not send it): what a
+    /// delta export is asked relative to.
+    pub(crate) run_id: u64,
+    /// Accounts the load that built this received, and whether they were a delta.
+    received: u64,
+    from_delta: bool,
     n: usize,
     networks: Vec<String>,
     network: Vec<u32>,
@@ -457,7 +465,7 @@ impl Builder {
         self.rows.push(row);
     }
 
-    pub(crate) fn finish(self, run: Run) -> Result<ScoreSnapshot, Error> {
+    pub(crate) fn finish_run(self, run: Run, run_id: u64) -> Result<ScoreSnapshot, Error> {
         let mut rows = self.rows;
         // Stable, so of an account sent twice the first copy is kept (as the scan does).
         rows.sort_by(|a, b| a.account.cmp(&b.account));
@@ -473,6 +481,9 @@ impl Builder {
         let mut snap = ScoreSnapshot {
             model_version: run.0,
             as_of: run.1,
+            run_id,
+            received: n as u64,
+            from_delta: false,
             n,
             networks: Vec::new(),
             network: Vec::with_capacity(n),
@@ -563,7 +574,7 @@ impl Builder {
 /// Asks scoring which run it serves: `ExportScores` with `run_only`, one small
 /// message and no pass over the population.
 pub(crate) async fn probe(scoring: &ScoringServiceClient<Channel>, retry: &RetryPolicy) -> Result<Run, Error> {
-    let req = spb::ExportScoresRequest { chunk_size: 0, run_only: true };
+    let req = spb::ExportScoresRequest { chunk_size: 0, run_only: true, since_run: 0 };
     let first = retry_idempotent(retry, "ExportScores", || {
         let (mut c, r) = (scoring.clone(), req);
         async move {
@@ -577,22 +588,31 @@ pub(crate) async fn probe(scoring: &ScoringServiceClient<Channel>, retry: &Retry
     Ok((first.model_version, first.as_of_offset))
 }
 
-/// Streams every scored account of scoring's current run with `ExportScores`;
-/// every chunk comes from one run, so the load never has to restart. A stream
-/// that breaks off is retried from the start, up to `attempts` times.
+/// Streams scoring's current run with `ExportScores`; every chunk comes from
+/// one run, so the load never has to restart. With a `base` snapshot (the
+/// cached one) only the accounts changed since its run are asked for and
+/// applied to a copy of it, in time proportional to the change; scoring
+/// answers with the whole population when it cannot tell what changed. A
+/// stream that breaks off is retried from the start, up to `attempts` times.
 pub(crate) async fn load(
     scoring: &ScoringServiceClient<Channel>,
     retry: &RetryPolicy,
     chunk_size: u32,
     attempts: u32,
+    base: Option<Arc<ScoreSnapshot>>,
 ) -> Result<ScoreSnapshot, Error> {
     let mut last = None;
     for attempt in 1..=attempts.max(1) {
-        match load_once(scoring, retry, chunk_size).await {
-            Ok(builder_run) => {
-                let (builder, run) = builder_run;
+        match load_once(scoring, retry, chunk_size, base.as_deref()).await {
+            Ok(loaded) => {
+                let base = base.clone();
                 // Sorting and column building is CPU work: keep it off the async workers.
-                return tokio::task::spawn_blocking(move || builder.finish(run)).await.map_err(|e| {
+                return tokio::task::spawn_blocking(move || match (loaded.delta, base) {
+                    (true, Some(base)) => loaded.builder.apply_to(&base, loaded.run, loaded.run_id),
+                    _ => loaded.builder.finish_run(loaded.run, loaded.run_id),
+                })
+                .await
+                .map_err(|e| {
                     Error::scoring(tonic::Status::internal(format!("building the score cache failed: {e}")))
                 })?;
             }
@@ -605,12 +625,23 @@ pub(crate) async fn load(
     Err(last.unwrap_or_else(|| Error::scoring(tonic::Status::unavailable("the score cache could not be loaded"))))
 }
 
+/// What one `ExportScores` stream brought.
+struct Loaded {
+    builder: Builder,
+    run: Run,
+    run_id: u64,
+    /// The accounts are changes relative to the base snapshot's run.
+    delta: bool,
+}
+
 async fn load_once(
     scoring: &ScoringServiceClient<Channel>,
     retry: &RetryPolicy,
     chunk_size: u32,
-) -> Result<(Builder, Run), Error> {
-    let req = spb::ExportScoresRequest { chunk_size, run_only: false };
+    base: Option<&ScoreSnapshot>,
+) -> Result<Loaded, Error> {
+    let since_run = base.map_or(0, |b| b.run_id);
+    let req = spb::ExportScoresRequest { chunk_size, run_only: false, since_run };
     let mut stream = retry_idempotent(retry, "ExportScores", || {
         let (mut c, r) = (scoring.clone(), req);
         async move { c.export_scores(r).await }
@@ -619,13 +650,25 @@ async fn load_once(
     .map_err(Error::scoring)?
     .into_inner();
     let mut builder = Builder::default();
-    let mut run: Option<Run> = None;
+    let mut run: Option<(Run, u64, bool)> = None;
     let mut seen = 0u64;
     let mut total = 0u64;
     while let Some(msg) = stream.message().await.map_err(Error::scoring)? {
-        let this = (msg.model_version.clone(), msg.as_of_offset);
+        let this = ((msg.model_version.clone(), msg.as_of_offset), msg.run_id, msg.delta);
         match &run {
-            None => run = Some(this),
+            None => {
+                if msg.delta
+                    && (since_run == 0
+                        || msg.since_run != since_run
+                        || base.is_none_or(|b| b.model_version != msg.model_version))
+                {
+                    return Err(Error::scoring(tonic::Status::internal(format!(
+                        "ExportScores sent changes since run {} when asked for those since run {since_run}",
+                        msg.since_run
+                    ))));
+                }
+                run = Some(this);
+            }
             Some(r) if *r != this => {
                 return Err(Error::scoring(tonic::Status::internal("ExportScores mixed two scoring runs")));
             }
@@ -642,7 +685,8 @@ async fn load_once(
             "ExportScores ended after {seen} of {total} accounts"
         ))));
     }
-    Ok((builder, run.unwrap_or_default()))
+    let (run, run_id, delta) = run.unwrap_or_default();
+    Ok(Loaded { builder, run, run_id, delta })
 }
 
 /// What the score cache holds and has done, for operators and benchmarks.
@@ -656,6 +700,10 @@ pub struct ScoreCacheStats {
     pub bytes: usize,
     /// How long the last load took (paging scoring and building the columns).
     pub last_load: Duration,
+    /// Of the completed loads, those that applied only a run's changes.
+    pub delta_loads: u64,
+    /// Accounts the last load received (all of them, or the changed ones).
+    pub last_received: u64,
     pub model_version: String,
     pub as_of_offset: u64,
 }
@@ -673,6 +721,8 @@ pub(crate) struct ScoreCache {
     last_error: RwLock<Option<String>>,
     loads: AtomicU64,
     last_load_micros: AtomicU64,
+    delta_loads: AtomicU64,
+    last_received: AtomicU64,
 }
 
 impl Default for ScoreCache {
@@ -684,6 +734,8 @@ impl Default for ScoreCache {
             last_error: RwLock::default(),
             loads: AtomicU64::new(0),
             last_load_micros: AtomicU64::new(0),
+            delta_loads: AtomicU64::new(0),
+            last_received: AtomicU64::new(0),
         }
     }
 }
@@ -701,20 +753,23 @@ impl ScoreCache {
     /// Starts a background load unless one is running.
     fn start_load<F, Fut>(self: &Arc<Self>, load: F)
     where
-        F: FnOnce() -> Fut + Send + 'static,
+        F: FnOnce(Option<Arc<ScoreSnapshot>>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<ScoreSnapshot, Error>> + Send + 'static,
     {
         if self.loading.swap(true, Ordering::AcqRel) {
             return;
         }
         let me = Arc::clone(self);
+        let base = self.get();
         tokio::spawn(async move {
             let started = Instant::now();
-            match load().await {
+            match load(base).await {
                 Ok(snap) => {
                     let took = started.elapsed();
                     tracing::info!(
                         accounts = snap.len(),
+                        received = snap.received,
+                        delta = snap.from_delta,
                         bytes = snap.bytes(),
                         model_version = %snap.model_version,
                         as_of = snap.as_of,
@@ -726,6 +781,10 @@ impl ScoreCache {
                     let loaded_at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
                     metrics::gauge!("lift_matching_score_cache_loaded_timestamp_seconds")
                         .set(loaded_at.map_or(0.0, |d| d.as_secs_f64()));
+                    me.last_received.store(snap.received, Ordering::Release);
+                    if snap.from_delta {
+                        me.delta_loads.fetch_add(1, Ordering::AcqRel);
+                    }
                     *me.current.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::new(snap));
                     *me.last_error.write().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
                     me.last_load_micros.store(u64::try_from(took.as_micros()).unwrap_or(u64::MAX), Ordering::Release);
@@ -754,7 +813,7 @@ impl ScoreCache {
         load: F,
     ) -> Result<(Arc<ScoreSnapshot>, bool), Error>
     where
-        F: FnOnce() -> Fut + Send + 'static,
+        F: FnOnce(Option<Arc<ScoreSnapshot>>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<ScoreSnapshot, Error>> + Send + 'static,
     {
         if let Some(s) = self.get().filter(|s| Self::serves(s, run)) {
@@ -814,6 +873,8 @@ impl ScoreCache {
             accounts: cur.as_ref().map_or(0, |s| s.len()),
             bytes: cur.as_ref().map_or(0, |s| s.bytes()),
             last_load: Duration::from_micros(self.last_load_micros.load(Ordering::Acquire)),
+            delta_loads: self.delta_loads.load(Ordering::Acquire),
+            last_received: self.last_received.load(Ordering::Acquire),
             model_version: cur.as_ref().map(|s| s.model_version.clone()).unwrap_or_default(),
             as_of_offset: cur.as_ref().map_or(0, |s| s.as_of),
         }
@@ -831,7 +892,7 @@ mod tests {
     use super::*;
 
     fn empty(run: &Run) -> Result<ScoreSnapshot, Error> {
-        Builder::default().finish(run.clone())
+        Builder::default().finish_run(run.clone(), 0)
     }
 
     /// Pins stale-while-revalidate: a load slower than the caller's patience
@@ -846,7 +907,7 @@ mod tests {
         // Nothing cached: the caller waits for the load, however long.
         let ra = a.clone();
         let (s, stale) = cache
-            .at_least(&a, patience, move || async move {
+            .at_least(&a, patience, move |_| async move {
                 tokio::time::sleep(Duration::from_secs(5)).await;
                 empty(&ra)
             })
@@ -857,7 +918,7 @@ mod tests {
         // A newer run whose load takes longer than the patience: the old copy, stale.
         let rb = b.clone();
         let (s, stale) = cache
-            .at_least(&b, patience, move || async move {
+            .at_least(&b, patience, move |_| async move {
                 tokio::time::sleep(Duration::from_secs(5)).await;
                 empty(&rb)
             })
@@ -865,11 +926,11 @@ mod tests {
             .unwrap();
         assert_eq!((s.as_of, stale), (10, true));
         // A second caller meanwhile joins the running load instead of starting one.
-        let (s, stale) = cache.at_least(&b, patience, || async { panic!("a second load started") }).await.unwrap();
+        let (s, stale) = cache.at_least(&b, patience, |_| async { panic!("a second load started") }).await.unwrap();
         assert_eq!((s.as_of, stale), (10, true));
 
         tokio::time::sleep(Duration::from_secs(6)).await;
-        let (s, stale) = cache.at_least(&b, patience, || async { panic!("reloaded a cached run") }).await.unwrap();
+        let (s, stale) = cache.at_least(&b, patience, |_| async { panic!("reloaded a cached run") }).await.unwrap();
         assert_eq!((s.as_of, stale), (20, false));
         assert_eq!(cache.stats().loads, 2);
 
@@ -877,7 +938,7 @@ mod tests {
         let c = ("m".to_owned(), 30);
         let rc = c.clone();
         let (s, stale) = cache
-            .at_least(&c, None, move || async move {
+            .at_least(&c, None, move |_| async move {
                 tokio::time::sleep(Duration::from_secs(5)).await;
                 empty(&rc)
             })
@@ -891,12 +952,14 @@ mod tests {
     #[tokio::test]
     async fn failed_loads_fall_back_or_fail() {
         let cache = Arc::new(ScoreCache::default());
-        let fail = || async { Err(Error::scoring(tonic::Status::unavailable("scoring is down"))) };
+        let fail = |_: Option<Arc<ScoreSnapshot>>| async {
+            Err(Error::scoring(tonic::Status::unavailable("scoring is down")))
+        };
         let run = ("m".to_owned(), 1);
         let err = cache.at_least(&run, Some(Duration::from_secs(1)), fail).await.unwrap_err();
         assert!(err.to_string().contains("scoring is down"), "{err}");
         let r = run.clone();
-        cache.at_least(&run, Some(Duration::from_secs(1)), move || async move { empty(&r) }).await.unwrap();
+        cache.at_least(&run, Some(Duration::from_secs(1)), move |_| async move { empty(&r) }).await.unwrap();
         let (s, stale) = cache.at_least(&("m".to_owned(), 2), Some(Duration::from_secs(1)), fail).await.unwrap();
         assert_eq!((s.as_of, stale), (1, true));
     }
