@@ -9,8 +9,8 @@
 //! - [`matchbench`]: `lift bench match`, MatchCampaign latency with and without the score cache.
 //! - [`cachebench`]: `lift bench cache-refresh`, the score cache by delta beside a full reload.
 
-pub mod config;
 pub mod cachebench;
+pub mod config;
 pub mod dataset;
 pub mod demo;
 pub mod latency;

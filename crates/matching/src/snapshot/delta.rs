@@ -5,8 +5,8 @@
 //! percentiles: every value change moves other accounts' percentiles. The new
 //! snapshot is the old one with those rows replaced (or inserted, for new
 //! accounts, keeping rows in account order), percentiles recomputed by
-//! scoring's rule — 100 × the share of the population with a strictly lower
-//! value, the population being every account for an overall dimension and a
+//! scoring's rule (`lift_domain::score::percentiles`: the share of the population
+//! at or below each value, the population being every account for an overall dimension and a
 //! topic's members for a topic — and each objective's ranking merged: the
 //! unchanged rows keep their relative order, so only the changed rows are
 //! sorted. Apart from the percentiles (one sort per dimension), the work is
@@ -236,12 +236,9 @@ fn push_row(snap: &mut ScoreSnapshot, network_ids: &mut HashMap<String, u32>, ro
     Ok(())
 }
 
-/// Scoring's percentile rule over one population.
+/// Scoring's percentile rule over one population (one definition, in the domain).
 pub(super) fn percentiles_of(values: &[f64]) -> Vec<f64> {
-    let mut sorted = values.to_vec();
-    sorted.sort_unstable_by(f64::total_cmp);
-    let n = sorted.len() as f64;
-    values.iter().map(|v| 100.0 * sorted.partition_point(|x| x < v) as f64 / n).collect()
+    lift_domain::score::percentiles(values)
 }
 
 /// Merges two lists each sorted by `cmp`; on ties `a`'s element comes first.
