@@ -104,6 +104,8 @@ pub struct ScoringSection {
     pub initial_backoff_ms: u64,
     pub max_backoff_ms: u64,
     pub max_rr_sets: usize,
+    pub checkpoint_every_events: u64,
+    pub checkpoints_kept: u64,
     pub model: lift_scoring::engine::ModelParams,
 }
 
@@ -204,6 +206,8 @@ impl From<&lift_scoring::ScoringConfig> for ScoringSection {
             initial_backoff_ms: millis(c.initial_backoff),
             max_backoff_ms: millis(c.max_backoff),
             max_rr_sets: c.max_rr_sets,
+            checkpoint_every_events: c.checkpoint_every_events,
+            checkpoints_kept: c.checkpoints_kept,
             model: c.model.clone(),
         }
     }
@@ -253,6 +257,8 @@ impl ScoringSection {
             initial_backoff: Duration::from_millis(self.initial_backoff_ms.max(1)),
             max_backoff: Duration::from_millis(self.max_backoff_ms.max(1)),
             max_rr_sets: self.max_rr_sets.max(1),
+            checkpoint_every_events: self.checkpoint_every_events,
+            checkpoints_kept: self.checkpoints_kept.max(1),
         }
     }
 }

@@ -420,6 +420,21 @@ pub(crate) struct Builder {
     topic_keys: Vec<(Dimension, String)>,
 }
 
+impl Row {
+    /// The row's presence and evidence bits, as every snapshot row stores them
+    /// (full loads and delta patches alike).
+    pub(super) fn flags(&self) -> u16 {
+        let mut flags = 0u16;
+        for d in Dimension::ALL {
+            let o = &self.overall[d.index()];
+            flags |= u16::from(o.present) << d.index();
+            flags |= u16::from(o.present && o.sufficient) << (SUFFICIENT_SHIFT as usize + d.index());
+            flags |= u16::from(o.present && o.no_data) << (NO_DATA_SHIFT as usize + d.index());
+        }
+        flags
+    }
+}
+
 impl Builder {
     /// Adds one account as `ScoreCard::from_proto` reads it: skipped without an
     /// id; unknown dimensions ignored; topics lower-cased; a repeated
@@ -522,16 +537,12 @@ impl Builder {
             snap.network.push(net);
             snap.ids.push(&row.account.id)?;
             snap.handles.push(&row.handle)?;
-            let mut flags = 0u16;
             for d in Dimension::ALL {
                 let o = &row.overall[d.index()];
                 snap.value[d.index()].push(o.value);
                 snap.percentile[d.index()].push(o.percentile);
-                flags |= u16::from(o.present) << d.index();
-                flags |= u16::from(o.present && o.sufficient) << (SUFFICIENT_SHIFT as usize + d.index());
-                flags |= u16::from(o.present && o.no_data) << (NO_DATA_SHIFT as usize + d.index());
             }
-            snap.flags.push(flags);
+            snap.flags.push(row.flags());
             for o in OBJECTIVES {
                 let (k, e) = (objective_index(o), &row.overall[o.primary_dimension().index()]);
                 snap.lower[k].push(e.lower);

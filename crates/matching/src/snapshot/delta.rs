@@ -16,7 +16,7 @@ use std::collections::HashMap;
 
 use lift_domain::Dimension;
 
-use super::{Builder, OBJECTIVES, Row, Run, SUFFICIENT_SHIFT, ScoreSnapshot, Strings, TopicColumn, objective_index};
+use super::{Builder, OBJECTIVES, Row, Run, ScoreSnapshot, Strings, TopicColumn, objective_index};
 use crate::Error;
 
 /// Where a row of the new snapshot comes from.
@@ -161,10 +161,9 @@ impl Builder {
                 snap.value[d.index()].iter().zip(&has).filter(|(_, h)| **h).map(|(v, _)| *v).collect();
             let mut sorted = present;
             sorted.sort_unstable_by(f64::total_cmp);
-            let m = sorted.len() as f64;
             for ((p, &v), &h) in snap.percentile[d.index()].iter_mut().zip(&snap.value[d.index()]).zip(&has) {
                 if h {
-                    *p = 100.0 * sorted.partition_point(|x| *x < v) as f64 / m;
+                    *p = lift_domain::score::percentile_in(&sorted, v);
                 }
             }
         }
@@ -219,14 +218,10 @@ fn push_row(snap: &mut ScoreSnapshot, network_ids: &mut HashMap<String, u32>, ro
     snap.network.push(net);
     snap.ids.push(&row.account.id)?;
     snap.handles.push(&row.handle)?;
-    let mut flags = 0u16;
     for d in Dimension::ALL {
-        let o = &row.overall[d.index()];
-        snap.value[d.index()].push(o.value);
-        flags |= u16::from(o.present) << d.index();
-        flags |= u16::from(o.present && o.sufficient) << (SUFFICIENT_SHIFT as usize + d.index());
+        snap.value[d.index()].push(row.overall[d.index()].value);
     }
-    snap.flags.push(flags);
+    snap.flags.push(row.flags());
     for o in OBJECTIVES {
         let (k, e) = (objective_index(o), &row.overall[o.primary_dimension().index()]);
         snap.lower[k].push(e.lower);
