@@ -269,7 +269,7 @@ pub async fn run(opts: &CacheBenchOptions) -> anyhow::Result<CacheBenchReport> {
         cache_refresh::load_delta(&client, opts.chunk, &base).await.context("applying the second run's delta")?;
     let delta_took = started.elapsed();
     stop.trigger();
-    ensure!(delta.from_delta(), "the stand-in sent a full export for the delta request");
+    ensure!(delta.is_delta(), "the stand-in sent a full export for the delta request");
     let diff = delta.differences(&full);
     for d in &diff {
         eprintln!("difference: {d}");

@@ -35,8 +35,8 @@ impl CachedRun {
     }
 
     /// Whether the load applied changes to an earlier run instead of reading everything.
-    pub fn from_delta(&self) -> bool {
-        self.0.from_delta()
+    pub fn is_delta(&self) -> bool {
+        self.0.is_delta()
     }
 
     /// Where two copies disagree, as readable lines (empty = identical).

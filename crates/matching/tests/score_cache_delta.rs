@@ -149,8 +149,8 @@ async fn ingest(w: &World, events: Vec<ipb::Event>) {
 async fn assert_delta_equals_full(w: &World, base: &CachedRun) -> CachedRun {
     let delta = cache_refresh::load_delta(&w.client, 7, base).await.expect("delta load");
     let full = cache_refresh::load_full(&w.client, 7).await.expect("full load");
-    assert!(delta.from_delta(), "scoring sent a full export for a delta request");
-    assert!(!full.from_delta());
+    assert!(delta.is_delta(), "scoring sent a full export for a delta request");
+    assert!(!full.is_delta());
     assert_eq!(delta.run_id(), full.run_id());
     assert!(delta.run_id() > base.run_id());
     let diff = delta.differences(&full);
@@ -167,7 +167,7 @@ async fn delta_refreshed_cache_equals_full_reload() {
     ingest(&w, world()).await;
     let base = cache_refresh::load_full(&w.client, 7).await.expect("full load");
     assert!(base.accounts() > 60);
-    assert!(!base.from_delta());
+    assert!(!base.is_delta());
 
     // One creator gains fans; another is renamed.
     let mut more = vec![account("c03", "c03_renamed")];

@@ -177,7 +177,7 @@ pub fn backtest(
     let budget = 20.0 * 200.0;
     let value = |d: Dimension| -> Vec<f64> { creators.iter().map(|&i| social.values[d.index()][i]).collect() };
     let fixed: Vec<(&'static str, Vec<f64>)> = vec![
-        ("followers (audience)", audience.clone()),
+        ("followers (audience)", audience),
         ("activity", value(Dimension::Activity)),
         ("network", value(Dimension::Network)),
     ];

@@ -349,7 +349,7 @@ pub fn run(mut l: Ledger, o: &GamingOptions, p: &ModelParams) -> GamingResult {
         events: l.entries.len(),
         detectors,
         roles: by_role.into_values().collect(),
-        model_version: snap.model_version.clone(),
+        model_version: snap.model_version,
     }
 }
 

@@ -163,7 +163,7 @@ impl Ledger {
 pub fn collegemsg(path: &Path) -> anyhow::Result<Ledger> {
     let opts = lift_ingest::import::ImportOptions { progress: false, ..Default::default() };
     let parsed = lift_ingest::import::parse_file(path, &opts).with_context(|| format!("reading {}", path.display()))?;
-    let mut l = Ledger { network: opts.network.clone(), name: "SNAP CollegeMsg".into(), ..Default::default() };
+    let mut l = Ledger { network: opts.network, name: "SNAP CollegeMsg".into(), ..Default::default() };
     let mut seen = std::collections::BTreeSet::new();
     let (mut start, mut end) = (i64::MAX, i64::MIN);
     for e in &parsed.events {

@@ -236,6 +236,10 @@ pub(super) fn percentiles_of(values: &[f64]) -> Vec<f64> {
     lift_domain::score::percentiles(values)
 }
 
+/// A topic column as compared by `differences`: (dimension, topic, members,
+/// value bits, percentile bits).
+type TopicBits = (Dimension, String, Vec<u32>, Vec<u64>, Vec<u64>);
+
 /// Merges two lists each sorted by `cmp`; on ties `a`'s element comes first.
 fn merge_by<T: Copy>(a: Vec<T>, b: Vec<T>, cmp: impl Fn(&T, &T) -> std::cmp::Ordering) -> Vec<T> {
     let mut out = Vec::with_capacity(a.len() + b.len());
@@ -261,7 +265,7 @@ impl ScoreSnapshot {
     }
 
     /// Whether this snapshot was built by applying a delta.
-    pub(crate) fn from_delta(&self) -> bool {
+    pub(crate) fn is_delta(&self) -> bool {
         self.from_delta
     }
 
@@ -331,7 +335,7 @@ impl ScoreSnapshot {
             out.push("the objective rankings differ".to_owned());
         }
         let columns = |s: &ScoreSnapshot| {
-            let mut c: Vec<(Dimension, String, Vec<u32>, Vec<u64>, Vec<u64>)> = s
+            let mut c: Vec<TopicBits> = s
                 .topics
                 .iter()
                 .filter(|t| !t.members.is_empty())
@@ -345,7 +349,7 @@ impl ScoreSnapshot {
         };
         let (mine, theirs) = (columns(self), columns(other));
         if mine != theirs {
-            let names = |c: &[(Dimension, String, Vec<u32>, Vec<u64>, Vec<u64>)]| {
+            let names = |c: &[TopicBits]| {
                 c.iter().map(|t| format!("{}/{}:{}", t.0.name(), t.1, t.2.len())).collect::<Vec<_>>()
             };
             out.push(format!("topic columns differ: {:?} vs {:?}", names(&mine), names(&theirs)));
@@ -432,7 +436,7 @@ mod tests {
             account("a15x", [30.0, 2.0, 1.0, 0.5, 100.0], None),
             account("zz", [1.0, 1.0, 1.0, 1.0, 100.0], Some(("food", 1.0))),
         ];
-        let mut v2 = v1.clone();
+        let mut v2 = v1;
         for c in &changed {
             match v2.iter_mut().find(|a| a.account == c.account) {
                 Some(a) => *a = c.clone(),
@@ -474,7 +478,7 @@ mod tests {
         }
         let patched = b.apply_to(&base, ("m".into(), 20), 2).unwrap();
         assert_eq!(patched.differences(&expected), Vec::<String>::new());
-        assert!(patched.from_delta() && patched.received() == 6);
+        assert!(patched.is_delta() && patched.received() == 6);
         // And an empty delta is the same run again.
         let same = Builder::default().apply_to(&expected, ("m".into(), 30), 3).unwrap();
         assert_eq!(same.len(), expected.len());
