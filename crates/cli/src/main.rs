@@ -155,12 +155,16 @@ enum BenchCommand {
 enum KeysCommand {
     /// Create a key and print it (shown once; stored hashed).
     Create {
-        /// ingest:write, ingest:read, links:write, scores:read, campaigns:write (repeat for several).
+        /// ingest:write, ingest:read, links:write, scores:read, campaigns:write, creator:read (repeat for several).
         #[arg(long = "scope", required = true, value_parser = parse_scope)]
         scopes: Vec<Scope>,
         /// The brand the key acts for (required with campaigns:write).
         #[arg(long)]
         brand: Option<String>,
+        /// A creator account the key may read, as network:id (required with
+        /// creator:read; repeat for a creator's several accounts).
+        #[arg(long = "account")]
+        accounts: Vec<String>,
         /// What the key is for, e.g. "collector eu-1".
         #[arg(long, default_value = "api key")]
         name: String,
@@ -204,6 +208,12 @@ struct DemoArgs {
     /// Keep the SQLite databases in this directory.
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// Where the web console listens (a free port if this one is taken).
+    #[arg(long, env = "LIFT_WEB_ADDR", default_value = "127.0.0.1:8080")]
+    web_addr: SocketAddr,
+    /// Keep the services and the console running after the story, until Ctrl-C.
+    #[arg(long)]
+    serve: bool,
 }
 
 #[derive(Debug, Args)]
@@ -226,6 +236,9 @@ enum Which {
     Ingest,
     Scoring,
     Matching,
+    /// The web console alone (calls scoring and matching by URL).
+    Web,
+    /// All three services and the web console.
     All,
 }
 
@@ -238,6 +251,15 @@ struct ServeArgs {
     scoring_addr: SocketAddr,
     #[arg(long, env = "LIFT_MATCHING_ADDR", default_value = "127.0.0.1:50053")]
     matching_addr: SocketAddr,
+    /// Where the web console listens.
+    #[arg(long, env = "LIFT_WEB_ADDR", default_value = "127.0.0.1:8080")]
+    web_addr: SocketAddr,
+    /// Where the web console reaches matching.
+    #[arg(long, env = "LIFT_MATCHING_URL", default_value = "http://127.0.0.1:50053")]
+    matching_url: String,
+    /// Mark the console's key cookie Secure (serve it behind https).
+    #[arg(long, env = "LIFT_WEB_SECURE_COOKIE")]
+    web_secure_cookie: bool,
     /// Database of the service (or of all three with `all`).
     #[arg(long, env = "DATABASE_URL", default_value = "sqlite://lift.db?mode=rwc")]
     database_url: String,
@@ -358,6 +380,8 @@ async fn main() -> anyhow::Result<()> {
                 accounts: a.accounts,
                 dir: a.dir,
                 databases: None,
+                web_addr: Some(a.web_addr),
+                serve: a.serve,
             })
             .await?;
         }
@@ -480,12 +504,16 @@ async fn main() -> anyhow::Result<()> {
 
 async fn keys(command: KeysCommand) -> anyhow::Result<()> {
     match command {
-        KeysCommand::Create { scopes, brand, name, auth_database_url, database_url } => {
+        KeysCommand::Create { scopes, brand, accounts, name, auth_database_url, database_url } => {
             let db = lift_store::connect(auth_database_url.as_deref().unwrap_or(&database_url)).await?;
-            let (k, secret) = lift_runtime::auth::create_key(&db, &name, &scopes, brand.as_deref()).await?;
+            let (k, secret) =
+                lift_runtime::auth::create_bound_key(&db, &name, &scopes, brand.as_deref(), &accounts).await?;
             println!("key {} ({}) scopes {}", k.id, k.name, k.scopes.join(" "));
             if let Some(b) = &k.brand_id {
                 println!("acts for brand {b}");
+            }
+            if !k.accounts.is_empty() {
+                println!("reads only the accounts {}", k.accounts.join(", "));
             }
             println!("api key (shown once, stored hashed): {secret}");
         }
@@ -582,8 +610,18 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
             )
             .await?
         }
+        Which::Web => {
+            let cfg = lift_web::WebConfig {
+                scoring_url: a.scoring_url.clone(),
+                matching_url: a.matching_url.clone(),
+                tls: opts.client.tls.clone(),
+                secure_cookie: a.web_secure_cookie,
+            };
+            stack::spawn_web(&mut tasks, bind(a.web_addr).await?, cfg, &shutdown);
+        }
         Which::All => {
             let listeners = [bind(a.ingest_addr).await?, bind(a.scoring_addr).await?, bind(a.matching_addr).await?];
+            let web = bind(a.web_addr).await?;
             let tls = match (opts.serve.tls, opts.client.tls) {
                 (Some(s), Some(c)) => Some((s, c)),
                 (None, None) => None,
@@ -592,7 +630,10 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
                 ),
             };
             let opts = StackOptions { auth: auth_on, rate_limit, limits, tls, db: opts.db };
-            let s = stack::Stack::start_with(listeners, &Databases::shared(&a.database_url), scoring_cfg, opts).await?;
+            let mut s =
+                stack::Stack::start_with(listeners, &Databases::shared(&a.database_url), scoring_cfg, opts).await?;
+            let web = s.start_web(web)?;
+            tracing::info!("web console on http://{web}/");
             if auth_on {
                 tracing::info!(
                     "authentication is on; create client keys with `lift keys create --scope ... --database-url <same db>`"
