@@ -93,6 +93,9 @@ free_port() { "$VENV/bin/python" -c 'import socket; s = socket.socket(); s.bind(
 export LIFT_INGEST_PORT="${LIFT_INGEST_PORT:-$(free_port)}"
 export LIFT_SCORING_PORT="${LIFT_SCORING_PORT:-$(free_port)}"
 export LIFT_MATCHING_PORT="${LIFT_MATCHING_PORT:-$(free_port)}"
+export LIFT_INGEST_METRICS_PORT="${LIFT_INGEST_METRICS_PORT:-$(free_port)}"
+export LIFT_SCORING_METRICS_PORT="${LIFT_SCORING_METRICS_PORT:-$(free_port)}"
+export LIFT_MATCHING_METRICS_PORT="${LIFT_MATCHING_METRICS_PORT:-$(free_port)}"
 INGEST=127.0.0.1:$LIFT_INGEST_PORT
 SCORING=127.0.0.1:$LIFT_SCORING_PORT
 MATCHING=127.0.0.1:$LIFT_MATCHING_PORT
@@ -144,15 +147,16 @@ for pair in "ingest $INGEST lift.ingest.v1.IngestService" "scoring $SCORING lift
     "matching $MATCHING lift.matching.v1.MatchingService"; do
     read -r name addr svc <<<"$pair"
     listed="$("$GRPCURL" -plaintext -max-time 10 "$addr" list)" || die "grpcurl list on $name ($addr) failed"
-    for want in "$svc" grpc.health.v1.Health; do
-        grep -qx "$want" <<<"$listed" || die "$name does not list $want through reflection; got: $listed"
-    done
+    # Exactly the port's own service, health and reflection: nothing a client would get UNIMPLEMENTED from.
+    want="$(printf '%s\n' "$svc" grpc.health.v1.Health grpc.reflection.v1.ServerReflection \
+        grpc.reflection.v1alpha.ServerReflection | sort)"
+    [ "$(sort <<<"$listed")" = "$want" ] || die "$name lists through reflection: $listed; expected exactly: $want"
     "$GRPCURL" -plaintext -max-time 10 "$addr" describe "$svc" >/dev/null || die "grpcurl describe $svc failed"
     health="$("$GRPCURL" -plaintext -max-time 10 -d "{\"service\": \"$svc\"}" "$addr" grpc.health.v1.Health/Check)" ||
         die "grpcurl health check on $name failed"
     grep -q '"SERVING"' <<<"$health" || die "$name health: $health"
 done
-say "grpcurl: reflection lists and describes every service; health SERVING"
+say "grpcurl: each port lists exactly its service, health and reflection, and describes it; health SERVING"
 
 # --- 4. brand + scenario --------------------------------------------------------------------
 # `lift ARGS...` in a one-off container of service $1; prints the API key it shows.
@@ -166,19 +170,60 @@ mint_key() {
     out="$(docker logs "$cid" 2>&1)"
     docker rm "$cid" >/dev/null
     [ "$code" = 0 ] || die "lift $* exited $code: $out"
-    key="$(sed -n 's/^api key[^:]*: *//p' <<<"$out" | tail -1)"
+    # `--output json`: the last line is one JSON document with the secret in "api_key".
+    key="$("$VENV/bin/python" -c 'import json, sys; print(json.loads(sys.stdin.read().strip().splitlines()[-1])["api_key"])' <<<"$out" 2>/dev/null || true)"
     [ -n "$key" ] || die "no API key in the output of lift $*: $out"
     printf '%s' "$key"
 }
-api_key="$(mint_key matching brands create "Compose Test Coffee")"
+api_key="$(mint_key matching brands create "Compose Test Coffee" --output json)"
 say "brand created in a matching container (key ${api_key:0:6}...)"
-client_key="$(mint_key ingest keys create --name "compose test client" --scope ingest:write --scope ingest:read --scope scores:read)"
+client_key="$(mint_key ingest keys create --name "compose test client" --scope ingest:write --scope ingest:read --scope scores:read --output json)"
 say "client key created in an ingest container (key ${client_key:0:6}...)"
 
 t0=$SECONDS
 "$VENV/bin/python" scripts/compose-scenario.py --ingest "$INGEST" --scoring "$SCORING" --matching "$MATCHING" \
     --api-key "$api_key" --client-key "$client_key" --proto-dir "$REPO_ROOT/proto" || die "the scenario failed"
 say "scenario passed in $((SECONDS - t0))s"
+
+# --- 4b. metrics ------------------------------------------------------------------------------
+# Each service's /metrics shows what the scenario did (it replays its batch, so duplicates too),
+# and scoring's consumer is back at the ledger head.
+"$VENV/bin/python" - "$LIFT_INGEST_METRICS_PORT" "$LIFT_SCORING_METRICS_PORT" "$LIFT_MATCHING_METRICS_PORT" <<'PY' ||
+import re, sys, time, urllib.request
+
+def scrape(port):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+        assert r.status == 200 and r.headers["Content-Type"].startswith("text/plain"), r.headers
+        return r.read().decode()
+
+def value(text, name, **labels):
+    total, found = 0.0, False
+    for line in text.splitlines():
+        m = re.match(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{.*\})? (\S+)$", line)
+        if m and m.group(1) == name and all(f'{k}="{v}"' in (m.group(2) or "") for k, v in labels.items()):
+            total, found = total + float(m.group(3)), True
+    return total if found else None
+
+ingest, scoring, matching = sys.argv[1:4]
+i = scrape(ingest)
+ok = value(i, "grpc_server_handled_total", grpc_method="IngestBatch", grpc_code="OK")
+assert ok and ok >= 2, f"ingest IngestBatch OK: {ok}"
+assert (value(i, "lift_ingest_events_accepted_total") or 0) > 0, "no accepted events counted"
+assert (value(i, "lift_ingest_events_rejected_total", reason="duplicate") or 0) > 0, "no duplicates counted"
+assert value(i, "lift_ledger_head_offset"), "no ledger head"
+deadline = time.time() + 60
+while True:
+    s = scrape(scoring)
+    if value(s, "lift_consumer_lag_events", consumer="scoring") == 0 and value(s, "lift_scoring_runs_total"):
+        break
+    assert time.time() < deadline, "scoring's consumer lag did not return to 0"
+    time.sleep(0.5)
+m = scrape(matching)
+assert value(m, "grpc_server_handled_total", grpc_method="MatchCampaign", grpc_code="OK"), "no MatchCampaign counted"
+assert value(m, "grpc_server_handling_seconds_bucket", grpc_method="MatchCampaign", le="+Inf"), "no latency histogram"
+print(f"[compose-test] metrics: ingest IngestBatch OK {ok:.0f}, scoring lag 0, matching MatchCampaign counted")
+PY
+    die "metrics check failed"
 
 # --- 5. no restarts, graceful stop ----------------------------------------------------------
 for svc in postgres ingest scoring matching; do

@@ -2,6 +2,8 @@
 # Lint the protobuf contracts under proto/ with buf (config: buf.yaml at the repo root).
 #
 #   bash scripts/lint-protos.sh                  # buf lint
+#   bash scripts/lint-protos.sh breaking         # buf breaking against the contracts before the
+#                                                # last commit that changed proto/ (what CI runs)
 #   bash scripts/lint-protos.sh breaking REF     # buf breaking against a git ref, e.g. main
 #
 # buf comes from the npm package @bufbuild/buf (it ships the native binary), installed once into
@@ -47,10 +49,29 @@ case "${1:-lint}" in
         say "no lint findings"
         ;;
     breaking)
-        ref="${2:?usage: lint-protos.sh breaking GIT_REF}"
-        say "buf $("$BUF" --version) breaking against git ref $ref"
-        "$BUF" breaking --against ".git#ref=$ref"
+        ref="${2:-}"
+        if [ -z "$ref" ]; then
+            # The baseline is the contract as it stood just before the last commit that changed
+            # proto/: that change, and anything uncommitted on top of it, must not break clients.
+            git rev-parse --git-dir >/dev/null 2>&1 || die "not a git checkout: pass a ref or run from a clone"
+            last="$(git log -1 --format=%H -- proto/ 2>/dev/null || true)"
+            if [ -z "$last" ]; then
+                say "SKIPPED buf breaking: no commit in this clone's history changed proto/"
+                exit 0
+            fi
+            ref="$last^"
+            say "last commit that changed proto/: $(git log -1 --format='%h %s' "$last" | cut -c1-100)"
+        fi
+        # A shallow clone may lack the baseline; fetching is not this script's business.
+        if ! git rev-parse --verify --quiet "$ref^{commit}" >/dev/null; then
+            say "SKIPPED buf breaking: $ref is not in this clone (shallow clone?); run 'git fetch --unshallow' to check"
+            exit 0
+        fi
+        say "buf $("$BUF" --version) breaking against git ref $ref ($(git rev-parse --short "$ref"))"
+        # buf reads the ref's tree straight from .git (no checkout); a shallow clone's boundary
+        # commit has a tree, so this works whenever the ref resolves.
+        "$BUF" breaking --against ".git#ref=$(git rev-parse "$ref")"
         say "no breaking changes against $ref"
         ;;
-    *) die "unknown command '$1' (lint | breaking REF)" ;;
+    *) die "unknown command '$1' (lint | breaking [REF])" ;;
 esac

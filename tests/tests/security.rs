@@ -171,7 +171,7 @@ async fn rate_limit_per_key() -> anyhow::Result<()> {
 }
 
 /// Pins message-size limits: a request above a service's decoding limit is refused
-/// with OUT_OF_RANGE naming the limit, and the service keeps serving.
+/// with RESOURCE_EXHAUSTED naming the limit, and the service keeps serving.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_messages_are_refused_clearly() -> anyhow::Result<()> {
     let stack = start(StackOptions::default()).await?;
@@ -183,7 +183,7 @@ async fn oversized_messages_are_refused_clearly() -> anyhow::Result<()> {
                 .collect(),
         };
         let e = scoring.get_scores(big).await.expect_err("too large");
-        assert_eq!(e.code(), Code::OutOfRange, "{e:?}");
+        assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
         assert!(e.message().contains("too large") && e.message().contains("limit"), "{}", e.message());
         scoring.get_model(spb::GetModelRequest {}).await?;
 

@@ -298,10 +298,15 @@ async fn story(stack: &Stack, opts: &DemoOptions, started: Instant) -> anyhow::R
             })
             .await?
             .into_inner();
-        let how = if d == Dimension::Action { " (ranked by the 90% interval's lower bound)" } else { "" };
+        let how =
+            if d == Dimension::Action { " (sufficient evidence first, by the 90% interval's lower bound)" } else { "" };
         println!("  {}{how}", d.name().to_uppercase());
         for (i, a) in resp.accounts.iter().enumerate() {
             if let Some(s) = score_of(a, d) {
+                if s.evidence == spb::Evidence::NoData as i32 {
+                    println!("    {}. {:<28} no evidence (no attributed clicks)", i + 1, account_name(a));
+                    continue;
+                }
                 let interval =
                     if s.upper > s.lower { format!(" [{:.1}, {:.1}]", s.lower, s.upper) } else { String::new() };
                 let evidence =
@@ -339,6 +344,7 @@ async fn story(stack: &Stack, opts: &DemoOptions, started: Instant) -> anyhow::R
         excluded: vec![],
         holdout_share: 0.2,
         attribution_window_secs: 7 * 86_400,
+        allow_insufficient_evidence: false,
     };
     let campaign = matching
         .create_campaign(with_key(mpb::CreateCampaignRequest { spec: Some(spec) }, &key)?)
@@ -458,11 +464,10 @@ async fn campaign_life(
         .await?
         .into_inner();
     let treated: Vec<&mpb::Offer> = offers.offers.iter().filter(|o| !o.holdout).collect();
-    let held: Vec<&mpb::Offer> = offers.offers.iter().filter(|o| o.holdout).collect();
     println!(
-        "    {} offers issued, {} portfolio creators held out (seed {}, recorded); e.g. {} / code {}",
+        "    {} offers issued; control group: {} portfolio creators held out (seed {}, recorded); e.g. {} / code {}",
         treated.len(),
-        held.len(),
+        offers.control_group.len(),
         offers.holdout_seed,
         treated.first().map_or("", |o| o.link.as_str()),
         treated.first().map_or("", |o| o.code.as_str()),
@@ -509,7 +514,12 @@ async fn campaign_life(
             );
         }
     }
-    if let Some(l) = &r.lift {
+    if let Some(l) = r.lift.as_ref().filter(|l| !l.unavailable_reason.is_empty()) {
+        println!(
+            "    incremental lift per creator: not measurable yet — {} ({} treated vs {} in the control group)\n    metric: {}",
+            l.unavailable_reason, l.treated, l.holdout, l.metric
+        );
+    } else if let Some(l) = &r.lift {
         println!(
             "    incremental lift per creator: {:+.2}, {:.0}% interval [{:.2}, {:.2}] ({} treated vs {} held out)\n    metric: {}",
             l.incremental_per_creator,

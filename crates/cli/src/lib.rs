@@ -1,13 +1,17 @@
 //! The `lift` command: everything `main` dispatches to, as a library so the
 //! end-to-end tests drive exactly what an operator runs.
 //!
+//! - [`config`]: the one layered configuration (defaults < lift.toml < env < flags).
 //! - [`stack`]: starts the three services on bound listeners, wired over gRPC.
 //! - [`demo`]: the whole story on embedded SQLite, printed for a person.
 //! - [`console`]: the demo's real data on first run, and the web console's keys.
 //! - [`dataset`]: the generated network and simulated outcomes.
 //! - [`soak`]: `lift bench soak`, a bounded soak with count checks.
 //! - [`matchbench`]: `lift bench match`, MatchCampaign latency with and without the score cache.
+//! - [`cachebench`]: `lift bench cache-refresh`, the score cache by delta beside a full reload.
 
+pub mod cachebench;
+pub mod config;
 pub mod console;
 pub mod dataset;
 pub mod demo;

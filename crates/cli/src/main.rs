@@ -69,6 +69,28 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// The configuration `lift serve` would run with.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Print the effective configuration as TOML (secrets redacted), each value that is not
+    /// a default annotated with the file, environment variable or flag it came from.
+    Show {
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+}
+
+/// How key and brand commands print: sentences for people, one JSON document for scripts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Output {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -134,6 +156,19 @@ enum BenchCommand {
         #[arg(long, default_value_t = 1_000)]
         debounce_ms: u64,
     },
+    /// Matching's score-cache refresh after a run that changed a share of the accounts:
+    /// the delta (ExportScores since the cached run) beside the full reload, same run.
+    CacheRefresh {
+        /// Accounts in the generated population.
+        #[arg(long, default_value_t = 1_000_000)]
+        accounts: usize,
+        /// Share of the accounts the new run changes (0-1).
+        #[arg(long, default_value_t = 0.01)]
+        changed: f64,
+        /// Accounts per ExportScores message.
+        #[arg(long, default_value_t = 1_000)]
+        chunk: u32,
+    },
     /// MatchCampaign latency over a generated scored population on loopback: through
     /// the score cache, and through the QueryAccounts scan it replaces, side by side.
     Match {
@@ -172,6 +207,9 @@ enum KeysCommand {
         auth_database_url: Option<String>,
         #[arg(long, env = "DATABASE_URL", default_value = "sqlite://lift.db?mode=rwc")]
         database_url: String,
+        /// `json` prints {"id", "name", "scopes", "brand_id", "api_key"}.
+        #[arg(long, value_enum, default_value_t = Output::Text)]
+        output: Output,
     },
     /// Revoke a key by its id (key_...); servers refuse it within their cache TTL.
     Revoke {
@@ -187,6 +225,9 @@ enum KeysCommand {
         auth_database_url: Option<String>,
         #[arg(long, env = "DATABASE_URL", default_value = "sqlite://lift.db?mode=rwc")]
         database_url: String,
+        /// `json` prints an array of {"id", "state", "scopes", "brand_id", "name", "created_at_unix_micros", "revoked_at_unix_micros"}.
+        #[arg(long, value_enum, default_value_t = Output::Text)]
+        output: Output,
     },
 }
 
@@ -229,6 +270,16 @@ struct ValidateArgs {
     creators: usize,
     #[arg(long, default_value_t = 2010)]
     seed: u64,
+    /// Instead of the correlation study: the gaming benchmark, action-interval coverage and
+    /// policy back-test of the current model, written to DIR/<model version>/ (tables and SVG plots).
+    #[arg(long, value_name = "DIR")]
+    report: Option<PathBuf>,
+    /// With --report: seeds of the policy back-test.
+    #[arg(long, default_value_t = 20)]
+    seeds: usize,
+    /// With --report: creators per population in the coverage study.
+    #[arg(long, default_value_t = 4000)]
+    coverage_creators: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -242,94 +293,155 @@ enum Which {
     All,
 }
 
+/// Where the configuration file is and what flags override in it.
+#[derive(Debug, Args)]
+struct ConfigArgs {
+    /// Configuration file (TOML); default `./lift.toml` when present. Layers:
+    /// defaults < file < environment < flags (see `lift config show`).
+    #[arg(long = "config", env = "LIFT_CONFIG")]
+    config_file: Option<PathBuf>,
+    /// Override any setting by its path, e.g. `--set scoring.model.damping=0.8` (repeatable).
+    #[arg(long = "set", value_name = "PATH=VALUE", value_parser = parse_set)]
+    set: Vec<(String, String)>,
+}
+
+fn parse_set(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.trim().to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("expected PATH=VALUE, got {s:?}"))
+}
+
+/// Each flag is a shorthand for one setting (its path in brackets); environment
+/// variables are read in the environment layer (`lift config show` lists them all).
 #[derive(Debug, Args)]
 struct ServeArgs {
     which: Which,
-    #[arg(long, env = "LIFT_INGEST_ADDR", default_value = "127.0.0.1:50051")]
-    ingest_addr: SocketAddr,
-    #[arg(long, env = "LIFT_SCORING_ADDR", default_value = "127.0.0.1:50052")]
-    scoring_addr: SocketAddr,
-    #[arg(long, env = "LIFT_MATCHING_ADDR", default_value = "127.0.0.1:50053")]
-    matching_addr: SocketAddr,
-    /// Where the web console listens.
+    /// [server.ingest_addr] (env LIFT_INGEST_ADDR; default 127.0.0.1:50051)
+    #[arg(long)]
+    ingest_addr: Option<SocketAddr>,
+    /// [server.scoring_addr] (env LIFT_SCORING_ADDR; default 127.0.0.1:50052)
+    #[arg(long)]
+    scoring_addr: Option<SocketAddr>,
+    /// [server.matching_addr] (env LIFT_MATCHING_ADDR; default 127.0.0.1:50053)
+    #[arg(long)]
+    matching_addr: Option<SocketAddr>,
+    /// [database.url] Database of the service, or of all three with `all` (env DATABASE_URL).
+    #[arg(long)]
+    database_url: Option<String>,
+    /// [server.ingest_url] Where scoring and matching reach ingestion (env LIFT_INGEST_URL).
+    #[arg(long)]
+    ingest_url: Option<String>,
+    /// [server.scoring_url] Where matching reaches scoring (env LIFT_SCORING_URL).
+    #[arg(long)]
+    scoring_url: Option<String>,
+    /// [scoring.rescore_debounce_ms] How long scoring waits after new events before
+    /// recomputing (env LIFT_RESCORE_DEBOUNCE_MS; default 500).
+    #[arg(long)]
+    rescore_debounce_ms: Option<u64>,
+    /// [server.auth] API-key authentication on every service except health and reflection
+    /// (env LIFT_AUTH; default on). `off` is for local development only.
+    #[arg(long, value_enum)]
+    auth: Option<OnOff>,
+    /// [database.auth_url] Where API keys live (default: the database URL; env LIFT_AUTH_DATABASE_URL).
+    #[arg(long)]
+    /// Where the web console listens (env LIFT_WEB_ADDR).
     #[arg(long, env = "LIFT_WEB_ADDR", default_value = "127.0.0.1:8080")]
     web_addr: SocketAddr,
-    /// Where the web console reaches matching.
+    /// Where the web console reaches matching (env LIFT_MATCHING_URL).
     #[arg(long, env = "LIFT_MATCHING_URL", default_value = "http://127.0.0.1:50053")]
     matching_url: String,
-    /// Mark the console's key cookie Secure (serve it behind https).
+    /// Mark the console's key cookie Secure (serve it behind https; env LIFT_WEB_SECURE_COOKIE).
     #[arg(long, env = "LIFT_WEB_SECURE_COOKIE")]
     web_secure_cookie: bool,
-    /// Database of the service (or of all three with `all`).
-    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://lift.db?mode=rwc")]
-    database_url: String,
-    /// Where scoring and matching reach ingestion.
-    #[arg(long, env = "LIFT_INGEST_URL", default_value = "http://127.0.0.1:50051")]
-    ingest_url: String,
-    /// Where matching reaches scoring.
-    #[arg(long, env = "LIFT_SCORING_URL", default_value = "http://127.0.0.1:50052")]
-    scoring_url: String,
-    /// How long scoring waits after new events before recomputing, in milliseconds.
-    #[arg(long, env = "LIFT_RESCORE_DEBOUNCE_MS", default_value_t = 500)]
-    rescore_debounce_ms: u64,
-    /// API-key authentication on every service except health and reflection.
-    /// `off` is for local development only: anyone reaching the port may do anything.
-    #[arg(long, env = "LIFT_AUTH", value_enum, default_value_t = OnOff::On)]
-    auth: OnOff,
-    /// Where API keys live (default: DATABASE_URL). Services with separate
-    /// databases point this at one shared database.
-    #[arg(long, env = "LIFT_AUTH_DATABASE_URL")]
     auth_database_url: Option<String>,
-    /// The key this service presents to its peers (scoring: ingest:read; matching:
-    /// scores:read, ingest:read, links:write). `serve all` mints its own when unset.
-    #[arg(long, env = "LIFT_API_KEY", hide_env_values = true)]
+    /// [credentials.api_key] The key this service presents to its peers (env LIFT_API_KEY).
+    /// `serve all` mints its own when unset.
+    #[arg(long)]
     api_key: Option<String>,
-    /// Requests per second per key (token bucket); 0 disables the limit.
-    #[arg(long, env = "LIFT_RATE_LIMIT", default_value_t = 1000.0)]
-    rate_limit: f64,
-    /// Burst above the steady rate per key.
-    #[arg(long, env = "LIFT_RATE_BURST", default_value_t = 2000.0)]
-    rate_burst: f64,
-    /// Longest a call may run on the server (a client's shorter deadline wins), in seconds.
-    #[arg(long, env = "LIFT_REQUEST_TIMEOUT_SECS", default_value_t = 120)]
-    request_timeout_secs: u64,
-    /// How long a call waits for a database connection before answering UNAVAILABLE, in seconds.
-    #[arg(long, env = "LIFT_DB_ACQUIRE_TIMEOUT_SECS", default_value_t = 5)]
-    db_acquire_timeout_secs: u64,
-    #[command(flatten)]
-    tls: TlsArgs,
-}
-
-/// TLS (rustls) by PEM files. With a server certificate, peers' URLs must be https.
-#[derive(Debug, Args)]
-struct TlsArgs {
-    /// This server's certificate chain (PEM).
-    #[arg(long, env = "LIFT_TLS_CERT")]
+    /// [server.rate_limit] Requests per second per key; 0 disables (env LIFT_RATE_LIMIT; default 1000).
+    #[arg(long)]
+    rate_limit: Option<f64>,
+    /// [server.rate_burst] Burst above the steady rate per key (env LIFT_RATE_BURST; default 2000).
+    #[arg(long)]
+    rate_burst: Option<f64>,
+    /// [server.request_timeout_secs] Longest a call may run on the server (default 120).
+    #[arg(long)]
+    request_timeout_secs: Option<u64>,
+    /// [server.db_acquire_timeout_secs] How long a call waits for a database connection (default 5).
+    #[arg(long)]
+    db_acquire_timeout_secs: Option<u64>,
+    /// [server.metrics_addr] Serve Prometheus metrics on http://ADDR/metrics (env
+    /// LIFT_METRICS_ADDR; off when unset). With `all`, one endpoint for the three services.
+    #[arg(long)]
+    metrics_addr: Option<SocketAddr>,
+    /// [tls.cert] This server's certificate chain (PEM; env LIFT_TLS_CERT).
+    #[arg(long)]
     tls_cert: Option<PathBuf>,
-    /// This server's private key (PEM).
-    #[arg(long, env = "LIFT_TLS_KEY")]
+    /// [tls.key] This server's private key (PEM; env LIFT_TLS_KEY).
+    #[arg(long)]
     tls_key: Option<PathBuf>,
-    /// Require client certificates signed by this CA (mTLS).
-    #[arg(long, env = "LIFT_TLS_CLIENT_CA")]
+    /// [tls.client_ca] Require client certificates signed by this CA (mTLS; env LIFT_TLS_CLIENT_CA).
+    #[arg(long)]
     tls_client_ca: Option<PathBuf>,
-    /// CA that signed the peers' server certificates (for outgoing https calls).
-    #[arg(long, env = "LIFT_TLS_CA")]
+    /// [tls.ca] CA that signed the peers' certificates, for outgoing https calls (env LIFT_TLS_CA).
+    #[arg(long)]
     tls_ca: Option<PathBuf>,
-    /// Certificate and key presented to peers that require mTLS (default: --tls-cert/--tls-key).
-    #[arg(long, env = "LIFT_TLS_CLIENT_CERT")]
+    /// [tls.client_cert] Certificate presented to peers that require mTLS (default: tls.cert).
+    #[arg(long)]
     tls_client_cert: Option<PathBuf>,
-    #[arg(long, env = "LIFT_TLS_CLIENT_KEY")]
+    /// [tls.client_key] Key presented to peers that require mTLS (default: tls.key).
+    #[arg(long)]
     tls_client_key: Option<PathBuf>,
+    #[command(flatten)]
+    config: ConfigArgs,
 }
 
-impl TlsArgs {
-    fn client(&self) -> anyhow::Result<Option<ClientTls>> {
-        let Some(ca) = &self.tls_ca else { return Ok(None) };
-        let cert = self.tls_client_cert.as_ref().or(self.tls_cert.as_ref());
-        let key = self.tls_client_key.as_ref().or(self.tls_key.as_ref());
-        let identity = cert.zip(key).map(|(c, k)| (c.as_path(), k.as_path()));
-        Ok(Some(ClientTls::from_files(ca, identity, None)?))
+impl ServeArgs {
+    /// The flags given, as `path=value` overrides (then `--set`), for the flag layer.
+    fn flag_layer(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = Vec::new();
+        let mut put = |path: &str, v: Option<String>| {
+            if let Some(v) = v {
+                out.push((path.to_owned(), v));
+            }
+        };
+        let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
+        put("server.ingest_addr", self.ingest_addr.map(|a| a.to_string()));
+        put("server.scoring_addr", self.scoring_addr.map(|a| a.to_string()));
+        put("server.matching_addr", self.matching_addr.map(|a| a.to_string()));
+        put("database.url", self.database_url.clone());
+        put("server.ingest_url", self.ingest_url.clone());
+        put("server.scoring_url", self.scoring_url.clone());
+        put("scoring.rescore_debounce_ms", self.rescore_debounce_ms.map(|v| v.to_string()));
+        put("server.auth", self.auth.map(|a| if a == OnOff::On { "on".into() } else { "off".into() }));
+        put("database.auth_url", self.auth_database_url.clone());
+        put("credentials.api_key", self.api_key.clone());
+        put("server.rate_limit", self.rate_limit.map(|v| v.to_string()));
+        put("server.rate_burst", self.rate_burst.map(|v| v.to_string()));
+        put("server.request_timeout_secs", self.request_timeout_secs.map(|v| v.to_string()));
+        put("server.db_acquire_timeout_secs", self.db_acquire_timeout_secs.map(|v| v.to_string()));
+        put("server.metrics_addr", self.metrics_addr.map(|a| a.to_string()));
+        put("tls.cert", path(&self.tls_cert));
+        put("tls.key", path(&self.tls_key));
+        put("tls.client_ca", path(&self.tls_client_ca));
+        put("tls.ca", path(&self.tls_ca));
+        put("tls.client_cert", path(&self.tls_client_cert));
+        put("tls.client_key", path(&self.tls_client_key));
+        out.extend(self.config.set.iter().cloned());
+        out
     }
+}
+
+fn opt_path(s: &str) -> Option<PathBuf> {
+    (!s.is_empty()).then(|| PathBuf::from(s))
+}
+
+fn client_tls(t: &lift_cli::config::TlsSection) -> anyhow::Result<Option<ClientTls>> {
+    let Some(ca) = opt_path(&t.ca) else { return Ok(None) };
+    let cert = opt_path(&t.client_cert).or_else(|| opt_path(&t.cert));
+    let key = opt_path(&t.client_key).or_else(|| opt_path(&t.key));
+    let identity = cert.as_ref().zip(key.as_ref()).map(|(c, k)| (c.as_path(), k.as_path()));
+    Ok(Some(ClientTls::from_files(&ca, identity, None)?))
 }
 
 #[derive(Debug, Args)]
@@ -355,6 +467,9 @@ enum BrandsCommand {
         name: String,
         #[arg(long, env = "DATABASE_URL", default_value = "sqlite://lift.db?mode=rwc")]
         database_url: String,
+        /// `json` prints {"brand_id", "name", "api_key"}.
+        #[arg(long, value_enum, default_value_t = Output::Text)]
+        output: Output,
     },
 }
 
@@ -370,6 +485,7 @@ async fn main() -> anyhow::Result<()> {
             | Command::Bench { .. }
             | Command::Keys { .. }
             | Command::Brands { .. }
+            | Command::Config { .. }
     );
     lift_runtime::telemetry::init(cli.log_format, if quiet_default { "warn" } else { "info,sqlx=warn" });
     match cli.command {
@@ -384,6 +500,15 @@ async fn main() -> anyhow::Result<()> {
                 serve: a.serve,
             })
             .await?;
+        }
+        Command::Validate(ValidateArgs { report: Some(dir), collegemsg, seed, seeds, coverage_creators, .. }) => {
+            lift_cli::validate::report::run(&lift_cli::validate::report::ReportOptions {
+                dir,
+                collegemsg,
+                seed,
+                seeds,
+                creators: coverage_creators,
+            })?;
         }
         Command::Validate(a) => {
             lift_cli::validate::run(lift_cli::validate::ValidateOptions {
@@ -429,16 +554,30 @@ async fn main() -> anyhow::Result<()> {
                 std::process::exit(1);
             }
         }
-        Command::Brands { command: BrandsCommand::Create { name, database_url } } => {
+        Command::Brands { command: BrandsCommand::Create { name, database_url, output } } => {
             let db = lift_store::connect(&database_url).await?;
             let (id, key) = lift_matching::create_brand(&db, &name).await?;
-            println!("brand {name} ({id})\napi key (shown once, stored hashed): {key}");
+            match output {
+                Output::Text => println!("brand {name} ({id})\napi key (shown once, stored hashed): {key}"),
+                Output::Json => {
+                    println!("{}", serde_json::json!({ "brand_id": id.to_string(), "name": name, "api_key": key }));
+                }
+            }
         }
         Command::Keys { command } => keys(command).await?,
+        Command::Config { command: ConfigCommand::Show { config } } => {
+            let mut layers = lift_cli::config::Layers::from_process(config.config_file.as_deref())?;
+            layers.flags = config.set;
+            print!("{}", lift_cli::config::show(&lift_cli::config::resolve(&layers)?)?);
+        }
         Command::Bench { command: BenchCommand::Ingest { database_url, events, batch, streams } } => {
             let db = lift_store::connect(&database_url).await?;
             let opts = lift_ingest::bench::BenchOptions { events, batch_size: batch, streams, ..Default::default() };
             println!("{}", lift_ingest::bench::bench(db, &opts).await?);
+        }
+        Command::Bench { command: BenchCommand::CacheRefresh { accounts, changed, chunk } } => {
+            let opts = lift_cli::cachebench::CacheBenchOptions { accounts, changed, chunk };
+            println!("{}", lift_cli::cachebench::run(&opts).await?);
         }
         Command::Bench { command: BenchCommand::Match { accounts, calls, baseline_calls, page_size } } => {
             let opts = lift_cli::matchbench::MatchBenchOptions {
@@ -504,10 +643,18 @@ async fn main() -> anyhow::Result<()> {
 
 async fn keys(command: KeysCommand) -> anyhow::Result<()> {
     match command {
-        KeysCommand::Create { scopes, brand, accounts, name, auth_database_url, database_url } => {
+        KeysCommand::Create { scopes, brand, accounts, name, auth_database_url, database_url, output } => {
             let db = lift_store::connect(auth_database_url.as_deref().unwrap_or(&database_url)).await?;
             let (k, secret) =
                 lift_runtime::auth::create_bound_key(&db, &name, &scopes, brand.as_deref(), &accounts).await?;
+            if output == Output::Json {
+                let doc = serde_json::json!({
+                    "id": k.id, "name": k.name, "scopes": k.scopes, "brand_id": k.brand_id,
+                    "accounts": k.accounts, "api_key": secret,
+                });
+                println!("{doc}");
+                return Ok(());
+            }
             println!("key {} ({}) scopes {}", k.id, k.name, k.scopes.join(" "));
             if let Some(b) = &k.brand_id {
                 println!("acts for brand {b}");
@@ -525,9 +672,28 @@ async fn keys(command: KeysCommand) -> anyhow::Result<()> {
                 anyhow::bail!("no unrevoked key {id}");
             }
         }
-        KeysCommand::List { auth_database_url, database_url } => {
+        KeysCommand::List { auth_database_url, database_url, output } => {
             let db = lift_store::connect(auth_database_url.as_deref().unwrap_or(&database_url)).await?;
-            for k in lift_store::api_keys::list(&db).await? {
+            let keys = lift_store::api_keys::list(&db).await?;
+            if output == Output::Json {
+                let doc: Vec<_> = keys
+                    .iter()
+                    .map(|k| {
+                        serde_json::json!({
+                            "id": k.id,
+                            "state": if k.revoked_at.is_some() { "revoked" } else { "active" },
+                            "scopes": k.scopes,
+                            "brand_id": k.brand_id,
+                            "name": k.name,
+                            "created_at_unix_micros": k.created_at,
+                            "revoked_at_unix_micros": k.revoked_at,
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::Value::Array(doc));
+                return Ok(());
+            }
+            for k in keys {
                 let state = if k.revoked_at.is_some() { "revoked" } else { "active" };
                 println!(
                     "{}\t{state}\t{}\t{}\t{}",
@@ -543,54 +709,75 @@ async fn keys(command: KeysCommand) -> anyhow::Result<()> {
 }
 
 async fn serve(a: ServeArgs) -> anyhow::Result<()> {
+    let mut layers = lift_cli::config::Layers::from_process(a.config.config_file.as_deref())?;
+    layers.flags = a.flag_layer();
+    let c = lift_cli::config::resolve(&layers)?.config;
+    let addr = |what: &str, s: &str| -> anyhow::Result<SocketAddr> {
+        s.parse().with_context(|| format!("{what}: {s:?} is not host:port"))
+    };
     let shutdown = Shutdown::new();
     shutdown.on_os_signals();
     let mut tasks = JoinSet::new();
-    let scoring_cfg =
-        lift_scoring::ScoringConfig { debounce: Duration::from_millis(a.rescore_debounce_ms), ..Default::default() };
+    let scoring_cfg = c.scoring.to_config();
     let bind =
         |addr: SocketAddr| async move { TcpListener::bind(addr).await.with_context(|| format!("binding {addr}")) };
     let db = lift_store::ConnectConfig {
-        acquire_timeout: Duration::from_secs(a.db_acquire_timeout_secs.max(1)),
+        acquire_timeout: Duration::from_secs(c.server.db_acquire_timeout_secs.max(1)),
         ..Default::default()
     };
-    let rate_limit =
-        (a.rate_limit > 0.0).then_some(RateLimit { per_second: a.rate_limit, burst: a.rate_burst.max(1.0) });
-    let limits = Limits { request_timeout: Duration::from_secs(a.request_timeout_secs.max(1)), ..Limits::default() };
+    let rate_limit = (c.server.rate_limit > 0.0)
+        .then_some(RateLimit { per_second: c.server.rate_limit, burst: c.server.rate_burst.max(1.0) });
+    let limits =
+        Limits { request_timeout: Duration::from_secs(c.server.request_timeout_secs.max(1)), ..Limits::default() };
+    let t = &c.tls;
     let server_tls =
-        TlsFiles { cert: a.tls.tls_cert.clone(), key: a.tls.tls_key.clone(), client_ca: a.tls.tls_client_ca.clone() }
-            .server()?;
-    let client_tls = a.tls.client()?;
-    let auth = match a.auth {
-        OnOff::On => {
-            let url = a.auth_database_url.as_deref().unwrap_or(&a.database_url);
+        TlsFiles { cert: opt_path(&t.cert), key: opt_path(&t.key), client_ca: opt_path(&t.client_ca) }.server()?;
+    let client_tls = client_tls(t)?;
+    let database_url = c.database.url.clone();
+    let auth = match c.server.auth.as_str() {
+        "on" => {
+            let url = if c.database.auth_url.is_empty() { &database_url } else { &c.database.auth_url };
             Auth::Keys(KeyStore::new(lift_store::connect_with(url, &db).await?, lift_runtime::auth::DEFAULT_KEY_TTL))
         }
-        OnOff::Off => Auth::Disabled,
+        "off" => Auth::Disabled,
+        other => anyhow::bail!("server.auth: {other:?} is neither on nor off"),
     };
     let auth_on = matches!(auth, Auth::Keys(_));
+    let api_key = (!c.credentials.api_key.is_empty()).then(|| c.credentials.api_key.clone());
     let opts = ServiceOptions {
         serve: ServeOptions { auth, rate_limit: rate_limit.filter(|_| auth_on), limits, tls: server_tls },
         client: ClientOptions {
-            credentials: Credentials::from_option(a.api_key.as_deref())?,
+            credentials: Credentials::from_option(api_key.as_deref())?,
             tls: client_tls,
             ..ClientOptions::default()
         },
         db,
     };
-    if a.api_key.is_none() && auth_on && matches!(a.which, Which::Scoring | Which::Matching) {
+    if !c.server.metrics_addr.is_empty() {
+        let listener = bind(addr("server.metrics_addr", &c.server.metrics_addr)?).await?;
+        let sd = shutdown.clone();
+        tasks.spawn(async move { Ok(lift_runtime::metrics::serve_metrics(listener, sd).await?) });
+    }
+    if api_key.is_none() && auth_on && matches!(a.which, Which::Scoring | Which::Matching) {
         tracing::warn!("no LIFT_API_KEY: calls to peers carry no key and fail if the peers require one");
     }
+    let (ingest_addr, scoring_addr, matching_addr) = (
+        addr("server.ingest_addr", &c.server.ingest_addr)?,
+        addr("server.scoring_addr", &c.server.scoring_addr)?,
+        addr("server.matching_addr", &c.server.matching_addr)?,
+    );
     match a.which {
         Which::Ingest => {
-            stack::spawn_ingest(&mut tasks, bind(a.ingest_addr).await?, &a.database_url, &opts, &shutdown).await?
+            let listener = bind(ingest_addr).await?;
+            stack::spawn_ingest_with(&mut tasks, listener, &database_url, c.ingest.to_config(), &opts, &shutdown)
+                .await?
         }
         Which::Scoring => {
             stack::spawn_scoring(
                 &mut tasks,
-                bind(a.scoring_addr).await?,
-                &a.database_url,
-                &a.ingest_url,
+                bind(scoring_addr).await?,
+                &database_url,
+                &c.server.ingest_url,
                 scoring_cfg,
                 &opts,
                 &shutdown,
@@ -598,13 +785,14 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
             .await?
         }
         Which::Matching => {
-            let db = lift_store::connect_with(&a.database_url, &opts.db).await?;
-            stack::spawn_matching(
+            let db = lift_store::connect_with(&database_url, &opts.db).await?;
+            stack::spawn_matching_with(
                 &mut tasks,
-                bind(a.matching_addr).await?,
+                bind(matching_addr).await?,
                 db,
-                &a.scoring_url,
-                &a.ingest_url,
+                &c.server.scoring_url,
+                &c.server.ingest_url,
+                c.matching.to_config(),
                 &opts,
                 &shutdown,
             )
@@ -612,7 +800,7 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
         }
         Which::Web => {
             let cfg = lift_web::WebConfig {
-                scoring_url: a.scoring_url.clone(),
+                scoring_url: c.server.scoring_url.clone(),
                 matching_url: a.matching_url.clone(),
                 tls: opts.client.tls.clone(),
                 secure_cookie: a.web_secure_cookie,
@@ -620,7 +808,7 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
             stack::spawn_web(&mut tasks, bind(a.web_addr).await?, cfg, &shutdown);
         }
         Which::All => {
-            let listeners = [bind(a.ingest_addr).await?, bind(a.scoring_addr).await?, bind(a.matching_addr).await?];
+            let listeners = [bind(ingest_addr).await?, bind(scoring_addr).await?, bind(matching_addr).await?];
             let web = bind(a.web_addr).await?;
             let tls = match (opts.serve.tls, opts.client.tls) {
                 (Some(s), Some(c)) => Some((s, c)),
@@ -629,9 +817,17 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
                     "serve all with TLS needs --tls-cert, --tls-key and --tls-ca (its services call each other)"
                 ),
             };
-            let opts = StackOptions { auth: auth_on, rate_limit, limits, tls, db: opts.db };
+            let opts = StackOptions {
+                auth: auth_on,
+                rate_limit,
+                limits,
+                tls,
+                db: opts.db,
+                ingest: c.ingest.to_config(),
+                matching: c.matching.to_config(),
+            };
             let mut s =
-                stack::Stack::start_with(listeners, &Databases::shared(&a.database_url), scoring_cfg, opts).await?;
+                stack::Stack::start_with(listeners, &Databases::shared(&database_url), scoring_cfg, opts).await?;
             let web = s.start_web(web)?;
             tracing::info!("web console on http://{web}/");
             if auth_on {
@@ -647,7 +843,12 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
                     sd.trigger();
                 }
             });
-            return s.finish().await;
+            let r = s.finish().await;
+            shutdown.trigger();
+            while let Some(t) = tasks.join_next().await {
+                t??;
+            }
+            return r;
         }
     }
     while let Some(r) = tasks.join_next().await {

@@ -69,6 +69,8 @@ pub struct StackOptions {
     /// Server TLS for all three, and what their clients trust (URLs become https).
     pub tls: Option<(ServerTls, ClientTls)>,
     pub db: lift_store::ConnectConfig,
+    pub ingest: lift_ingest::IngestConfig,
+    pub matching: lift_matching::MatchingConfig,
 }
 
 impl Default for StackOptions {
@@ -79,6 +81,8 @@ impl Default for StackOptions {
             limits: Limits::default(),
             tls: None,
             db: lift_store::ConnectConfig::default(),
+            ingest: lift_ingest::IngestConfig::default(),
+            matching: lift_matching::MatchingConfig::default(),
         }
     }
 }
@@ -134,7 +138,7 @@ pub fn http_url(addr: SocketAddr) -> String {
     format!("http://{addr}")
 }
 
-/// Serves ingestion on `listener` until shutdown.
+/// Serves ingestion on `listener` until shutdown, with the default settings.
 pub async fn spawn_ingest(
     tasks: &mut JoinSet<anyhow::Result<()>>,
     listener: TcpListener,
@@ -142,8 +146,20 @@ pub async fn spawn_ingest(
     opts: &ServiceOptions,
     shutdown: &Shutdown,
 ) -> anyhow::Result<()> {
+    spawn_ingest_with(tasks, listener, db_url, lift_ingest::IngestConfig::default(), opts, shutdown).await
+}
+
+/// Serves ingestion on `listener` until shutdown.
+pub async fn spawn_ingest_with(
+    tasks: &mut JoinSet<anyhow::Result<()>>,
+    listener: TcpListener,
+    db_url: &str,
+    cfg: lift_ingest::IngestConfig,
+    opts: &ServiceOptions,
+    shutdown: &Shutdown,
+) -> anyhow::Result<()> {
     let db = lift_store::connect_with(db_url, &opts.db).await?;
-    let ingest = lift_ingest::Ingest::new(db, lift_ingest::IngestConfig::default());
+    let ingest = lift_ingest::Ingest::new(db, cfg);
     let (sd, serve) = (shutdown.clone(), opts.serve.clone());
     tasks.spawn(async move { Ok(lift_runtime::serve_with(listener, ingest.grpc(), sd, serve).await?) });
     Ok(())
@@ -184,7 +200,7 @@ pub async fn spawn_scoring_on(
     Ok(())
 }
 
-/// Serves matching on `listener`, calling scoring and ingestion by URL.
+/// Serves matching on `listener`, calling scoring and ingestion by URL, with the default settings.
 pub async fn spawn_matching(
     tasks: &mut JoinSet<anyhow::Result<()>>,
     listener: TcpListener,
@@ -194,13 +210,29 @@ pub async fn spawn_matching(
     opts: &ServiceOptions,
     shutdown: &Shutdown,
 ) -> anyhow::Result<()> {
+    let cfg = lift_matching::MatchingConfig::default();
+    spawn_matching_with(tasks, listener, db, scoring_url, ingest_url, cfg, opts, shutdown).await
+}
+
+/// Serves matching on `listener`, calling scoring and ingestion by URL.
+#[allow(clippy::too_many_arguments)]
+pub async fn spawn_matching_with(
+    tasks: &mut JoinSet<anyhow::Result<()>>,
+    listener: TcpListener,
+    db: sea_orm::DatabaseConnection,
+    scoring_url: &str,
+    ingest_url: &str,
+    cfg: lift_matching::MatchingConfig,
+    opts: &ServiceOptions,
+    shutdown: &Shutdown,
+) -> anyhow::Result<()> {
     // Matching's calls are all unary: each is bounded.
     let unary = ClientOptions { timeout: Some(MATCHING_CALL_TIMEOUT), ..opts.client.clone() };
     let matching = lift_matching::Matching::new(
         db,
         ScoringServiceClient::new(client::connect_lazy(scoring_url, &unary)?),
         IngestServiceClient::new(client::connect_lazy(ingest_url, &unary)?),
-        lift_matching::MatchingConfig::default(),
+        cfg,
     );
     let (sd, serve) = (shutdown.clone(), opts.serve.clone());
     tasks.spawn(async move { Ok(lift_runtime::serve_with(listener, matching.grpc(), sd, serve).await?) });
@@ -299,19 +331,20 @@ impl Stack {
         let url = |a: SocketAddr| format!("{scheme}://{a}");
         let shutdown = Shutdown::new();
         let mut tasks = JoinSet::new();
-        spawn_ingest(&mut tasks, li, &dbs.ingest, &service(None)?, &shutdown).await?;
+        spawn_ingest_with(&mut tasks, li, &dbs.ingest, opts.ingest.clone(), &service(None)?, &shutdown).await?;
         let scoring_opts = service(keys.as_ref().map(|k| &k.0))?;
         let scoring_db = lift_store::connect_with(&dbs.scoring, &opts.db).await?;
         let scoring =
             ScoringNode::start(&mut tasks, &shutdown, ls, scoring_db, &url(ingest_addr), scoring_cfg, scoring_opts)
                 .await?;
         let matching_opts = service(keys.as_ref().map(|k| &k.1))?;
-        spawn_matching(
+        spawn_matching_with(
             &mut tasks,
             lm,
             matching_db.clone(),
             &url(scoring_addr),
             &url(ingest_addr),
+            opts.matching.clone(),
             &matching_opts,
             &shutdown,
         )

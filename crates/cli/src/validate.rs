@@ -13,6 +13,12 @@
 //! network standing and — what neither followers nor activity measure —
 //! action.
 
+pub mod action;
+pub mod gaming;
+pub mod report;
+pub mod svg;
+pub mod world;
+
 use std::{
     collections::HashMap,
     path::{Path, PathBuf},

@@ -183,6 +183,9 @@ pub struct CampaignSpec {
     pub excluded: BTreeSet<AccountId>,
     pub holdout_share: f64,
     pub attribution_window_secs: u64,
+    /// Action rules may pass accounts with insufficient evidence (never with none).
+    #[serde(default)]
+    pub allow_insufficient_evidence: bool,
 }
 
 impl CampaignSpec {
@@ -296,6 +299,7 @@ impl CampaignSpec {
                 excluded,
                 holdout_share: s.holdout_share,
                 attribution_window_secs,
+                allow_insufficient_evidence: s.allow_insufficient_evidence,
             }),
             _ => Err(v),
         }
@@ -315,6 +319,7 @@ impl CampaignSpec {
             excluded: self.excluded.iter().map(AccountId::to_proto).collect(),
             holdout_share: self.holdout_share,
             attribution_window_secs: self.attribution_window_secs,
+            allow_insufficient_evidence: self.allow_insufficient_evidence,
         }
     }
 
@@ -334,11 +339,14 @@ impl CampaignSpec {
 
     /// Percentile filters for scoring's `QueryAccounts`, each lowered by `relax`
     /// percentile points so near misses come back too. Value thresholds cannot
-    /// be pushed down (scoring filters on percentiles only) and are checked locally.
+    /// be pushed down (scoring filters on percentiles only) and are checked locally;
+    /// so are action rules of a campaign that admits insufficient evidence, since
+    /// scoring's action filter passes only sufficient evidence.
     pub fn percentile_filters(&self, relax: f64) -> Vec<spb::PercentileFilter> {
         let relax = if relax.is_finite() { relax.max(0.0) } else { 0.0 };
         self.criteria
             .iter()
+            .filter(|c| !(self.allow_insufficient_evidence && c.dimension == Dimension::Action))
             .filter_map(|c| match c.threshold {
                 Threshold::MinPercentile(p) if p - relax > 0.0 => Some(spb::PercentileFilter {
                     dimension: c.dimension.to_proto() as i32,
@@ -363,7 +371,10 @@ pub struct ScoreEntry {
     pub percentile: f64,
     pub lower: f64,
     pub upper: f64,
+    /// False only where scoring said the evidence is insufficient or absent.
     pub sufficient: bool,
+    /// Scoring said there is no evidence at all (e.g. no attributed click).
+    pub no_data: bool,
     pub raw: BTreeMap<String, f64>,
 }
 
@@ -389,7 +400,9 @@ impl ScoreCard {
                     percentile: finite_or_zero(s.percentile),
                     lower: finite_or_zero(s.lower),
                     upper: finite_or_zero(s.upper),
-                    sufficient: s.evidence != spb::Evidence::Insufficient as i32,
+                    sufficient: s.evidence != spb::Evidence::Insufficient as i32
+                        && s.evidence != spb::Evidence::NoData as i32,
+                    no_data: s.evidence == spb::Evidence::NoData as i32,
                     raw: s.raw.iter().map(|(k, v)| (k.clone(), *v)).collect(),
                 };
                 Some(((d, s.topic.to_lowercase()), entry))
@@ -400,6 +413,11 @@ impl ScoreCard {
 
     pub fn get(&self, d: Dimension, topic: Option<&str>) -> Option<&ScoreEntry> {
         self.scores.get(&(d, topic.unwrap_or_default().to_owned()))
+    }
+
+    /// The campaign topics the account has a topic score in, in the campaign's order.
+    pub fn topics_matched(&self, topics: &[String]) -> Vec<String> {
+        topics.iter().filter(|t| self.scores.keys().any(|(_, k)| k == *t)).cloned().collect()
     }
 
     fn value(&self, d: Dimension) -> f64 {
@@ -419,6 +437,8 @@ pub struct CriterionResult {
     /// Observed minus threshold, in the threshold's units.
     pub margin: f64,
     pub observed: f64,
+    /// Why the rule failed when the threshold alone does not say; empty otherwise.
+    pub reason: String,
 }
 
 impl CriterionResult {
@@ -428,20 +448,37 @@ impl CriterionResult {
             passed: self.passed,
             margin: self.margin,
             observed: self.observed,
+            reason: self.reason.clone(),
         }
     }
 }
 
 /// Judges one rule. An account with no score for the rule's dimension/topic
 /// is observed at 0: it has shown nothing there, which is the bottom of both scales.
-pub fn evaluate_criterion(c: &Criterion, card: &ScoreCard) -> CriterionResult {
+///
+/// A rule on a dimension with an evidence state (action) fails an account
+/// without sufficient evidence whatever its value, with margin −∞ (never a near
+/// miss) and the reason stated — unless `allow_insufficient` is set, which lets
+/// insufficient evidence be judged by its point estimate; no evidence always fails.
+pub fn evaluate_criterion(c: &Criterion, card: &ScoreCard, allow_insufficient: bool) -> CriterionResult {
     let entry = card.get(c.dimension, c.topic.as_deref());
     let observed = match c.threshold {
         Threshold::MinPercentile(_) => entry.map_or(0.0, |e| e.percentile),
         Threshold::MinValue(_) => entry.map_or(0.0, |e| e.value),
     };
+    let evidence_failure = match entry.filter(|_| c.dimension == Dimension::Action) {
+        Some(e) if e.no_data => Some("no action evidence (no attributed clicks)".to_owned()),
+        Some(e) if !e.sufficient && !allow_insufficient => Some(match e.raw.get("clicks") {
+            Some(k) => format!("insufficient action evidence ({k} clicks)"),
+            None => "insufficient action evidence".to_owned(),
+        }),
+        _ => None,
+    };
+    if let Some(reason) = evidence_failure {
+        return CriterionResult { criterion: c.clone(), passed: false, margin: f64::NEG_INFINITY, observed, reason };
+    }
     let margin = observed - c.threshold.bound();
-    CriterionResult { criterion: c.clone(), passed: margin >= 0.0, margin, observed }
+    CriterionResult { criterion: c.clone(), passed: margin >= 0.0, margin, observed, reason: String::new() }
 }
 
 /// Every rule's verdict on one account, and whether the brand excluded it.
@@ -449,17 +486,21 @@ pub fn evaluate_criterion(c: &Criterion, card: &ScoreCard) -> CriterionResult {
 pub struct Evaluation {
     pub results: Vec<CriterionResult>,
     pub excluded: bool,
+    /// The campaign names topics and the account is scored in none of them.
+    pub off_topic: bool,
+    /// The campaign topics the account is scored in.
+    pub topics_matched: Vec<String>,
 }
 
 impl Evaluation {
     pub fn eligible(&self) -> bool {
-        !self.excluded && self.results.iter().all(|r| r.passed)
+        !self.excluded && !self.off_topic && self.results.iter().all(|r| r.passed)
     }
 
     /// How far the account is from eligibility when it fails exactly one rule
     /// by at most `max_margin`; `None` otherwise (eligible, excluded, or further off).
     pub fn near_miss(&self, max_margin: f64) -> Option<f64> {
-        if self.excluded || !max_margin.is_finite() || max_margin <= 0.0 {
+        if self.excluded || self.off_topic || !max_margin.is_finite() || max_margin <= 0.0 {
             return None;
         }
         let mut failed = self.results.iter().filter(|r| !r.passed);
@@ -468,10 +509,14 @@ impl Evaluation {
     }
 }
 
+/// Judges an account against every rule, the exclusions and the campaign's topics.
 pub fn evaluate(spec: &CampaignSpec, rules: &[Criterion], card: &ScoreCard) -> Evaluation {
+    let topics_matched = card.topics_matched(&spec.topics);
     Evaluation {
-        results: rules.iter().map(|c| evaluate_criterion(c, card)).collect(),
+        results: rules.iter().map(|c| evaluate_criterion(c, card, spec.allow_insufficient_evidence)).collect(),
         excluded: spec.excluded.contains(&card.account),
+        off_topic: !spec.topics.is_empty() && topics_matched.is_empty(),
+        topics_matched,
     }
 }
 
@@ -944,11 +989,16 @@ pub struct LiftEstimate {
     pub confidence: f64,
     pub treated: u64,
     pub holdout: u64,
+    /// Why no interval can be given, when it cannot; `None` when it can.
+    pub unavailable: Option<String>,
 }
 
 /// Welch's unequal-variance interval for mean(a) − mean(b). With fewer than
 /// two observations in a group the variance is unknown, so the interval is
 /// unbounded and the confidence 0: "not enough evidence" rather than a guess.
+/// When both groups show no variation at all (typically: no orders anywhere),
+/// there is no data to measure lift with, and the estimate says so instead of
+/// giving a zero-width interval.
 pub fn welch(a: &[f64], b: &[f64], confidence: f64) -> LiftEstimate {
     let (na, nb) = (a.len(), b.len());
     let mean = |x: &[f64]| if x.is_empty() { 0.0 } else { x.iter().sum::<f64>() / x.len() as f64 };
@@ -962,14 +1012,30 @@ pub fn welch(a: &[f64], b: &[f64], confidence: f64) -> LiftEstimate {
         confidence: 0.0,
         treated: na as u64,
         holdout: nb as u64,
+        unavailable: None,
     };
-    if na < 2 || nb < 2 || !(0.0..1.0).contains(&confidence) || confidence <= 0.0 {
-        return unbounded;
+    let unavailable = |why: String| LiftEstimate { unavailable: Some(why), ..unbounded.clone() };
+    if !(0.0..1.0).contains(&confidence) || confidence <= 0.0 {
+        return unavailable(format!("confidence {confidence} is not between 0 and 1"));
+    }
+    if na < 2 || nb < 2 {
+        return unavailable(format!(
+            "{na} treated and {nb} held-out creators: each group needs at least 2 to estimate its variance"
+        ));
     }
     let (va, vb) = (var(a, ma) / na as f64, var(b, mb) / nb as f64);
     let se = (va + vb).sqrt();
     if se == 0.0 {
-        return LiftEstimate { lower: difference, upper: difference, confidence, ..unbounded };
+        return unavailable(if ma == 0.0 && mb == 0.0 {
+            "no orders by any creator's pre-campaign audience in either group yet, so there is no data to \
+             measure lift with"
+                .to_owned()
+        } else {
+            format!(
+                "every creator in each group has the same outcome ({ma} treated, {mb} held out): with no \
+                 variation there is no interval"
+            )
+        });
     }
     let df = (va + vb).powi(2) / (va.powi(2) / (na as f64 - 1.0) + vb.powi(2) / (nb as f64 - 1.0));
     let t = student_t_quantile(0.5 + confidence / 2.0, df);

@@ -123,6 +123,7 @@ impl Ingest {
             }
         }
         out.results = results;
+        count_outcomes(&out);
         Ok(out)
     }
 
@@ -142,6 +143,7 @@ impl Ingest {
         }
         links::record_clicks(appender.txn(), &clicks).await?;
         let head = appender.commit().await?;
+        metrics::gauge!("lift_ledger_head_offset").set(head as f64);
         self.inner.head.send_if_modified(|h| {
             let moved = head > *h;
             *h = (*h).max(head);
@@ -195,6 +197,7 @@ impl Ingest {
 
     pub async fn ledger_info(&self) -> Result<pb::GetLedgerInfoResponse, Error> {
         let head = ledger::head(&self.inner.db).await?;
+        metrics::gauge!("lift_ledger_head_offset").set(head as f64);
         // Offsets are dense (see lift_store::ledger), so the head is the event count.
         Ok(pb::GetLedgerInfoResponse { head_offset: head, events: head, links: links::count(&self.inner.db).await? })
     }
@@ -276,4 +279,34 @@ fn check_token(s: &str, field: &str, max: usize, v: &mut Vec<FieldViolation>) {
     } else if s.chars().any(|c| c.is_control() || c.is_whitespace()) {
         v.push(FieldViolation::new(field, "must not contain whitespace or control characters"));
     }
+}
+
+/// `lift_ingest_events_accepted_total` and `lift_ingest_events_rejected_total{reason,field}`
+/// for one batch: `reason` is `invalid` (with the event's first invalid field, list
+/// indices removed, so the label set is bounded by the schema) or `duplicate`.
+fn count_outcomes(out: &BatchOutcome) {
+    metrics::counter!("lift_ingest_events_accepted_total").increment(u64::from(out.accepted));
+    if out.duplicates > 0 {
+        metrics::counter!("lift_ingest_events_rejected_total", "reason" => "duplicate", "field" => "")
+            .increment(u64::from(out.duplicates));
+    }
+    for r in out.results.iter().filter(|r| r.outcome == pb::EventOutcome::Rejected as i32) {
+        let field = r.violations.first().map(|v| schema_field(&v.field)).unwrap_or_default();
+        metrics::counter!("lift_ingest_events_rejected_total", "reason" => "invalid", "field" => field).increment(1);
+    }
+}
+
+/// `events[3].post.topics[2]` → `post.topics`.
+fn schema_field(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    let mut depth = 0usize;
+    for c in path.chars() {
+        match c {
+            '[' => depth += 1,
+            ']' => depth = depth.saturating_sub(1),
+            _ if depth == 0 => out.push(c),
+            _ => {}
+        }
+    }
+    out.strip_prefix("events.").or_else(|| out.strip_prefix("events")).unwrap_or(&out).to_owned()
 }

@@ -6,12 +6,14 @@
 //! - [`Matching`] — the service state and one method per RPC (`service`);
 //!   [`Matching::grpc`] wraps it in the API-key interceptor.
 //! - [`create_brand`] — creates a tenant and its key (`auth`).
+//! - [`cache_refresh`] — the score cache's full and delta loads, for benchmarks.
 //! - [`MatchingConfig`], [`Error`] — settings and the one error type.
 //!
 //! The rules themselves (validation, margins, holdout, lift) are pure and live
 //! in `lift_domain::campaign`.
 
 mod auth;
+pub mod cache_refresh;
 mod config;
 mod error;
 mod grpc;

@@ -68,6 +68,7 @@ impl Judged {
             criteria: self.eval.results.iter().map(rules::CriterionResult::to_proto).collect(),
             expected: Some(self.expected.to_proto()),
             objective_score: self.key.0,
+            topics_matched: self.eval.topics_matched.clone(),
         }
     }
 }
@@ -462,8 +463,8 @@ impl Matching {
         let (chunk, attempts) = (inner.cfg.query_page_size, inner.cfg.scan_attempts);
         inner
             .scores
-            .at_least(&run, (!fresh).then_some(inner.cfg.score_cache_patience), move || async move {
-                snapshot::load(&scoring, &retry, chunk, attempts).await
+            .at_least(&run, (!fresh).then_some(inner.cfg.score_cache_patience), move |base| async move {
+                snapshot::load(&scoring, &retry, chunk, attempts, base).await
             })
             .await
     }
@@ -903,6 +904,7 @@ impl Matching {
             offers: rows.iter().filter(|r| r.in_portfolio).map(offer_to_proto).collect(),
             holdout: rows.iter().filter(|r| r.holdout).map(|r| r.account.to_proto()).collect(),
             holdout_seed: seed,
+            control_group: rows.iter().filter(|r| r.holdout && r.in_portfolio).map(|r| r.account.to_proto()).collect(),
         })
     }
 
@@ -975,6 +977,7 @@ impl Matching {
                 treated: l.treated,
                 holdout: l.holdout,
                 metric: rules::LIFT_METRIC.to_owned(),
+                unavailable_reason: l.unavailable.clone().unwrap_or_default(),
             }),
             as_of_offset: head.max(report.head),
         })

@@ -33,6 +33,8 @@ use lift_runtime::client::{Channel, RetryPolicy, retry_idempotent};
 
 use crate::Error;
 
+mod delta;
+
 /// A scoring run: (model version, as-of ledger offset).
 pub(crate) type Run = (String, u64);
 
@@ -46,8 +48,10 @@ fn objective_index(o: Objective) -> usize {
     }
 }
 
-/// Flag bits per row: bit `d` = dimension `d` has an overall score; bit `5 + d` = its evidence is sufficient.
+/// Flag bits per row: bit `d` = dimension `d` has an overall score; bit `5 + d` = its evidence is
+/// sufficient; bit `10 + d` = scoring reported no evidence at all.
 const SUFFICIENT_SHIFT: u16 = 5;
+const NO_DATA_SHIFT: u16 = 10;
 
 /// Many strings in one buffer.
 #[derive(Debug, Default)]
@@ -95,6 +99,12 @@ struct TopicColumn {
 pub(crate) struct ScoreSnapshot {
     pub(crate) model_version: String,
     pub(crate) as_of: u64,
+    /// Scoring's id of the run (0 from a scoring that does not send it): what a
+    /// delta export is asked relative to.
+    pub(crate) run_id: u64,
+    /// Accounts the load that built this received, and whether they were a delta.
+    received: u64,
+    from_delta: bool,
     n: usize,
     networks: Vec<String>,
     network: Vec<u32>,
@@ -188,6 +198,15 @@ impl ScoreSnapshot {
         self.flags[row] & (1 << (SUFFICIENT_SHIFT as usize + d.index())) != 0
     }
 
+    fn no_data(&self, row: usize, d: Dimension) -> bool {
+        self.flags[row] & (1 << (NO_DATA_SHIFT as usize + d.index())) != 0
+    }
+
+    /// Whether a row fails a rule for lack of evidence, as `rules::evaluate_criterion` decides.
+    fn evidence_fails(&self, row: usize, d: Dimension, allow_insufficient: bool) -> bool {
+        self.has(row, d) && (self.no_data(row, d) || (!allow_insufficient && !self.sufficient(row, d)))
+    }
+
     /// `rules::objective_score` of a row, read from the columns.
     pub(crate) fn key(&self, objective: Objective, row: usize) -> (f64, f64) {
         let v = |d: Dimension| self.value[d.index()][row];
@@ -255,8 +274,14 @@ impl ScoreSnapshot {
         for c in spec.rules() {
             let bound = c.threshold.bound();
             let observed = self.observed(&c);
-            for ((f, m), &x) in fails.iter_mut().zip(miss.iter_mut()).zip(observed.iter()) {
-                let margin = x - bound;
+            let evidence_rule = c.topic.is_none() && c.dimension == Dimension::Action;
+            for (row, ((f, m), &x)) in fails.iter_mut().zip(miss.iter_mut()).zip(observed.iter()).enumerate() {
+                let margin = if evidence_rule && self.evidence_fails(row, c.dimension, spec.allow_insufficient_evidence)
+                {
+                    f64::NEG_INFINITY
+                } else {
+                    x - bound
+                };
                 // `passed` is `margin >= 0.0` in the rules: NaN fails too.
                 if margin.is_nan() || margin < 0.0 {
                     if *f == 0 {
@@ -269,6 +294,20 @@ impl ScoreSnapshot {
         for a in &spec.excluded {
             if let Some(row) = self.find(a) {
                 fails[row] = u8::MAX;
+            }
+        }
+        // The campaign's topics: a row scored in none of them is off topic (never a near miss).
+        if !spec.topics.is_empty() {
+            let mut on_topic = vec![false; n];
+            for col in self.topics.iter().filter(|t| spec.topics.contains(&t.topic)) {
+                for &row in &col.members {
+                    on_topic[row as usize] = true;
+                }
+            }
+            for (f, on) in fails.iter_mut().zip(on_topic) {
+                if !on {
+                    *f = u8::MAX;
+                }
             }
         }
         let order = &self.order[objective_index(spec.objective)];
@@ -292,8 +331,9 @@ impl ScoreSnapshot {
     }
 
     /// A row as the `ScoreCard` scoring's answer would have produced, with every
-    /// score the campaign's rules and objective read.
-    pub(crate) fn card(&self, row: usize, rules_in_force: &[Criterion]) -> ScoreCard {
+    /// score the campaign's rules, topics and objective read (every topic score
+    /// the row has, whichever rules are in force).
+    pub(crate) fn card(&self, row: usize, _rules_in_force: &[Criterion]) -> ScoreCard {
         let mut scores = HashMap::new();
         for d in Dimension::ALL {
             if !self.has(row, d) {
@@ -306,6 +346,7 @@ impl ScoreSnapshot {
                 lower: value,
                 upper: value,
                 sufficient: self.sufficient(row, d),
+                no_data: self.no_data(row, d),
                 raw: BTreeMap::new(),
             };
             if let Some(o) = OBJECTIVES.into_iter().find(|o| o.primary_dimension() == d) {
@@ -322,19 +363,20 @@ impl ScoreSnapshot {
             }
             scores.insert((d, String::new()), entry);
         }
-        for c in rules_in_force {
-            let Some(t) = &c.topic else { continue };
-            let Some(col) = self.topic_column(c.dimension, t) else { continue };
+        // Every topic score of the row (a few columns), so the rules see the
+        // topics the criteria name and the campaign's topics alike.
+        for col in &self.topics {
             if let Ok(i) = col.members.binary_search(&(row as u32)) {
                 let value = col.value[i];
                 scores.insert(
-                    (c.dimension, t.clone()),
+                    (col.dimension, col.topic.clone()),
                     ScoreEntry {
                         value,
                         percentile: col.percentile[i],
                         lower: value,
                         upper: value,
                         sufficient: true,
+                        no_data: false,
                         raw: BTreeMap::new(),
                     },
                 );
@@ -353,6 +395,7 @@ struct Overall {
     upper: f64,
     present: bool,
     sufficient: bool,
+    no_data: bool,
     count: f64,
 }
 
@@ -404,7 +447,9 @@ impl Builder {
                     lower: finite_or_zero(s.lower),
                     upper: finite_or_zero(s.upper),
                     present: true,
-                    sufficient: s.evidence != spb::Evidence::Insufficient as i32,
+                    sufficient: s.evidence != spb::Evidence::Insufficient as i32
+                        && s.evidence != spb::Evidence::NoData as i32,
+                    no_data: s.evidence == spb::Evidence::NoData as i32,
                     count,
                 };
             } else {
@@ -420,7 +465,7 @@ impl Builder {
         self.rows.push(row);
     }
 
-    pub(crate) fn finish(self, run: Run) -> Result<ScoreSnapshot, Error> {
+    pub(crate) fn finish_run(self, run: Run, run_id: u64) -> Result<ScoreSnapshot, Error> {
         let mut rows = self.rows;
         // Stable, so of an account sent twice the first copy is kept (as the scan does).
         rows.sort_by(|a, b| a.account.cmp(&b.account));
@@ -436,6 +481,9 @@ impl Builder {
         let mut snap = ScoreSnapshot {
             model_version: run.0,
             as_of: run.1,
+            run_id,
+            received: n as u64,
+            from_delta: false,
             n,
             networks: Vec::new(),
             network: Vec::with_capacity(n),
@@ -481,6 +529,7 @@ impl Builder {
                 snap.percentile[d.index()].push(o.percentile);
                 flags |= u16::from(o.present) << d.index();
                 flags |= u16::from(o.present && o.sufficient) << (SUFFICIENT_SHIFT as usize + d.index());
+                flags |= u16::from(o.present && o.no_data) << (NO_DATA_SHIFT as usize + d.index());
             }
             snap.flags.push(flags);
             for o in OBJECTIVES {
@@ -525,7 +574,7 @@ impl Builder {
 /// Asks scoring which run it serves: `ExportScores` with `run_only`, one small
 /// message and no pass over the population.
 pub(crate) async fn probe(scoring: &ScoringServiceClient<Channel>, retry: &RetryPolicy) -> Result<Run, Error> {
-    let req = spb::ExportScoresRequest { chunk_size: 0, run_only: true };
+    let req = spb::ExportScoresRequest { chunk_size: 0, run_only: true, since_run: 0 };
     let first = retry_idempotent(retry, "ExportScores", || {
         let (mut c, r) = (scoring.clone(), req);
         async move {
@@ -539,22 +588,31 @@ pub(crate) async fn probe(scoring: &ScoringServiceClient<Channel>, retry: &Retry
     Ok((first.model_version, first.as_of_offset))
 }
 
-/// Streams every scored account of scoring's current run with `ExportScores`;
-/// every chunk comes from one run, so the load never has to restart. A stream
-/// that breaks off is retried from the start, up to `attempts` times.
+/// Streams scoring's current run with `ExportScores`; every chunk comes from
+/// one run, so the load never has to restart. With a `base` snapshot (the
+/// cached one) only the accounts changed since its run are asked for and
+/// applied to a copy of it, in time proportional to the change; scoring
+/// answers with the whole population when it cannot tell what changed. A
+/// stream that breaks off is retried from the start, up to `attempts` times.
 pub(crate) async fn load(
     scoring: &ScoringServiceClient<Channel>,
     retry: &RetryPolicy,
     chunk_size: u32,
     attempts: u32,
+    base: Option<Arc<ScoreSnapshot>>,
 ) -> Result<ScoreSnapshot, Error> {
     let mut last = None;
     for attempt in 1..=attempts.max(1) {
-        match load_once(scoring, retry, chunk_size).await {
-            Ok(builder_run) => {
-                let (builder, run) = builder_run;
+        match load_once(scoring, retry, chunk_size, base.as_deref()).await {
+            Ok(loaded) => {
+                let base = base.clone();
                 // Sorting and column building is CPU work: keep it off the async workers.
-                return tokio::task::spawn_blocking(move || builder.finish(run)).await.map_err(|e| {
+                return tokio::task::spawn_blocking(move || match (loaded.delta, base) {
+                    (true, Some(base)) => loaded.builder.apply_to(&base, loaded.run, loaded.run_id),
+                    _ => loaded.builder.finish_run(loaded.run, loaded.run_id),
+                })
+                .await
+                .map_err(|e| {
                     Error::scoring(tonic::Status::internal(format!("building the score cache failed: {e}")))
                 })?;
             }
@@ -567,12 +625,23 @@ pub(crate) async fn load(
     Err(last.unwrap_or_else(|| Error::scoring(tonic::Status::unavailable("the score cache could not be loaded"))))
 }
 
+/// What one `ExportScores` stream brought.
+struct Loaded {
+    builder: Builder,
+    run: Run,
+    run_id: u64,
+    /// The accounts are changes relative to the base snapshot's run.
+    delta: bool,
+}
+
 async fn load_once(
     scoring: &ScoringServiceClient<Channel>,
     retry: &RetryPolicy,
     chunk_size: u32,
-) -> Result<(Builder, Run), Error> {
-    let req = spb::ExportScoresRequest { chunk_size, run_only: false };
+    base: Option<&ScoreSnapshot>,
+) -> Result<Loaded, Error> {
+    let since_run = base.map_or(0, |b| b.run_id);
+    let req = spb::ExportScoresRequest { chunk_size, run_only: false, since_run };
     let mut stream = retry_idempotent(retry, "ExportScores", || {
         let (mut c, r) = (scoring.clone(), req);
         async move { c.export_scores(r).await }
@@ -581,13 +650,25 @@ async fn load_once(
     .map_err(Error::scoring)?
     .into_inner();
     let mut builder = Builder::default();
-    let mut run: Option<Run> = None;
+    let mut run: Option<(Run, u64, bool)> = None;
     let mut seen = 0u64;
     let mut total = 0u64;
     while let Some(msg) = stream.message().await.map_err(Error::scoring)? {
-        let this = (msg.model_version.clone(), msg.as_of_offset);
+        let this = ((msg.model_version.clone(), msg.as_of_offset), msg.run_id, msg.delta);
         match &run {
-            None => run = Some(this),
+            None => {
+                if msg.delta
+                    && (since_run == 0
+                        || msg.since_run != since_run
+                        || base.is_none_or(|b| b.model_version != msg.model_version))
+                {
+                    return Err(Error::scoring(tonic::Status::internal(format!(
+                        "ExportScores sent changes since run {} when asked for those since run {since_run}",
+                        msg.since_run
+                    ))));
+                }
+                run = Some(this);
+            }
             Some(r) if *r != this => {
                 return Err(Error::scoring(tonic::Status::internal("ExportScores mixed two scoring runs")));
             }
@@ -604,7 +685,8 @@ async fn load_once(
             "ExportScores ended after {seen} of {total} accounts"
         ))));
     }
-    Ok((builder, run.unwrap_or_default()))
+    let (run, run_id, delta) = run.unwrap_or_default();
+    Ok(Loaded { builder, run, run_id, delta })
 }
 
 /// What the score cache holds and has done, for operators and benchmarks.
@@ -618,6 +700,10 @@ pub struct ScoreCacheStats {
     pub bytes: usize,
     /// How long the last load took (paging scoring and building the columns).
     pub last_load: Duration,
+    /// Of the completed loads, those that applied only a run's changes.
+    pub delta_loads: u64,
+    /// Accounts the last load received (all of them, or the changed ones).
+    pub last_received: u64,
     pub model_version: String,
     pub as_of_offset: u64,
 }
@@ -635,6 +721,8 @@ pub(crate) struct ScoreCache {
     last_error: RwLock<Option<String>>,
     loads: AtomicU64,
     last_load_micros: AtomicU64,
+    delta_loads: AtomicU64,
+    last_received: AtomicU64,
 }
 
 impl Default for ScoreCache {
@@ -646,6 +734,8 @@ impl Default for ScoreCache {
             last_error: RwLock::default(),
             loads: AtomicU64::new(0),
             last_load_micros: AtomicU64::new(0),
+            delta_loads: AtomicU64::new(0),
+            last_received: AtomicU64::new(0),
         }
     }
 }
@@ -663,32 +753,45 @@ impl ScoreCache {
     /// Starts a background load unless one is running.
     fn start_load<F, Fut>(self: &Arc<Self>, load: F)
     where
-        F: FnOnce() -> Fut + Send + 'static,
+        F: FnOnce(Option<Arc<ScoreSnapshot>>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<ScoreSnapshot, Error>> + Send + 'static,
     {
         if self.loading.swap(true, Ordering::AcqRel) {
             return;
         }
         let me = Arc::clone(self);
+        let base = self.get();
         tokio::spawn(async move {
             let started = Instant::now();
-            match load().await {
+            match load(base).await {
                 Ok(snap) => {
                     let took = started.elapsed();
                     tracing::info!(
                         accounts = snap.len(),
+                        received = snap.received,
+                        delta = snap.from_delta,
                         bytes = snap.bytes(),
                         model_version = %snap.model_version,
                         as_of = snap.as_of,
                         secs = took.as_secs_f64(),
                         "score cache loaded"
                     );
+                    metrics::histogram!("lift_matching_score_cache_load_seconds").record(took.as_secs_f64());
+                    metrics::gauge!("lift_matching_score_cache_as_of_offset").set(snap.as_of as f64);
+                    let loaded_at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+                    metrics::gauge!("lift_matching_score_cache_loaded_timestamp_seconds")
+                        .set(loaded_at.map_or(0.0, |d| d.as_secs_f64()));
+                    me.last_received.store(snap.received, Ordering::Release);
+                    if snap.from_delta {
+                        me.delta_loads.fetch_add(1, Ordering::AcqRel);
+                    }
                     *me.current.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::new(snap));
                     *me.last_error.write().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
                     me.last_load_micros.store(u64::try_from(took.as_micros()).unwrap_or(u64::MAX), Ordering::Release);
                     me.loads.fetch_add(1, Ordering::AcqRel);
                 }
                 Err(e) => {
+                    metrics::counter!("lift_matching_score_cache_load_failures_total").increment(1);
                     tracing::warn!(error = %e, "loading the score cache failed");
                     *me.last_error.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(e.to_string());
                 }
@@ -710,7 +813,7 @@ impl ScoreCache {
         load: F,
     ) -> Result<(Arc<ScoreSnapshot>, bool), Error>
     where
-        F: FnOnce() -> Fut + Send + 'static,
+        F: FnOnce(Option<Arc<ScoreSnapshot>>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<ScoreSnapshot, Error>> + Send + 'static,
     {
         if let Some(s) = self.get().filter(|s| Self::serves(s, run)) {
@@ -730,7 +833,7 @@ impl ScoreCache {
                 // Patience ran out with an older snapshot at hand: serve it, marked stale.
                 None => {
                     return current
-                        .map(|s| (s, true))
+                        .map(stale_answer)
                         .ok_or_else(|| Error::scoring(tonic::Status::unavailable("the score cache is loading")));
                 }
                 Some(Err(_)) => {
@@ -747,13 +850,16 @@ impl ScoreCache {
             let failed = self.last_error.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
             return match (current, failed) {
                 // The load failed: an older snapshot is still an answer, marked stale.
-                (Some(s), Some(_)) => Ok((s, true)),
+                (Some(s), Some(_)) => Ok(stale_answer(s)),
                 (None, Some(e)) => Err(Error::scoring(tonic::Status::unavailable(e))),
                 // A load that began before this caller's probe finished: a newer
                 // snapshot than before, though not necessarily `run`'s.
                 (Some(s), None) => {
-                    let stale = !Self::serves(&s, run) && s.as_of < run.1;
-                    Ok((s, stale))
+                    if !Self::serves(&s, run) && s.as_of < run.1 {
+                        Ok(stale_answer(s))
+                    } else {
+                        Ok((s, false))
+                    }
                 }
                 (None, None) => Err(Error::scoring(tonic::Status::unavailable("the score cache is empty"))),
             };
@@ -767,10 +873,18 @@ impl ScoreCache {
             accounts: cur.as_ref().map_or(0, |s| s.len()),
             bytes: cur.as_ref().map_or(0, |s| s.bytes()),
             last_load: Duration::from_micros(self.last_load_micros.load(Ordering::Acquire)),
+            delta_loads: self.delta_loads.load(Ordering::Acquire),
+            last_received: self.last_received.load(Ordering::Acquire),
             model_version: cur.as_ref().map(|s| s.model_version.clone()).unwrap_or_default(),
             as_of_offset: cur.as_ref().map_or(0, |s| s.as_of),
         }
     }
+}
+
+/// An answer from an older run's snapshot, counted in `lift_matching_stale_answers_total`.
+fn stale_answer(s: Arc<ScoreSnapshot>) -> (Arc<ScoreSnapshot>, bool) {
+    metrics::counter!("lift_matching_stale_answers_total").increment(1);
+    (s, true)
 }
 
 #[cfg(test)]
@@ -778,7 +892,7 @@ mod tests {
     use super::*;
 
     fn empty(run: &Run) -> Result<ScoreSnapshot, Error> {
-        Builder::default().finish(run.clone())
+        Builder::default().finish_run(run.clone(), 0)
     }
 
     /// Pins stale-while-revalidate: a load slower than the caller's patience
@@ -793,7 +907,7 @@ mod tests {
         // Nothing cached: the caller waits for the load, however long.
         let ra = a.clone();
         let (s, stale) = cache
-            .at_least(&a, patience, move || async move {
+            .at_least(&a, patience, move |_| async move {
                 tokio::time::sleep(Duration::from_secs(5)).await;
                 empty(&ra)
             })
@@ -804,7 +918,7 @@ mod tests {
         // A newer run whose load takes longer than the patience: the old copy, stale.
         let rb = b.clone();
         let (s, stale) = cache
-            .at_least(&b, patience, move || async move {
+            .at_least(&b, patience, move |_| async move {
                 tokio::time::sleep(Duration::from_secs(5)).await;
                 empty(&rb)
             })
@@ -812,11 +926,11 @@ mod tests {
             .unwrap();
         assert_eq!((s.as_of, stale), (10, true));
         // A second caller meanwhile joins the running load instead of starting one.
-        let (s, stale) = cache.at_least(&b, patience, || async { panic!("a second load started") }).await.unwrap();
+        let (s, stale) = cache.at_least(&b, patience, |_| async { panic!("a second load started") }).await.unwrap();
         assert_eq!((s.as_of, stale), (10, true));
 
         tokio::time::sleep(Duration::from_secs(6)).await;
-        let (s, stale) = cache.at_least(&b, patience, || async { panic!("reloaded a cached run") }).await.unwrap();
+        let (s, stale) = cache.at_least(&b, patience, |_| async { panic!("reloaded a cached run") }).await.unwrap();
         assert_eq!((s.as_of, stale), (20, false));
         assert_eq!(cache.stats().loads, 2);
 
@@ -824,7 +938,7 @@ mod tests {
         let c = ("m".to_owned(), 30);
         let rc = c.clone();
         let (s, stale) = cache
-            .at_least(&c, None, move || async move {
+            .at_least(&c, None, move |_| async move {
                 tokio::time::sleep(Duration::from_secs(5)).await;
                 empty(&rc)
             })
@@ -838,12 +952,14 @@ mod tests {
     #[tokio::test]
     async fn failed_loads_fall_back_or_fail() {
         let cache = Arc::new(ScoreCache::default());
-        let fail = || async { Err(Error::scoring(tonic::Status::unavailable("scoring is down"))) };
+        let fail = |_: Option<Arc<ScoreSnapshot>>| async {
+            Err(Error::scoring(tonic::Status::unavailable("scoring is down")))
+        };
         let run = ("m".to_owned(), 1);
         let err = cache.at_least(&run, Some(Duration::from_secs(1)), fail).await.unwrap_err();
         assert!(err.to_string().contains("scoring is down"), "{err}");
         let r = run.clone();
-        cache.at_least(&run, Some(Duration::from_secs(1)), move || async move { empty(&r) }).await.unwrap();
+        cache.at_least(&run, Some(Duration::from_secs(1)), move |_| async move { empty(&r) }).await.unwrap();
         let (s, stale) = cache.at_least(&("m".to_owned(), 2), Some(Duration::from_secs(1)), fail).await.unwrap();
         assert_eq!((s.as_of, stale), (1, true));
     }

@@ -435,11 +435,20 @@ impl Guard {
             (_, Access::Public) | (Auth::Disabled, _) => return Ok(None),
             (Auth::Keys(store), _) => store,
         };
-        let principal = store.authenticate(key).await.map_err(|e| match e {
-            KeyError::Missing => Status::unauthenticated("missing x-api-key metadata"),
-            KeyError::Malformed => Status::unauthenticated("malformed x-api-key"),
-            KeyError::Unknown => Status::unauthenticated("unknown or revoked API key"),
-            KeyError::Unavailable => Status::unavailable("the key store is unavailable; retry later"),
+        let principal = store.authenticate(key).await.map_err(|e| {
+            let reason = match e {
+                KeyError::Missing => "missing",
+                KeyError::Malformed => "malformed",
+                KeyError::Unknown => "unknown",
+                KeyError::Unavailable => "unavailable",
+            };
+            auth_failure(reason);
+            match e {
+                KeyError::Missing => Status::unauthenticated("missing x-api-key metadata"),
+                KeyError::Malformed => Status::unauthenticated("malformed x-api-key"),
+                KeyError::Unknown => Status::unauthenticated("unknown or revoked API key"),
+                KeyError::Unavailable => Status::unavailable("the key store is unavailable; retry later"),
+            }
         })?;
         match access {
             Access::Requires(scope) if principal.has(scope) => {}
@@ -453,18 +462,21 @@ impl Guard {
                 )));
             }
             Access::Requires(scope) => {
+                auth_failure("scope");
                 return Err(Status::permission_denied(format!(
                     "key {} lacks the scope {scope} that {path} requires",
                     principal.key_id
                 )));
             }
             Access::Public | Access::Unknown => {
+                auth_failure("unknown_method");
                 return Err(Status::permission_denied(format!("no scope grants {path}")));
             }
         }
         if let Some(rate) = &self.rate
             && let Err(wait) = rate.try_take(&principal.key_id, Instant::now())
         {
+            auth_failure("rate_limited");
             return Err(Status::resource_exhausted(format!(
                 "rate limit of {} requests/s (burst {}) for key {} exceeded; retry in {} ms",
                 rate.limit.per_second,
@@ -475,6 +487,11 @@ impl Guard {
         }
         Ok(Some(principal))
     }
+}
+
+/// Counts a refused call by why (`lift_auth_failures_total{reason}`); never by key.
+fn auth_failure(reason: &'static str) {
+    metrics::counter!("lift_auth_failures_total", "reason" => reason).increment(1);
 }
 
 #[cfg(test)]

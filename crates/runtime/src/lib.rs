@@ -7,14 +7,20 @@
 //! - `layer`: the tower layer that runs the guard on every request.
 //! - [`client`]: outgoing channels with credentials, timeouts, bounded retries.
 //! - [`tls`]: rustls server and client settings from PEM files.
+//! - [`bounds`] and `surface`: length bounds on every request string, size limits
+//!   answered RESOURCE_EXHAUSTED.
+//! - [`metrics`]: the Prometheus recorder, `/metrics`, and the gRPC call metrics layer.
 
 pub mod auth;
+pub mod bounds;
 pub mod client;
 mod error;
 pub mod layer;
+pub mod metrics;
 pub mod server;
 pub mod shutdown;
 pub mod status;
+pub mod surface;
 pub mod telemetry;
 pub mod tls;
 

@@ -9,6 +9,8 @@ use tonic::{body::Body, server::NamedService, transport::Server};
 
 use crate::auth::{Auth, Guard, RateLimit};
 use crate::layer::AuthLayer;
+use crate::metrics::GrpcMetricsLayer;
+use crate::surface::SurfaceLayer;
 use crate::tls::ServerTls;
 use crate::{Error, Shutdown};
 
@@ -72,7 +74,9 @@ where
 /// Serves `svc` on `listener` until `shutdown` fires: health reports SERVING for the
 /// service (and the server as a whole), flips to NOT_SERVING on shutdown, then
 /// in-flight calls drain for at most [`DRAIN_TIMEOUT`]. Every request passes the
-/// authentication layer first (health and reflection are public).
+/// authentication layer first (health and reflection are public), then the length
+/// bounds ([`crate::bounds`]); every call is counted in the `grpc_server_*` metrics.
+/// Reflection lists only `svc`, health and reflection.
 pub async fn serve_with<S>(listener: TcpListener, svc: S, shutdown: Shutdown, opts: ServeOptions) -> Result<(), Error>
 where
     S: tower_service::Service<http::Request<Body>, Error = Infallible> + NamedService + Clone + Send + Sync + 'static,
@@ -83,14 +87,8 @@ where
     health_reporter.set_service_status(S::NAME, tonic_health::ServingStatus::Serving).await;
     health_reporter.set_service_status("", tonic_health::ServingStatus::Serving).await;
 
-    let reflection_v1 = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(lift_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
-    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(lift_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1alpha()?;
+    let reflection_v1 = reflection_builder(S::NAME).build_v1()?;
+    let reflection_v1alpha = reflection_builder(S::NAME).build_v1alpha()?;
 
     let addr = listener.local_addr().ok();
     let auth_on = matches!(opts.auth, Auth::Keys(_));
@@ -121,8 +119,13 @@ where
         builder = builder.tls_config(tls.to_tonic())?;
     }
     let guard = Arc::new(Guard::new(opts.auth, opts.rate_limit));
+    crate::metrics::install();
+    // Outermost first: every call is counted (refusals included), then authenticated,
+    // then checked against the length bounds.
     let server = builder
+        .layer(GrpcMetricsLayer)
         .layer(AuthLayer::new(guard, limits.request_timeout))
+        .layer(SurfaceLayer)
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -138,4 +141,29 @@ where
         }
     }
     Ok(())
+}
+
+/// The services reflection lists on a port serving `service`: that one, health, and
+/// reflection itself (v1 and v1alpha). The whole descriptor set stays registered so
+/// every type resolves, but a client listing services sees only what this port answers.
+pub const fn listed_services(service: &'static str) -> [&'static str; 4] {
+    [
+        service,
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1.ServerReflection",
+        "grpc.reflection.v1alpha.ServerReflection",
+    ]
+}
+
+fn reflection_builder(service: &'static str) -> tonic_reflection::server::Builder<'static> {
+    let mut b = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(lift_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET)
+        .include_reflection_service(false);
+    for name in listed_services(service) {
+        b = b.with_service_name(name);
+    }
+    b
 }

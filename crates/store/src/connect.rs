@@ -3,7 +3,10 @@
 use std::time::Duration;
 
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement, TransactionTrait};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, SqliteTransactionMode, Statement,
+    TransactionOptions, TransactionTrait,
+};
 use sea_orm_migration::MigratorTrait;
 
 use crate::Error;
@@ -79,6 +82,21 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), Error> {
         _ => Migrator::up(db, None).await?,
     }
     Ok(())
+}
+
+/// Starts a transaction that will write. On SQLite it is `BEGIN IMMEDIATE`: the
+/// write lock is taken up front, waiting up to the busy timeout for another
+/// writer (an import's batch) to finish. A plain deferred `BEGIN` whose first
+/// statement reads holds a read snapshot, and upgrading it to a writer while
+/// another connection writes fails at once with "database is locked" — SQLite
+/// cannot wait there, because the snapshot it would upgrade is already stale.
+/// On PostgreSQL it is an ordinary `BEGIN`.
+pub async fn begin_write<C: TransactionTrait>(db: &C) -> Result<C::Transaction, Error> {
+    let opts = TransactionOptions {
+        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+        ..TransactionOptions::default()
+    };
+    Ok(db.begin_with_options(opts).await?)
 }
 
 pub fn is_postgres(db: &impl ConnectionTrait) -> bool {

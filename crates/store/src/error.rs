@@ -17,6 +17,9 @@ pub enum Error {
     /// A write that contradicts what is stored (e.g. a link registered to someone else).
     #[error("{0}")]
     Conflict(String),
+    /// A scoring commit from a replica that does not hold the writer lease.
+    #[error("{0}")]
+    Fenced(String),
     /// The test PostgreSQL container could not be started.
     #[error("{0}")]
     Container(String),
@@ -25,6 +28,11 @@ pub enum Error {
 impl Error {
     pub fn is_unavailable(&self) -> bool {
         matches!(self, Error::Unavailable(_))
+    }
+
+    /// Whether a scoring commit was refused because the lease is someone else's.
+    pub fn is_fenced(&self) -> bool {
+        matches!(self, Error::Fenced(_))
     }
 }
 

@@ -5,6 +5,8 @@
 //! - [`ledger`] is the append-only event ledger: idempotent batch appends with dense,
 //!   commit-ordered offsets, and reads after an offset.
 //! - [`api_keys`] holds API keys (hashed) with their scopes, brand and revocation.
+//! - [`checkpoints`] stores the scoring engine's state at an offset, in chunks.
+//! - [`lease`] is the scoring writer lease (fencing token) and the global run-id counter.
 //! - [`links`] is the link registry and the click index attribution reads.
 //! - [`testing`] (feature `testing`) starts a PostgreSQL container for tests.
 //!
@@ -13,9 +15,11 @@
 
 pub mod api_keys;
 pub mod campaigns;
+pub mod checkpoints;
 mod connect;
 pub mod entity;
 mod error;
+pub mod lease;
 pub mod ledger;
 pub mod links;
 pub mod migration;
@@ -23,7 +27,7 @@ pub mod scoring;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use connect::{ConnectConfig, connect, connect_with, is_postgres, migrate};
+pub use connect::{ConnectConfig, begin_write, connect, connect_with, is_postgres, migrate};
 pub use error::Error;
 pub use sea_orm::sqlx;
 pub use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, TransactionTrait};

@@ -6,9 +6,10 @@
 //! deltas: an account's scores at run `r` are its latest row with `run_id ≤ r`.
 
 use sea_orm::sea_query::Value;
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, QueryResult, Statement, TransactionTrait};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, QueryResult, Statement};
 
 use crate::Error;
+use crate::lease::{Fence, take_run_id};
 
 /// One committed scoring run.
 #[derive(Debug, Clone, PartialEq)]
@@ -77,16 +78,26 @@ fn ph(backend: DbBackend, i: usize) -> String {
 }
 
 /// Commits a run and its score rows atomically; returns the new run id.
+/// Refused ([`Error::Fenced`]) while a replica holds the writer lease: see
+/// [`commit_run_fenced`].
 pub async fn commit_run(db: &DatabaseConnection, run: &NewRun, rows: &[ScoreRow]) -> Result<u64, Error> {
-    let txn = db.begin().await?;
+    commit_run_fenced(db, None, run, rows).await
+}
+
+/// [`commit_run`] by the holder of the writer lease: the fence is checked inside
+/// the transaction, so a replica that lost the lease commits nothing. Run ids
+/// come from one counter row (see [`crate::lease`]), global across replicas.
+pub async fn commit_run_fenced(
+    db: &DatabaseConnection,
+    fence: Option<&Fence>,
+    run: &NewRun,
+    rows: &[ScoreRow],
+) -> Result<u64, Error> {
+    // A write transaction from its BEGIN: on SQLite it waits for an import's
+    // batch to commit instead of failing with "database is locked".
+    let txn = crate::begin_write(db).await?;
     let backend = txn.get_database_backend();
-    let next = txn
-        .query_one_raw(Statement::from_string(backend, "SELECT COALESCE(MAX(run_id), 0) FROM scoring_runs"))
-        .await?
-        .map(|r| r.try_get_by_index::<i64>(0))
-        .transpose()?
-        .unwrap_or(0)
-        + 1;
+    let next = to_db(take_run_id(&txn, fence).await?);
     let sql = format!(
         "INSERT INTO scoring_runs (run_id, model_version, as_of_offset, as_of_time, created_at, accounts, changed, parameters, distributions) VALUES ({})",
         (1..=9).map(|i| ph(backend, i)).collect::<Vec<_>>().join(", ")

@@ -28,6 +28,7 @@ fn valid() -> pb::CampaignSpec {
         excluded: vec![acct("banned").to_proto()],
         holdout_share: 0.2,
         attribution_window_secs: 0,
+        allow_insufficient_evidence: false,
     }
 }
 
@@ -270,6 +271,88 @@ fn welch_matches_reference() {
     assert!((l.lower - 0.0651).abs() < 5e-3 && (l.upper - 3.9349).abs() < 5e-3, "{l:?}");
     let one = welch(&[1.0, 2.0], &[1.0], 0.95);
     assert_eq!((one.confidence, one.lower, one.upper), (0.0, f64::NEG_INFINITY, f64::INFINITY));
+    assert!(one.unavailable.as_deref().is_some_and(|r| r.contains("at least 2")), "{one:?}");
+    assert_eq!(l.unavailable, None);
+}
+
+/// Pins that a report without the data for lift says so and why, instead of a
+/// [0, 0] interval with zero standard error.
+#[test]
+fn lift_without_data_says_so() {
+    let none = welch(&[0.0; 8], &[0.0; 3], 0.9);
+    assert_eq!(none.confidence, 0.0);
+    assert!(none.lower.is_infinite() && none.upper.is_infinite(), "{none:?}");
+    assert!(none.unavailable.as_deref().is_some_and(|r| r.contains("no orders")), "{none:?}");
+    let flat = welch(&[2.0; 4], &[1.0; 4], 0.9);
+    assert_eq!(flat.difference, 1.0);
+    assert!(flat.unavailable.as_deref().is_some_and(|r| r.contains("no variation")), "{flat:?}");
+}
+
+fn action_card(id: &str, percentile: f64, sufficient: bool, no_data: bool) -> ScoreCard {
+    let mut c = card(id, &[(Dimension::Activity, "coffee", 1.0, 50.0)]);
+    let mut raw = BTreeMap::new();
+    raw.insert("clicks".to_owned(), if sufficient { 200.0 } else { 3.0 });
+    c.scores.insert(
+        (Dimension::Action, String::new()),
+        ScoreEntry { value: 60.0, percentile, lower: 20.0, upper: 90.0, sufficient, no_data, raw },
+    );
+    c
+}
+
+/// Pins that action criteria never pass an account on insufficient evidence
+/// unless the campaign opts in, never pass one with no evidence, and that an
+/// evidence failure is not a near miss.
+#[test]
+fn action_criteria_need_sufficient_evidence() {
+    let mut p = valid();
+    p.criteria = vec![criterion(spb::Dimension::Action, "", 90.0)];
+    p.min_authenticity = 0.0;
+    let spec = CampaignSpec::from_proto(&p).expect("valid");
+    let rules = spec.rules();
+    let proven = action_card("proven", 95.0, true, false);
+    let lucky = action_card("lucky", 99.9, false, false);
+    let silent = action_card("silent", 0.0, false, true);
+    assert!(evaluate(&spec, &rules, &proven).eligible());
+    let e = evaluate(&spec, &rules, &lucky);
+    assert!(!e.eligible());
+    assert_eq!(e.results[0].margin, f64::NEG_INFINITY);
+    assert!(e.results[0].reason.contains("insufficient action evidence (3 clicks)"), "{:?}", e.results[0]);
+    assert_eq!(e.near_miss(100.0), None);
+    assert!(!evaluate(&spec, &rules, &silent).eligible());
+    // Scoring's action filter passes sufficient evidence only; with the opt-in the rule is judged locally.
+    assert_eq!(spec.percentile_filters(0.0).len(), 1);
+
+    p.allow_insufficient_evidence = true;
+    let spec = CampaignSpec::from_proto(&p).expect("valid");
+    assert!(spec.percentile_filters(0.0).is_empty());
+    assert!(evaluate(&spec, &rules, &lucky).eligible(), "opted in: judged by the point estimate");
+    let e = evaluate(&spec, &rules, &silent);
+    assert!(!e.eligible() && e.results[0].reason.contains("no action evidence"), "{e:?}");
+    assert_eq!(CampaignSpec::from_proto(&spec.to_proto()).expect("round trip"), spec);
+}
+
+/// Pins that the campaign's topics take part in eligibility: an account scored
+/// in none of them is not eligible (and not a near miss), one scored in any is.
+#[test]
+fn campaign_topics_take_part_in_eligibility() {
+    let mut p = valid();
+    p.topics = vec!["coffee".into(), "tea".into()];
+    p.criteria = vec![criterion(spb::Dimension::Reach, "", 50.0)];
+    p.min_authenticity = 0.0;
+    let spec = CampaignSpec::from_proto(&p).expect("valid");
+    let rules = spec.rules();
+    let tea = card("tea", &[(Dimension::Reach, "", 10.0, 60.0), (Dimension::Network, "tea", 5.0, 40.0)]);
+    let off = card("off", &[(Dimension::Reach, "", 10.0, 60.0), (Dimension::Network, "cars", 5.0, 40.0)]);
+    let e = evaluate(&spec, &rules, &tea);
+    assert!(e.eligible() && !e.off_topic);
+    assert_eq!(e.topics_matched, vec!["tea".to_owned()]);
+    let e = evaluate(&spec, &rules, &off);
+    assert!(e.off_topic && !e.eligible() && e.topics_matched.is_empty());
+    assert!(e.results.iter().all(|r| r.passed));
+    assert_eq!(e.near_miss(50.0), None);
+    p.topics.clear();
+    let spec = CampaignSpec::from_proto(&p).expect("valid");
+    assert!(evaluate(&spec, &rules, &off).eligible(), "no campaign topics: no topic condition");
 }
 
 /// Pins the estimator end to end on simulated campaigns with a known true

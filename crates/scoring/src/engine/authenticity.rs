@@ -8,15 +8,18 @@
 //! - `engagement_pod` (up to 1.0): a group of ≥ `pod_min_size` accounts tied by
 //!   *quick* reciprocal engagement (each way ≥ `pod_min_quick` engagements within
 //!   `pod_quick_secs` of the post), dense (a k-core with tie density ≥
-//!   `pod_min_density`), and getting most of its engagement from itself
-//!   (concentration ≥ `pod_min_concentration`). Severity = density × concentration.
+//!   `pod_min_density`), and getting most of its engagement from itself while it
+//!   is active (concentration ≥ `pod_min_concentration`, counted between the
+//!   group's first and last engagement of each other). Severity = density × concentration.
 //! - `reciprocity_ring` (up to 0.8): the same for an isolated pair.
 //! - `follow_churn` (up to 1.0): follows undone within `churn_window_days`, many
 //!   and a large share of the account's follows (the follow-for-follow tactic).
 //! - `follower_burst` (up to 0.5) / `engagement_burst` (up to 0.3): one day far
-//!   above the account's baseline of new followers / first-time engagers (a busy
-//!   conversation is many engagements from few accounts, so it does not count). Weak on its own — a genuinely viral post
-//!   bursts too — so it is capped low.
+//!   above the account's baseline of new followers / first-time engagers, counting
+//!   only *new accounts* (created, or first active, less than `young_account_days`
+//!   before): bought followers and engagement come from such accounts, while a
+//!   genuinely viral post draws established ones, and a busy conversation is many
+//!   engagements from few accounts. Still capped low: a newcomer wave can be real.
 //! - `young_engagers` (up to 0.5): a large share of received engagement from
 //!   accounts younger than `young_account_days` or flagged above. The account
 //!   may be a victim of bought engagement, so this is capped too.
@@ -245,7 +248,8 @@ fn pods_and_rings(state: &State, p: &ModelParams, in_window: &impl Fn(Micros) ->
             group_of.insert(m, gi);
         }
     }
-    let mut received: HashMap<Node, (u32, u32)> = HashMap::new();
+    // It is measured over the group's active period (first to last engagement inside the
+    // group): a pod run for two weeks by accounts with a long real history is still a pod.
     let mut evidence: Vec<(Vec<u64>, Micros, Micros)> = vec![(Vec::new(), Micros::MAX, Micros::MIN); groups.len()];
     for e in &state.engagements {
         if !in_window(e.at) {
@@ -253,16 +257,26 @@ fn pods_and_rings(state: &State, p: &ModelParams, in_window: &impl Fn(Micros) ->
         }
         let t = state.target_of(e);
         let Some(&gt) = group_of.get(&t) else { continue };
-        let slot = received.entry(t).or_default();
-        slot.1 += 1;
         if group_of.get(&e.actor) == Some(&gt) {
-            slot.0 += 1;
             let ev = &mut evidence[gt];
             if ev.0.len() < MAX_OFFSETS {
                 ev.0.push(e.offset);
             }
             ev.1 = ev.1.min(e.at);
             ev.2 = ev.2.max(e.at);
+        }
+    }
+    let mut received: HashMap<Node, (u32, u32)> = HashMap::new();
+    for e in &state.engagements {
+        let t = state.target_of(e);
+        let Some(&gt) = group_of.get(&t) else { continue };
+        if !in_window(e.at) || e.at < evidence[gt].1 || e.at > evidence[gt].2 {
+            continue;
+        }
+        let slot = received.entry(t).or_default();
+        slot.1 += 1;
+        if group_of.get(&e.actor) == Some(&gt) {
+            slot.0 += 1;
         }
     }
     for (gi, (kind, members)) in groups.into_iter().enumerate() {
@@ -397,17 +411,37 @@ fn bursts(
     flags: &mut Vec<Flag>,
 ) {
     let day = |at: Micros| ((at - window_start) / DAY) as u32;
-    // (target, day, offset, source, time) for follows and engagements received.
+    // Only *new* accounts count towards a burst: created less than `young_account_days`
+    // before, or never active before that. Bought followers and engagement come from
+    // such accounts; a genuinely viral post draws established ones, so it does not burst.
+    let young = (p.young_account_days * DAY as f64) as Micros;
+    let mut first_seen = vec![Micros::MAX; state.len()];
+    for e in &state.engagements {
+        first_seen[e.actor as usize] = first_seen[e.actor as usize].min(e.at);
+    }
+    for post in &state.posts {
+        if post.author != NONE {
+            first_seen[post.author as usize] = first_seen[post.author as usize].min(post.at);
+        }
+    }
+    for f in &state.follows {
+        first_seen[f.follower as usize] = first_seen[f.follower as usize].min(f.at);
+    }
+    let is_new = |who: Node, at: Micros| {
+        first_seen[who as usize] > at.saturating_sub(young)
+            || state.accounts[who as usize].created_at.is_some_and(|c| at.saturating_sub(c) < young)
+    };
+    // (target, day, offset, source, time) for follows and engagements received from new accounts.
     let mut follows: Vec<(Node, u32, u64, Node, Micros)> = state
         .follows
         .iter()
-        .filter(|f| !f.unfollow && in_window(f.at))
+        .filter(|f| !f.unfollow && in_window(f.at) && is_new(f.follower, f.at))
         .map(|f| (f.followee, day(f.at), f.offset, f.follower, f.at))
         .collect();
     let mut engagements: Vec<(Node, u32, u64, Node, Micros)> = state
         .engagements
         .iter()
-        .filter(|e| in_window(e.at))
+        .filter(|e| in_window(e.at) && is_new(e.actor, e.at))
         .filter_map(|e| {
             let t = state.target_of(e);
             (t != NONE && t != e.actor).then(|| (t, day(e.at), e.offset, e.actor, e.at))
@@ -418,9 +452,15 @@ fn bursts(
     engagements.sort_unstable_by_key(|r| (r.0, r.3, r.4, r.2));
     engagements.dedup_by_key(|r| (r.0, r.3));
     let last_day = day(as_of);
-    for (rows, kind, cap, what) in [
-        (&mut follows, FlagKind::FollowerBurst, 0.5, "new followers"),
-        (&mut engagements, FlagKind::EngagementBurst, 0.3, "new engagers"),
+    for (rows, kind, cap, what, min) in [
+        (&mut follows, FlagKind::FollowerBurst, 0.5, "followers that are new accounts", p.follower_burst_min_per_day),
+        (
+            &mut engagements,
+            FlagKind::EngagementBurst,
+            0.3,
+            "first-time engagers that are new accounts",
+            p.burst_min_per_day,
+        ),
     ] {
         rows.sort_unstable_by_key(|r| (r.0, r.1, r.2));
         let mut i = 0;
@@ -447,7 +487,7 @@ fn bursts(
             let span = f64::from(last_day.saturating_sub(acct[0].1) + 1);
             let baseline = (acct.len() - best) as f64 / (span - 1.0).max(1.0);
             let best_f = best as f64;
-            if best_f >= f64::from(p.burst_min_per_day) && best_f >= p.burst_factor * (baseline + 1.0) {
+            if best_f >= f64::from(min) && best_f >= p.burst_factor * (baseline + 1.0) {
                 let rows_of_day = &acct[best_start..best_start + best];
                 let mut accounts = vec![who];
                 for r in rows_of_day {

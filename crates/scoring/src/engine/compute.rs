@@ -21,14 +21,23 @@
 //!   graph of engagement (actor → target, kind weight × decay) and follows; a
 //!   low-authenticity account passes on only its weight's share of its rank
 //!   (the rest teleports), so its votes count less.
-//! - **action** = `saturate(θ, action_rate_scale)` where `θ` is the posterior
-//!   mean conversion rate per attributed click under a Beta prior fitted to the
-//!   population (empirical Bayes); `lower`/`upper` map the 90 % credible
-//!   interval the same way. Below `action_min_clicks` clicks the evidence is
-//!   *insufficient*: the value is then mostly the population prior.
+//! - **action** = `(1 − w)·saturate(θ_c, action_rate_scale) + w·saturate(θ_e, action_engaged_scale)`
+//!   where `θ_c` is the posterior mean conversion rate per attributed click and
+//!   `θ_e` the posterior mean rate of engaged (non-bounce) sessions per click,
+//!   each under its own Beta prior fitted to the population (empirical Bayes)
+//!   and each with its own 90 % credible interval; `w = action_engaged_weight`
+//!   when the population has any session tracking, else 0. `lower`/`upper` map
+//!   the two intervals' ends the same way (the value is monotone in both rates,
+//!   so the combined interval is conservative). Below `action_min_clicks`
+//!   clicks the evidence is *insufficient*; with no attributed click, session
+//!   or conversion at all there is *no evidence*: value, interval and
+//!   percentile are 0 and the state says so — the prior is never shown as a score.
 //! - **authenticity** = `100·Π(1 − severity)` over the account's gaming flags.
 //!
-//! Percentile = share (0–100) of the population with a strictly lower value.
+//! Percentile = share (0–100) of the population with a value at or below the
+//! account's (see `stats::percentiles`). For *action* the population is the
+//! accounts with sufficient evidence: an account with insufficient evidence is
+//! placed against them by its point estimate, one with no evidence is at 0.
 
 use std::collections::HashMap;
 
@@ -41,7 +50,7 @@ use super::graph::{Csr, PageRankGraph, PageRankOptions, pagerank};
 use super::params::ModelParams;
 use super::seeds::InfluenceGraph;
 use super::state::{NONE, Node, OutcomeKind, State};
-use super::stats::{beta_summary, percentiles, published_levels, quantiles, quantize, saturate};
+use super::stats::{beta_summary, percentile_in, percentiles, published_levels, quantiles, quantize, saturate};
 
 /// The ledger position a snapshot is computed as of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -72,9 +81,40 @@ pub struct ComputeOptions<'a> {
 /// The action estimate beyond its value.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct ActionEstimate {
+    /// The action value's credible interval (0–100).
     pub lower: f64,
     pub upper: f64,
+    /// At least `action_min_clicks` attributed clicks in the window.
     pub sufficient: bool,
+    /// Any attributed click, session or conversion in the window; without one
+    /// the account has *no evidence* and value, interval and percentile are 0.
+    pub observed: bool,
+    /// Conversion rate per click (0–1): posterior mean and credible interval.
+    pub conversion: RateEstimate,
+    /// Engaged (non-bounce) sessions per click (0–1): posterior mean and credible interval.
+    pub engaged: RateEstimate,
+}
+
+/// A rate's posterior mean and central credible interval, 0–1.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct RateEstimate {
+    pub mean: f64,
+    pub lower: f64,
+    pub upper: f64,
+}
+
+impl ActionEstimate {
+    /// The key *action* is ranked by: the interval's lower bound, with every
+    /// account that has sufficient evidence ahead of every account that has
+    /// not, and accounts with no evidence last. A few lucky clicks never outrank
+    /// a proven rate.
+    pub fn rank_key(&self) -> f64 {
+        match (self.sufficient, self.observed) {
+            (true, _) => self.lower,
+            (false, true) => self.lower - 1000.0,
+            (false, false) => -2000.0,
+        }
+    }
 }
 
 /// The raw metrics behind an account's values.
@@ -101,6 +141,11 @@ pub struct RawMetrics {
     pub non_bounce_rate: f32,
     pub non_bounce_lower: f32,
     pub non_bounce_upper: f32,
+    pub engaged_rate: f32,
+    pub engaged_lower: f32,
+    pub engaged_upper: f32,
+    pub conversion_lower: f32,
+    pub conversion_upper: f32,
     pub authenticity_weight: f32,
     pub suspicious_share: f32,
     pub flags: f32,
@@ -135,6 +180,11 @@ impl RawMetrics {
                 ("code_conversions_without_click", f(self.code_conversions)),
                 ("conversion_value_minor", f(self.conversion_value_minor)),
                 ("conversion_rate", f(self.conversion_rate)),
+                ("conversion_rate_lower", f(self.conversion_lower)),
+                ("conversion_rate_upper", f(self.conversion_upper)),
+                ("engaged_rate", f(self.engaged_rate)),
+                ("engaged_rate_lower", f(self.engaged_lower)),
+                ("engaged_rate_upper", f(self.engaged_upper)),
                 ("non_bounce_rate", f(self.non_bounce_rate)),
                 ("non_bounce_lower", f(self.non_bounce_lower)),
                 ("non_bounce_upper", f(self.non_bounce_upper)),
@@ -418,14 +468,15 @@ pub fn compute_with(state: &State, p: &ModelParams, as_of: AsOf, opts: ComputeOp
     let mut distributions: [Vec<(f64, f64)>; 5] = Default::default();
     for d in Dimension::ALL {
         let v = &values[d.index()];
-        percentiles_out[d.index()] = percentiles(v);
+        percentiles_out[d.index()] =
+            if d == Dimension::Action { action_percentiles(v, &action.estimates) } else { percentiles(v) };
         order[d.index()] = order_desc(v);
         let asc: Vec<f64> = order[d.index()].iter().rev().map(|&i| v[i as usize]).collect();
         distributions[d.index()] = quantiles(&asc, &levels);
     }
 
-    let lower: Vec<f64> = action.estimates.iter().map(|a| a.lower).collect();
-    let action_rank = order_desc(&lower);
+    let keys: Vec<f64> = action.estimates.iter().map(ActionEstimate::rank_key).collect();
+    let action_rank = order_desc(&keys);
     Snapshot {
         model_version: p.version(),
         as_of,
@@ -468,6 +519,15 @@ pub fn influence_graph(engagement: &Csr, weight: &[f64]) -> InfluenceGraph {
     g
 }
 
+/// Action percentiles: against the accounts with sufficient evidence (an
+/// account with insufficient evidence is placed among them by its point
+/// estimate); 0 for accounts with no evidence at all.
+fn action_percentiles(values: &[f64], est: &[ActionEstimate]) -> Vec<f64> {
+    let mut sorted: Vec<f64> = values.iter().zip(est).filter(|(_, a)| a.sufficient).map(|(v, _)| *v).collect();
+    sorted.sort_unstable_by(f64::total_cmp);
+    values.iter().zip(est).map(|(v, a)| if a.observed { percentile_in(&sorted, *v) } else { 0.0 }).collect()
+}
+
 /// Node ids by value descending, ties by id ascending.
 fn order_desc(v: &[f64]) -> Vec<u32> {
     let mut o: Vec<u32> = (0..v.len() as u32).collect();
@@ -481,9 +541,10 @@ struct ActionOut {
     prior: (f64, f64),
 }
 
-/// Beta–Binomial estimate of the conversion rate per attributed click, with an
-/// empirical-Bayes prior fitted by the method of moments to the accounts with
-/// enough clicks (falling back to the model's prior when too few have).
+/// Beta–Binomial estimates of the conversion rate and the engaged-session
+/// rate per attributed click, each with an empirical-Bayes prior fitted by the
+/// method of moments to the accounts with enough clicks (falling back to the
+/// model's prior when too few have).
 fn action_estimates(
     state: &State,
     p: &ModelParams,
@@ -493,6 +554,8 @@ fn action_estimates(
     let n = state.len();
     let mut clicks = vec![0u64; n];
     let mut conv = vec![0u64; n];
+    let mut engaged = vec![0u64; n];
+    let mut any_sessions = false;
     for o in &state.outcomes {
         if !in_window(o.at) {
             continue;
@@ -505,8 +568,10 @@ fn action_estimates(
                 r.clicks += 1.0;
             }
             OutcomeKind::Session { bounced } => {
+                any_sessions = true;
                 r.sessions += 1.0;
                 if !bounced {
+                    engaged[i] += 1;
                     r.non_bounced += 1.0;
                 }
             }
@@ -521,46 +586,58 @@ fn action_estimates(
             }
         }
     }
-    // A conversion without its click in the window cannot be a success of a trial we did not see.
+    // A conversion or engaged session without its click in the window cannot be
+    // a success of a trial we did not see.
     for i in 0..n {
         conv[i] = conv[i].min(clicks[i]);
+        engaged[i] = engaged[i].min(clicks[i]);
     }
     let min = p.action_min_clicks.max(1);
-    let eligible: Vec<usize> = (0..n).filter(|&i| clicks[i] >= min).collect();
-    let prior = {
-        let fallback =
-            (p.action_prior_mean * p.action_prior_strength, (1.0 - p.action_prior_mean) * p.action_prior_strength);
-        let (sc, sn): (u64, u64) = eligible.iter().fold((0, 0), |(c, k), &i| (c + conv[i], k + clicks[i]));
-        if eligible.len() < 5 || sc == 0 || sc == sn {
-            fallback
-        } else {
-            let m = sc as f64 / sn as f64;
-            let k = eligible.len() as f64;
-            let mean_r = eligible.iter().map(|&i| conv[i] as f64 / clicks[i] as f64).sum::<f64>() / k;
-            let var = eligible.iter().map(|&i| (conv[i] as f64 / clicks[i] as f64 - mean_r).powi(2)).sum::<f64>() / k;
-            // Remove the binomial noise to get the spread of true rates between accounts.
-            let noise = eligible.iter().map(|&i| m * (1.0 - m) / clicks[i] as f64).sum::<f64>() / k;
-            let between = var - noise;
-            let strength = if between > 0.0 { m * (1.0 - m) / between - 1.0 } else { p.action_prior_strength_max };
-            let strength = strength.clamp(p.action_prior_strength_min, p.action_prior_strength_max);
-            (m * strength, (1.0 - m) * strength)
-        }
+    let conv_prior = fit_beta_prior(&conv, &clicks, min, p.action_prior_mean, p);
+    let eng_prior = fit_beta_prior(&engaged, &clicks, min, p.action_engaged_prior_mean, p);
+    let w = if any_sessions { p.action_engaged_weight.clamp(0.0, 1.0) } else { 0.0 };
+    let combine = |c: f64, e: f64| {
+        quantize((1.0 - w) * saturate(c, p.action_rate_scale) + w * saturate(e, p.action_engaged_scale))
     };
-    let scale = p.action_rate_scale;
-    let mut cache: HashMap<(u64, u64), (f64, ActionEstimate, f64)> = HashMap::new();
+    let mut conv_cache: HashMap<(u64, u64), RateEstimate> = HashMap::new();
+    let mut eng_cache: HashMap<(u64, u64), RateEstimate> = HashMap::new();
+    let rate = |cache: &mut HashMap<(u64, u64), RateEstimate>, prior: (f64, f64), s: u64, k: u64| {
+        *cache.entry((s, k)).or_insert_with(|| {
+            let b = beta_summary(prior.0 + s as f64, prior.1 + (k - s) as f64, p.credible_mass);
+            RateEstimate { mean: b.mean, lower: b.lower, upper: b.upper }
+        })
+    };
     let mut values = Vec::with_capacity(n);
     let mut estimates = Vec::with_capacity(n);
     for i in 0..n {
-        let (c, k) = (conv[i], clicks[i]);
-        let (v, est, mean) = *cache.entry((c, k)).or_insert_with(|| {
-            let s = beta_summary(prior.0 + c as f64, prior.1 + (k - c) as f64, p.credible_mass);
-            let f = |x: f64| quantize(saturate(x, scale));
-            (f(s.mean), ActionEstimate { lower: f(s.lower), upper: f(s.upper), sufficient: k >= min }, s.mean)
-        });
-        values.push(v);
-        estimates.push(est);
+        let k = clicks[i];
         let r = &mut raw[i];
-        r.conversion_rate = mean as f32;
+        let observed = k > 0 || r.sessions > 0.0 || r.conversions > 0.0 || r.code_conversions > 0.0;
+        if !observed {
+            values.push(0.0);
+            estimates.push(ActionEstimate::default());
+            continue;
+        }
+        let c = rate(&mut conv_cache, conv_prior, conv[i], k);
+        let e = rate(&mut eng_cache, eng_prior, engaged[i], k);
+        let est = ActionEstimate {
+            lower: combine(c.lower, e.lower),
+            upper: combine(c.upper, e.upper),
+            sufficient: k >= min,
+            observed,
+            conversion: c,
+            engaged: e,
+        };
+        values.push(combine(c.mean, e.mean));
+        estimates.push(est);
+        r.conversion_rate = c.mean as f32;
+        r.conversion_lower = c.lower as f32;
+        r.conversion_upper = c.upper as f32;
+        if any_sessions {
+            r.engaged_rate = e.mean as f32;
+            r.engaged_lower = e.lower as f32;
+            r.engaged_upper = e.upper as f32;
+        }
         if r.sessions > 0.0 {
             let s = beta_summary(
                 1.0 + f64::from(r.non_bounced),
@@ -572,7 +649,32 @@ fn action_estimates(
             r.non_bounce_upper = s.upper as f32;
         }
     }
-    ActionOut { values, estimates, prior }
+    ActionOut { values, estimates, prior: conv_prior }
+}
+
+/// Beta(α, β) prior on a per-click rate, fitted by the method of moments to the
+/// accounts with at least `min` clicks: the pooled rate as the mean, and the
+/// spread of their observed rates minus the binomial noise as the between-account
+/// variance. Falls back to `fallback_mean` at the model's prior strength when
+/// fewer than five accounts qualify or the pooled rate is 0 or 1.
+fn fit_beta_prior(successes: &[u64], trials: &[u64], min: u64, fallback_mean: f64, p: &ModelParams) -> (f64, f64) {
+    let eligible: Vec<usize> = (0..trials.len()).filter(|&i| trials[i] >= min).collect();
+    let fallback = (fallback_mean * p.action_prior_strength, (1.0 - fallback_mean) * p.action_prior_strength);
+    let (sc, sn): (u64, u64) = eligible.iter().fold((0, 0), |(c, k), &i| (c + successes[i], k + trials[i]));
+    if eligible.len() < 5 || sc == 0 || sc == sn {
+        return fallback;
+    }
+    let m = sc as f64 / sn as f64;
+    let k = eligible.len() as f64;
+    let obs = |i: usize| successes[i] as f64 / trials[i] as f64;
+    let mean_r = eligible.iter().map(|&i| obs(i)).sum::<f64>() / k;
+    let var = eligible.iter().map(|&i| (obs(i) - mean_r).powi(2)).sum::<f64>() / k;
+    // Remove the binomial noise to get the spread of true rates between accounts.
+    let noise = eligible.iter().map(|&i| m * (1.0 - m) / trials[i] as f64).sum::<f64>() / k;
+    let between = var - noise;
+    let strength = if between > 0.0 { m * (1.0 - m) / between - 1.0 } else { p.action_prior_strength_max };
+    let strength = strength.clamp(p.action_prior_strength_min, p.action_prior_strength_max);
+    (m * strength, (1.0 - m) * strength)
 }
 
 /// Per-topic activity (topic posts and the responses they draw) and

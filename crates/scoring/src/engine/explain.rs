@@ -106,12 +106,16 @@ pub fn explain(from: Side<'_>, to: Side<'_>, node: Node, d: Dimension) -> Option
             cause: Cause::AgedOut,
             delta: v[1] - v[0],
             description: format!(
-                "time moved from {} to {}: older events decayed (half-life {} days) and {} involving the account left the {}-day window",
+                "from {} to {} older events weighed less (their weight halves every {} days){}",
                 fmt_time(from.as_of.time),
                 fmt_time(to.as_of.time),
                 from.params.half_life_days,
-                aged.1,
-                from.params.window_days
+                match aged.1 {
+                    0 => String::new(),
+                    1 => format!(" and 1 event involving the account left the {}-day window", from.params.window_days),
+                    k =>
+                        format!(" and {k} events involving the account left the {}-day window", from.params.window_days),
+                }
             ),
             event_offsets: aged.0,
             event_count: aged.1,
@@ -120,10 +124,8 @@ pub fn explain(from: Side<'_>, to: Side<'_>, node: Node, d: Dimension) -> Option
             cause: Cause::NewEvents,
             delta: v[2] - v[1],
             description: format!(
-                "{} new ledger events (offsets {}..={}), {} of them involving the account; the rest move it through the population",
+                "{} new events, {} of them involving the account; the others changed the population it is measured against",
                 to.as_of.offset.saturating_sub(from.as_of.offset),
-                from.as_of.offset + 1,
-                to.as_of.offset,
                 new.1
             ),
             event_offsets: new.0,
@@ -157,8 +159,21 @@ pub fn explain(from: Side<'_>, to: Side<'_>, node: Node, d: Dimension) -> Option
     })
 }
 
+/// A ledger time as a person reads it: `2026-11-01 10:05 UTC`.
 fn fmt_time(t: Micros) -> String {
-    format!("{} s", t / 1_000_000)
+    let secs = t.div_euclid(1_000_000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02} {:02}:{:02} UTC", rem / 3600, rem % 3600 / 60)
 }
 
 /// (first offsets, count) of the events involving `n` that satisfy `keep(offset, time)`.

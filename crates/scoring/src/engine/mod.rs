@@ -5,6 +5,7 @@
 
 pub mod authenticity;
 pub mod bench;
+pub mod checkpoint;
 pub mod compute;
 pub mod explain;
 pub mod graph;
@@ -12,6 +13,7 @@ pub mod params;
 pub mod seeds;
 pub mod state;
 pub mod stats;
+pub mod synthetic;
 #[doc(hidden)]
 pub mod testutil;
 

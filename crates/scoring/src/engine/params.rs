@@ -71,6 +71,17 @@ pub struct ModelParams {
     pub action_prior_strength_max: f64,
     /// Credible mass of the reported interval.
     pub credible_mass: f64,
+    /// Share of the action value that engaged (non-bounce) sessions per click
+    /// carry, next to conversions per click (0 when nothing reports sessions).
+    /// Parameters stored before it existed read as 0: sessions did not count then.
+    #[serde(default)]
+    pub action_engaged_weight: f64,
+    /// Engaged-session rate per click at which its part reaches 63.2.
+    #[serde(default = "half")]
+    pub action_engaged_scale: f64,
+    /// Prior mean of the engaged-session rate when the population is too small to fit one.
+    #[serde(default = "half")]
+    pub action_engaged_prior_mean: f64,
 
     // --- authenticity ---
     /// Engagement within this many seconds of the engaged post is "quick".
@@ -82,8 +93,12 @@ pub struct ModelParams {
     pub pod_min_density: f64,
     /// Minimum share of a member's received engagement that comes from the group.
     pub pod_min_concentration: f64,
-    /// Events per day that can count as a burst, and the factor over the baseline.
+    /// First-time engagers from new accounts per day that can count as a burst,
+    /// and the factor over the baseline.
     pub burst_min_per_day: u32,
+    /// Follows from new accounts per day that can count as a follower burst.
+    #[serde(default = "fifty")]
+    pub follower_burst_min_per_day: u32,
     pub burst_factor: f64,
     /// A follow undone within this many days counts as churn.
     pub churn_window_days: f64,
@@ -105,7 +120,7 @@ pub struct ModelParams {
 impl Default for ModelParams {
     fn default() -> Self {
         Self {
-            name: "lift-1".into(),
+            name: "lift-2".into(),
             window_days: 365.0,
             half_life_days: 30.0,
             kind_weights: KindWeights { repost: 3.0, quote: 3.0, reply: 2.0, like: 1.0, mention: 1.5, follow: 0.5 },
@@ -127,12 +142,16 @@ impl Default for ModelParams {
             action_prior_strength_min: 2.0,
             action_prior_strength_max: 1000.0,
             credible_mass: 0.9,
+            action_engaged_weight: 0.25,
+            action_engaged_scale: 0.5,
+            action_engaged_prior_mean: 0.5,
             pod_quick_secs: 600.0,
             pod_min_quick: 3,
             pod_min_size: 3,
             pod_min_density: 0.6,
             pod_min_concentration: 0.5,
             burst_min_per_day: 50,
+            follower_burst_min_per_day: 15,
             burst_factor: 10.0,
             churn_window_days: 7.0,
             churn_min: 10,
@@ -145,6 +164,14 @@ impl Default for ModelParams {
             topic_min_posts: 3,
         }
     }
+}
+
+fn half() -> f64 {
+    0.5
+}
+
+fn fifty() -> u32 {
+    50
 }
 
 impl ModelParams {
@@ -200,7 +227,7 @@ mod tests {
         assert_eq!(a.version(), b.version());
         b.kind_weights.like = 1.5;
         assert_ne!(a.version(), b.version());
-        assert!(a.version().starts_with("lift-1-"));
+        assert!(a.version().starts_with("lift-2-"));
         assert_eq!(a.flat().get("kind_weights.like"), Some(&1.0));
         let back: ModelParams = serde_json::from_str(&serde_json::to_string(&a).unwrap()).unwrap();
         assert_eq!(back.version(), a.version());

@@ -242,6 +242,53 @@ impl State {
         }
     }
 
+    /// Ledger post ids by dense post id (for checkpoints).
+    pub(super) fn post_ids(&self) -> Vec<&str> {
+        let mut ids = vec![""; self.posts.len()];
+        for (id, &p) in &self.post_index {
+            if let Some(slot) = ids.get_mut(p as usize) {
+                *slot = id.as_str();
+            }
+        }
+        ids
+    }
+
+    /// Installs decoded columns and rebuilds the lookup indexes from them.
+    pub(super) fn restore_columns(
+        &mut self,
+        accounts: Vec<AccountInfo>,
+        posts: Vec<PostInfo>,
+        post_ids: Vec<String>,
+        topics: Vec<String>,
+    ) -> Result<(), super::checkpoint::CheckpointError> {
+        use super::checkpoint::CheckpointError::Inconsistent;
+        if accounts.len() >= NONE as usize || posts.len() >= NONE as usize || topics.len() > u16::MAX as usize {
+            return Err(Inconsistent("column too long"));
+        }
+        self.index = HashMap::with_capacity(accounts.len());
+        for (i, a) in accounts.iter().enumerate() {
+            if self.index.insert(a.id.clone(), i as Node).is_some() {
+                return Err(Inconsistent("duplicate account"));
+            }
+        }
+        self.post_index = HashMap::with_capacity(post_ids.len());
+        for (i, id) in post_ids.into_iter().enumerate() {
+            if self.post_index.insert(id, i as u32).is_some() {
+                return Err(Inconsistent("duplicate post id"));
+            }
+        }
+        self.topic_index = HashMap::with_capacity(topics.len());
+        for (i, t) in topics.iter().enumerate() {
+            if self.topic_index.insert(t.clone(), i as u16).is_some() {
+                return Err(Inconsistent("duplicate topic"));
+            }
+        }
+        self.accounts = accounts;
+        self.posts = posts;
+        self.topics = topics;
+        Ok(())
+    }
+
     /// Bytes held by the event columns (not counting strings), for capacity planning.
     pub fn event_bytes(&self) -> usize {
         self.engagements.len() * std::mem::size_of::<EngagementRec>()

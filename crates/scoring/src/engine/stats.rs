@@ -23,26 +23,9 @@ pub fn saturate(raw: f64, scale: f64) -> f64 {
     100.0 * (1.0 - (-raw / scale).exp())
 }
 
-/// Percentile of every value: the share (0–100) of the population with a
-/// *strictly lower* value. Ties share one percentile, the lowest value gets 0,
-/// and a population of one gets 0.
-pub fn percentiles(values: &[f64]) -> Vec<f64> {
-    let n = values.len();
-    if n == 0 {
-        return Vec::new();
-    }
-    let mut sorted = values.to_vec();
-    sorted.sort_unstable_by(f64::total_cmp);
-    values.iter().map(|v| 100.0 * sorted.partition_point(|x| x < v) as f64 / n as f64).collect()
-}
-
-/// Percentile of `v` against an ascending population.
-pub fn percentile_in(sorted: &[f64], v: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    100.0 * sorted.partition_point(|x| *x < v) as f64 / sorted.len() as f64
-}
+// The percentile rule lives in the domain so that every reader (scoring's runs,
+// matching's delta-refreshed cache) ranks with the same one.
+pub use lift_domain::score::{percentile_in, percentiles};
 
 /// Quantiles of an ascending population at `levels` (0–1), by the nearest-rank rule.
 pub fn quantiles(sorted: &[f64], levels: &[f64]) -> Vec<(f64, f64)> {
@@ -185,12 +168,31 @@ pub fn beta_summary(a: f64, b: f64, mass: f64) -> BetaSummary {
 mod tests {
     use super::*;
 
-    /// Pins the percentile convention: share strictly lower, ties equal.
+    /// Pins the percentile convention: share at or below, ties equal, the top at 100.
     #[test]
-    fn percentiles_count_strictly_lower() {
-        assert_eq!(percentiles(&[1.0, 2.0, 2.0, 3.0]), vec![0.0, 25.0, 25.0, 75.0]);
-        assert_eq!(percentiles(&[5.0]), vec![0.0]);
+    fn percentiles_count_at_or_below() {
+        assert_eq!(percentiles(&[1.0, 2.0, 2.0, 3.0]), vec![25.0, 75.0, 75.0, 100.0]);
+        assert_eq!(percentiles(&[5.0]), vec![100.0]);
         assert_eq!(percentile_in(&[1.0, 2.0, 3.0, 4.0], 3.5), 75.0);
+        assert_eq!(percentile_in(&[1.0, 2.0, 3.0, 4.0], 0.5), 0.0);
+        // Nothing observed is at the bottom, however many accounts share it.
+        assert_eq!(percentiles(&[0.0, 0.0, 0.0, 5.0]), vec![0.0, 0.0, 0.0, 100.0]);
+        assert_eq!(percentiles(&[0.0, 0.0, 2.0, 5.0]), vec![0.0, 0.0, 75.0, 100.0]);
+    }
+
+    /// Pins the case that motivated the convention: when most accounts tie at the
+    /// best value, they sit at the top of the scale, not at the bottom, so a
+    /// percentile rule admits them.
+    #[test]
+    fn ties_at_the_top_share_the_top_percentile() {
+        let mut v = vec![100.0; 995];
+        v.extend([10.0, 20.0, 30.0, 40.0, 50.0]);
+        let p = percentiles(&v);
+        assert!(p[..995].iter().all(|&x| x == 100.0), "{}", p[0]);
+        assert_eq!(p[995], 0.1);
+        assert!((p[999] - 0.5).abs() < 1e-12);
+        // A rule "at least p90" admits every tied account and none of the five below.
+        assert_eq!(p.iter().filter(|&&x| x >= 90.0).count(), 995);
     }
 
     /// Pins the Beta CDF and quantiles against known closed forms.

@@ -32,26 +32,39 @@ fn check_invariants(s: &Snapshot) {
         for i in 0..s.n {
             assert!((0.0..=100.0).contains(&v[i]), "{d} value {}", v[i]);
             assert_eq!(v[i] * GRID, (v[i] * GRID).round(), "{d} value off the grid");
-            assert!((0.0..100.0).contains(&p[i]), "{d} percentile {}", p[i]);
+            assert!((0.0..=100.0).contains(&p[i]), "{d} percentile {}", p[i]);
         }
         let o = &s.order[d.index()];
         for w in o.windows(2) {
             let (a, b) = (w[0] as usize, w[1] as usize);
             assert!(v[a] > v[b] || (v[a] == v[b] && a < b), "{d} order");
             // Percentiles follow values: strictly lower value, strictly lower percentile; ties equal.
-            if v[a] > v[b] {
+            // Action is ranked among accounts with sufficient evidence only, so there it is monotone.
+            if d == Dimension::Action {
+                assert!(p[a] >= p[b], "{d} percentile order");
+            } else if v[a] > v[b] {
                 assert!(p[a] > p[b]);
+            } else if v[a] == 0.0 {
+                assert_eq!((p[a], p[b]), (0.0, 0.0), "nothing observed is at 0");
             } else {
                 assert_eq!(p[a], p[b]);
             }
         }
-        if let Some(&last) = o.last() {
-            assert_eq!(p[last as usize], 0.0);
+        if d != Dimension::Action
+            && let Some(&first) = o.first()
+            && v[first as usize] > 0.0
+        {
+            assert_eq!(p[first as usize], 100.0);
         }
     }
     for (i, a) in s.action.iter().enumerate() {
         let v = s.values[Dimension::Action.index()][i];
         assert!(a.lower <= v && v <= a.upper, "action {} not in [{}, {}]", v, a.lower, a.upper);
+        if !a.observed {
+            // "No evidence" is a state, not the prior shown as a score.
+            assert!(!a.sufficient && v == 0.0 && a.upper == 0.0, "action without evidence shows {v}");
+            assert_eq!(s.percentiles[Dimension::Action.index()][i], 0.0);
+        }
     }
     let total: f64 = s.pagerank.iter().sum();
     if s.n > 0 {
@@ -245,6 +258,38 @@ fn follow_churn_is_flagged() {
     assert_eq!(snap.value(Dimension::Authenticity, node(&s, "steady")), Some(100.0));
 }
 
+/// Pins that bursts count new accounts only: 120 established accounts engaging a
+/// viral post in one day raise no burst, while 20 days-old accounts following
+/// an account within hours do.
+#[test]
+fn viral_posts_do_not_burst_but_bought_followers_do() {
+    let mut es = Vec::new();
+    let t = T0 / SEC;
+    let mut off = 0;
+    // 120 established accounts, active two months before.
+    for i in 0..120 {
+        off += 1;
+        es.push(engage(off, EngagementKind::Mention, &format!("fan{i}"), &format!("fan{}", (i + 1) % 120), None, t));
+    }
+    let day = t + 60 * 86_400;
+    off += 1;
+    es.push(post(off, "star", "hit", &[], day));
+    for i in 0..120 {
+        off += 1;
+        es.push(like(off, &format!("fan{i}"), "star", "hit", day + 60 + i * 300));
+    }
+    for i in 0..20 {
+        off += 1;
+        es.push(account(off, &format!("bot{i}"), 0, Some((day - 2 * 86_400) * SEC), day));
+        off += 1;
+        es.push(follow(off, &format!("bot{i}"), "buyer", false, day + i * 600));
+    }
+    let s = state_of(&es);
+    let snap = compute(&s, &ModelParams::default());
+    assert_eq!(snap.flags_of(node(&s, "star")).count(), 0, "a viral post is not gaming");
+    assert!(snap.flags_of(node(&s, "buyer")).any(|f| f.kind == FlagKind::FollowerBurst));
+}
+
 /// Pins follower-burst and young-engager detection.
 #[test]
 fn bursts_and_young_engagers_are_flagged() {
@@ -316,10 +361,12 @@ fn action_intervals_are_calibrated() {
         let n = node(&s, owner) as usize;
         let est = snap.action[n];
         assert!(est.sufficient);
-        let v = quantize(saturate(*theta, p.action_rate_scale));
-        if est.lower <= v && v <= est.upper {
+        if est.conversion.lower <= *theta && *theta <= est.conversion.upper {
             covered += 1;
         }
+        // Without session tracking the value is the conversion part alone.
+        let v = quantize(saturate(est.conversion.mean, p.action_rate_scale));
+        assert_eq!(snap.values[Dimension::Action.index()][n], v);
     }
     let coverage = f64::from(covered) / truth.len() as f64;
     assert!((0.84..=0.96).contains(&coverage), "coverage {coverage}");
@@ -329,6 +376,90 @@ fn action_intervals_are_calibrated() {
     let thin = node(&s, "thin") as usize;
     assert!(!snap.action[thin].sufficient);
     assert!(snap.action[thin].upper - snap.action[thin].lower > 5.0);
+}
+
+/// Pins "no evidence" as a state: an account with no attributed outcome shows
+/// action 0 with no interval and percentile 0, never the population prior; an
+/// account with a few clicks is insufficient and ranks after every account with
+/// sufficient evidence, however lucky its clicks.
+#[test]
+fn no_evidence_is_a_state_and_thin_evidence_ranks_last() {
+    let t = T0 / SEC;
+    let mut es = Vec::new();
+    let mut off = 0u64;
+    // Ten proven creators converting 2 % of 100 clicks each, one lucky creator at 3 of 3.
+    for a in 0..10 {
+        for k in 0..100 {
+            off += 1;
+            es.push(click(off, &format!("p{a}"), &format!("v{a}-{k}"), t + k));
+            if k % 50 == 0 {
+                off += 1;
+                es.push(conversion(off, &format!("p{a}"), &format!("v{a}-{k}"), 500, t + k + 1));
+            }
+        }
+    }
+    for k in 0..3 {
+        off += 1;
+        es.push(click(off, "lucky", &format!("l{k}"), t + k));
+        off += 1;
+        es.push(conversion(off, "lucky", &format!("l{k}"), 500, t + k + 1));
+    }
+    off += 1;
+    es.push(post(off, "silent", "s1", &[], t));
+    let s = state_of(&es);
+    let snap = compute(&s, &ModelParams::default());
+    check_invariants(&snap);
+    let silent = node(&s, "silent") as usize;
+    let a = snap.action[silent];
+    assert!(!a.observed && !a.sufficient);
+    assert_eq!((snap.values[Dimension::Action.index()][silent], a.lower, a.upper), (0.0, 0.0, 0.0));
+    assert_eq!(snap.percentiles[Dimension::Action.index()][silent], 0.0);
+    let lucky = node(&s, "lucky");
+    assert!(snap.action[lucky as usize].observed && !snap.action[lucky as usize].sufficient);
+    let pos = |n: Node| snap.action_rank.iter().position(|&x| x == n).unwrap();
+    for a in 0..10 {
+        assert!(pos(node(&s, &format!("p{a}"))) < pos(lucky), "a proven creator ranks ahead of 3 lucky clicks");
+    }
+    assert_eq!(pos(silent as Node), snap.n - 1, "no evidence ranks last");
+}
+
+/// Pins that engaged (non-bounce) sessions enter action with their own interval:
+/// two creators with the same clicks and conversions differ in action by their
+/// engaged sessions, and each engaged-rate interval covers its observed rate.
+#[test]
+fn engaged_sessions_enter_action() {
+    let t = T0 / SEC;
+    let mut es = Vec::new();
+    let mut off = 0u64;
+    // Five creators at each engagement level, so the population prior is fitted.
+    for a in 0..10 {
+        let engaged_every = if a < 5 { 5 } else { 2 }; // 20 % vs 50 % engaged sessions
+        for k in 0..80 {
+            let (owner, visitor) = (format!("c{a}"), format!("v{a}-{k}"));
+            off += 1;
+            es.push(click(off, &owner, &visitor, t + k));
+            off += 1;
+            es.push(session(off, &owner, &visitor, k % engaged_every != 0, t + k + 1));
+            if k % 40 == 0 {
+                off += 1;
+                es.push(conversion(off, &owner, &visitor, 500, t + k + 2));
+            }
+        }
+    }
+    let s = state_of(&es);
+    let p = ModelParams::default();
+    let snap = compute(&s, &p);
+    check_invariants(&snap);
+    let (low, high) = (node(&s, "c0") as usize, node(&s, "c9") as usize);
+    let (a, b) = (snap.action[low], snap.action[high]);
+    assert_eq!(a.conversion, b.conversion, "same clicks and conversions");
+    assert!(a.engaged.upper < b.engaged.lower, "{:?} vs {:?}", a.engaged, b.engaged);
+    assert!(a.engaged.lower <= 0.2 && 0.2 <= a.engaged.upper, "{:?}", a.engaged);
+    assert!(b.engaged.lower <= 0.5 && 0.5 <= b.engaged.upper, "{:?}", b.engaged);
+    let v = &snap.values[Dimension::Action.index()];
+    assert!(v[high] > v[low], "engaged sessions raise action: {} vs {}", v[high], v[low]);
+    let raw = snap.raw[high].for_dimension(Dimension::Action);
+    assert!(raw.iter().any(|(k, x)| *k == "engaged_rate_lower" && *x > 0.0), "{raw:?}");
 }
 
 /// Pins that new engagement raises the engaged account's activity, reach and network.

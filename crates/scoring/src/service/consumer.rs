@@ -1,13 +1,19 @@
 //! The ledger consumer.
 //!
-//! On start it reads the latest committed run, replays the ledger from the
-//! beginning up to that run's offset (scores are a pure function of the ledger
-//! prefix and the model, so this reproduces them), publishes them, and then
-//! tails the ledger. Whenever it is caught up and new events arrived, it waits
+//! On start it reads the latest committed run, loads the newest checkpoint at
+//! or below that run's offset (falling back to the start of the ledger, logged,
+//! when there is none or it is unreadable or written under another model),
+//! replays the ledger from there up to the run's offset (scores are a pure
+//! function of the ledger prefix and the model, so this reproduces them),
+//! publishes them, and then tails the ledger. After a run, once
+//! `checkpoint_every_events` events were applied since the last checkpoint,
+//! the state is encoded with the run and written in the background. Whenever it is caught up and new events arrived, it waits
 //! `debounce` for more, recomputes, and commits the run together with the
 //! offset in one transaction — a crash before the commit replays the events,
 //! a crash after it skips them, never both.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use lift_domain::{AccountId, Dimension, LedgerEntry};
@@ -15,12 +21,23 @@ use lift_proto::ingest::v1::ingest_service_client::IngestServiceClient;
 use lift_proto::ingest::v1::{SubscribeRequest, SubscribeResponse};
 use lift_runtime::Shutdown;
 use lift_runtime::client::Channel;
+use lift_store::checkpoints::{self, NewCheckpoint};
 use lift_store::scoring::{self as store, NewRun, ScoreRow};
 use tokio::time::Instant;
 
 use super::{Published, Scoring};
 use crate::Error;
+use crate::engine::checkpoint::{self as codec, FORMAT_VERSION};
 use crate::engine::{AsOf, ComputeOptions, Snapshot, State, compute_with};
+
+/// The consumer's checkpoint bookkeeping.
+#[derive(Debug, Default)]
+pub(crate) struct CheckpointState {
+    /// `State::events` at the newest checkpoint loaded or written.
+    events_at_last: AtomicU64,
+    /// A checkpoint write is in flight (at most one at a time).
+    busy: Arc<AtomicBool>,
+}
 
 /// Where the consumer stands against the committed run.
 struct Restore {
@@ -43,9 +60,16 @@ impl Scoring {
         }
         let latest = store::latest_run(self.db()).await?;
         let mut restore = Restore { pending: latest.filter(|r| r.as_of_offset > 0) };
-        let mut state = State::new();
+        let mut state = match &restore.pending {
+            Some(run) => self.load_checkpoint(run.as_of_offset).await,
+            None => State::new(),
+        };
+        if state.events > 0 && restore.pending.as_ref().is_some_and(|r| r.as_of_offset == state.offset) {
+            state = self.restore(state, &mut restore).await?;
+        }
         let mut dirty = false;
         let mut backoff = self.cfg().initial_backoff;
+        let mut lag = Lag::default();
         loop {
             if shutdown.is_triggered() {
                 return Ok(());
@@ -96,8 +120,10 @@ impl Scoring {
                         Ok(Some(resp)) => {
                             backoff = self.cfg().initial_backoff;
                             let caught_up = resp.caught_up || resp.head_offset <= last_offset(&resp, &state);
+                            let head = resp.head_offset;
                             let (s, applied) = self.absorb(state, resp, &mut restore).await?;
                             state = s;
+                            lag.observe(head, state.offset);
                             dirty |= applied;
                             if caught_up && restore.pending.is_some() {
                                 // The ledger holds less than the committed run consumed: serve what we have.
@@ -206,15 +232,19 @@ impl Scoring {
         let prev = self.published();
         let params = self.cfg().model.clone();
         let warm = prev.clone();
+        let checkpoint_due = self.checkpoint_due(&state);
+        let model_version = self.inner.model_version.clone();
         let joined = tokio::task::spawn_blocking(move || {
             let opts =
                 ComputeOptions { warm_start: warm.as_ref().map(|p| p.snap.pagerank.as_slice()), authenticity: None };
             let snap = compute_with(&state, &params, AsOf::of(&state), opts);
             let rows = changed_rows(&state, prev.as_ref().map(|p| &p.snap), &snap);
-            (state, snap, rows)
+            let checkpoint =
+                checkpoint_due.then(|| (state.offset, state.events, codec::encode(&state, &model_version)));
+            (state, snap, rows, checkpoint)
         })
         .await;
-        let (state, snap, rows) = match joined {
+        let (state, snap, rows, checkpoint) = match joined {
             Ok(x) => x,
             Err(e) => return (State::new(), Err(Error::Task(e.to_string()))),
         };
@@ -230,6 +260,12 @@ impl Scoring {
         let started = std::time::Instant::now();
         match store::commit_run(self.db(), &run, &rows).await {
             Ok(run_id) => {
+                metrics::histogram!("lift_scoring_run_seconds").record(snap.stats.millis as f64 / 1000.0);
+                metrics::histogram!("lift_scoring_commit_seconds").record(started.elapsed().as_secs_f64());
+                metrics::counter!("lift_scoring_runs_total").increment(1);
+                metrics::counter!("lift_scoring_accounts_changed_total").increment(rows.len() as u64);
+                metrics::gauge!("lift_scoring_run_accounts_changed").set(rows.len() as f64);
+                metrics::gauge!("lift_scoring_run_offset").set(snap.as_of.offset as f64);
                 tracing::info!(
                     run_id,
                     offset = snap.as_of.offset,
@@ -241,10 +277,127 @@ impl Scoring {
                     "scoring run committed"
                 );
                 self.publish(Published { run_id, snap }, &state);
+                if let Some((offset, events, bytes)) = checkpoint {
+                    self.spawn_checkpoint_write(offset, events, bytes);
+                }
                 (state, Ok(()))
             }
             Err(e) => (state, Err(e.into())),
         }
+    }
+}
+
+/// Scoring's consumer lag behind the ledger head, as the gauges
+/// `lift_consumer_lag_events{consumer="scoring"}` and `lift_consumer_lag_seconds`
+/// (how long it has been behind; 0 at the head), updated on every ledger message.
+#[derive(Debug, Default)]
+struct Lag {
+    behind_since: Option<Instant>,
+}
+
+impl Lag {
+    fn observe(&mut self, head: u64, consumed: u64) {
+        let behind = head.saturating_sub(consumed);
+        let secs = if behind == 0 {
+            self.behind_since = None;
+            0.0
+        } else {
+            self.behind_since.get_or_insert_with(Instant::now).elapsed().as_secs_f64()
+        };
+        metrics::gauge!("lift_consumer_lag_events", "consumer" => "scoring").set(behind as f64);
+        metrics::gauge!("lift_consumer_lag_seconds", "consumer" => "scoring").set(secs);
+    }
+}
+
+impl Scoring {
+    /// The newest usable checkpoint at or below `at_most`, or an empty state
+    /// (a full replay) when there is none or it cannot be used — logged.
+    async fn load_checkpoint(&self, at_most: u64) -> State {
+        let started = std::time::Instant::now();
+        let (info, bytes) = match checkpoints::latest(self.db(), at_most).await {
+            Ok(Some(found)) => found,
+            Ok(None) => {
+                tracing::info!(committed_offset = at_most, "no checkpoint: replaying the ledger from the start");
+                return State::new();
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read checkpoints: replaying the ledger from the start");
+                return State::new();
+            }
+        };
+        let version = self.inner.model_version.clone();
+        let decoded = tokio::task::spawn_blocking(move || codec::decode(&bytes, &version)).await;
+        match decoded {
+            Ok(Ok(state)) => {
+                self.inner.checkpoints.events_at_last.store(state.events, Ordering::Relaxed);
+                tracing::info!(
+                    checkpoint_id = info.checkpoint_id,
+                    offset = state.offset,
+                    committed_offset = at_most,
+                    accounts = state.len(),
+                    bytes = info.size_bytes,
+                    millis = started.elapsed().as_millis() as u64,
+                    "loaded checkpoint: replaying only the ledger after it"
+                );
+                state
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(
+                    checkpoint_id = info.checkpoint_id,
+                    offset = info.as_of_offset,
+                    model_version = %info.model_version,
+                    format_version = info.format_version,
+                    reason = %e,
+                    "checkpoint unusable: replaying the ledger from the start"
+                );
+                State::new()
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "checkpoint decode task failed: replaying the ledger from the start");
+                State::new()
+            }
+        }
+    }
+
+    fn checkpoint_due(&self, state: &State) -> bool {
+        let every = self.cfg().checkpoint_every_events;
+        let c = &self.inner.checkpoints;
+        every > 0
+            && state.events >= c.events_at_last.load(Ordering::Relaxed).saturating_add(every)
+            && !c.busy.load(Ordering::Acquire)
+    }
+
+    /// Writes an encoded checkpoint in the background; the consumer goes on.
+    fn spawn_checkpoint_write(&self, offset: u64, events: u64, bytes: Vec<u8>) {
+        let c = &self.inner.checkpoints;
+        if c.busy.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let me = self.clone();
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let cp = NewCheckpoint {
+                model_version: &me.inner.model_version,
+                format_version: FORMAT_VERSION,
+                as_of_offset: offset,
+                created_at: lift_domain::time::now(),
+                bytes: &bytes,
+            };
+            match checkpoints::write(me.db(), &cp, me.cfg().checkpoints_kept).await {
+                Ok(id) => {
+                    me.inner.checkpoints.events_at_last.store(events, Ordering::Relaxed);
+                    tracing::info!(
+                        checkpoint_id = id,
+                        offset,
+                        bytes = bytes.len(),
+                        millis = started.elapsed().as_millis() as u64,
+                        "checkpoint written"
+                    );
+                }
+                Err(e) => tracing::warn!(error = %e, offset, "cannot write checkpoint; will retry after a later run"),
+            }
+            me.inner.checkpoints.busy.store(false, Ordering::Release);
+        });
     }
 }
 

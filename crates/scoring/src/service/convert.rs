@@ -4,10 +4,14 @@ use lift_domain::{Dimension, time};
 use lift_proto::scoring::v1 as pb;
 
 use super::{Directory, Published};
-use crate::engine::{Flag, Node, TopicScores, compute::TOPIC_DIMENSIONS};
+use crate::engine::{ActionEstimate, Flag, Node, TopicScores, compute::TOPIC_DIMENSIONS};
 
-fn evidence(sufficient: bool) -> i32 {
-    if sufficient { pb::Evidence::Sufficient as i32 } else { pb::Evidence::Insufficient as i32 }
+fn evidence(a: &ActionEstimate) -> i32 {
+    match (a.sufficient, a.observed) {
+        (true, _) => pb::Evidence::Sufficient as i32,
+        (false, true) => pb::Evidence::Insufficient as i32,
+        (false, false) => pb::Evidence::NoData as i32,
+    }
 }
 
 /// One dimension's overall score. Dimensions without an interval report
@@ -19,7 +23,7 @@ pub(crate) fn score(p: &Published, n: Node, d: Dimension) -> pb::Score {
     let (lower, upper, ev) = match d {
         Dimension::Action => {
             let a = s.action[i];
-            (a.lower, a.upper, evidence(a.sufficient))
+            (a.lower, a.upper, evidence(&a))
         }
         _ => (value, value, pb::Evidence::Unspecified as i32),
     };

@@ -59,9 +59,11 @@ impl Scoring {
         Ok(pb::ExplainScoreChangeResponse {
             from_value: e.from_value,
             to_value: e.to_value,
+            // A contribution of exactly 0 explains nothing; dropping it keeps the sum exact.
             contributions: e
                 .contributions
                 .into_iter()
+                .filter(|c| c.delta != 0.0)
                 .map(|c| pb::Contribution {
                     kind: match c.cause {
                         Cause::NewEvents => pb::ContributionKind::NewEvents,

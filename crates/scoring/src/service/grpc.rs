@@ -52,7 +52,7 @@ impl ScoringService for Handlers {
 
     type ExportScoresStream = ExportStream;
 
-    #[tracing::instrument(skip_all, fields(chunk_size = req.get_ref().chunk_size, run_only = req.get_ref().run_only))]
+    #[tracing::instrument(skip_all, fields(chunk_size = req.get_ref().chunk_size, run_only = req.get_ref().run_only, since_run = req.get_ref().since_run))]
     async fn export_scores(
         &self,
         req: Request<pb::ExportScoresRequest>,
@@ -71,25 +71,32 @@ impl ScoringService for Handlers {
                 pb::ExportScoresResponse { model_version: scoring.model_version().to_owned(), ..Default::default() };
             return Ok(Response::new(Box::pin(tokio_stream::iter([Ok(only)]))));
         };
-        if req.run_only || p.snap.n == 0 {
-            return Ok(Response::new(Box::pin(tokio_stream::iter([Ok(export_chunk(&p, Vec::new()))]))));
+        // A delta when the reader names a run whose changes up to this one are known.
+        let delta = (req.since_run > 0 && !req.run_only)
+            .then(|| scoring.changed_since(req.since_run, p.run_id))
+            .flatten()
+            .map(|nodes| (req.since_run, nodes));
+        if req.run_only || p.snap.n == 0 || delta.as_ref().is_some_and(|(_, d)| d.is_empty()) {
+            let only = export_chunk(&p, Vec::new(), delta.as_ref().map(|(s, d)| (*s, d.len())));
+            return Ok(Response::new(Box::pin(tokio_stream::iter([Ok(only)]))));
         }
         // The task holds this run's snapshot for the whole export: every chunk is
         // from one run even if scoring publishes another meanwhile.
         let (tx, rx) = tokio::sync::mpsc::channel(EXPORT_BUFFER);
         tokio::spawn(async move {
-            let n = p.snap.n;
-            let mut from = 0;
-            while from < n {
-                let to = (from + chunk).min(n);
+            let nodes: Vec<crate::engine::Node> = match &delta {
+                Some((_, d)) => d.clone(),
+                None => (0..p.snap.n as crate::engine::Node).collect(),
+            };
+            let meta = delta.as_ref().map(|(s, d)| (*s, d.len()));
+            for part in nodes.chunks(chunk) {
                 let accounts = {
                     let dir = scoring.directory();
-                    (from..to).map(|i| convert::account_scores(&p, &dir, i as crate::engine::Node)).collect()
+                    part.iter().map(|&i| convert::account_scores(&p, &dir, i)).collect()
                 };
-                if tx.send(Ok(export_chunk(&p, accounts))).await.is_err() {
+                if tx.send(Ok(export_chunk(&p, accounts, meta))).await.is_err() {
                     return; // The reader went away.
                 }
-                from = to;
             }
         });
         Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
@@ -145,12 +152,21 @@ fn own_accounts_only<'a, T>(
     Ok(())
 }
 
-fn export_chunk(p: &super::Published, accounts: Vec<pb::AccountScores>) -> pb::ExportScoresResponse {
+/// One export message; `delta` = (since run, accounts changed) for a delta export.
+fn export_chunk(
+    p: &super::Published,
+    accounts: Vec<pb::AccountScores>,
+    delta: Option<(u64, usize)>,
+) -> pb::ExportScoresResponse {
     pb::ExportScoresResponse {
         accounts,
         model_version: p.snap.model_version.clone(),
         as_of_offset: p.snap.as_of.offset,
-        total: p.snap.n as u64,
+        total: delta.map_or(p.snap.n, |(_, k)| k) as u64,
+        run_id: p.run_id,
+        delta: delta.is_some(),
+        since_run: delta.map_or(0, |(s, _)| s),
+        run_accounts: p.snap.n as u64,
     }
 }
 
@@ -237,8 +253,13 @@ impl Scoring {
                 let (levels, values) = parse_distribution(run, d)?;
                 let value = h.row.values[d.index()];
                 let (lower, upper, evidence) = if d == Dimension::Action {
-                    let ev =
-                        if h.row.action_sufficient { pb::Evidence::Sufficient } else { pb::Evidence::Insufficient };
+                    // An observed account's interval always has width (the prior's), so an
+                    // insufficient row with upper 0 had no evidence at all.
+                    let ev = match (h.row.action_sufficient, h.row.action_upper > 0.0) {
+                        (true, _) => pb::Evidence::Sufficient,
+                        (false, true) => pb::Evidence::Insufficient,
+                        (false, false) => pb::Evidence::NoData,
+                    };
                     (h.row.action_lower, h.row.action_upper, ev as i32)
                 } else {
                     (value, value, pb::Evidence::Unspecified as i32)

@@ -6,6 +6,7 @@
 //! - `grpc` — thin handlers over `Scoring`'s read functions.
 //! - `query` — `QueryAccounts` over the pre-sorted per-dimension indexes.
 
+mod changes;
 mod consumer;
 mod convert;
 mod explain;
@@ -40,6 +41,12 @@ pub struct ScoringConfig {
     /// Most reverse-reachable sets one `SelectSeeds` call may sample (bounds its
     /// latency and memory; a response says when the cap weakened its guarantee).
     pub max_rr_sets: usize,
+    /// Write a checkpoint of the engine state after a run once this many
+    /// ledger events were applied since the last one (0: never). A restart
+    /// then replays only the events after the newest checkpoint.
+    pub checkpoint_every_events: u64,
+    /// Checkpoints kept in the database (the newest ones; at least 1).
+    pub checkpoints_kept: u64,
 }
 
 impl Default for ScoringConfig {
@@ -50,6 +57,8 @@ impl Default for ScoringConfig {
             initial_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(10),
             max_rr_sets: 2_000_000,
+            checkpoint_every_events: 1_000_000,
+            checkpoints_kept: 2,
         }
     }
 }
@@ -71,8 +80,12 @@ struct Inner {
     directory: RwLock<Directory>,
     /// (run id, as-of offset) of the latest published run: lets callers wait on progress.
     progress: watch::Sender<(u64, u64)>,
+    /// Which accounts recent runs changed, for `ExportScores` deltas.
+    changes: RwLock<changes::ChangeLog>,
     /// The ingestion client the consumer runs with, for replays on demand.
     ingest: RwLock<Option<IngestServiceClient<lift_runtime::client::Channel>>>,
+    /// Checkpoint bookkeeping of the consumer.
+    checkpoints: consumer::CheckpointState,
 }
 
 /// One committed run, as served.
@@ -95,12 +108,15 @@ impl Directory {
         self.index.get(id).copied()
     }
 
-    /// Catches up with the state's accounts and their latest handles.
-    fn sync(&mut self, state: &State) {
+    /// Catches up with the state's accounts and their latest handles; returns
+    /// the known nodes whose handle changed.
+    fn sync(&mut self, state: &State) -> Vec<Node> {
+        let mut renamed = Vec::new();
         for (i, a) in state.accounts.iter().enumerate() {
             if i < self.ids.len() {
                 if self.handles[i] != a.handle {
                     self.handles[i].clone_from(&a.handle);
+                    renamed.push(i as Node);
                 }
             } else {
                 self.index.insert(a.id.clone(), i as Node);
@@ -108,6 +124,7 @@ impl Directory {
                 self.handles.push(a.handle.clone());
             }
         }
+        renamed
     }
 }
 
@@ -132,7 +149,9 @@ impl Scoring {
                 published: RwLock::new(None),
                 directory: RwLock::new(Directory::default()),
                 progress: watch::channel((0, 0)).0,
+                changes: RwLock::new(changes::ChangeLog::default()),
                 ingest: RwLock::new(None),
+                checkpoints: consumer::CheckpointState::default(),
             }),
         })
     }
@@ -162,14 +181,32 @@ impl Scoring {
     }
 
     fn publish(&self, p: Published, state: &State) {
-        if let Ok(mut dir) = self.inner.directory.write() {
-            dir.sync(state);
-        }
+        let renamed = self.inner.directory.write().map(|mut dir| dir.sync(state)).unwrap_or_default();
+        self.record_changes(&p, &renamed);
         let progress = (p.run_id, p.snap.as_of.offset);
         if let Ok(mut g) = self.inner.published.write() {
             *g = Some(Arc::new(p));
         }
         self.inner.progress.send_replace(progress);
+    }
+
+    /// Logs which accounts `p` changed relative to the run published before it.
+    fn record_changes(&self, p: &Published, renamed: &[Node]) {
+        let prev = self.published();
+        let mut log = self.inner.changes.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match prev {
+            Some(prev) if prev.snap.model_version == p.snap.model_version && prev.run_id != p.run_id => {
+                log.record(prev.run_id, p.run_id, changes::changed(&prev.snap, &p.snap, renamed));
+            }
+            Some(prev) if prev.run_id == p.run_id => {}
+            _ => log.clear(),
+        }
+    }
+
+    /// The nodes changed after run `since` up to run `until` (the published
+    /// one), ascending; `None` when that is not known (a full export is needed).
+    pub(crate) fn changed_since(&self, since: u64, until: u64) -> Option<Vec<Node>> {
+        self.inner.changes.read().unwrap_or_else(std::sync::PoisonError::into_inner).since(since, until)
     }
 
     pub(crate) fn directory(&self) -> std::sync::RwLockReadGuard<'_, Directory> {

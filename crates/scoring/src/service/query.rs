@@ -43,7 +43,7 @@ pub(crate) const MAX_PAGE: usize = 1000;
 /// Encodes a cursor bound to the ordering it came from.
 pub(crate) fn encode_token(q: &Query, cursor: (f64, Node)) -> String {
     let raw =
-        format!("2|{}|{}|{:x}|{}", q.order_by.name(), q.topic.as_deref().unwrap_or(""), cursor.0.to_bits(), cursor.1);
+        format!("3|{}|{}|{:x}|{}", q.order_by.name(), q.topic.as_deref().unwrap_or(""), cursor.0.to_bits(), cursor.1);
     hex::encode(raw)
 }
 
@@ -60,7 +60,7 @@ pub(crate) fn decode_token(
     let s = String::from_utf8(bytes).map_err(|_| bad())?;
     let parts: Vec<&str> = s.split('|').collect();
     let [version, dim, t, bits, node] = parts[..] else { return Err(bad()) };
-    if version != "2" || dim != order_by.name() || t != topic.unwrap_or("") {
+    if version != "3" || dim != order_by.name() || t != topic.unwrap_or("") {
         return Err(bad());
     }
     let value = f64::from_bits(u64::from_str_radix(bits, 16).map_err(|_| bad())?);
@@ -93,7 +93,7 @@ impl Ordered<'_> {
             }
             Ordered::ActionLower { action, order } => {
                 let n = order[i];
-                (action[n as usize].lower, n)
+                (action[n as usize].rank_key(), n)
             }
             Ordered::Topic { topic, k } => {
                 let idx = topic.order[*k][i] as usize;
@@ -122,6 +122,14 @@ pub(crate) fn run(snap: &Snapshot, q: &Query) -> Page {
         .map(|f| -> Box<dyn Fn(Node) -> bool + '_> {
             let min = f.min_percentile;
             match &f.topic {
+                // A percentile rule on action passes only accounts with sufficient evidence.
+                None if f.dimension == Dimension::Action => {
+                    let p = &snap.percentiles[f.dimension.index()];
+                    Box::new(move |n| {
+                        snap.action.get(n as usize).is_some_and(|a| a.sufficient)
+                            && p.get(n as usize).is_some_and(|x| *x >= min)
+                    })
+                }
                 None => {
                     let p = &snap.percentiles[f.dimension.index()];
                     Box::new(move |n| p.get(n as usize).is_some_and(|x| *x >= min))
@@ -287,8 +295,8 @@ mod tests {
             }
         }
         assert_eq!(got.len(), s.n);
-        let lows: Vec<f64> = got.iter().map(|&n| s.action[n as usize].lower).collect();
-        assert!(lows.windows(2).all(|w| w[0] >= w[1]), "not by lower bound");
+        let keys: Vec<f64> = got.iter().map(|&n| s.action[n as usize].rank_key()).collect();
+        assert!(keys.windows(2).all(|w| w[0] >= w[1]), "not by evidence, then lower bound");
         let pos = |id: &str| {
             let node = state.node(&crate::engine::testutil::acc(id)).unwrap();
             got.iter().position(|&n| n == node).unwrap()
@@ -304,6 +312,6 @@ mod tests {
         assert_eq!(decode_token(&t, Dimension::Reach, None).unwrap(), Some((1.5, 3)));
         assert!(decode_token(&t, Dimension::Network, None).is_err());
         assert!(decode_token("zz", Dimension::Reach, None).is_err());
-        assert!(decode_token(&hex::encode("2|reach||x|y"), Dimension::Reach, None).is_err());
+        assert!(decode_token(&hex::encode("3|reach||x|y"), Dimension::Reach, None).is_err());
     }
 }

@@ -12,6 +12,8 @@ mod m20261126_120000_campaigns;
 mod m20261126_140000_scoring;
 mod m20261126_160000_api_keys;
 mod m20261126_180000_drop_scores_run_index;
+mod m20261201_100000_scoring_checkpoints;
+mod m20261201_120000_scoring_writer;
 mod m20261201_130000_api_key_accounts;
 
 #[derive(Debug)]
@@ -27,6 +29,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_140000_scoring::Migration),
             Box::new(m20261126_160000_api_keys::Migration),
             Box::new(m20261126_180000_drop_scores_run_index::Migration),
+            Box::new(m20261201_100000_scoring_checkpoints::Migration),
+            Box::new(m20261201_120000_scoring_writer::Migration),
             Box::new(m20261201_130000_api_key_accounts::Migration),
         ]
     }
