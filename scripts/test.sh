@@ -11,7 +11,9 @@
 #      (scripts/check-postgres-image.sh), unless LIFT_TEST_PG_IMAGE names another image;
 #   3. fetches the CollegeMsg data set if absent (scripts/fetch-collegemsg.sh; never fatal);
 #   4. installs the Python tools the tests call ($PY_TOOLS) into a venv put first on PATH;
-#   5. runs `cargo test --workspace "$@"` (unit, integration and doc tests) with
+#   5. installs Debian's chromium and chromium-driver for the browser tests if either is missing
+#      (scripts/ensure-chromium.sh; fails when it cannot);
+#   6. runs `cargo test --workspace "$@"` (unit, integration and doc tests) with
 #      LIFT_TEST_PG_IMAGE exported (default lift/postgres:15).
 # PostgreSQL tests fail, never skip, when no engine can be had.
 set -euo pipefail
@@ -86,7 +88,13 @@ export PATH="$VENV/bin:$PATH"
 echo "[test.sh] $(python3 -c 'import networkx; print("networkx", networkx.__version__)'); $(grpcurl -version 2>&1 | head -1); venv $VENV first on PATH"
 took "python tools"
 
-# --- 5. cargo test ----------------------------------------------------------------------------------------
+# --- 5. browser ---------------------------------------------------------------------------------------------
+section "Chromium and chromedriver (scripts/ensure-chromium.sh)"
+bash scripts/ensure-chromium.sh ||
+    die "the browser tests need /usr/bin/chromium and /usr/bin/chromedriver (see above); they fail rather than skip without them"
+took "browser"
+
+# --- 6. cargo test ----------------------------------------------------------------------------------------
 # `-p NAME` narrows the run (cargo would ignore it next to --workspace).
 scope=(--workspace)
 for arg in "$@"; do

@@ -2,6 +2,7 @@
 //! scripted network whose right answers are known by construction, pushed
 //! through ingestion, scored, and matched — every hop over real gRPC.
 
+pub mod browser;
 pub mod campaign;
 
 use std::time::Duration;

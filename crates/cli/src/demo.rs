@@ -35,6 +35,10 @@ pub struct DemoOptions {
     pub generated: bool,
     /// Database URLs; default: SQLite files in `dir`.
     pub databases: Option<Databases>,
+    /// Where the web console listens (default: a free loopback port).
+    pub web_addr: Option<std::net::SocketAddr>,
+    /// Keep serving (console included) after the story, until Ctrl-C.
+    pub serve: bool,
 }
 
 impl Default for DemoOptions {
@@ -45,6 +49,8 @@ impl Default for DemoOptions {
             accounts: 1500,
             generated: false,
             databases: None,
+            web_addr: None,
+            serve: false,
         }
     }
 }
@@ -59,6 +65,13 @@ pub struct DemoSummary {
     pub shortlist: Vec<mpb::Candidate>,
     pub near_misses: usize,
     pub report: Option<mpb::GetCampaignReportResponse>,
+    /// The brand's key (`campaigns:write`) and its campaign, for the console.
+    pub brand_key: String,
+    pub campaign_id: String,
+    /// A creator the console can show (`network:id`): the first on the shortlist.
+    pub creator: Option<String>,
+    /// Where the console listens, and a `creator:read` key for `creator`.
+    pub console: Option<(std::net::SocketAddr, String)>,
 }
 
 fn step(n: u32, what: &str) {
@@ -144,8 +157,24 @@ fn fmt_num(v: f64) -> String {
     if v.fract() == 0.0 && v.abs() < 1e12 { format!("{v:.0}") } else { format!("{v:.3}") }
 }
 
-/// Runs the demo and prints its story.
+/// Runs the demo and prints its story; with `serve`, keeps serving until Ctrl-C.
 pub async fn run(opts: DemoOptions) -> anyhow::Result<DemoSummary> {
+    let (stack, result) = start(&opts).await?;
+    if opts.serve && result.is_ok() {
+        println!("\nServing until Ctrl-C (the services and the console).");
+        let sd = stack.shutdown.clone();
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r?,
+            () = sd.wait() => {}
+        }
+    }
+    stack.stop().await?;
+    result
+}
+
+/// Runs the demo's story and leaves its stack (console included) running, for
+/// the caller to use and stop: the browser tests load the console's pages.
+pub async fn start(opts: &DemoOptions) -> anyhow::Result<(Stack, anyhow::Result<DemoSummary>)> {
     let started = Instant::now();
     let tmp;
     let dir: &Path = match &opts.dir {
@@ -162,12 +191,34 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<DemoSummary> {
     let dbs = opts.databases.clone().unwrap_or_else(|| Databases::sqlite_files(dir));
 
     step(1, "Starting ingestion, scoring and matching on loopback (real gRPC, embedded SQLite)");
-    let stack = Stack::start_loopback(&dbs, lift_scoring::ScoringConfig::default()).await?;
-    println!("    ingestion {}  scoring {}  matching {}", stack.ingest_addr, stack.scoring_addr, stack.matching_addr);
+    let mut stack = Stack::start_loopback(&dbs, lift_scoring::ScoringConfig::default()).await?;
+    let web_addr = opts.web_addr.unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+    let web = match tokio::net::TcpListener::bind(web_addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            println!("    cannot listen on {web_addr} ({e}); the console takes a free port instead");
+            tokio::net::TcpListener::bind("127.0.0.1:0").await?
+        }
+    };
+    let web = stack.start_web(web)?;
+    println!(
+        "    ingestion {}  scoring {}  matching {}  web console {web}",
+        stack.ingest_addr, stack.scoring_addr, stack.matching_addr
+    );
     println!("    databases in {}", dir.display());
-    let result = story(&stack, &opts, started).await;
-    stack.stop().await?;
-    result
+    let mut result = story(&stack, opts, started).await;
+    if let Ok(s) = &mut result
+        && let Some(creator) = s.creator.clone()
+    {
+        match crate::console::creator_key(&stack.matching_db, &creator).await {
+            Ok(key) => {
+                crate::console::print_console(web, &s.brand_key, &s.campaign_id, &creator, &key);
+                s.console = Some((web, key));
+            }
+            Err(e) => result = Err(e),
+        }
+    }
+    Ok((stack, result))
 }
 
 async fn story(stack: &Stack, opts: &DemoOptions, started: Instant) -> anyhow::Result<DemoSummary> {
@@ -178,12 +229,13 @@ async fn story(stack: &Stack, opts: &DemoOptions, started: Instant) -> anyhow::R
     let mut matching = MatchingServiceClient::new(stack.channel(&stack.matching_url())?);
 
     // 2. The social graph.
-    let use_college = !opts.generated && opts.collegemsg.exists();
-    let (dataset, network, start, end) = if use_college {
-        step(2, &format!("Importing the real SNAP CollegeMsg network from {}", opts.collegemsg.display()));
+    let college =
+        if opts.generated { Err("as asked".to_owned()) } else { crate::console::collegemsg(&opts.collegemsg) };
+    let (dataset, network, start, end) = if let Ok(path) = &college {
+        step(2, &format!("Importing the real SNAP CollegeMsg network from {}", path.display()));
         let report = lift_ingest::import::import_file(
             &mut ingest,
-            &opts.collegemsg,
+            path,
             &lift_ingest::import::ImportOptions { network: "collegemsg".into(), progress: true, ..Default::default() },
         )
         .await?;
@@ -196,10 +248,10 @@ async fn story(stack: &Stack, opts: &DemoOptions, started: Instant) -> anyhow::R
             1_098_777_600,
         )
     } else {
-        let why = if opts.generated {
-            "as asked"
-        } else {
-            "CollegeMsg not found; run scripts/fetch-collegemsg.sh for real data"
+        let why = match &college {
+            Err(w) if opts.generated => w.clone(),
+            Err(w) => format!("FALLBACK: the real CollegeMsg network is unavailable: {w}"),
+            Ok(_) => String::new(),
         };
         step(2, &format!("Generating a deterministic social network ({why})"));
         let spec = NetworkSpec { accounts: opts.accounts, ..Default::default() };
@@ -365,8 +417,12 @@ async fn story(stack: &Stack, opts: &DemoOptions, started: Instant) -> anyhow::R
         scored_accounts: model.accounts,
         top,
         near_misses: m.near_misses.len(),
+        creator: m.eligible.first().and_then(|c| c.account.as_ref()).map(|a| format!("{}:{}", a.network, a.id)),
         shortlist: m.eligible,
         report: Some(report),
+        brand_key: key,
+        campaign_id: campaign.id,
+        console: None,
     })
 }
 

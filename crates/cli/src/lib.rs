@@ -4,6 +4,7 @@
 //! - [`config`]: the one layered configuration (defaults < lift.toml < env < flags).
 //! - [`stack`]: starts the three services on bound listeners, wired over gRPC.
 //! - [`demo`]: the whole story on embedded SQLite, printed for a person.
+//! - [`console`]: the demo's real data on first run, and the web console's keys.
 //! - [`dataset`]: the generated network and simulated outcomes.
 //! - [`soak`]: `lift bench soak`, a bounded soak with count checks.
 //! - [`matchbench`]: `lift bench match`, MatchCampaign latency with and without the score cache.
@@ -11,6 +12,7 @@
 
 pub mod cachebench;
 pub mod config;
+pub mod console;
 pub mod dataset;
 pub mod demo;
 pub mod latency;

@@ -190,12 +190,16 @@ enum BenchCommand {
 enum KeysCommand {
     /// Create a key and print it (shown once; stored hashed).
     Create {
-        /// ingest:write, ingest:read, links:write, scores:read, campaigns:write (repeat for several).
+        /// ingest:write, ingest:read, links:write, scores:read, campaigns:write, creator:read (repeat for several).
         #[arg(long = "scope", required = true, value_parser = parse_scope)]
         scopes: Vec<Scope>,
         /// The brand the key acts for (required with campaigns:write).
         #[arg(long)]
         brand: Option<String>,
+        /// A creator account the key may read, as network:id (required with
+        /// creator:read; repeat for a creator's several accounts).
+        #[arg(long = "account")]
+        accounts: Vec<String>,
         /// What the key is for, e.g. "collector eu-1".
         #[arg(long, default_value = "api key")]
         name: String,
@@ -245,6 +249,12 @@ struct DemoArgs {
     /// Keep the SQLite databases in this directory.
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// Where the web console listens (a free port if this one is taken).
+    #[arg(long, env = "LIFT_WEB_ADDR", default_value = "127.0.0.1:8080")]
+    web_addr: SocketAddr,
+    /// Keep the services and the console running after the story, until Ctrl-C.
+    #[arg(long)]
+    serve: bool,
 }
 
 #[derive(Debug, Args)]
@@ -277,6 +287,9 @@ enum Which {
     Ingest,
     Scoring,
     Matching,
+    /// The web console alone (calls scoring and matching by URL).
+    Web,
+    /// All three services and the web console.
     All,
 }
 
@@ -331,6 +344,15 @@ struct ServeArgs {
     auth: Option<OnOff>,
     /// [database.auth_url] Where API keys live (default: the database URL; env LIFT_AUTH_DATABASE_URL).
     #[arg(long)]
+    /// Where the web console listens (env LIFT_WEB_ADDR).
+    #[arg(long, env = "LIFT_WEB_ADDR", default_value = "127.0.0.1:8080")]
+    web_addr: SocketAddr,
+    /// Where the web console reaches matching (env LIFT_MATCHING_URL).
+    #[arg(long, env = "LIFT_MATCHING_URL", default_value = "http://127.0.0.1:50053")]
+    matching_url: String,
+    /// Mark the console's key cookie Secure (serve it behind https; env LIFT_WEB_SECURE_COOKIE).
+    #[arg(long, env = "LIFT_WEB_SECURE_COOKIE")]
+    web_secure_cookie: bool,
     auth_database_url: Option<String>,
     /// [credentials.api_key] The key this service presents to its peers (env LIFT_API_KEY).
     /// `serve all` mints its own when unset.
@@ -474,6 +496,8 @@ async fn main() -> anyhow::Result<()> {
                 accounts: a.accounts,
                 dir: a.dir,
                 databases: None,
+                web_addr: Some(a.web_addr),
+                serve: a.serve,
             })
             .await?;
         }
@@ -619,12 +643,14 @@ async fn main() -> anyhow::Result<()> {
 
 async fn keys(command: KeysCommand) -> anyhow::Result<()> {
     match command {
-        KeysCommand::Create { scopes, brand, name, auth_database_url, database_url, output } => {
+        KeysCommand::Create { scopes, brand, accounts, name, auth_database_url, database_url, output } => {
             let db = lift_store::connect(auth_database_url.as_deref().unwrap_or(&database_url)).await?;
-            let (k, secret) = lift_runtime::auth::create_key(&db, &name, &scopes, brand.as_deref()).await?;
+            let (k, secret) =
+                lift_runtime::auth::create_bound_key(&db, &name, &scopes, brand.as_deref(), &accounts).await?;
             if output == Output::Json {
                 let doc = serde_json::json!({
-                    "id": k.id, "name": k.name, "scopes": k.scopes, "brand_id": k.brand_id, "api_key": secret,
+                    "id": k.id, "name": k.name, "scopes": k.scopes, "brand_id": k.brand_id,
+                    "accounts": k.accounts, "api_key": secret,
                 });
                 println!("{doc}");
                 return Ok(());
@@ -632,6 +658,9 @@ async fn keys(command: KeysCommand) -> anyhow::Result<()> {
             println!("key {} ({}) scopes {}", k.id, k.name, k.scopes.join(" "));
             if let Some(b) = &k.brand_id {
                 println!("acts for brand {b}");
+            }
+            if !k.accounts.is_empty() {
+                println!("reads only the accounts {}", k.accounts.join(", "));
             }
             println!("api key (shown once, stored hashed): {secret}");
         }
@@ -769,8 +798,18 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
             )
             .await?
         }
+        Which::Web => {
+            let cfg = lift_web::WebConfig {
+                scoring_url: c.server.scoring_url.clone(),
+                matching_url: a.matching_url.clone(),
+                tls: opts.client.tls.clone(),
+                secure_cookie: a.web_secure_cookie,
+            };
+            stack::spawn_web(&mut tasks, bind(a.web_addr).await?, cfg, &shutdown);
+        }
         Which::All => {
             let listeners = [bind(ingest_addr).await?, bind(scoring_addr).await?, bind(matching_addr).await?];
+            let web = bind(a.web_addr).await?;
             let tls = match (opts.serve.tls, opts.client.tls) {
                 (Some(s), Some(c)) => Some((s, c)),
                 (None, None) => None,
@@ -787,7 +826,10 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
                 ingest: c.ingest.to_config(),
                 matching: c.matching.to_config(),
             };
-            let s = stack::Stack::start_with(listeners, &Databases::shared(&database_url), scoring_cfg, opts).await?;
+            let mut s =
+                stack::Stack::start_with(listeners, &Databases::shared(&database_url), scoring_cfg, opts).await?;
+            let web = s.start_web(web)?;
+            tracing::info!("web console on http://{web}/");
             if auth_on {
                 tracing::info!(
                     "authentication is on; create client keys with `lift keys create --scope ... --database-url <same db>`"

@@ -239,7 +239,33 @@ pub async fn spawn_matching_with(
     Ok(())
 }
 
+/// Serves the web console on `listener`, calling scoring and matching by URL with
+/// each visitor's own key, until shutdown.
+pub fn spawn_web(
+    tasks: &mut JoinSet<anyhow::Result<()>>,
+    listener: TcpListener,
+    cfg: lift_web::WebConfig,
+    shutdown: &Shutdown,
+) {
+    let sd = shutdown.clone();
+    tasks.spawn(async move { Ok(lift_web::serve(listener, cfg, sd).await?) });
+}
+
 impl Stack {
+    /// Starts the web console on `listener` against this stack's services; it stops
+    /// with the stack. Returns the console's address.
+    pub fn start_web(&mut self, listener: TcpListener) -> anyhow::Result<SocketAddr> {
+        let addr = listener.local_addr()?;
+        let cfg = lift_web::WebConfig {
+            scoring_url: self.scoring_url(),
+            matching_url: self.matching_url(),
+            tls: self.client_tls.clone(),
+            secure_cookie: false,
+        };
+        spawn_web(&mut self.tasks, listener, cfg, &self.shutdown);
+        Ok(addr)
+    }
+
     /// Starts all three services on the given listeners with default options
     /// (authentication on, keys minted for the stack).
     pub async fn start(

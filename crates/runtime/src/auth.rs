@@ -43,11 +43,21 @@ pub enum Scope {
     ScoresRead,
     /// Act for one brand in `MatchingService`; the key must be bound to a brand.
     CampaignsWrite,
+    /// A creator reading their own scores, history and explanations (and the model's
+    /// published distributions); the key is bound to the creator's accounts and
+    /// scoring refuses any other account.
+    CreatorRead,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 5] =
-        [Scope::IngestWrite, Scope::IngestRead, Scope::LinksWrite, Scope::ScoresRead, Scope::CampaignsWrite];
+    pub const ALL: [Scope; 6] = [
+        Scope::IngestWrite,
+        Scope::IngestRead,
+        Scope::LinksWrite,
+        Scope::ScoresRead,
+        Scope::CampaignsWrite,
+        Scope::CreatorRead,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -56,6 +66,7 @@ impl Scope {
             Scope::LinksWrite => "links:write",
             Scope::ScoresRead => "scores:read",
             Scope::CampaignsWrite => "campaigns:write",
+            Scope::CreatorRead => "creator:read",
         }
     }
 }
@@ -79,6 +90,8 @@ pub enum Access {
     /// Health checks and reflection: anyone.
     Public,
     Requires(Scope),
+    /// Any one of these scopes.
+    RequiresAny(&'static [Scope]),
     /// Not a Lift method: refused to authenticated callers too.
     Unknown,
 }
@@ -98,7 +111,16 @@ pub fn access(path: &str) -> Access {
             "RegisterLinks" => Access::Requires(Scope::LinksWrite),
             _ => Access::Unknown,
         },
-        "lift.scoring.v1.ScoringService" => Access::Requires(Scope::ScoresRead),
+        "lift.scoring.v1.ScoringService" => match method {
+            // A creator's own scores; scoring checks the accounts against the key's.
+            "GetScores" | "GetScoreHistory" | "ExplainScoreChange" => {
+                Access::RequiresAny(&[Scope::ScoresRead, Scope::CreatorRead])
+            }
+            // Population-level only: what percentiles are measured against, for
+            // creators and brands alike.
+            "GetModel" => Access::RequiresAny(&[Scope::ScoresRead, Scope::CreatorRead, Scope::CampaignsWrite]),
+            _ => Access::Requires(Scope::ScoresRead),
+        },
         "lift.matching.v1.MatchingService" => Access::Requires(Scope::CampaignsWrite),
         _ => Access::Unknown,
     }
@@ -117,11 +139,20 @@ pub struct Principal {
     pub name: String,
     pub scopes: Vec<Scope>,
     pub brand_id: Option<String>,
+    /// The accounts a `creator:read` key is bound to (network, id).
+    pub accounts: Vec<(String, String)>,
 }
 
 impl Principal {
     pub fn has(&self, scope: Scope) -> bool {
         self.scopes.contains(&scope)
+    }
+
+    /// Whether this caller may read account `network:id`'s scores: any account with
+    /// `scores:read`, only its own accounts with `creator:read` alone.
+    pub fn may_read_account(&self, network: &str, id: &str) -> bool {
+        self.has(Scope::ScoresRead)
+            || (self.has(Scope::CreatorRead) && self.accounts.iter().any(|(n, i)| n == network && i == id))
     }
 
     fn from_key(k: ApiKey) -> Self {
@@ -136,7 +167,16 @@ impl Principal {
                 }
             })
             .collect();
-        Principal { key_id: k.id, name: k.name, scopes, brand_id: k.brand_id }
+        let accounts = k.accounts.iter().filter_map(|a| parse_account(a).ok()).collect();
+        Principal { key_id: k.id, name: k.name, scopes, brand_id: k.brand_id, accounts }
+    }
+}
+
+/// `network:id` → (network, id); the network is everything before the first `:`.
+pub fn parse_account(s: &str) -> Result<(String, String), Error> {
+    match s.trim().split_once(':') {
+        Some((n, i)) if !n.is_empty() && !i.is_empty() && !s.contains(['\n', '\r']) => Ok((n.to_owned(), i.to_owned())),
+        _ => Err(Error::InvalidKey(format!("account {s:?} is not network:id"))),
     }
 }
 
@@ -159,8 +199,20 @@ pub async fn create_key(
     scopes: &[Scope],
     brand_id: Option<&str>,
 ) -> Result<(ApiKey, String), Error> {
+    create_bound_key(db, name, scopes, brand_id, &[]).await
+}
+
+/// Like [`create_key`], also binding the key to creator `accounts` (`network:id`),
+/// which `creator:read` requires.
+pub async fn create_bound_key(
+    db: &impl ConnectionTrait,
+    name: &str,
+    scopes: &[Scope],
+    brand_id: Option<&str>,
+    accounts: &[String],
+) -> Result<(ApiKey, String), Error> {
     let secret = new_secret();
-    let key = insert_key(db, name, scopes, brand_id, &secret).await?;
+    let key = insert_bound_key(db, name, scopes, brand_id, accounts, &secret).await?;
     Ok((key, secret))
 }
 
@@ -178,6 +230,17 @@ pub async fn insert_key(
     brand_id: Option<&str>,
     secret: &str,
 ) -> Result<ApiKey, Error> {
+    insert_bound_key(db, name, scopes, brand_id, &[], secret).await
+}
+
+async fn insert_bound_key(
+    db: &impl ConnectionTrait,
+    name: &str,
+    scopes: &[Scope],
+    brand_id: Option<&str>,
+    accounts: &[String],
+    secret: &str,
+) -> Result<ApiKey, Error> {
     let name = name.trim();
     if name.is_empty() || name.len() > MAX_NAME_LEN || name.chars().any(char::is_control) {
         return Err(Error::InvalidKey(format!(
@@ -190,6 +253,19 @@ pub async fn insert_key(
     if scopes.contains(&Scope::CampaignsWrite) && brand_id.is_none() {
         return Err(Error::InvalidKey("campaigns:write acts for one brand: give the brand".into()));
     }
+    if scopes.contains(&Scope::CreatorRead) && accounts.is_empty() {
+        return Err(Error::InvalidKey("creator:read reads one creator's accounts: give them (network:id)".into()));
+    }
+    if !scopes.contains(&Scope::CreatorRead) && !accounts.is_empty() {
+        return Err(Error::InvalidKey("only creator:read keys are bound to accounts".into()));
+    }
+    let mut bound = Vec::with_capacity(accounts.len());
+    for a in accounts {
+        let (n, i) = parse_account(a)?;
+        bound.push(format!("{n}:{i}"));
+    }
+    bound.sort();
+    bound.dedup();
     let mut scopes = scopes.to_vec();
     scopes.sort();
     scopes.dedup();
@@ -198,11 +274,12 @@ pub async fn insert_key(
         name: name.to_owned(),
         scopes: scopes.iter().map(|s| s.name().to_owned()).collect(),
         brand_id: brand_id.map(str::to_owned),
+        accounts: bound,
         created_at: lift_domain::time::now(),
         revoked_at: None,
     };
     api_keys::insert(db, &key, &hash_key(secret)).await?;
-    tracing::info!(key = %key.id, scopes = ?key.scopes, brand = ?key.brand_id, "API key created");
+    tracing::info!(key = %key.id, scopes = ?key.scopes, brand = ?key.brand_id, accounts = ?key.accounts, "API key created");
     Ok(key)
 }
 
@@ -375,6 +452,15 @@ impl Guard {
         })?;
         match access {
             Access::Requires(scope) if principal.has(scope) => {}
+            Access::RequiresAny(scopes) if scopes.iter().any(|s| principal.has(*s)) => {}
+            Access::RequiresAny(scopes) => {
+                let names: Vec<&str> = scopes.iter().map(|s| s.name()).collect();
+                return Err(Status::permission_denied(format!(
+                    "key {} lacks a scope that {path} accepts ({})",
+                    principal.key_id,
+                    names.join(" or ")
+                )));
+            }
             Access::Requires(scope) => {
                 auth_failure("scope");
                 return Err(Status::permission_denied(format!(
@@ -424,7 +510,15 @@ mod tests {
         assert_eq!(access(&format!("{ingest}GetLedgerInfo")), Access::Requires(Scope::IngestRead));
         assert_eq!(access(&format!("{ingest}RegisterLinks")), Access::Requires(Scope::LinksWrite));
         assert_eq!(access(&format!("{ingest}Nope")), Access::Unknown);
-        assert_eq!(access("/lift.scoring.v1.ScoringService/GetScores"), Access::Requires(Scope::ScoresRead));
+        let creator = Access::RequiresAny(&[Scope::ScoresRead, Scope::CreatorRead]);
+        assert_eq!(access("/lift.scoring.v1.ScoringService/GetScores"), creator);
+        assert_eq!(access("/lift.scoring.v1.ScoringService/ExplainScoreChange"), creator);
+        assert_eq!(
+            access("/lift.scoring.v1.ScoringService/GetModel"),
+            Access::RequiresAny(&[Scope::ScoresRead, Scope::CreatorRead, Scope::CampaignsWrite])
+        );
+        assert_eq!(access("/lift.scoring.v1.ScoringService/QueryAccounts"), Access::Requires(Scope::ScoresRead));
+        assert_eq!(access("/lift.scoring.v1.ScoringService/ExportScores"), Access::Requires(Scope::ScoresRead));
         assert_eq!(access("/lift.matching.v1.MatchingService/CreateCampaign"), Access::Requires(Scope::CampaignsWrite));
         assert_eq!(access("/grpc.health.v1.Health/Check"), Access::Public);
         assert_eq!(access("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"), Access::Public);
@@ -483,6 +577,36 @@ mod tests {
         assert_eq!(code(guard.check(get, Some(secret.as_bytes())).await), Some(Code::Unauthenticated));
         assert!(create_key(&db, "b", &[Scope::CampaignsWrite], None).await.is_err(), "brand scope needs a brand");
         assert!(create_key(&db, "n", &[], None).await.is_err(), "no scopes");
+    }
+
+    /// Pins the creator scope: a `creator:read` key needs accounts, reaches only the
+    /// per-account scoring methods, and its principal reads only its own accounts.
+    #[tokio::test]
+    async fn creator_keys_are_bound_to_their_accounts() {
+        let db = lift_store::connect("sqlite::memory:").await.expect("db");
+        assert!(create_key(&db, "c", &[Scope::CreatorRead], None).await.is_err(), "needs accounts");
+        let accounts = ["ig:ana".to_owned(), "tt:ana".to_owned()];
+        assert!(create_bound_key(&db, "x", &[Scope::ScoresRead], None, &accounts).await.is_err(), "only creators");
+        assert!(create_bound_key(&db, "x", &[Scope::CreatorRead], None, &["nocolon".into()]).await.is_err());
+        let (k, secret) = create_bound_key(&db, "ana", &[Scope::CreatorRead], None, &accounts).await.expect("key");
+        assert_eq!(k.accounts, accounts.to_vec());
+        let guard = Guard::new(Auth::Keys(KeyStore::new(db.clone(), DEFAULT_KEY_TTL)), None);
+        let p = guard
+            .check("/lift.scoring.v1.ScoringService/GetScores", Some(secret.as_bytes()))
+            .await
+            .expect("allowed")
+            .expect("principal");
+        assert!(p.may_read_account("ig", "ana") && p.may_read_account("tt", "ana"));
+        assert!(!p.may_read_account("ig", "bob") && !p.may_read_account("tt", "ig:ana"));
+        for refused in ["QueryAccounts", "ExportScores", "SelectSeeds"] {
+            let e = guard
+                .check(&format!("/lift.scoring.v1.ScoringService/{refused}"), Some(secret.as_bytes()))
+                .await
+                .expect_err(refused);
+            assert_eq!(e.code(), Code::PermissionDenied, "{refused}");
+        }
+        let e = guard.check("/lift.matching.v1.MatchingService/ListCampaigns", Some(secret.as_bytes())).await;
+        assert_eq!(e.err().map(|s| s.code()), Some(Code::PermissionDenied));
     }
 
     /// Pins the rate limit in the guard: RESOURCE_EXHAUSTED past the burst, per key.

@@ -1,6 +1,7 @@
 //! API keys: who may call which service. Only a SHA-256 hash of each key is
 //! stored (keys are 192 random bits, so a fast hash is enough); a key carries
-//! space-separated scopes, optionally the brand it acts for, and is revoked by
+//! space-separated scopes, optionally the brand it acts for or the creator
+//! accounts it may read (`network:id`, one per line), and is revoked by
 //! stamping `revoked_at` (rows are kept for audit).
 
 use lift_domain::Micros;
@@ -19,6 +20,8 @@ pub struct ApiKey {
     pub scopes: Vec<String>,
     /// The brand the key acts for (matching's tenant), if any.
     pub brand_id: Option<String>,
+    /// The accounts a `creator:read` key may read, as `network:id`; empty otherwise.
+    pub accounts: Vec<String>,
     pub created_at: Micros,
     pub revoked_at: Option<Micros>,
 }
@@ -36,6 +39,7 @@ pub mod api_key {
         pub name: String,
         pub scopes: String,
         pub brand_id: Option<String>,
+        pub accounts: String,
         pub created_at: i64,
         pub revoked_at: Option<i64>,
     }
@@ -52,6 +56,7 @@ fn from_model(m: api_key::Model) -> ApiKey {
         name: m.name,
         scopes: m.scopes.split_whitespace().map(str::to_owned).collect(),
         brand_id: m.brand_id,
+        accounts: m.accounts.lines().filter(|l| !l.is_empty()).map(str::to_owned).collect(),
         created_at: m.created_at,
         revoked_at: m.revoked_at,
     }
@@ -65,6 +70,7 @@ pub async fn insert(db: &impl ConnectionTrait, key: &ApiKey, key_hash: &str) -> 
         name: Set(key.name.clone()),
         scopes: Set(key.scopes.join(" ")),
         brand_id: Set(key.brand_id.clone()),
+        accounts: Set(key.accounts.join("\n")),
         created_at: Set(key.created_at),
         revoked_at: Set(key.revoked_at),
     })
@@ -115,6 +121,7 @@ mod tests {
             name: "collector".into(),
             scopes: vec!["ingest:write".into(), "scores:read".into()],
             brand_id: Some("brd_a".into()),
+            accounts: vec!["x:1".into(), "x:2".into()],
             created_at: 5,
             revoked_at: None,
         };

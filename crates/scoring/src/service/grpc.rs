@@ -3,6 +3,7 @@
 use lift_domain::{AccountId, Dimension, time};
 use lift_proto::scoring::v1 as pb;
 use lift_proto::scoring::v1::scoring_service_server::{ScoringService, ScoringServiceServer};
+use lift_runtime::auth::Principal;
 use lift_store::scoring as store;
 use tonic::{Request, Response, Status};
 
@@ -37,6 +38,7 @@ pub struct Handlers {
 impl ScoringService for Handlers {
     #[tracing::instrument(skip_all, fields(accounts = req.get_ref().accounts.len()))]
     async fn get_scores(&self, req: Request<pb::GetScoresRequest>) -> Result<Response<pb::GetScoresResponse>, Status> {
+        own_accounts_only(&req, req.get_ref().accounts.iter())?;
         Ok(Response::new(self.scoring.get_scores(&req.into_inner())?))
     }
 
@@ -105,6 +107,7 @@ impl ScoringService for Handlers {
         &self,
         req: Request<pb::GetScoreHistoryRequest>,
     ) -> Result<Response<pb::GetScoreHistoryResponse>, Status> {
+        own_accounts_only(&req, req.get_ref().account.iter())?;
         Ok(Response::new(self.scoring.score_history(&req.into_inner()).await?))
     }
 
@@ -113,6 +116,7 @@ impl ScoringService for Handlers {
         &self,
         req: Request<pb::ExplainScoreChangeRequest>,
     ) -> Result<Response<pb::ExplainScoreChangeResponse>, Status> {
+        own_accounts_only(&req, req.get_ref().account.iter())?;
         Ok(Response::new(self.scoring.explain_change(req.get_ref()).await?))
     }
 
@@ -128,6 +132,24 @@ impl ScoringService for Handlers {
     ) -> Result<Response<pb::SelectSeedsResponse>, Status> {
         Ok(Response::new(self.scoring.select_seeds(req.get_ref()).await?))
     }
+}
+
+/// A `creator:read` caller may name only the accounts its key is bound to; a
+/// `scores:read` caller (or any caller with authentication off) may name any.
+fn own_accounts_only<'a, T>(
+    req: &Request<T>,
+    accounts: impl Iterator<Item = &'a lift_proto::ingest::v1::AccountRef>,
+) -> Result<(), Status> {
+    let Some(p) = req.extensions().get::<Principal>() else { return Ok(()) };
+    for a in accounts {
+        if !p.may_read_account(&a.network, &a.id) {
+            return Err(Status::permission_denied(format!(
+                "key {} may read only its own accounts, not {}:{}",
+                p.key_id, a.network, a.id
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// One export message; `delta` = (since run, accounts changed) for a delta export.

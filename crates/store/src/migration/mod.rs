@@ -14,6 +14,7 @@ mod m20261126_160000_api_keys;
 mod m20261126_180000_drop_scores_run_index;
 mod m20261201_100000_scoring_checkpoints;
 mod m20261201_120000_scoring_writer;
+mod m20261201_130000_api_key_accounts;
 
 #[derive(Debug)]
 pub struct Migrator;
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_180000_drop_scores_run_index::Migration),
             Box::new(m20261201_100000_scoring_checkpoints::Migration),
             Box::new(m20261201_120000_scoring_writer::Migration),
+            Box::new(m20261201_130000_api_key_accounts::Migration),
         ]
     }
 }

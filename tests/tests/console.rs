@@ -1,0 +1,194 @@
+//! The web console in a real browser (headless Chromium over WebDriver), against
+//! the demo's stack on a small generated network: signing in, a creator's page
+//! and its explanations, a foreign creator refused, a brand's campaign pages and
+//! report, issuing offers, and the model page. Screenshots land in
+//! `target/screenshots/console-*.png`.
+
+use std::time::Duration;
+
+use anyhow::{Context, ensure};
+use lift_cli::demo::{DemoOptions, DemoSummary, start, with_key};
+use lift_cli::stack::Stack;
+use lift_domain::Dimension;
+use lift_proto::matching::v1::{self as mpb, matching_service_client::MatchingServiceClient};
+use lift_tests::browser::{Browser, BrowserOptions};
+
+/// Pins what a person checks on every page: the creator's explanations sum exactly
+/// to the change shown (value and percentile), another creator's page is refused,
+/// the key cookie is out of the page's reach, the campaign report's lift interval is
+/// the RPC's, offers come with links, codes and a control group, and the model page
+/// draws every published distribution.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_pages_show_what_a_person_checks() -> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(format!("lift-console-test-{}", std::process::id()));
+    let opts = DemoOptions { generated: true, accounts: 300, dir: Some(dir.clone()), ..Default::default() };
+    let (stack, summary) = start(&opts).await?;
+    let result = match summary {
+        Ok(s) => check(&stack, &s).await,
+        Err(e) => Err(e),
+    };
+    stack.stop().await?;
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+async fn sign_in(b: &Browser, key: &str) -> anyhow::Result<()> {
+    b.find("#key").await?.send_keys(key).await?;
+    b.click("main form button[type=submit]").await?;
+    b.wait_for_url(|u| u.path() != "/login").await?;
+    Ok(())
+}
+
+async fn check(stack: &Stack, s: &DemoSummary) -> anyhow::Result<()> {
+    let (addr, creator_key) = s.console.clone().context("the demo printed no console keys")?;
+    let creator = s.creator.clone().context("no creator on the shortlist")?;
+    let (net, id) = creator.split_once(':').context("creator is network:id")?;
+    let base = format!("http://{addr}");
+    let b = Browser::start_with(BrowserOptions { window: (1280, 1500), ..Default::default() }).await?;
+
+    // Not signed in: the creator page sends a person to the login form, then back.
+    b.goto(&format!("{base}/creator/{net}/{id}")).await?;
+    b.wait_for_url(|u| u.path() == "/login").await?;
+    b.screenshot("console-login").await?;
+    sign_in(&b, &creator_key).await?;
+    b.wait_for_url(|u| u.path() == format!("/creator/{net}/{id}")).await?;
+    ensure!(b.text("h1").await?.contains(&creator), "creator page heading");
+    let cookie = b.execute("return document.cookie;", vec![]).await?;
+    ensure!(!cookie.as_str().unwrap_or_default().contains("lift_"), "the key cookie must be HttpOnly: {cookie}");
+    let rows = b.execute("return document.querySelectorAll('tr[data-dimension]').length;", vec![]).await?;
+    ensure!(rows.as_u64() == Some(5), "five dimensions, got {rows}");
+
+    // Every explained change, on every dimension that has one: the amounts listed sum to the change.
+    let mut explained = 0;
+    for d in Dimension::ALL {
+        b.goto(&format!("{base}/creator/{net}/{id}?dim={}", d.name())).await?;
+        b.find("h2").await?;
+        let sums = b
+            .execute(
+                "return [...document.querySelectorAll('section.change')].map(s => [
+                    +s.dataset.change,
+                    [...s.querySelectorAll('li.contribution')].reduce((a, li) => a + (+li.dataset.delta), 0),
+                    s.querySelector('[data-pct-change]') ? +s.querySelector('[data-pct-change]').dataset.pctChange : null,
+                    s.querySelectorAll('li.pct').length
+                        ? [...s.querySelectorAll('li.pct')].reduce((a, li) => a + (+li.dataset.delta), 0) : null]);",
+                vec![],
+            )
+            .await?;
+        for row in sums.as_array().context("an array")? {
+            let v: Vec<Option<f64>> = row.as_array().context("a row")?.iter().map(|x| x.as_f64()).collect();
+            let (change, sum) = (v[0].context("change")?, v[1].context("sum")?);
+            ensure!(
+                (change - sum).abs() < 1e-4,
+                "{}: contributions sum to {sum}, the change shown is {change}",
+                d.name()
+            );
+            if let (Some(pc), Some(ps)) = (v[2], v[3]) {
+                ensure!((pc - ps).abs() < 1e-4, "{}: percentile parts sum to {ps}, the move shown is {pc}", d.name());
+            }
+            explained += 1;
+        }
+    }
+    ensure!(explained > 0, "no change was explained on any dimension: nothing checked the sums");
+    b.goto(&format!("{base}/creator/{net}/{id}")).await?;
+    b.find("h1").await?;
+    b.screenshot("console-creator").await?;
+
+    // Someone else's page, and the brand pages, are refused to a creator's key.
+    let other = s
+        .top
+        .iter()
+        .flat_map(|(_, accs)| accs.iter())
+        .filter_map(|a| a.account.as_ref())
+        .map(|a| (a.network.clone(), a.id.clone()))
+        .find(|(n, i)| format!("{n}:{i}") != creator)
+        .context("another account")?;
+    b.goto(&format!("{base}/creator/{}/{}", other.0, other.1)).await?;
+    ensure!(b.text("h1").await? == "Your key may not see this", "a foreign creator's page must be refused");
+    ensure!(b.text("[role=alert]").await?.contains("only its own accounts"), "the refusal says why");
+    b.screenshot("console-creator-refused").await?;
+    b.goto(&format!("{base}/campaigns")).await?;
+    ensure!(b.text("h1").await? == "Your key may not see this", "a creator key cannot list campaigns");
+
+    // The brand: sign out, sign in with the brand's key.
+    b.click("header form button").await?;
+    b.wait_for_url(|u| u.path() == "/login").await?;
+    b.goto(&format!("{base}/campaigns")).await?;
+    b.wait_for_url(|u| u.path() == "/login").await?;
+    sign_in(&b, &s.brand_key).await?;
+    b.wait_for_url(|u| u.path() == "/campaigns").await?;
+    b.find(&format!("a[href='/campaigns/{}']", s.campaign_id)).await?;
+
+    // The report's lift interval is exactly what GetCampaignReport says.
+    let mut matching = MatchingServiceClient::new(stack.channel_as(&stack.matching_url(), Some(&s.brand_key))?);
+    let rpc = matching
+        .get_campaign_report(with_key(
+            mpb::GetCampaignReportRequest { campaign_id: s.campaign_id.clone() },
+            &s.brand_key,
+        )?)
+        .await?
+        .into_inner();
+    let lift = rpc.lift.context("report without lift")?;
+    b.goto(&format!("{base}/campaigns/{}/report", s.campaign_id)).await?;
+    let shown = b.execute("const l = document.querySelector('#lift'); return l ? [l.dataset.lower ?? null, l.dataset.upper ?? null, l.dataset.nodata ?? null] : null;", vec![]).await?;
+    let shown = shown.as_array().context("#lift on the report")?.clone();
+    if lift.treated > 0 && lift.holdout > 0 && lift.upper > lift.lower {
+        let lo: f64 = shown[0].as_str().context("data-lower")?.parse()?;
+        let hi: f64 = shown[1].as_str().context("data-upper")?.parse()?;
+        ensure!(
+            (lo - lift.lower).abs() < 1e-6 && (hi - lift.upper).abs() < 1e-6,
+            "page [{lo}, {hi}] vs RPC [{}, {}]",
+            lift.lower,
+            lift.upper
+        );
+        b.find("#lift svg").await?;
+    } else {
+        ensure!(shown[2].as_str() == Some("true"), "no data for lift must be said, not drawn");
+    }
+    b.screenshot("console-report").await?;
+
+    // The offered campaign: every shortlisted creator's reasons.
+    b.goto(&format!("{base}/campaigns/{}", s.campaign_id)).await?;
+    let passes = b.execute("return document.querySelectorAll('li.pass').length;", vec![]).await?;
+    ensure!(passes.as_u64().unwrap_or(0) > 0, "the shortlist gives its reasons");
+    b.screenshot("console-campaign").await?;
+
+    // A fresh draft: portfolio with marginal gains, then offers with links, codes and a control group.
+    let spec = mpb::CampaignSpec {
+        name: "Console check".into(),
+        objective: mpb::Objective::Reach as i32,
+        perk: "Tasting box".into(),
+        unit_cost: 1_000,
+        budget: 5_000,
+        currency: "EUR".into(),
+        criteria: vec![mpb::Criterion {
+            dimension: lift_proto::scoring::v1::Dimension::Activity as i32,
+            topic: String::new(),
+            threshold: Some(mpb::criterion::Threshold::MinPercentile(40.0)),
+        }],
+        holdout_share: 0.3,
+        attribution_window_secs: 86_400,
+        ..Default::default()
+    };
+    let draft = matching
+        .create_campaign(with_key(mpb::CreateCampaignRequest { spec: Some(spec) }, &s.brand_key)?)
+        .await?
+        .into_inner()
+        .campaign
+        .context("no campaign")?;
+    b.goto(&format!("{base}/campaigns/{}", draft.id)).await?;
+    ensure!(b.text("main").await?.contains("Marginal reach"), "the draft shows its portfolio");
+    b.click(&format!("form[action='/campaigns/{}/offers'] button", draft.id)).await?;
+    b.wait_for_url(|u| u.path().ends_with("/offers")).await?;
+    ensure!(b.text("h1").await? == "Offers issued");
+    let codes = b.execute("return document.querySelectorAll('main td code').length;", vec![]).await?;
+    ensure!(codes.as_u64().unwrap_or(0) >= 2, "links and codes listed, got {codes}");
+    ensure!(b.text("main").await?.contains("Control group"));
+    b.screenshot("console-offers").await?;
+
+    // The model page draws a distribution per dimension with data.
+    b.goto(&format!("{base}/model")).await?;
+    b.find("figure svg").await?;
+    b.screenshot("console-model").await?;
+    b.wait_until_js("document.title.includes('Model')", Duration::from_secs(1)).await?;
+    b.close().await
+}
