@@ -54,6 +54,9 @@ pub fn reason(r: &mpb::CriterionResult) -> String {
     let what = criterion_text(r.criterion.as_ref());
     if r.passed {
         format!("{what}: {} — passes by {}{unit}", num(r.observed, 1), num(r.margin, 1))
+    } else if !r.reason.is_empty() {
+        // Matching says why when the threshold alone does not (e.g. too little action evidence).
+        format!("{what}: fails — {}", r.reason)
     } else if r.observed.is_nan() {
         format!("{what}: no evidence — fails")
     } else {
@@ -327,9 +330,21 @@ mod tests {
             topic: String::new(),
             threshold: Some(mpb::criterion::Threshold::MinPercentile(60.0)),
         };
-        let pass = mpb::CriterionResult { criterion: Some(crit.clone()), passed: true, margin: 12.0, observed: 72.0 };
+        let pass = mpb::CriterionResult {
+            criterion: Some(crit.clone()),
+            passed: true,
+            margin: 12.0,
+            observed: 72.0,
+            ..Default::default()
+        };
         assert_eq!(reason(&pass), "activity ≥ p60: 72.0 — passes by 12.0 percentile points");
-        let fail = mpb::CriterionResult { criterion: Some(crit), passed: false, margin: -2.5, observed: 57.5 };
+        let fail = mpb::CriterionResult {
+            criterion: Some(crit),
+            passed: false,
+            margin: -2.5,
+            observed: 57.5,
+            ..Default::default()
+        };
         assert_eq!(reason(&fail), "activity ≥ p60: 57.5 — fails, short by 2.5 percentile points");
         let zero = mpb::Lift { treated: 5, holdout: 2, lower: 0.0, upper: 0.0, ..Default::default() };
         assert!(!lift_has_data(&zero));

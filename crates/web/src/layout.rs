@@ -218,7 +218,7 @@ mod tests {
         assert_eq!(encode("a b/c?"), "a%20b%2Fc%3F");
         assert_eq!(num(f64::NAN, 1), "—");
         let t = lift_proto::Timestamp { seconds: 1_098_777_600 + 3_660, nanos: 0 };
-        assert_eq!(when(Some(&t)), "2004-10-26 01:01 UTC");
+        assert_eq!(when(Some(&t)), "2004-10-26 09:01 UTC");
         assert_eq!(when(Some(&lift_proto::Timestamp { seconds: 0, nanos: 0 })), "1970-01-01 00:00 UTC");
     }
 }

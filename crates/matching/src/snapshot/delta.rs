@@ -349,9 +349,8 @@ impl ScoreSnapshot {
         };
         let (mine, theirs) = (columns(self), columns(other));
         if mine != theirs {
-            let names = |c: &[TopicBits]| {
-                c.iter().map(|t| format!("{}/{}:{}", t.0.name(), t.1, t.2.len())).collect::<Vec<_>>()
-            };
+            let names =
+                |c: &[TopicBits]| c.iter().map(|t| format!("{}/{}:{}", t.0.name(), t.1, t.2.len())).collect::<Vec<_>>();
             out.push(format!("topic columns differ: {:?} vs {:?}", names(&mine), names(&theirs)));
         }
         out.truncate(MAX);
