@@ -280,7 +280,7 @@ pub async fn report(v: Visitor, Path(id): Path<String>) -> Result<Html<String>, 
             Some(l) if lift_has_data(l) => {
                 div #lift data-estimate=(format!("{:.6}", l.incremental_per_creator)) data-lower=(format!("{:.6}", l.lower)) data-upper=(format!("{:.6}", l.upper)) {
                     p { "Per creator who got an offer, " strong { (signed(l.incremental_per_creator, 3)) } " " (l.metric)
-                        " compared with a creator held out; " (num(l.confidence * 100.0, 0)) " % interval "
+                        "; " (num(l.confidence * 100.0, 0)) " % interval "
                         strong { (num(l.lower, 3)) " to " (num(l.upper, 3)) } " (" (l.treated) " with offers vs " (l.holdout) " held out)." }
                     @if l.lower > 0.0 { p { "The whole interval is above zero: the offers made a difference." } }
                     @else if l.upper < 0.0 { p { "The whole interval is below zero: the offers did worse than nothing." } }

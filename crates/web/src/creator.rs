@@ -129,7 +129,7 @@ pub async fn show(
     let body = html! {
         h1 { "Creator: " (label) }
         p.muted { "Model " (me.model_version) ", as of ledger offset " (me.as_of_offset) " (" (when(me.as_of_time.as_ref())) "). "
-                  "Five separate scores, each 0–100; percentiles count accounts below plus half of the accounts tied with you." }
+                  "Five separate scores, each 0–100; a percentile is the share of scored accounts at or below your value (a value of 0, nothing observed, is p0)." }
         (dimensions_table(&me.scores))
         (history_section(&network, &id, &history, dim, &changes, &explained, &model, model.latest_run_id))
         (flags_section(&me.flags))
@@ -319,9 +319,13 @@ fn explanation(
     }
 }
 
-/// Mid-rank percentile of `v` in the published (quantile, value) points: halfway
-/// between the share strictly below and the share at or below, interpolated.
+/// Percentile of `v` read off the published (quantile, value) points by scoring's
+/// rule (`lift_domain::score::percentiles`): the share at or below `v`,
+/// interpolated between points; a tie takes the top of its plateau; 0 stays at 0.
 pub fn percentile_at(v: f64, quantiles: &[(f64, f64)]) -> f64 {
+    if v <= 0.0 {
+        return 0.0;
+    }
     let mut pts = quantiles.to_vec();
     pts.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.total_cmp(&b.0)));
     let (Some(first), Some(last)) = (pts.first(), pts.last()) else { return 0.0 };
@@ -332,8 +336,8 @@ pub fn percentile_at(v: f64, quantiles: &[(f64, f64)]) -> f64 {
         return 100.0;
     }
     let at: Vec<f64> = pts.iter().filter(|p| p.1 == v).map(|p| p.0).collect();
-    if let (Some(lo), Some(hi)) = (at.iter().copied().reduce(f64::min), at.iter().copied().reduce(f64::max)) {
-        return 100.0 * (lo + hi) / 2.0;
+    if let Some(hi) = at.iter().copied().reduce(f64::max) {
+        return 100.0 * hi;
     }
     for w in pts.windows(2) {
         let ((q0, v0), (q1, v1)) = (w[0], w[1]);
@@ -416,14 +420,15 @@ fn action_section(scores: &[spb::Score]) -> Markup {
 mod tests {
     use super::*;
 
-    /// Pins the mid-rank reading of a published distribution: interpolation between
-    /// points, ties take the middle of their plateau, and the ends clamp.
+    /// Pins the at-or-below reading of a published distribution: interpolation
+    /// between points, ties take the top of their plateau, 0 and the ends clamp.
     #[test]
-    fn percentile_reads_mid_rank() {
+    fn percentile_reads_at_or_below() {
         let q = [(0.0, 0.0), (0.5, 50.0), (1.0, 100.0)];
         assert!((percentile_at(25.0, &q) - 25.0).abs() < 1e-9);
         let tied = [(0.0, 10.0), (0.2, 100.0), (1.0, 100.0)];
-        assert!((percentile_at(100.0, &tied) - 60.0).abs() < 1e-9);
+        assert!((percentile_at(100.0, &tied) - 100.0).abs() < 1e-9);
+        assert_eq!(percentile_at(0.0, &q), 0.0);
         assert_eq!(percentile_at(5.0, &tied), 0.0);
         assert_eq!(percentile_at(1.0, &[]), 0.0);
     }
