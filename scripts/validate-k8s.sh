@@ -215,11 +215,18 @@ if overlay == "prod":
                 err(d, "replicas must be left to the HorizontalPodAutoscaler")
         elif d["spec"].get("replicas", 1) < 2:
             err(d, "prod needs at least 2 replicas")
-    scoring = [s for s in by_kind.get("StatefulSet", []) if s["metadata"]["name"] == "lift-scoring"]
-    if not scoring or scoring[0]["spec"].get("replicas", 1) < 2:
-        errors.append("prod: lift-scoring must be a StatefulSet with at least 2 replicas (one database each)")
-    elif not scoring[0]["spec"].get("volumeClaimTemplates"):
-        errors.append("prod: lift-scoring needs a volume per replica")
+    scoring = [s for s in by_kind.get("Deployment", []) if s["metadata"]["name"] == "lift-scoring"]
+    if not scoring:
+        errors.append("prod: no lift-scoring Deployment")
+    else:
+        # Replicas share one PostgreSQL and take turns under the writer lease: each must name
+        # itself uniquely (the pod name), and none may fall back to a private SQLite file.
+        env = {e["name"]: e for c in scoring[0]["spec"]["template"]["spec"]["containers"] for e in c.get("env", [])}
+        holder = env.get("LIFT_SCORING_REPLICA", {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
+        if holder != "metadata.name":
+            err(scoring[0], "LIFT_SCORING_REPLICA must come from the pod name (the writer lease's holder)")
+        if "secretKeyRef" not in env.get("DATABASE_URL", {}).get("valueFrom", {}):
+            err(scoring[0], "DATABASE_URL must be the shared database from the lift-database Secret")
 if overlay in ("prod", "dev"):
     nps = {n["metadata"]["name"]: n for n in by_kind.get("NetworkPolicy", [])}
     deny = nps.get("default-deny")

@@ -106,6 +106,15 @@ pub struct ScoringSection {
     pub max_rr_sets: usize,
     pub checkpoint_every_events: u64,
     pub checkpoints_kept: u64,
+    /// This replica's name in the writer lease, for replicas sharing one
+    /// database; empty: the only scoring instance on its database.
+    pub writer_lease_holder: String,
+    /// How long the writer lease lasts unrenewed (a dead writer's successor
+    /// takes over within this).
+    pub writer_lease_ttl_ms: u64,
+    /// Points (0–100) a value or percentile must move before the score
+    /// history records it again (0: every change).
+    pub history_resolution: f64,
     pub model: lift_scoring::engine::ModelParams,
 }
 
@@ -208,6 +217,9 @@ impl From<&lift_scoring::ScoringConfig> for ScoringSection {
             max_rr_sets: c.max_rr_sets,
             checkpoint_every_events: c.checkpoint_every_events,
             checkpoints_kept: c.checkpoints_kept,
+            writer_lease_holder: c.writer_lease.as_ref().map(|l| l.holder.clone()).unwrap_or_default(),
+            writer_lease_ttl_ms: c.writer_lease.as_ref().map_or(10_000, |l| millis(l.ttl)),
+            history_resolution: c.history_resolution,
             model: c.model.clone(),
         }
     }
@@ -259,6 +271,11 @@ impl ScoringSection {
             max_rr_sets: self.max_rr_sets.max(1),
             checkpoint_every_events: self.checkpoint_every_events,
             checkpoints_kept: self.checkpoints_kept.max(1),
+            writer_lease: (!self.writer_lease_holder.trim().is_empty()).then(|| lift_scoring::WriterLease {
+                holder: self.writer_lease_holder.trim().to_owned(),
+                ttl: Duration::from_millis(self.writer_lease_ttl_ms),
+            }),
+            history_resolution: self.history_resolution,
         }
     }
 }
@@ -297,6 +314,7 @@ pub const ENV_ALIASES: &[(&str, &str)] = &[
     ("LIFT_REQUEST_TIMEOUT_SECS", "server.request_timeout_secs"),
     ("LIFT_DB_ACQUIRE_TIMEOUT_SECS", "server.db_acquire_timeout_secs"),
     ("LIFT_RESCORE_DEBOUNCE_MS", "scoring.rescore_debounce_ms"),
+    ("LIFT_SCORING_REPLICA", "scoring.writer_lease_holder"),
     ("LIFT_TLS_CERT", "tls.cert"),
     ("LIFT_TLS_KEY", "tls.key"),
     ("LIFT_TLS_CLIENT_CA", "tls.client_ca"),

@@ -22,4 +22,4 @@ mod error;
 pub mod service;
 
 pub use error::Error;
-pub use service::{Scoring, ScoringConfig, ScoringServer};
+pub use service::{Scoring, ScoringConfig, ScoringServer, WriterLease};

@@ -121,6 +121,8 @@ fn test_config(model: ModelParams) -> ScoringConfig {
         initial_backoff: Duration::from_millis(20),
         max_backoff: Duration::from_millis(200),
         max_rr_sets: 200_000,
+        // Every change is a history point, so the history below is exact run by run.
+        history_resolution: 0.0,
         ..ScoringConfig::default()
     }
 }
@@ -254,11 +256,46 @@ async fn consumes_commits_serves_and_restarts() {
     // History and model.
     let h = run
         .client
-        .get_score_history(pb::GetScoreHistoryRequest { account: Some(acct("u1")), dimensions: vec![], limit: 0 })
+        .get_score_history(pb::GetScoreHistoryRequest { account: Some(acct("u1")), ..Default::default() })
         .await
         .unwrap()
         .into_inner();
     assert!(h.points.len() >= 2);
+    assert!(h.next_page_token.is_empty());
+    // Paged one point at a time, the same points in the same order.
+    let mut paged = Vec::new();
+    let mut token = String::new();
+    loop {
+        let req =
+            pb::GetScoreHistoryRequest { account: Some(acct("u1")), limit: 1, page_token: token, ..Default::default() };
+        let page = run.client.get_score_history(req).await.unwrap().into_inner();
+        paged.extend(page.points.iter().map(|p| p.run_id));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert_eq!(paged, h.points.iter().map(|p| p.run_id).collect::<Vec<_>>());
+    // A time range keeps the points as of inside it; a token from another range is refused.
+    let newest = h.points[0].as_of_time;
+    let req = pb::GetScoreHistoryRequest { account: Some(acct("u1")), since: newest, ..Default::default() };
+    let recent = run.client.get_score_history(req).await.unwrap().into_inner();
+    let secs = |t: &Option<lift_proto::Timestamp>| t.as_ref().map(|t| (t.seconds, t.nanos));
+    assert!(!recent.points.is_empty() && recent.points.iter().all(|p| secs(&p.as_of_time) >= secs(&newest)));
+    let first_page = run
+        .client
+        .get_score_history(pb::GetScoreHistoryRequest { account: Some(acct("u1")), limit: 1, ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    let req = pb::GetScoreHistoryRequest {
+        account: Some(acct("u2")),
+        limit: 1,
+        page_token: first_page.next_page_token,
+        ..Default::default()
+    };
+    let err = run.client.get_score_history(req).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
     assert_eq!(h.points[0].run_id, run_id);
     assert_eq!(h.points[0].scores.len(), 5);
     assert_eq!(h.points[0].scores[0].value, star_after);
@@ -424,6 +461,26 @@ async fn restart_from_checkpoint_replays_only_the_tail() {
     wait_offset(&run.scoring, 1600).await;
     let restarted = all_scores(&mut run, &accounts).await;
     assert_eq!(restarted, uninterrupted);
+    // Explanations start from the checkpoint too: this ledger has no prefix to replay.
+    let from_run: i64 = db
+        .query_one_raw(lift_store::Statement::from_string(
+            db.get_database_backend(),
+            "SELECT MIN(run_id) FROM scoring_runs WHERE as_of_offset >= 1000",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get_by_index(0)
+        .unwrap();
+    let explain_req = pb::ExplainScoreChangeRequest {
+        account: Some(accounts[0].clone()),
+        dimension: pb::Dimension::Activity as i32,
+        from_run_id: u64::try_from(from_run).unwrap(),
+        to_run_id: 0,
+    };
+    let from_checkpoint = run.client.explain_score_change(explain_req.clone()).await.unwrap().into_inner();
+    let sum: f64 = from_checkpoint.contributions.iter().map(|c| c.delta).sum();
+    assert!((from_checkpoint.from_value + sum - from_checkpoint.to_value).abs() < 1e-9);
     run.stop.trigger();
     run.consumer.await.unwrap().unwrap();
     tail_stop.trigger();
@@ -437,6 +494,9 @@ async fn restart_from_checkpoint_replays_only_the_tail() {
     let mut run = start_scoring_with(db.clone(), full_addr, cfg).await;
     wait_offset(&run.scoring, 1600).await;
     assert_eq!(all_scores(&mut run, &accounts).await, uninterrupted);
+    // Replayed from the start of the ledger, the explanation is the same.
+    let from_start = run.client.explain_score_change(explain_req).await.unwrap().into_inner();
+    assert_eq!(from_start, from_checkpoint);
     run.stop.trigger();
     run.consumer.await.unwrap().unwrap();
     full_stop.trigger();

@@ -30,4 +30,4 @@ pub mod testing;
 pub use connect::{ConnectConfig, begin_write, connect, connect_with, is_postgres, migrate};
 pub use error::Error;
 pub use sea_orm::sqlx;
-pub use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, TransactionTrait};
+pub use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, Statement, TransactionTrait};

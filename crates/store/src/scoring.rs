@@ -239,6 +239,100 @@ pub async fn history(db: &impl ConnectionTrait, account: &str, limit: u64) -> Re
     rows.iter().map(|r| row_of(r, account)).collect()
 }
 
+/// Bounds of a [`history_page`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HistoryRange {
+    /// Only runs with an id below this (the previous page's last), if set.
+    pub before_run: Option<u64>,
+    /// Only runs as of this time (micros) or later, if set.
+    pub since: Option<i64>,
+    /// Only runs as of before this time (micros), if set.
+    pub until: Option<i64>,
+}
+
+/// One page of the account's stored rows, newest first, each with its run.
+pub async fn history_page(
+    db: &impl ConnectionTrait,
+    account: &str,
+    range: HistoryRange,
+    limit: u64,
+) -> Result<Vec<(Run, HistoryRow)>, Error> {
+    let backend = db.get_database_backend();
+    let sql = format!(
+        "SELECT r.run_id, r.model_version, r.as_of_offset, r.as_of_time, r.created_at, r.accounts, r.changed, \
+         r.parameters, r.distributions, s.activity, s.reach, s.network, s.action, s.authenticity, \
+         s.action_lower, s.action_upper, s.action_sufficient \
+         FROM scoring_scores s JOIN scoring_runs r ON r.run_id = s.run_id \
+         WHERE s.account = {} AND s.run_id < {} AND r.as_of_time >= {} AND r.as_of_time < {} \
+         ORDER BY s.run_id DESC LIMIT {}",
+        ph(backend, 1),
+        ph(backend, 2),
+        ph(backend, 3),
+        ph(backend, 4),
+        ph(backend, 5)
+    );
+    let rows = db
+        .query_all_raw(Statement::from_sql_and_values(
+            backend,
+            sql,
+            [
+                Value::from(account.to_owned()),
+                Value::BigInt(Some(range.before_run.map_or(i64::MAX, to_db))),
+                Value::BigInt(Some(range.since.unwrap_or(i64::MIN))),
+                Value::BigInt(Some(range.until.unwrap_or(i64::MAX))),
+                Value::BigInt(Some(to_db(limit))),
+            ],
+        ))
+        .await?;
+    rows.iter()
+        .map(|r| {
+            let run = run_of(r)?;
+            let v = |i: usize| r.try_get_by_index::<f64>(i);
+            let row = ScoreRow {
+                account: account.to_owned(),
+                values: [v(9)?, v(10)?, v(11)?, v(12)?, v(13)?],
+                action_lower: v(14)?,
+                action_upper: v(15)?,
+                action_sufficient: r.try_get_by_index::<i16>(16)? != 0,
+            };
+            Ok((run.clone(), HistoryRow { run_id: run.run_id, row }))
+        })
+        .collect()
+}
+
+/// Every account's newest row among runs of `model_version`: what the
+/// history last recorded for it under that model.
+pub async fn newest_rows(db: &impl ConnectionTrait, model_version: &str) -> Result<Vec<HistoryRow>, Error> {
+    let backend = db.get_database_backend();
+    let sql = format!(
+        "SELECT s.account, s.run_id, s.activity, s.reach, s.network, s.action, s.authenticity, \
+         s.action_lower, s.action_upper, s.action_sufficient \
+         FROM scoring_scores s JOIN ( \
+           SELECT sc.account AS account, MAX(sc.run_id) AS run_id FROM scoring_scores sc \
+           JOIN scoring_runs r ON r.run_id = sc.run_id WHERE r.model_version = {} GROUP BY sc.account \
+         ) t ON t.account = s.account AND t.run_id = s.run_id",
+        ph(backend, 1)
+    );
+    let rows =
+        db.query_all_raw(Statement::from_sql_and_values(backend, sql, [Value::from(model_version.to_owned())])).await?;
+    rows.iter()
+        .map(|r| {
+            let account: String = r.try_get_by_index(0)?;
+            let v = |i: usize| r.try_get_by_index::<f64>(i);
+            Ok(HistoryRow {
+                run_id: from_db(r.try_get_by_index(1)?),
+                row: ScoreRow {
+                    values: [v(2)?, v(3)?, v(4)?, v(5)?, v(6)?],
+                    action_lower: v(7)?,
+                    action_upper: v(8)?,
+                    action_sufficient: r.try_get_by_index::<i16>(9)? != 0,
+                    account,
+                },
+            })
+        })
+        .collect()
+}
+
 /// The account's scores as of run `run_id`: its latest row at or before it.
 pub async fn scores_at(db: &impl ConnectionTrait, account: &str, run_id: u64) -> Result<Option<HistoryRow>, Error> {
     let backend = db.get_database_backend();
@@ -317,5 +411,24 @@ mod tests {
         assert_eq!(scores_at(&db, "x:a", 1).await.unwrap().unwrap().row.values[0], 1.0);
         assert!(scores_at(&db, "x:zz", 3).await.unwrap().is_none());
         assert_eq!(runs(&db, &[3, 1, 99]).await.unwrap().len(), 2);
+
+        // Pages: newest first, continued below the last run, bounded in time.
+        let page = history_page(&db, "x:a", HistoryRange::default(), 1).await.unwrap();
+        assert_eq!(page.iter().map(|(r, h)| (r.run_id, h.run_id)).collect::<Vec<_>>(), vec![(2, 2)]);
+        let next = HistoryRange { before_run: Some(2), ..HistoryRange::default() };
+        assert_eq!(history_page(&db, "x:a", next, 10).await.unwrap()[0].1.row, row("x:a", 1.0));
+        let late = HistoryRange { since: Some(1_015), ..HistoryRange::default() };
+        assert_eq!(history_page(&db, "x:a", late, 10).await.unwrap().len(), 1);
+        let early = HistoryRange { until: Some(1_015), ..HistoryRange::default() };
+        assert_eq!(history_page(&db, "x:a", early, 10).await.unwrap()[0].0.run_id, 1);
+
+        // The newest row per account under a model.
+        let mut newest = newest_rows(&db, "m-1").await.unwrap();
+        newest.sort_by(|a, b| a.row.account.cmp(&b.row.account));
+        assert_eq!(
+            newest.iter().map(|h| (h.row.account.as_str(), h.run_id)).collect::<Vec<_>>(),
+            vec![("x:a", 2), ("x:b", 1)]
+        );
+        assert!(newest_rows(&db, "m-2").await.unwrap().is_empty());
     }
 }

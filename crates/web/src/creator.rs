@@ -99,6 +99,7 @@ pub async fn show(
             account: Some(account.clone()),
             dimensions: vec![],
             limit: HISTORY_RUNS,
+            ..Default::default()
         })
         .await?
         .into_inner()

@@ -7,24 +7,29 @@
 //! function of the ledger prefix and the model, so this reproduces them),
 //! publishes them, and then tails the ledger. After a run, once
 //! `checkpoint_every_events` events were applied since the last checkpoint,
-//! the state is encoded with the run and written in the background. Whenever it is caught up and new events arrived, it waits
-//! `debounce` for more, recomputes, and commits the run together with the
-//! offset in one transaction — a crash before the commit replays the events,
-//! a crash after it skips them, never both.
+//! the state is encoded with the run and written in the background. Whenever
+//! it is caught up and new events arrived, it waits `debounce` for more,
+//! recomputes, and commits the run together with the offset in one
+//! transaction — a crash before the commit replays the events, a crash after
+//! it skips them, never both.
+//!
+//! With a writer lease configured, commits present the lease's fence and the
+//! lease is renewed while writing; `replica` decides when this replica writes.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use lift_domain::{AccountId, Dimension, LedgerEntry};
+use lift_domain::{Dimension, LedgerEntry};
 use lift_proto::ingest::v1::ingest_service_client::IngestServiceClient;
 use lift_proto::ingest::v1::{SubscribeRequest, SubscribeResponse};
 use lift_runtime::Shutdown;
 use lift_runtime::client::Channel;
 use lift_store::checkpoints::{self, NewCheckpoint};
-use lift_store::scoring::{self as store, NewRun, ScoreRow};
+use lift_store::scoring::{self as store, NewRun};
 use tokio::time::Instant;
 
+use super::history::Recorded;
 use super::{Published, Scoring};
 use crate::Error;
 use crate::engine::checkpoint::{self as codec, FORMAT_VERSION};
@@ -40,9 +45,17 @@ pub(crate) struct CheckpointState {
 }
 
 /// Where the consumer stands against the committed run.
-struct Restore {
+pub(super) struct Restore {
     /// Offset of the committed run still to be reproduced; `None` once done.
-    pending: Option<store::Run>,
+    pub(super) pending: Option<store::Run>,
+}
+
+/// Why the writer stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Exit {
+    Shutdown,
+    /// Another replica holds the writer lease now.
+    LostLease,
 }
 
 /// Quantile levels stored with each run (every 0.5 %), for history percentiles
@@ -58,32 +71,62 @@ impl Scoring {
         if let Ok(mut g) = self.inner.ingest.write() {
             *g = Some(ingest.clone());
         }
+        match self.cfg().writer_lease.clone() {
+            None => self.write(&ingest, &shutdown, None).await.map(|_| ()),
+            Some(lease) => self.take_turns(&ingest, &shutdown, &lease).await,
+        }
+    }
+
+    /// Consumes and commits runs until shutdown, or until the writer lease is
+    /// lost (with a lease). `given` is a state already replayed by following
+    /// the writer; without one, it starts from the newest checkpoint.
+    pub(super) async fn write(
+        &self,
+        ingest: &IngestServiceClient<Channel>,
+        shutdown: &Shutdown,
+        given: Option<State>,
+    ) -> Result<Exit, Error> {
         let latest = store::latest_run(self.db()).await?;
         let mut restore = Restore { pending: latest.filter(|r| r.as_of_offset > 0) };
-        let mut state = match &restore.pending {
-            Some(run) => self.load_checkpoint(run.as_of_offset).await,
-            None => State::new(),
+        let mut state = match (given, &restore.pending) {
+            (Some(s), _) => s,
+            (None, Some(run)) => self.load_checkpoint(run.as_of_offset).await,
+            (None, None) => State::new(),
         };
+        // Following the writer already published this run from this very state.
+        if restore
+            .pending
+            .as_ref()
+            .is_some_and(|r| r.as_of_offset == state.offset && self.published().is_some_and(|p| p.run_id == r.run_id))
+        {
+            restore.pending = None;
+        }
         if state.events > 0 && restore.pending.as_ref().is_some_and(|r| r.as_of_offset == state.offset) {
             state = self.restore(state, &mut restore).await?;
         }
         let mut dirty = false;
         let mut backoff = self.cfg().initial_backoff;
         let mut lag = Lag::default();
+        let lease = self.cfg().writer_lease.clone();
+        let mut renewals = lease.as_ref().map(|l| {
+            let mut t = tokio::time::interval(l.ttl / 3);
+            t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            t
+        });
         loop {
             if shutdown.is_triggered() {
-                return Ok(());
+                return Ok(Exit::Shutdown);
             }
             let mut client = ingest.clone();
             let req = SubscribeRequest { after_offset: state.offset, kinds: Vec::new(), stop_at_head: false };
             let mut stream = tokio::select! {
-                () = shutdown.wait() => return Ok(()),
+                () = shutdown.wait() => return Ok(Exit::Shutdown),
                 r = client.subscribe(req) => match r {
                     Ok(s) => s.into_inner(),
                     Err(status) => {
                         tracing::warn!(code = ?status.code(), message = status.message(), retry_in = ?backoff, "cannot subscribe to ingestion");
-                        if !self.pause(&shutdown, &mut backoff).await {
-                            return Ok(());
+                        if !self.pause(shutdown, &mut backoff).await {
+                            return Ok(Exit::Shutdown);
                         }
                         continue;
                     }
@@ -97,14 +140,33 @@ impl Scoring {
                         None => std::future::pending().await,
                     }
                 };
+                let renewal = async {
+                    match renewals.as_mut() {
+                        Some(t) => {
+                            t.tick().await;
+                        }
+                        None => std::future::pending().await,
+                    }
+                };
                 tokio::select! {
-                    () = shutdown.wait() => return Ok(()),
+                    () = shutdown.wait() => return Ok(Exit::Shutdown),
+                    () = renewal => {
+                        if let Some(l) = &lease
+                            && !self.renew_lease(l).await
+                        {
+                            return Ok(Exit::LostLease);
+                        }
+                    }
                     () = sleep => {
                         deadline = None;
                         match self.commit(state).await {
                             (s, Ok(())) => { state = s; dirty = false; }
                             (s, Err(e)) => {
                                 state = s;
+                                if lease.is_some() && matches!(&e, Error::Store(se) if se.is_fenced()) {
+                                    tracing::warn!(error = %e, "another replica took the scoring writer lease: following it");
+                                    return Ok(Exit::LostLease);
+                                }
                                 // Nothing was committed, so retrying is safe; a lost database
                                 // must not cost the in-memory state (a full replay).
                                 if let Error::Store(se) = &e {
@@ -140,8 +202,8 @@ impl Scoring {
                         }
                         Err(status) => {
                             tracing::warn!(code = ?status.code(), message = status.message(), "ledger stream failed; resubscribing");
-                            if !self.pause(&shutdown, &mut backoff).await {
-                                return Ok(());
+                            if !self.pause(shutdown, &mut backoff).await {
+                                return Ok(Exit::Shutdown);
                             }
                             break;
                         }
@@ -176,19 +238,8 @@ impl Scoring {
             {
                 state = self.restore(state, restore).await?;
             }
-            match LedgerEntry::from_proto(ev) {
-                Ok(entry) => {
-                    if state.apply(&entry) && restore.pending.is_none() {
-                        applied = true;
-                    }
-                }
-                Err(violations) => {
-                    // Skipped identically on every replay, so scores stay a function of the prefix.
-                    tracing::error!(offset = ev.offset, ?violations, "ledger event does not decode; skipping it");
-                    if state.skip(ev.offset) && restore.pending.is_none() {
-                        applied = true;
-                    }
-                }
+            if apply_event(&mut state, ev) && restore.pending.is_none() {
+                applied = true;
             }
             if let Some(run) = &restore.pending
                 && state.offset == run.as_of_offset
@@ -201,7 +252,7 @@ impl Scoring {
 
     /// Publishes the scores of the committed run, recomputed from the replayed prefix.
     /// Under a different model version this is a recalibration: the run is committed anew.
-    async fn restore(&self, state: State, restore: &mut Restore) -> Result<State, Error> {
+    pub(super) async fn restore(&self, state: State, restore: &mut Restore) -> Result<State, Error> {
         let Some(run) = restore.pending.take() else { return Ok(state) };
         if run.model_version != self.inner.model_version {
             tracing::info!(from = %run.model_version, to = %self.inner.model_version, "model changed: recalibrating");
@@ -229,25 +280,33 @@ impl Scoring {
     /// Recomputes, commits the run with its changed rows and offset, and publishes it.
     /// The state is handed back whatever happens.
     async fn commit(&self, state: State) -> (State, Result<(), Error>) {
-        let prev = self.published();
+        let warm = self.published();
         let params = self.cfg().model.clone();
-        let warm = prev.clone();
         let checkpoint_due = self.checkpoint_due(&state);
         let model_version = self.inner.model_version.clone();
+        let resolution = self.cfg().history_resolution;
+        let mut recorded = self.take_recorded();
+        if recorded.is_unloaded() {
+            match Recorded::load(self.db(), &state, &model_version).await {
+                Ok(r) => recorded = r,
+                Err(e) => return (state, Err(e)),
+            }
+        }
         let joined = tokio::task::spawn_blocking(move || {
             let opts =
                 ComputeOptions { warm_start: warm.as_ref().map(|p| p.snap.pagerank.as_slice()), authenticity: None };
             let snap = compute_with(&state, &params, AsOf::of(&state), opts);
-            let rows = changed_rows(&state, prev.as_ref().map(|p| &p.snap), &snap);
+            let pending = recorded.rows_for(&state, &snap, resolution);
             let checkpoint =
                 checkpoint_due.then(|| (state.offset, state.events, codec::encode(&state, &model_version)));
-            (state, snap, rows, checkpoint)
+            (state, snap, pending, checkpoint, recorded)
         })
         .await;
-        let (state, snap, rows, checkpoint) = match joined {
+        let (state, snap, pending, checkpoint, mut recorded) = match joined {
             Ok(x) => x,
             Err(e) => return (State::new(), Err(Error::Task(e.to_string()))),
         };
+        let rows = &pending.rows;
         let run = NewRun {
             model_version: snap.model_version.clone(),
             as_of_offset: snap.as_of.offset,
@@ -258,19 +317,26 @@ impl Scoring {
             distributions: distributions_json(&snap),
         };
         let started = std::time::Instant::now();
-        match store::commit_run(self.db(), &run, &rows).await {
+        let fence = self.inner.fence.lock().ok().and_then(|g| g.clone());
+        let committed = store::commit_run_fenced(self.db(), fence.as_ref(), &run, rows).await;
+        let changed = rows.len();
+        if committed.is_ok() {
+            recorded.committed(pending);
+        }
+        self.put_recorded(recorded);
+        match committed {
             Ok(run_id) => {
                 metrics::histogram!("lift_scoring_run_seconds").record(snap.stats.millis as f64 / 1000.0);
                 metrics::histogram!("lift_scoring_commit_seconds").record(started.elapsed().as_secs_f64());
                 metrics::counter!("lift_scoring_runs_total").increment(1);
-                metrics::counter!("lift_scoring_accounts_changed_total").increment(rows.len() as u64);
-                metrics::gauge!("lift_scoring_run_accounts_changed").set(rows.len() as f64);
+                metrics::counter!("lift_scoring_accounts_changed_total").increment(changed as u64);
+                metrics::gauge!("lift_scoring_run_accounts_changed").set(changed as f64);
                 metrics::gauge!("lift_scoring_run_offset").set(snap.as_of.offset as f64);
                 tracing::info!(
                     run_id,
                     offset = snap.as_of.offset,
                     accounts = snap.n,
-                    changed = rows.len(),
+                    changed,
                     millis = snap.stats.millis,
                     commit_millis = started.elapsed().as_millis() as u64,
                     pagerank_iterations = snap.stats.pagerank_iterations,
@@ -291,12 +357,12 @@ impl Scoring {
 /// `lift_consumer_lag_events{consumer="scoring"}` and `lift_consumer_lag_seconds`
 /// (how long it has been behind; 0 at the head), updated on every ledger message.
 #[derive(Debug, Default)]
-struct Lag {
+pub(super) struct Lag {
     behind_since: Option<Instant>,
 }
 
 impl Lag {
-    fn observe(&mut self, head: u64, consumed: u64) {
+    pub(super) fn observe(&mut self, head: u64, consumed: u64) {
         let behind = head.saturating_sub(consumed);
         let secs = if behind == 0 {
             self.behind_since = None;
@@ -312,7 +378,7 @@ impl Lag {
 impl Scoring {
     /// The newest usable checkpoint at or below `at_most`, or an empty state
     /// (a full replay) when there is none or it cannot be used — logged.
-    async fn load_checkpoint(&self, at_most: u64) -> State {
+    pub(super) async fn load_checkpoint(&self, at_most: u64) -> State {
         let started = std::time::Instant::now();
         let (info, bytes) = match checkpoints::latest(self.db(), at_most).await {
             Ok(Some(found)) => found,
@@ -359,6 +425,14 @@ impl Scoring {
         }
     }
 
+    fn take_recorded(&self) -> Recorded {
+        std::mem::take(&mut *self.inner.recorded.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+
+    fn put_recorded(&self, r: Recorded) {
+        *self.inner.recorded.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = r;
+    }
+
     fn checkpoint_due(&self, state: &State) -> bool {
         let every = self.cfg().checkpoint_every_events;
         let c = &self.inner.checkpoints;
@@ -401,33 +475,20 @@ impl Scoring {
     }
 }
 
+/// Applies one ledger event; one that no longer decodes is skipped — identically
+/// on every replay, so scores stay a function of the prefix. Whether it counted.
+pub(super) fn apply_event(state: &mut State, ev: &lift_proto::ingest::v1::LedgerEvent) -> bool {
+    match LedgerEntry::from_proto(ev) {
+        Ok(entry) => state.apply(&entry),
+        Err(violations) => {
+            tracing::error!(offset = ev.offset, ?violations, "ledger event does not decode; skipping it");
+            state.skip(ev.offset)
+        }
+    }
+}
+
 fn last_offset(resp: &SubscribeResponse, state: &State) -> u64 {
     resp.events.last().map_or(state.offset, |e| e.offset.max(state.offset))
-}
-
-/// Rows for the accounts whose stored scores differ from the previous run's
-/// (all of them when the model changed or there is no previous run).
-fn changed_rows(state: &State, prev: Option<&Snapshot>, snap: &Snapshot) -> Vec<ScoreRow> {
-    let same_model = prev.is_some_and(|p| p.model_version == snap.model_version);
-    (0..snap.n)
-        .filter(|&i| {
-            let Some(p) = prev.filter(|_| same_model).filter(|p| i < p.n) else { return true };
-            Dimension::ALL.iter().any(|d| p.values[d.index()][i] != snap.values[d.index()][i])
-                || p.action[i] != snap.action[i]
-        })
-        .map(|i| row_of(&state.accounts[i].id, snap, i))
-        .collect()
-}
-
-fn row_of(id: &AccountId, snap: &Snapshot, i: usize) -> ScoreRow {
-    let a = snap.action[i];
-    ScoreRow {
-        account: id.to_string(),
-        values: Dimension::ALL.map(|d| snap.values[d.index()][i]),
-        action_lower: a.lower,
-        action_upper: a.upper,
-        action_sufficient: a.sufficient,
-    }
 }
 
 /// `{"levels": [...], "activity": [...], ...}` at [`stored_levels`].
@@ -457,9 +518,38 @@ pub(crate) fn parse_distribution(run: &store::Run, d: Dimension) -> Result<(Vec<
     Ok((list("levels")?, list(d.name())?))
 }
 
-/// Approximate percentile of `v` in a stored distribution: the highest level
-/// whose quantile is strictly below `v` (within half a percentile point).
+/// Approximate percentile of `v` in a stored distribution, by the rule live
+/// scores use (`lift_domain::score::percentile_in`: the share at or below, and
+/// 0 for a value of 0): the highest level whose quantile is at or below `v`
+/// (within half a percentile point).
 pub(crate) fn percentile_from(levels: &[f64], values: &[f64], v: f64) -> f64 {
-    let k = values.partition_point(|x| *x < v);
+    if v <= 0.0 {
+        return 0.0;
+    }
+    let k = values.partition_point(|x| *x <= v);
     if k == 0 { 0.0 } else { 100.0 * levels.get(k - 1).copied().unwrap_or(1.0) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Pins that history percentiles follow the live rule: tied top values
+    /// are at the top (not at the bottom of the tie), and 0 stays at 0.
+    #[test]
+    fn stored_percentiles_count_at_or_below() {
+        let levels = stored_levels();
+        // 10 % of accounts at 20, the rest tied at 100.
+        let mut pop: Vec<f64> = (0..1000).map(|i| if i < 100 { 20.0 } else { 100.0 }).collect();
+        pop.sort_unstable_by(f64::total_cmp);
+        let q: Vec<f64> = crate::engine::stats::quantiles(&pop, &levels).into_iter().map(|(_, x)| x).collect();
+        for v in [20.0, 100.0] {
+            let live = lift_domain::score::percentile_in(&pop, v);
+            let stored = percentile_from(&levels, &q, v);
+            assert!((live - stored).abs() <= 0.5, "{v}: live {live}, stored {stored}");
+        }
+        assert_eq!(percentile_from(&levels, &q, 100.0), 100.0);
+        assert_eq!(percentile_from(&levels, &q, 0.0), 0.0);
+        assert_eq!(percentile_from(&levels, &q, 10.0), 0.0);
+    }
 }

@@ -1,17 +1,22 @@
-//! `ExplainScoreChange`: replays the ledger up to both runs and decomposes the
-//! change exactly (see `engine::explain`).
+//! `ExplainScoreChange`: rebuilds the states of both runs' ledger prefixes and
+//! decomposes the change exactly (see `engine::explain`).
 //!
-//! The replay costs one pass over the ledger prefix per request; explanations
-//! are rare next to reads, and a replay keeps them a pure function of
-//! (ledger, model) rather than of whatever the consumer holds in memory.
+//! A state is rebuilt from the newest stored checkpoint at or below the
+//! earlier run's offset (decoded once and kept for the next request), plus the
+//! ledger after it — not from the start of the ledger. Checkpoints are exact
+//! encodings of the state at their offset, so this keeps explanations a pure
+//! function of (ledger, model) rather than of whatever the consumer holds in
+//! memory. Without a usable checkpoint it replays from the start.
 
-use lift_domain::LedgerEntry;
 use lift_proto::ingest::v1::SubscribeRequest;
 use lift_proto::scoring::v1 as pb;
+use lift_store::checkpoints;
 use lift_store::scoring as store;
 
+use super::consumer::apply_event;
 use super::{Scoring, account_ref, dimension};
 use crate::Error;
+use crate::engine::checkpoint::{self as codec, FORMAT_VERSION};
 use crate::engine::explain::{Cause, Side, explain};
 use crate::engine::{AsOf, ModelParams, State};
 
@@ -82,31 +87,72 @@ impl Scoring {
         })
     }
 
+    /// The newest usable checkpoint's state at or below `at_most`, or an empty
+    /// state. The decoded state is kept: explanations of recent runs share it.
+    async fn explain_base(&self, at_most: u64) -> State {
+        let newest = match checkpoints::list(self.db()).await {
+            Ok(list) => list.into_iter().find(|c| {
+                c.as_of_offset <= at_most
+                    && c.model_version == self.inner.model_version
+                    && c.format_version == FORMAT_VERSION
+            }),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list checkpoints: explaining from the start of the ledger");
+                None
+            }
+        };
+        let Some(info) = newest else { return State::new() };
+        if let Some((id, state)) = self.inner.explain_base.lock().ok().and_then(|g| g.clone())
+            && id == info.checkpoint_id
+        {
+            return (*state).clone();
+        }
+        let bytes = match checkpoints::latest(self.db(), at_most).await {
+            Ok(Some((found, bytes))) if found.checkpoint_id == info.checkpoint_id => bytes,
+            Ok(_) => return State::new(),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read a checkpoint: explaining from the start of the ledger");
+                return State::new();
+            }
+        };
+        let version = self.inner.model_version.clone();
+        match tokio::task::spawn_blocking(move || codec::decode(&bytes, &version)).await {
+            Ok(Ok(state)) => {
+                let state = std::sync::Arc::new(state);
+                if let Ok(mut g) = self.inner.explain_base.lock() {
+                    *g = Some((info.checkpoint_id, state.clone()));
+                }
+                (*state).clone()
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(checkpoint_id = info.checkpoint_id, reason = %e, "checkpoint unusable for explanations");
+                State::new()
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "checkpoint decode task failed");
+                State::new()
+            }
+        }
+    }
+
     /// States of the ledger prefixes up to `from` and up to `to` (`from ≤ to`).
     async fn replay(&self, from: u64, to: u64) -> Result<(State, State), Error> {
         let client = self.inner.ingest.read().ok().and_then(|g| g.clone());
         let mut client =
             client.ok_or_else(|| Error::Unavailable("scoring is not connected to the ledger yet".into()))?;
+        let mut a = self.explain_base(from).await;
+        let mut b: Option<State> = None;
         let mut stream = client
-            .subscribe(SubscribeRequest { after_offset: 0, kinds: Vec::new(), stop_at_head: true })
+            .subscribe(SubscribeRequest { after_offset: a.offset, kinds: Vec::new(), stop_at_head: true })
             .await?
             .into_inner();
-        let mut a = State::new();
-        let mut b: Option<State> = None;
         'read: while let Some(msg) = stream.message().await? {
             for ev in &msg.events {
                 if ev.offset > to {
                     break 'read;
                 }
                 let target = if ev.offset <= from { &mut a } else { b.get_or_insert_with(|| a.clone()) };
-                match LedgerEntry::from_proto(ev) {
-                    Ok(entry) => {
-                        target.apply(&entry);
-                    }
-                    Err(_) => {
-                        target.skip(ev.offset);
-                    }
-                }
+                apply_event(target, ev);
             }
             if msg.caught_up {
                 break;

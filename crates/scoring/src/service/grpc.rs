@@ -225,8 +225,9 @@ impl Scoring {
         })
     }
 
-    /// The account's stored scores, newest first: one point per run that changed them.
-    /// Percentiles come from each run's stored distribution (within half a point).
+    /// The account's history points, newest first, a page at a time (see
+    /// `service::history` for when a point is written). Percentiles come from
+    /// each run's stored distribution (within half a point).
     pub async fn score_history(&self, req: &pb::GetScoreHistoryRequest) -> Result<pb::GetScoreHistoryResponse, Error> {
         let account = account_ref(req.account.as_ref(), "account")?;
         let mut dims = Vec::new();
@@ -240,40 +241,32 @@ impl Scoring {
             0 => DEFAULT_HISTORY,
             l => l.min(MAX_HISTORY),
         };
-        let rows = store::history(self.db(), &account.to_string(), limit).await?;
-        if rows.is_empty() {
+        let micros = |t: Option<&lift_proto::Timestamp>, field: &str| -> Result<Option<i64>, Error> {
+            t.map(|t| time::from_timestamp(t).ok_or_else(|| Error::invalid(field, "is not a valid timestamp")))
+                .transpose()
+        };
+        let (since, until) = (micros(req.since.as_ref(), "since")?, micros(req.until.as_ref(), "until")?);
+        if let (Some(a), Some(b)) = (since, until)
+            && a >= b
+        {
+            return Err(Error::invalid("until", "must be after since"));
+        }
+        let key = account.to_string();
+        let before_run = history_token::decode(&req.page_token, &key, since, until)?;
+        let range = store::HistoryRange { before_run, since, until };
+        // One more than asked tells whether there is a next page.
+        let mut rows = store::history_page(self.db(), &key, range, limit + 1).await?;
+        let more = rows.len() as u64 > limit;
+        rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        if rows.is_empty() && before_run.is_none() && since.is_none() && until.is_none() {
             return Err(Error::NotFound(format!("scores of account {account}")));
         }
-        let runs = store::runs(self.db(), &rows.iter().map(|r| r.run_id).collect::<Vec<_>>()).await?;
         let mut points = Vec::with_capacity(rows.len());
-        for h in rows {
-            let Some(run) = runs.iter().find(|r| r.run_id == h.run_id) else { continue };
+        for (run, h) in &rows {
             let mut scores = Vec::with_capacity(dims.len());
             for &d in &dims {
                 let (levels, values) = parse_distribution(run, d)?;
-                let value = h.row.values[d.index()];
-                let (lower, upper, evidence) = if d == Dimension::Action {
-                    // An observed account's interval always has width (the prior's), so an
-                    // insufficient row with upper 0 had no evidence at all.
-                    let ev = match (h.row.action_sufficient, h.row.action_upper > 0.0) {
-                        (true, _) => pb::Evidence::Sufficient,
-                        (false, true) => pb::Evidence::Insufficient,
-                        (false, false) => pb::Evidence::NoData,
-                    };
-                    (h.row.action_lower, h.row.action_upper, ev as i32)
-                } else {
-                    (value, value, pb::Evidence::Unspecified as i32)
-                };
-                scores.push(pb::Score {
-                    dimension: d.to_proto() as i32,
-                    topic: String::new(),
-                    value,
-                    percentile: percentile_from(&levels, &values, value),
-                    lower,
-                    upper,
-                    evidence,
-                    raw: Default::default(),
-                });
+                scores.push(history_score(d, &h.row, percentile_from(&levels, &values, h.row.values[d.index()])));
             }
             points.push(pb::HistoryPoint {
                 run_id: run.run_id,
@@ -283,15 +276,23 @@ impl Scoring {
                 scores,
             });
         }
-        Ok(pb::GetScoreHistoryResponse { points })
+        let next_page_token = match rows.last() {
+            Some((run, _)) if more => history_token::encode(&key, since, until, run.run_id),
+            _ => String::new(),
+        };
+        Ok(pb::GetScoreHistoryResponse { points, next_page_token })
     }
 
     /// The model in force, its published distributions, and the old→new mapping
     /// against the latest run of a different model version.
     pub async fn model(&self) -> Result<pb::GetModelResponse, Error> {
         let parameters = self.cfg().model.flat().into_iter().collect();
-        let mut out =
-            pb::GetModelResponse { model_version: self.model_version().to_owned(), parameters, ..Default::default() };
+        let mut out = pb::GetModelResponse {
+            model_version: self.model_version().to_owned(),
+            parameters,
+            history_resolution: self.cfg().history_resolution,
+            ..Default::default()
+        };
         let Some(p) = self.published() else { return Ok(out) };
         let s = &p.snap;
         out.as_of_offset = s.as_of.offset;
@@ -381,4 +382,63 @@ fn validate_query(req: &pb::QueryAccountsRequest) -> Result<Query, Error> {
     };
     let after = query::decode_token(&req.page_token, order_by, topic.as_deref())?;
     Ok(Query { order_by, topic, filters, page_size, after })
+}
+
+/// One dimension of a stored history row, as served.
+fn history_score(d: Dimension, row: &store::ScoreRow, percentile: f64) -> pb::Score {
+    let value = row.values[d.index()];
+    let (lower, upper, evidence) = if d == Dimension::Action {
+        // An observed account's interval always has width (the prior's), so an
+        // insufficient row with upper 0 had no evidence at all.
+        let ev = match (row.action_sufficient, row.action_upper > 0.0) {
+            (true, _) => pb::Evidence::Sufficient,
+            (false, true) => pb::Evidence::Insufficient,
+            (false, false) => pb::Evidence::NoData,
+        };
+        (row.action_lower, row.action_upper, ev as i32)
+    } else {
+        (value, value, pb::Evidence::Unspecified as i32)
+    };
+    pb::Score {
+        dimension: d.to_proto() as i32,
+        topic: String::new(),
+        value,
+        percentile,
+        lower,
+        upper,
+        evidence,
+        raw: Default::default(),
+    }
+}
+
+/// `GetScoreHistory` page tokens: bound to the account and range they came from.
+mod history_token {
+    use crate::Error;
+
+    pub(super) fn encode(account: &str, since: Option<i64>, until: Option<i64>, last_run: u64) -> String {
+        hex::encode(format!("h1|{account}|{}|{}|{last_run}", opt(since), opt(until)))
+    }
+
+    /// The run id to continue below; `None` for the first page.
+    pub(super) fn decode(
+        token: &str,
+        account: &str,
+        since: Option<i64>,
+        until: Option<i64>,
+    ) -> Result<Option<u64>, Error> {
+        if token.is_empty() {
+            return Ok(None);
+        }
+        let bad = || Error::invalid("page_token", "is not a token from a previous page of this account and range");
+        let raw = String::from_utf8(hex::decode(token).map_err(|_| bad())?).map_err(|_| bad())?;
+        let (head, last) = raw.rsplit_once('|').ok_or_else(bad)?;
+        if head != format!("h1|{account}|{}|{}", opt(since), opt(until)) {
+            return Err(bad());
+        }
+        last.parse().map(Some).map_err(|_| bad())
+    }
+
+    fn opt(t: Option<i64>) -> String {
+        t.map(|t| t.to_string()).unwrap_or_default()
+    }
 }

@@ -11,7 +11,9 @@ mod consumer;
 mod convert;
 mod explain;
 mod grpc;
+mod history;
 mod query;
+mod replica;
 mod seeds;
 
 use std::collections::HashMap;
@@ -47,6 +49,25 @@ pub struct ScoringConfig {
     pub checkpoint_every_events: u64,
     /// Checkpoints kept in the database (the newest ones; at least 1).
     pub checkpoints_kept: u64,
+    /// Several replicas on one database: `Some` makes this one take turns at
+    /// writing under the store's writer lease (see `lift_store::lease`), and
+    /// follow the writer's committed runs while it does not hold it. `None`:
+    /// the only instance on its database.
+    pub writer_lease: Option<WriterLease>,
+    /// A history row is written for an account when one of its values or
+    /// percentiles (0–100 points) moved at least this much since its last row
+    /// (0: on any change). See `service::history` for what history then means.
+    pub history_resolution: f64,
+}
+
+/// This replica's part in the scoring writer lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriterLease {
+    /// This replica's name, unique among the replicas (a pod name, say).
+    pub holder: String,
+    /// How long the lease lasts unrenewed; the writer renews it every third of
+    /// this, so a writer that died is replaced after at most this long.
+    pub ttl: Duration,
 }
 
 impl Default for ScoringConfig {
@@ -59,6 +80,8 @@ impl Default for ScoringConfig {
             max_rr_sets: 2_000_000,
             checkpoint_every_events: 1_000_000,
             checkpoints_kept: 2,
+            writer_lease: None,
+            history_resolution: 0.5,
         }
     }
 }
@@ -86,6 +109,12 @@ struct Inner {
     ingest: RwLock<Option<IngestServiceClient<lift_runtime::client::Channel>>>,
     /// Checkpoint bookkeeping of the consumer.
     checkpoints: consumer::CheckpointState,
+    /// The writer lease while this replica holds it: every commit presents it.
+    fence: std::sync::Mutex<Option<lift_store::lease::Fence>>,
+    /// What the score history last recorded per account.
+    recorded: std::sync::Mutex<history::Recorded>,
+    /// The checkpoint explanations start from: (checkpoint id, its state).
+    explain_base: std::sync::Mutex<Option<(u64, Arc<State>)>>,
 }
 
 /// One committed run, as served.
@@ -139,6 +168,23 @@ impl Scoring {
                 "must be positive, or a down ingestion is retried in a busy loop",
             ));
         }
+        if !(cfg.history_resolution.is_finite() && cfg.history_resolution >= 0.0) {
+            return Err(Error::invalid("history_resolution", "must be a number of points, 0 or more"));
+        }
+        if let Some(lease) = &cfg.writer_lease {
+            if lease.holder.trim().is_empty() {
+                return Err(Error::invalid(
+                    "writer_lease.holder",
+                    "must name this replica, uniquely among the replicas",
+                ));
+            }
+            if lease.ttl < Duration::from_millis(300) {
+                return Err(Error::invalid(
+                    "writer_lease.ttl",
+                    "must be at least 300 ms, or renewals cannot keep up and the lease changes hands needlessly",
+                ));
+            }
+        }
         lift_store::scoring::latest_run(&db).await?;
         let model_version = cfg.model.version();
         Ok(Self {
@@ -152,6 +198,9 @@ impl Scoring {
                 changes: RwLock::new(changes::ChangeLog::default()),
                 ingest: RwLock::new(None),
                 checkpoints: consumer::CheckpointState::default(),
+                fence: std::sync::Mutex::new(None),
+                recorded: std::sync::Mutex::new(history::Recorded::default()),
+                explain_base: std::sync::Mutex::new(None),
             }),
         })
     }
