@@ -5,11 +5,13 @@
 //! - [`demo`]: the whole story on embedded SQLite, printed for a person.
 //! - [`dataset`]: the generated network and simulated outcomes.
 //! - [`soak`]: `lift bench soak`, a bounded soak with count checks.
+//! - [`links`]: webhook secrets and `lift bench links` (the collector under wrk).
 //! - [`matchbench`]: `lift bench match`, MatchCampaign latency with and without the score cache.
 
 pub mod dataset;
 pub mod demo;
 pub mod latency;
+pub mod links;
 pub mod matchbench;
 pub mod soak;
 pub mod stack;

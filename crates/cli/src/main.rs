@@ -134,6 +134,17 @@ enum BenchCommand {
         #[arg(long, default_value_t = 1_000)]
         debounce_ms: u64,
     },
+    /// The link redirector under wrk (installed from Debian if missing) beside a static 302
+    /// from the same axum stack, same run: req/s and p99; then waits for the clicks to
+    /// reach the ledger.
+    Links {
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        #[arg(long, default_value_t = 64)]
+        connections: u32,
+        #[arg(long, default_value_t = 2)]
+        threads: u32,
+    },
     /// MatchCampaign latency over a generated scored population on loopback: through
     /// the score cache, and through the QueryAccounts scan it replaces, side by side.
     Match {
@@ -226,6 +237,9 @@ enum Which {
     Ingest,
     Scoring,
     Matching,
+    /// The link redirector, landing-page beacon and order webhooks (HTTP; docs/collect.md).
+    Links,
+    /// The three gRPC services and the link collector.
     All,
 }
 
@@ -238,6 +252,11 @@ struct ServeArgs {
     scoring_addr: SocketAddr,
     #[arg(long, env = "LIFT_MATCHING_ADDR", default_value = "127.0.0.1:50053")]
     matching_addr: SocketAddr,
+    /// HTTP address of the link redirector, beacon and order webhooks.
+    #[arg(long, env = "LIFT_LINKS_ADDR", default_value = "127.0.0.1:8080")]
+    links_addr: SocketAddr,
+    #[command(flatten)]
+    links: LinksArgs,
     /// Database of the service (or of all three with `all`).
     #[arg(long, env = "DATABASE_URL", default_value = "sqlite://lift.db?mode=rwc")]
     database_url: String,
@@ -276,6 +295,41 @@ struct ServeArgs {
     db_acquire_timeout_secs: u64,
     #[command(flatten)]
     tls: TlsArgs,
+}
+
+/// The link collector's settings (`serve links`, `serve all`).
+#[derive(Debug, Args)]
+struct LinksArgs {
+    /// Host (and path prefix) of tracking links as matching issues them: `GET /{code}`
+    /// looks up `<link-base>/<code>`.
+    #[arg(long, env = "LIFT_LINK_BASE", default_value = "lift.to")]
+    link_base: String,
+    /// Where links whose campaign set no landing_url go (http/https URL). Unset: such
+    /// links answer 404 "no destination".
+    #[arg(long, env = "LIFT_DEFAULT_LANDING_URL")]
+    default_landing_url: Option<String>,
+    /// The spool file: events wait here until ingestion has them.
+    #[arg(long, env = "LIFT_SPOOL", default_value = "lift-collect.spool")]
+    spool: PathBuf,
+    /// Undelivered events the spool keeps at most; beyond, new ones are dropped and logged.
+    #[arg(long, env = "LIFT_SPOOL_CAPACITY", default_value_t = 1_000_000)]
+    spool_capacity: usize,
+    /// Mark the visitor cookie Secure (when the collector is reached over https).
+    #[arg(long, env = "LIFT_COOKIE_SECURE")]
+    cookie_secure: bool,
+}
+
+impl LinksArgs {
+    fn config(&self) -> lift_collect::CollectConfig {
+        lift_collect::CollectConfig {
+            link_base: self.link_base.clone(),
+            default_landing_url: self.default_landing_url.clone(),
+            spool_path: self.spool.clone(),
+            spool_capacity: self.spool_capacity,
+            cookie_secure: self.cookie_secure,
+            ..Default::default()
+        }
+    }
 }
 
 /// TLS (rustls) by PEM files. With a server certificate, peers' URLs must be https.
@@ -331,6 +385,14 @@ enum BrandsCommand {
     /// Create a brand and print its API key (shown once; stored hashed).
     Create {
         name: String,
+        #[arg(long, env = "DATABASE_URL", default_value = "sqlite://lift.db?mode=rwc")]
+        database_url: String,
+    },
+    /// Create (or rotate) a brand's order-webhook secret and print it. The shop signs its
+    /// webhooks with it (HMAC-SHA256); it is stored as is, since checking an HMAC needs it.
+    WebhookSecret {
+        /// The brand's id (brd_...).
+        brand_id: String,
         #[arg(long, env = "DATABASE_URL", default_value = "sqlite://lift.db?mode=rwc")]
         database_url: String,
     },
@@ -410,11 +472,28 @@ async fn main() -> anyhow::Result<()> {
             let (id, key) = lift_matching::create_brand(&db, &name).await?;
             println!("brand {name} ({id})\napi key (shown once, stored hashed): {key}");
         }
+        Command::Brands { command: BrandsCommand::WebhookSecret { brand_id, database_url } } => {
+            let db = lift_store::connect(&database_url).await?;
+            let secret = lift_cli::links::create_webhook_secret(&db, &brand_id).await?;
+            println!(
+                "webhook secret for {brand_id} (stored as is; rotate by running this again):\n{secret}\n\
+                 order webhooks: POST <collector>/webhooks/{brand_id}/orders (X-Lift-Signature: sha256=<hex HMAC>)\n\
+                 Shopify orders/create: POST <collector>/webhooks/{brand_id}/shopify/orders-create"
+            );
+        }
         Command::Keys { command } => keys(command).await?,
         Command::Bench { command: BenchCommand::Ingest { database_url, events, batch, streams } } => {
             let db = lift_store::connect(&database_url).await?;
             let opts = lift_ingest::bench::BenchOptions { events, batch_size: batch, streams, ..Default::default() };
             println!("{}", lift_ingest::bench::bench(db, &opts).await?);
+        }
+        Command::Bench { command: BenchCommand::Links { seconds, connections, threads } } => {
+            let opts = lift_cli::links::LinksBenchOptions {
+                seconds: seconds.max(1),
+                connections: connections.max(1),
+                threads: threads.max(1),
+            };
+            println!("{}", lift_cli::links::bench(opts).await?);
         }
         Command::Bench { command: BenchCommand::Match { accounts, calls, baseline_calls, page_size } } => {
             let opts = lift_cli::matchbench::MatchBenchOptions {
@@ -550,7 +629,7 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
         },
         db,
     };
-    if a.api_key.is_none() && auth_on && matches!(a.which, Which::Scoring | Which::Matching) {
+    if a.api_key.is_none() && auth_on && matches!(a.which, Which::Scoring | Which::Matching | Which::Links) {
         tracing::warn!("no LIFT_API_KEY: calls to peers carry no key and fail if the peers require one");
     }
     match a.which {
@@ -582,8 +661,23 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
             )
             .await?
         }
+        Which::Links => {
+            let db = lift_store::connect_with(&a.database_url, &opts.db).await?;
+            stack::spawn_collect(
+                &mut tasks,
+                bind(a.links_addr).await?,
+                db,
+                &a.ingest_url,
+                a.links.config(),
+                &opts,
+                &shutdown,
+            )
+            .await?;
+            tracing::info!(addr = %a.links_addr, "link collector listening");
+        }
         Which::All => {
             let listeners = [bind(a.ingest_addr).await?, bind(a.scoring_addr).await?, bind(a.matching_addr).await?];
+            let links_listener = bind(a.links_addr).await?;
             let tls = match (opts.serve.tls, opts.client.tls) {
                 (Some(s), Some(c)) => Some((s, c)),
                 (None, None) => None,
@@ -592,7 +686,10 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
                 ),
             };
             let opts = StackOptions { auth: auth_on, rate_limit, limits, tls, db: opts.db };
-            let s = stack::Stack::start_with(listeners, &Databases::shared(&a.database_url), scoring_cfg, opts).await?;
+            let mut s =
+                stack::Stack::start_with(listeners, &Databases::shared(&a.database_url), scoring_cfg, opts).await?;
+            s.start_collect(links_listener, a.links.config()).await?;
+            tracing::info!(addr = %a.links_addr, "link collector listening");
             if auth_on {
                 tracing::info!(
                     "authentication is on; create client keys with `lift keys create --scope ... --database-url <same db>`"

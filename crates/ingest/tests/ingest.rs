@@ -70,7 +70,7 @@ fn click(id: &str, secs_ago: i64, link: &str, visitor: &str) -> pb::Event {
     ev(
         id,
         secs_ago,
-        Kind::LinkClick(pb::LinkClick { link: link.into(), visitor_id: visitor.into(), landing: String::new() }),
+        Kind::LinkClick(pb::LinkClick { link: link.into(), visitor_id: visitor.into(), landing: String::new(), ..Default::default() }),
     )
 }
 

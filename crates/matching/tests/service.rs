@@ -474,7 +474,7 @@ fn click(id: &str, secs_ago: i64, link: &str, visitor: &str) -> ipb::Event {
     ev(
         id,
         secs_ago,
-        Kind::LinkClick(ipb::LinkClick { link: link.into(), visitor_id: visitor.into(), landing: String::new() }),
+        Kind::LinkClick(ipb::LinkClick { link: link.into(), visitor_id: visitor.into(), landing: String::new(), ..Default::default() }),
     )
 }
 

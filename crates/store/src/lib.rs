@@ -6,6 +6,7 @@
 //!   commit-ordered offsets, and reads after an offset.
 //! - [`api_keys`] holds API keys (hashed) with their scopes, brand and revocation.
 //! - [`links`] is the link registry and the click index attribution reads.
+//! - [`webhook_secrets`] holds each brand's order-webhook secret (lift-collect).
 //! - [`testing`] (feature `testing`) starts a PostgreSQL container for tests.
 //!
 //! Repositories take `&impl ConnectionTrait`, so they run on a pool or inside a
@@ -20,6 +21,7 @@ pub mod ledger;
 pub mod links;
 pub mod migration;
 pub mod scoring;
+pub mod webhook_secrets;
 #[cfg(feature = "testing")]
 pub mod testing;
 

@@ -344,7 +344,7 @@ fn follow(offset: u64, follower: &str, followee: &str) -> LedgerEntry {
 fn click(offset: u64, link: &str, visitor: &str, owner: &str, campaign: &str) -> LedgerEntry {
     entry(
         offset,
-        EventBody::LinkClick(LinkClick { link: link.into(), visitor_id: visitor.into(), landing: String::new() }),
+        EventBody::LinkClick(LinkClick { link: link.into(), visitor_id: visitor.into(), landing: String::new(), agent_class: String::new(), not_counted: None }),
         attributed(AttributionStatus::Click, link, owner, campaign),
     )
 }
