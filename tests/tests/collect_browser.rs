@@ -128,7 +128,7 @@ async fn chromium_click_beacon_and_signed_order_reach_the_report() -> anyhow::Re
     let deadline = Instant::now() + Duration::from_secs(30);
     let report = loop {
         let r = camp.report().await?;
-        let t = r.totals.clone().unwrap_or_default();
+        let t = r.totals.unwrap_or_default();
         if t.clicks >= 2 && t.sessions >= 2 && t.conversions >= 1 && col.pending() == 0 {
             break r;
         }
@@ -137,13 +137,13 @@ async fn chromium_click_beacon_and_signed_order_reach_the_report() -> anyhow::Re
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    let t = report.totals.clone().context("no totals")?;
+    let t = report.totals.context("no totals")?;
     ensure!(t.clicks == 2 && t.unique_visitors == 2, "clicks {} visitors {}", t.clicks, t.unique_visitors);
     ensure!(t.sessions == 2 && (t.bounce_rate - 0.5).abs() < 1e-12, "sessions {} bounce {}", t.sessions, t.bounce_rate);
     ensure!(t.conversions == 1 && t.value_minor == 1_850 && t.code_without_click == 0, "{t:?}");
     for cr in &report.creators {
         let id = cr.account.as_ref().map(|a| a.id.as_str()).unwrap_or_default();
-        let got = cr.totals.clone().unwrap_or_default();
+        let got = cr.totals.unwrap_or_default();
         let want = if id == "c00" { (2, 1) } else { (0, 0) };
         ensure!((got.clicks, got.conversions) == want, "{id}: clicks {} conversions {}", got.clicks, got.conversions);
     }

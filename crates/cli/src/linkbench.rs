@@ -275,7 +275,7 @@ pub async fn bench(o: LinksBenchOptions) -> anyhow::Result<LinksBenchReport> {
         settle(&collector).await;
     }
     for (name, addr) in [("paced: static 302 (floor)", floor_addr), ("paced: redirector", links_addr)] {
-        runs.push(paced(&format!("{name}"), addr, "/bench", &o).await?);
+        runs.push(paced(name, addr, "/bench", &o).await?);
         settle(&collector).await;
     }
     let t = Instant::now();

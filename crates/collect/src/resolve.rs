@@ -36,8 +36,11 @@ pub struct Resolver {
     ttl: Duration,
     negative_ttl: Duration,
     call_timeout: Duration,
-    cache: RwLock<HashMap<String, (Instant, Option<Arc<ResolvedLink>>)>>,
+    cache: RwLock<HashMap<String, Cached>>,
 }
+
+/// When a code was looked up, and what it was (`None`: unknown).
+type Cached = (Instant, Option<Arc<ResolvedLink>>);
 
 /// Cached codes kept at most; past it the cache starts afresh.
 const MAX_CACHED: usize = 500_000;

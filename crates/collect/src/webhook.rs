@@ -243,8 +243,9 @@ mod tests {
         assert_eq!((o.value_minor, o.currency.as_str()), (19_990, "EUR"));
         assert_eq!(o.code.as_deref(), Some("ANNA10"));
         assert_eq!(o.visitor_id.as_deref(), Some("abcdef0123456789"));
-        assert_eq!(o.event_id("brd_1"), o.clone().event_id("brd_1"));
-        assert_ne!(o.event_id("brd_1"), o.event_id("brd_2"));
+        let id = o.event_id("brd_1");
+        assert!(id.starts_with("ord-") && id.len() == 4 + 32, "{id}");
+        assert_ne!(id, o.event_id("brd_2"));
     }
 
     /// Pins amounts: exponents per currency, and refusal of what is not a plain amount.
