@@ -60,8 +60,18 @@ struct Running {
 }
 
 async fn start_collector(db_url: &str, ingest: SocketAddr, spool: &Path) -> anyhow::Result<Running> {
+    start_collector_bounded(db_url, ingest, spool, 1_000_000).await
+}
+
+async fn start_collector_bounded(
+    db_url: &str,
+    ingest: SocketAddr,
+    spool: &Path,
+    capacity: usize,
+) -> anyhow::Result<Running> {
     let cfg = CollectConfig {
         spool_path: spool.to_owned(),
+        spool_capacity: capacity,
         default_landing_url: Some("https://shop.example/default".into()),
         delivery: lift_collect::deliver::DeliveryConfig {
             backoff: (Duration::from_millis(20), Duration::from_millis(200)),
@@ -347,4 +357,36 @@ async fn order_webhooks_signed_and_idempotent() -> anyhow::Result<()> {
 fn base64_of(b: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(b)
+}
+
+/// Pins the bound: with ingestion down and room for 3 events, further clicks still redirect but
+/// are dropped and counted (`Collector::dropped`, `lift_collect_spool_dropped_total`); an order
+/// webhook is then answered 503, so the shop retries it rather than losing it.
+#[tokio::test]
+async fn full_spool_still_redirects_and_says_so() -> anyhow::Result<()> {
+    lift_runtime::metrics::install().context("no Prometheus recorder")?;
+    let env = env().await?;
+    let c = start_collector_bounded(&env.db_url, env.ingestion.addr, &env.spool, 3).await?;
+    ensure!(click(c.addr, "anna", None, FIREFOX).await?.status == 302);
+    c.drained(Duration::from_secs(10)).await?;
+    env.ingestion.stop().await?;
+    for i in 0..5 {
+        let r = click(c.addr, "anna", Some(&format!("visitor-{i:012}")), FIREFOX).await?;
+        ensure!(r.status == 302, "click {i} with a full spool: {}", r.status);
+    }
+    ensure!(
+        (c.collector.pending(), c.collector.dropped()) == (3, 2),
+        "{} pending, {} dropped",
+        c.collector.pending(),
+        c.collector.dropped()
+    );
+    let body = br#"{"order_id":"2001","value_minor":900,"currency":"EUR","code":"ANNA10"}"#;
+    let r =
+        request(c.addr, "POST", &format!("/webhooks/{BRAND}/orders"), &[("X-Lift-Signature", &sign_hex(body))], body)
+            .await?;
+    ensure!(r.status == 503, "order with a full spool: {r:?}");
+    // Only this test fills a spool, so the process-wide counter is this test's.
+    let text = lift_runtime::metrics::render();
+    ensure!(text.lines().any(|l| l == "lift_collect_spool_dropped_total 3"), "metrics:\n{text}");
+    c.stop().await
 }

@@ -188,6 +188,11 @@ impl Collector {
         self.inner.spool.len()
     }
 
+    /// Events refused since start because the spool was full.
+    pub fn dropped(&self) -> u64 {
+        self.inner.spool.dropped()
+    }
+
     /// Sets [`CollectConfig::clock_shift_secs`] for events recorded from now on.
     pub fn set_clock_shift(&self, secs: i64) {
         self.inner.clock_shift.store(secs, Ordering::Relaxed);
