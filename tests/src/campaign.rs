@@ -63,6 +63,7 @@ fn click(id: &str, at: i64, link: &str, visitor: &str) -> ipb::Event {
             link: link.into(),
             visitor_id: visitor.into(),
             landing: "https://shop.example/".into(),
+            ..Default::default()
         }),
     )
 }
@@ -1265,4 +1266,64 @@ async fn churn_on(env: &mut Env) -> anyhow::Result<()> {
     );
     ensure!((ch.entered, ch.left, ch.stayed) == counts, "second churn {ch:?}, by the sets {counts:?}");
     Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// For the collector's tests: a campaign with offers issued, outcomes to come
+// ---------------------------------------------------------------------------
+
+/// A fresh stack with three scored creators (`c00`, `c01`, `c02`, audiences of five), a
+/// brand and a campaign whose offers are issued with `landing_url`: tests drive the
+/// outcomes through the collector and read the report.
+#[derive(Debug)]
+pub struct OfferedCampaign {
+    pub stack: Stack,
+    pub ingest: IngestServiceClient<Channel>,
+    pub matching: MatchingServiceClient<Channel>,
+    pub brand_id: String,
+    pub brand_key: String,
+    pub campaign_id: String,
+    pub offers: Vec<mpb::Offer>,
+}
+
+pub async fn offered_campaign(dbs: &Databases, landing_url: &str) -> anyhow::Result<OfferedCampaign> {
+    let mut env = Env::start(dbs).await?;
+    let w = World::new(&[5, 5, 5], |_| 0, |_| 1);
+    env.ingest_scored(w.events.clone()).await?;
+    let brand = env.brand("Collected").await?;
+    let s = mpb::CampaignSpec {
+        budget: 3 * 1_500,
+        landing_url: landing_url.into(),
+        ..spec("collected", mpb::Objective::Reach, vec![pct(Dimension::Reach, 50.0)])
+    };
+    let c = env.create(&brand, s).await?;
+    let o = env.offers(&brand, &c.id, 1).await?;
+    ensure!(o.offers.len() == 3 && o.holdout.is_empty(), "offers {:?}, holdout {:?}", o.offers, o.holdout);
+    Ok(OfferedCampaign {
+        stack: env.stack,
+        ingest: env.ingest,
+        matching: env.matching,
+        brand_id: brand.id,
+        brand_key: brand.key,
+        campaign_id: c.id,
+        offers: o.offers,
+    })
+}
+
+impl OfferedCampaign {
+    /// The offer to creator `id`.
+    pub fn offer(&self, id: &str) -> anyhow::Result<&mpb::Offer> {
+        self.offers.iter().find(|o| id_of(o.account.as_ref()) == id).with_context(|| format!("no offer to {id}"))
+    }
+
+    pub async fn report(&mut self) -> anyhow::Result<mpb::GetCampaignReportResponse> {
+        Ok(self
+            .matching
+            .get_campaign_report(with_key(
+                mpb::GetCampaignReportRequest { campaign_id: self.campaign_id.clone() },
+                &self.brand_key,
+            )?)
+            .await?
+            .into_inner())
+    }
 }

@@ -4,6 +4,8 @@
 
 pub mod browser;
 pub mod campaign;
+/// The minimal HTTP client the collector's tests speak with (lives in lift-collect).
+pub use lift_collect::client as http;
 
 use std::time::Duration;
 

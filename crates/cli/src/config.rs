@@ -29,6 +29,7 @@ pub struct LiftConfig {
     pub ingest: IngestSection,
     pub scoring: ScoringSection,
     pub matching: MatchingSection,
+    pub collect: CollectSection,
 }
 
 /// Addresses, authentication, limits.
@@ -133,6 +134,58 @@ pub struct MatchingSection {
     pub score_cache_patience_ms: u64,
 }
 
+/// The link collector (`serve links`, part of `serve all`): its address and spool. Its
+/// tracking links are `matching.link_base`'s.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CollectSection {
+    /// `host:port` of the redirector, beacon and order webhooks.
+    pub addr: String,
+    /// Where links of campaigns without a landing URL go; empty = such links answer 404.
+    pub default_landing_url: String,
+    /// The spool file: events wait here until ingestion has them.
+    pub spool: String,
+    /// Undelivered events the spool keeps at most; beyond, new ones are refused and counted.
+    pub spool_capacity: usize,
+    /// Mark the visitor cookie `Secure` (when the collector is reached over https).
+    pub cookie_secure: bool,
+    /// Seconds on the landing page after which a session is engaged.
+    pub engaged_dwell_secs: u64,
+    /// Quiet seconds after which an undecided landing session is a bounce.
+    pub session_idle_secs: u64,
+}
+
+impl Default for CollectSection {
+    fn default() -> Self {
+        let d = lift_collect::CollectConfig::default();
+        Self {
+            addr: "127.0.0.1:8081".into(),
+            default_landing_url: d.default_landing_url.unwrap_or_default(),
+            spool: d.spool_path.display().to_string(),
+            spool_capacity: d.spool_capacity,
+            cookie_secure: d.cookie_secure,
+            engaged_dwell_secs: d.engaged_dwell.as_secs(),
+            session_idle_secs: d.session_idle.as_secs(),
+        }
+    }
+}
+
+impl CollectSection {
+    /// The collector's configuration, for links under `link_base`.
+    pub fn to_config(&self, link_base: &str) -> lift_collect::CollectConfig {
+        lift_collect::CollectConfig {
+            link_base: link_base.to_owned(),
+            default_landing_url: (!self.default_landing_url.is_empty()).then(|| self.default_landing_url.clone()),
+            spool_path: PathBuf::from(&self.spool),
+            spool_capacity: self.spool_capacity.max(1),
+            cookie_secure: self.cookie_secure,
+            engaged_dwell: Duration::from_secs(self.engaged_dwell_secs.max(1)),
+            session_idle: Duration::from_secs(self.session_idle_secs.max(1)),
+            ..Default::default()
+        }
+    }
+}
+
 impl Default for LiftConfig {
     fn default() -> Self {
         Self {
@@ -146,6 +199,7 @@ impl Default for LiftConfig {
                 ..Default::default()
             }),
             matching: MatchingSection::from(&lift_matching::MatchingConfig::default()),
+            collect: CollectSection::default(),
         }
     }
 }
@@ -315,6 +369,9 @@ pub const ENV_ALIASES: &[(&str, &str)] = &[
     ("LIFT_DB_ACQUIRE_TIMEOUT_SECS", "server.db_acquire_timeout_secs"),
     ("LIFT_RESCORE_DEBOUNCE_MS", "scoring.rescore_debounce_ms"),
     ("LIFT_SCORING_REPLICA", "scoring.writer_lease_holder"),
+    ("LIFT_LINKS_ADDR", "collect.addr"),
+    ("LIFT_SPOOL", "collect.spool"),
+    ("LIFT_DEFAULT_LANDING_URL", "collect.default_landing_url"),
     ("LIFT_TLS_CERT", "tls.cert"),
     ("LIFT_TLS_KEY", "tls.key"),
     ("LIFT_TLS_CLIENT_CA", "tls.client_ca"),

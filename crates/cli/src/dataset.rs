@@ -274,6 +274,7 @@ pub fn outcome_events(links: &[SimulatedLink], start: i64, end: i64, seed: u64) 
                     link: l.link.clone(),
                     visitor_id: v.clone(),
                     landing: "https://shop.example/landing".into(),
+                    ..Default::default()
                 }),
             ));
             let bounced = rng.random::<f64>() < l.bounce;

@@ -201,12 +201,24 @@ pub async fn start(opts: &DemoOptions) -> anyhow::Result<(Stack, anyhow::Result<
         }
     };
     let web = stack.start_web(web)?;
+    // The link collector: the campaign's audience arrives through it over HTTP (step 9).
+    let links = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let links_addr = links.local_addr()?;
+    let collect_cfg = lift_collect::CollectConfig {
+        spool_path: dir.join("collect.spool"),
+        // Simulated visitors leave at once: decide their bounces after 1 s, not 30 min.
+        session_idle: Duration::from_secs(1),
+        ..Default::default()
+    };
+    let collector = stack.start_collect(links, collect_cfg).await?;
     println!(
         "    ingestion {}  scoring {}  matching {}  web console {web}",
         stack.ingest_addr, stack.scoring_addr, stack.matching_addr
     );
+    println!("    link collector http://{links_addr} (redirects, beacon, order webhooks)");
     println!("    databases in {}", dir.display());
-    let mut result = story(&stack, opts, started).await;
+    let outlet = Outlet { addr: links_addr, collector };
+    let mut result = story(&stack, opts, started, &outlet).await;
     if let Ok(s) = &mut result
         && let Some(creator) = s.creator.clone()
     {
@@ -221,7 +233,13 @@ pub async fn start(opts: &DemoOptions) -> anyhow::Result<(Stack, anyhow::Result<
     Ok((stack, result))
 }
 
-async fn story(stack: &Stack, opts: &DemoOptions, started: Instant) -> anyhow::Result<DemoSummary> {
+/// The running collector the simulated audience goes through.
+struct Outlet {
+    addr: std::net::SocketAddr,
+    collector: lift_collect::Collector,
+}
+
+async fn story(stack: &Stack, opts: &DemoOptions, started: Instant, outlet: &Outlet) -> anyhow::Result<DemoSummary> {
     // The demo's own clients use the key the stack minted (ingest:write, ingest:read,
     // scores:read); the brand below gets its own campaigns:write key.
     let mut ingest = IngestServiceClient::new(stack.channel(&stack.ingest_url())?);
@@ -326,7 +344,8 @@ async fn story(stack: &Stack, opts: &DemoOptions, started: Instant) -> anyhow::R
 
     // 6. A campaign.
     step(6, "A brand creates a campaign with percentile eligibility and asks who qualifies");
-    let (_brand, key) = lift_matching::create_brand(&stack.matching_db, "Acme Coffee").await?;
+    let (brand, key) = lift_matching::create_brand(&stack.matching_db, "Acme Coffee").await?;
+    let secret = crate::links::create_webhook_secret(&stack.matching_db, &brand.0).await?;
     let spec = mpb::CampaignSpec {
         name: "Spring launch".into(),
         objective: mpb::Objective::Engagement as i32,
@@ -345,6 +364,7 @@ async fn story(stack: &Stack, opts: &DemoOptions, started: Instant) -> anyhow::R
         holdout_share: 0.2,
         attribution_window_secs: 7 * 86_400,
         allow_insufficient_evidence: false,
+        landing_url: "https://shop.example/spring".into(),
     };
     let campaign = matching
         .create_campaign(with_key(mpb::CreateCampaignRequest { spec: Some(spec) }, &key)?)
@@ -403,7 +423,8 @@ async fn story(stack: &Stack, opts: &DemoOptions, started: Instant) -> anyhow::R
         }
     }
 
-    let report = campaign_life(&mut ingest, &mut matching, &key, &campaign.id, end).await?;
+    let shop = Shop { outlet, brand_id: &brand.0, secret: &secret };
+    let report = campaign_life(&mut ingest, &mut matching, &key, &campaign.id, end, &shop).await?;
 
     println!(
         "\nDone in {:.1}s: dataset {dataset}, {} ledger events, {} accounts scored.",
@@ -432,6 +453,13 @@ pub const TRUE_EFFECT: f64 = 0.08;
 /// Baseline probability that an audience member orders anyway.
 const BASELINE: f64 = 0.03;
 
+/// The shop side of the demo: the collector and the brand's webhook secret.
+struct Shop<'a> {
+    outlet: &'a Outlet,
+    brand_id: &'a str,
+    secret: &'a str,
+}
+
 /// Portfolio → offers with a holdout → simulated outcomes ingested → report with lift.
 async fn campaign_life(
     ingest: &mut IngestServiceClient<Channel>,
@@ -439,6 +467,7 @@ async fn campaign_life(
     key: &str,
     campaign_id: &str,
     end: i64,
+    shop: &Shop<'_>,
 ) -> anyhow::Result<mpb::GetCampaignReportResponse> {
     step(7, "Portfolio: the set of creators that maximises expected reach within the budget");
     let p = matching
@@ -476,10 +505,30 @@ async fn campaign_life(
     step(9, "Simulating the campaign: audiences click, bounce or stay, and order");
     let audiences = audiences(ingest).await?;
     let events = campaign_outcomes(&offers.offers, &audiences, end);
-    let n = events.len();
-    let (acc, _) = stream_events(ingest, events, 2000).await?;
+    let head = ingest.get_ledger_info(ipb::GetLedgerInfoRequest {}).await?.into_inner().head_offset;
+    // The collector stamps what it records with its clock; shifted so the campaign happens an
+    // hour after the dataset ends, as the rest of the story's timeline does.
+    let now_secs = lift_domain::time::now() / 1_000_000;
+    shop.outlet.collector.set_clock_shift(end + 3_600 - now_secs);
+    let sent = crate::links::replay_over_http(shop.outlet.addr, "lift.to", shop.brand_id, shop.secret, &events).await?;
+    // Clicks, beacons and orders go through the collector's spool; bounces are decided after
+    // the idle time. Wait until the ledger holds one event per request.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let acc = loop {
+        let now = ingest.get_ledger_info(ipb::GetLedgerInfoRequest {}).await?.into_inner().head_offset - head;
+        if now >= sent.events() && shop.outlet.collector.pending() == 0 {
+            break now;
+        }
+        if Instant::now() > deadline {
+            bail!("{now} of {} outcome events reached the ledger within 60 s", sent.events());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     println!(
-        "    {n} outcome events ingested ({acc} accepted); true effect: +{:.0}% order probability per audience member of a treated creator",
+        "    {} link clicks, {} beacon sessions and {} signed order webhooks sent to the collector over HTTP; {acc} events on the ledger\n    true effect: +{:.0}% order probability per audience member of a treated creator",
+        sent.clicks,
+        sent.sessions,
+        sent.orders,
         TRUE_EFFECT * 100.0
     );
 
@@ -592,7 +641,8 @@ fn campaign_outcomes(
         let Some(owner) = &o.account else { continue };
         let audience = audiences.get(&key_of(owner)).cloned().unwrap_or_default();
         for (j, member) in audience.iter().enumerate() {
-            let visitor = format!("cv-{i}-{j}");
+            // Long enough to pass as the collector's visitor cookie (16+ characters).
+            let visitor = format!("cv-{i:06}-{j:08}");
             let tag = format!("{i}-{j}");
             let t = at(&mut rng);
             let mut ordered = false;
@@ -604,6 +654,7 @@ fn campaign_outcomes(
                         link: o.link.clone(),
                         visitor_id: visitor.clone(),
                         landing: "https://shop.example/spring".into(),
+                        ..Default::default()
                     }),
                 ));
                 let bounced = rng.random::<f64>() < 0.45;
@@ -691,6 +742,7 @@ pub async fn register_simulated_links(
             owner: Some(l.owner.clone()),
             campaign_id: String::new(),
             attribution_window_secs: SIMULATED_WINDOW_SECS.unsigned_abs(),
+            landing_url: String::new(),
         })
         .collect();
     Ok(ingest.register_links(ipb::RegisterLinksRequest { links }).await?.into_inner())

@@ -7,6 +7,8 @@
 //! - [`console`]: the demo's real data on first run, and the web console's keys.
 //! - [`dataset`]: the generated network and simulated outcomes.
 //! - [`soak`]: `lift bench soak`, a bounded soak with count checks.
+//! - [`links`]: brands' webhook secrets; simulated outcomes sent through the collector over HTTP.
+//! - [`linkbench`]: `lift bench links`, the redirector beside a static 302 from the same stack.
 //! - [`matchbench`]: `lift bench match`, MatchCampaign latency with and without the score cache.
 //! - [`cachebench`]: `lift bench cache-refresh`, the score cache by delta beside a full reload.
 
@@ -16,6 +18,8 @@ pub mod console;
 pub mod dataset;
 pub mod demo;
 pub mod latency;
+pub mod linkbench;
+pub mod links;
 pub mod matchbench;
 pub mod soak;
 pub mod stack;

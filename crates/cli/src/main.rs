@@ -169,6 +169,23 @@ enum BenchCommand {
         #[arg(long, default_value_t = 1_000)]
         chunk: u32,
     },
+    /// The link redirector on loopback beside a static 302 from the same HTTP stack, same run:
+    /// saturated (wrk) and paced (a fixed rate) requests/s and latency; then counts the clicks
+    /// that reached the ledger.
+    Links {
+        /// Seconds of each run.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// wrk's connections.
+        #[arg(long, default_value_t = 64)]
+        connections: u32,
+        /// wrk's threads.
+        #[arg(long, default_value_t = 2)]
+        threads: u32,
+        /// The paced runs' rate, requests per second.
+        #[arg(long, default_value_t = 5_000)]
+        rate: u32,
+    },
     /// MatchCampaign latency over a generated scored population on loopback: through
     /// the score cache, and through the QueryAccounts scan it replaces, side by side.
     Match {
@@ -289,7 +306,9 @@ enum Which {
     Matching,
     /// The web console alone (calls scoring and matching by URL).
     Web,
-    /// All three services and the web console.
+    /// The link redirector, landing-page beacon and order webhooks (HTTP; docs/collect.md).
+    Links,
+    /// All three services, the link collector and the web console.
     All,
 }
 
@@ -342,8 +361,6 @@ struct ServeArgs {
     /// (env LIFT_AUTH; default on). `off` is for local development only.
     #[arg(long, value_enum)]
     auth: Option<OnOff>,
-    /// [database.auth_url] Where API keys live (default: the database URL; env LIFT_AUTH_DATABASE_URL).
-    #[arg(long)]
     /// Where the web console listens (env LIFT_WEB_ADDR).
     #[arg(long, env = "LIFT_WEB_ADDR", default_value = "127.0.0.1:8080")]
     web_addr: SocketAddr,
@@ -353,6 +370,12 @@ struct ServeArgs {
     /// Mark the console's key cookie Secure (serve it behind https; env LIFT_WEB_SECURE_COOKIE).
     #[arg(long, env = "LIFT_WEB_SECURE_COOKIE")]
     web_secure_cookie: bool,
+    /// [collect.addr] HTTP address of the link redirector, beacon and order webhooks
+    /// (env LIFT_LINKS_ADDR; default 127.0.0.1:8081).
+    #[arg(long)]
+    links_addr: Option<SocketAddr>,
+    /// [database.auth_url] Where API keys live (default: the database URL; env LIFT_AUTH_DATABASE_URL).
+    #[arg(long)]
     auth_database_url: Option<String>,
     /// [credentials.api_key] The key this service presents to its peers (env LIFT_API_KEY).
     /// `serve all` mints its own when unset.
@@ -421,6 +444,7 @@ impl ServeArgs {
         put("server.request_timeout_secs", self.request_timeout_secs.map(|v| v.to_string()));
         put("server.db_acquire_timeout_secs", self.db_acquire_timeout_secs.map(|v| v.to_string()));
         put("server.metrics_addr", self.metrics_addr.map(|a| a.to_string()));
+        put("collect.addr", self.links_addr.map(|a| a.to_string()));
         put("tls.cert", path(&self.tls_cert));
         put("tls.key", path(&self.tls_key));
         put("tls.client_ca", path(&self.tls_client_ca));
@@ -470,6 +494,14 @@ enum BrandsCommand {
         /// `json` prints {"brand_id", "name", "api_key"}.
         #[arg(long, value_enum, default_value_t = Output::Text)]
         output: Output,
+    },
+    /// Create (or rotate) a brand's order-webhook secret and print it. The shop signs its
+    /// webhooks with it (HMAC-SHA256); it is stored as is, since checking an HMAC needs it.
+    WebhookSecret {
+        /// The brand's id (brd_...).
+        brand_id: String,
+        #[arg(long, env = "DATABASE_URL", default_value = "sqlite://lift.db?mode=rwc")]
+        database_url: String,
     },
 }
 
@@ -564,6 +596,15 @@ async fn main() -> anyhow::Result<()> {
                 }
             }
         }
+        Command::Brands { command: BrandsCommand::WebhookSecret { brand_id, database_url } } => {
+            let db = lift_store::connect(&database_url).await?;
+            let secret = lift_cli::links::create_webhook_secret(&db, &brand_id).await?;
+            println!(
+                "webhook secret for {brand_id} (stored as is; rotate by running this again):\n{secret}\n\
+                 order webhooks: POST <collector>/webhooks/{brand_id}/orders (X-Lift-Signature: sha256=<hex HMAC>)\n\
+                 Shopify orders/create: POST <collector>/webhooks/{brand_id}/shopify/orders-create"
+            );
+        }
         Command::Keys { command } => keys(command).await?,
         Command::Config { command: ConfigCommand::Show { config } } => {
             let mut layers = lift_cli::config::Layers::from_process(config.config_file.as_deref())?;
@@ -578,6 +619,16 @@ async fn main() -> anyhow::Result<()> {
         Command::Bench { command: BenchCommand::CacheRefresh { accounts, changed, chunk } } => {
             let opts = lift_cli::cachebench::CacheBenchOptions { accounts, changed, chunk };
             println!("{}", lift_cli::cachebench::run(&opts).await?);
+        }
+        Command::Bench { command: BenchCommand::Links { seconds, connections, threads, rate } } => {
+            let opts = lift_cli::linkbench::LinksBenchOptions {
+                seconds: seconds.max(1),
+                connections: connections.max(1),
+                threads: threads.max(1),
+                rate: rate.max(1),
+                ..Default::default()
+            };
+            println!("{}", lift_cli::linkbench::bench(opts).await?);
         }
         Command::Bench { command: BenchCommand::Match { accounts, calls, baseline_calls, page_size } } => {
             let opts = lift_cli::matchbench::MatchBenchOptions {
@@ -758,7 +809,7 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
         let sd = shutdown.clone();
         tasks.spawn(async move { Ok(lift_runtime::metrics::serve_metrics(listener, sd).await?) });
     }
-    if api_key.is_none() && auth_on && matches!(a.which, Which::Scoring | Which::Matching) {
+    if api_key.is_none() && auth_on && matches!(a.which, Which::Scoring | Which::Matching | Which::Links) {
         tracing::warn!("no LIFT_API_KEY: calls to peers carry no key and fail if the peers require one");
     }
     let (ingest_addr, scoring_addr, matching_addr) = (
@@ -807,9 +858,19 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
             };
             stack::spawn_web(&mut tasks, bind(a.web_addr).await?, cfg, &shutdown);
         }
+        Which::Links => {
+            let links_addr = addr("collect.addr", &c.collect.addr)?;
+            let db = lift_store::connect_with(&database_url, &opts.db).await?;
+            let cfg = c.collect.to_config(&c.matching.link_base);
+            stack::spawn_collect(&mut tasks, bind(links_addr).await?, db, &c.server.ingest_url, cfg, &opts, &shutdown)
+                .await?;
+            tracing::info!("link collector on http://{links_addr}/");
+        }
         Which::All => {
             let listeners = [bind(ingest_addr).await?, bind(scoring_addr).await?, bind(matching_addr).await?];
             let web = bind(a.web_addr).await?;
+            let links_addr = addr("collect.addr", &c.collect.addr)?;
+            let links = bind(links_addr).await?;
             let tls = match (opts.serve.tls, opts.client.tls) {
                 (Some(s), Some(c)) => Some((s, c)),
                 (None, None) => None,
@@ -830,6 +891,8 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
                 stack::Stack::start_with(listeners, &Databases::shared(&database_url), scoring_cfg, opts).await?;
             let web = s.start_web(web)?;
             tracing::info!("web console on http://{web}/");
+            s.start_collect(links, c.collect.to_config(&c.matching.link_base)).await?;
+            tracing::info!("link collector on http://{links_addr}/");
             if auth_on {
                 tracing::info!(
                     "authentication is on; create client keys with `lift keys create --scope ... --database-url <same db>`"

@@ -220,6 +220,7 @@ fn generate(n: usize, seed: u64, now: i64) -> anyhow::Result<Vec<(Event, Option<
                     link: link.clone(),
                     visitor_id: visitor.clone(),
                     landing: String::new(),
+                    ..Default::default()
                 }),
                 Some(owner),
             ));

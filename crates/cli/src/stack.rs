@@ -165,6 +165,30 @@ pub async fn spawn_ingest_with(
     Ok(())
 }
 
+/// Serves the link redirector, beacon and order webhooks (lift-collect) on `listener`,
+/// delivering to ingestion at `ingest_url` with `opts.client`'s key (`ingest:write`);
+/// `db` holds the brands' webhook secrets.
+pub async fn spawn_collect(
+    tasks: &mut JoinSet<anyhow::Result<()>>,
+    listener: TcpListener,
+    db: sea_orm::DatabaseConnection,
+    ingest_url: &str,
+    cfg: lift_collect::CollectConfig,
+    opts: &ServiceOptions,
+    shutdown: &Shutdown,
+) -> anyhow::Result<lift_collect::Collector> {
+    let ingest = IngestServiceClient::new(client::connect_lazy(ingest_url, &opts.client)?);
+    let (collector, delivery) = lift_collect::Collector::start(cfg, ingest, db, shutdown)?;
+    let (c, sd) = (collector.clone(), shutdown.clone());
+    tasks.spawn(async move {
+        lift_collect::serve(listener, c, sd).await?;
+        // The delivery task flushes (bounded) after shutdown; wait for it.
+        delivery.await?;
+        Ok(())
+    });
+    Ok(collector)
+}
+
 /// Serves scoring on `listener` and consumes the ledger from `ingest_url`.
 pub async fn spawn_scoring(
     tasks: &mut JoinSet<anyhow::Result<()>>,
@@ -405,6 +429,28 @@ impl Stack {
     /// A channel to `url` presenting the stack's [`client_key`](Self::client_key).
     pub fn channel(&self, url: &str) -> anyhow::Result<Channel> {
         self.channel_as(url, self.client_key.as_deref())
+    }
+
+    /// Starts the collector (lift-collect) on `listener` as part of this stack: it delivers
+    /// to the stack's ingestion with the stack's client key and reads webhook secrets from
+    /// matching's database; it stops with the stack.
+    pub async fn start_collect(
+        &mut self,
+        listener: TcpListener,
+        cfg: lift_collect::CollectConfig,
+    ) -> anyhow::Result<lift_collect::Collector> {
+        let opts = ServiceOptions {
+            serve: ServeOptions::default(),
+            client: ClientOptions {
+                credentials: Credentials::from_option(self.client_key.as_deref())?,
+                tls: self.client_tls.clone(),
+                ..ClientOptions::default()
+            },
+            db: lift_store::ConnectConfig::default(),
+        };
+        let ingest_url = self.ingest_url();
+        spawn_collect(&mut self.tasks, listener, self.matching_db.clone(), &ingest_url, cfg, &opts, &self.shutdown)
+            .await
     }
 
     /// Stops the scoring service (its server closes its connections, as a stopped

@@ -186,6 +186,26 @@ pub struct CampaignSpec {
     /// Action rules may pass accounts with insufficient evidence (never with none).
     #[serde(default)]
     pub allow_insufficient_evidence: bool,
+    /// Where tracking links redirect (http/https URL); empty = the redirector's default.
+    #[serde(default)]
+    pub landing_url: String,
+}
+
+/// What is wrong with a landing URL, if anything: it must be an absolute http(s) URL of at
+/// most 2,048 bytes without spaces or control characters.
+pub fn landing_url_problem(url: &str) -> Option<String> {
+    let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
+    if url.len() > 2_048 {
+        Some(format!("is {} bytes long; the limit is 2048", url.len()))
+    } else if !(lower.starts_with("https://") || lower.starts_with("http://")) {
+        Some("must be an absolute http:// or https:// URL".to_owned())
+    } else if url.len() <= "https://".len() {
+        Some("has no host".to_owned())
+    } else if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        Some("must not contain spaces or control characters".to_owned())
+    } else {
+        None
+    }
 }
 
 impl CampaignSpec {
@@ -285,6 +305,12 @@ impl CampaignSpec {
             }
             w => w,
         };
+        let landing_url = s.landing_url.trim().to_owned();
+        if !landing_url.is_empty()
+            && let Some(problem) = landing_url_problem(&landing_url)
+        {
+            v.push(FieldViolation::new("landing_url", problem));
+        }
         match objective {
             Some(objective) if v.is_empty() => Ok(Self {
                 name,
@@ -300,6 +326,7 @@ impl CampaignSpec {
                 holdout_share: s.holdout_share,
                 attribution_window_secs,
                 allow_insufficient_evidence: s.allow_insufficient_evidence,
+                landing_url,
             }),
             _ => Err(v),
         }
@@ -320,6 +347,7 @@ impl CampaignSpec {
             holdout_share: self.holdout_share,
             attribution_window_secs: self.attribution_window_secs,
             allow_insufficient_evidence: self.allow_insufficient_evidence,
+            landing_url: self.landing_url.clone(),
         }
     }
 
@@ -895,6 +923,8 @@ impl ReportBuilder {
                     self.add_audience(&t, &g.actor);
                 }
             }
+            // Bots, prefetches and bursts stay on the ledger but are not clicks.
+            EventBody::LinkClick(c) if !c.counted() => {}
             EventBody::LinkClick(c) => {
                 if let Some(owner) = self.owner(e, Some(&c.link)) {
                     self.visitor_owner.insert(c.visitor_id.clone(), owner.clone());

@@ -142,6 +142,19 @@ pub struct LinkClick {
     pub link: String,
     pub visitor_id: String,
     pub landing: String,
+    /// Coarse user-agent class ("desktop", "mobile", "tablet", "bot", "other"); may be empty.
+    #[serde(default)]
+    pub agent_class: String,
+    /// Why this was not a person's click (bot, prefetch, HEAD, burst): kept, never counted.
+    #[serde(default)]
+    pub not_counted: Option<String>,
+}
+
+impl LinkClick {
+    /// A person's click, as opposed to a bot, prefetch or burst recorded for the record.
+    pub fn counted(&self) -> bool {
+        self.not_counted.is_none()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -420,10 +433,14 @@ fn body_from_proto(k: &pb::event::Kind, policy: &ValidationPolicy, v: &mut Viola
             check_token(&c.link, "link_click.link", MAX_LINK_LEN, v);
             check_token(&c.visitor_id, "link_click.visitor_id", MAX_EVENT_ID_LEN, v);
             check_text(&c.landing, "link_click.landing", 2048, v);
+            check_text(&c.agent_class, "link_click.agent_class", 32, v);
+            check_text(&c.not_counted, "link_click.not_counted", 200, v);
             Some(EventBody::LinkClick(LinkClick {
                 link: c.link.clone(),
                 visitor_id: c.visitor_id.clone(),
                 landing: c.landing.clone(),
+                agent_class: c.agent_class.clone(),
+                not_counted: opt(&c.not_counted),
             }))
         }
         Kind::PageSession(s) => {
@@ -515,6 +532,8 @@ fn body_to_proto(b: &EventBody) -> pb::event::Kind {
             link: c.link.clone(),
             visitor_id: c.visitor_id.clone(),
             landing: c.landing.clone(),
+            agent_class: c.agent_class.clone(),
+            not_counted: c.not_counted.clone().unwrap_or_default(),
         }),
         EventBody::PageSession(s) => Kind::PageSession(pb::PageSession {
             visitor_id: s.visitor_id.clone(),

@@ -47,6 +47,9 @@ pub(crate) async fn attribute(
         let Outcome::Accepted(offset) = *o else { continue };
         out[i] = match &e.body {
             EventBody::LinkClick(c) => Some(match registered.get(&c.link) {
+                // Credited to its link for the record, but a bot's or a prefetch's request
+                // is no click a later order could be attributed to.
+                Some(link) if !c.counted() => credited(AttributionStatus::Click, link, 0),
                 Some(link) => {
                     let click = Click {
                         offset,
@@ -143,6 +146,7 @@ mod tests {
             owner: AccountId::new("x", "a"),
             campaign_id: String::new(),
             attribution_window_secs: 1,
+            landing_url: String::new(),
         };
         let cs = [click(1, 10, 100), click(2, 20, 25), click(3, 20, 100), click(4, 60, 100)];
         let pick = |at| last_covering(cs.iter().map(|c| (c, &link)), at).map(|(c, _)| c.offset);

@@ -122,6 +122,15 @@ impl IngestService for Ingest {
     }
 
     #[tracing::instrument(skip_all)]
+    async fn resolve_links(
+        &self,
+        req: Request<pb::ResolveLinksRequest>,
+    ) -> Result<Response<pb::ResolveLinksResponse>, Status> {
+        let links = Ingest::resolve_links(self, &req.into_inner().links).await?;
+        Ok(Response::new(pb::ResolveLinksResponse { links }))
+    }
+
+    #[tracing::instrument(skip_all)]
     async fn get_ledger_info(
         &self,
         _req: Request<pb::GetLedgerInfoRequest>,

@@ -176,6 +176,9 @@ impl Ingest {
                     format!("is {} s; the limit is 366 days", l.attribution_window_secs),
                 ));
             }
+            if !l.landing_url.is_empty() {
+                check_landing_url(&l.landing_url, &at("landing_url"), &mut violations);
+            }
             let owner = AccountId::from_proto(l.owner.as_ref(), &at("owner"), &mut violations);
             if let (Some(owner), true) = (owner, violations.len() == before) {
                 out.push(links::Link {
@@ -186,6 +189,7 @@ impl Ingest {
                         0 => cfg.default_attribution_window.as_secs(),
                         s => s,
                     },
+                    landing_url: l.landing_url.clone(),
                 });
             }
         }
@@ -193,6 +197,28 @@ impl Ingest {
             return Err(Error::Invalid(violations));
         }
         Ok(links::register(&self.inner.db, &out, lift_domain::time::now()).await?)
+    }
+
+    /// The registered links among `req` (at most [`MAX_RESOLVE`]), in request order.
+    pub async fn resolve_links(&self, req: &[String]) -> Result<Vec<pb::Link>, Error> {
+        if req.len() > MAX_RESOLVE {
+            return Err(Error::Invalid(vec![FieldViolation::new(
+                "links",
+                format!("has {} links; the limit is {MAX_RESOLVE}", req.len()),
+            )]));
+        }
+        let found = links::get_many(&self.inner.db, req.iter().map(String::as_str)).await?;
+        Ok(req
+            .iter()
+            .filter_map(|l| found.get(l))
+            .map(|l| pb::Link {
+                link: l.link.clone(),
+                owner: Some(l.owner.to_proto()),
+                campaign_id: l.campaign_id.clone(),
+                attribution_window_secs: l.attribution_window_secs,
+                landing_url: l.landing_url.clone(),
+            })
+            .collect())
     }
 
     pub async fn ledger_info(&self) -> Result<pb::GetLedgerInfoResponse, Error> {
@@ -309,4 +335,12 @@ fn schema_field(path: &str) -> String {
         }
     }
     out.strip_prefix("events.").or_else(|| out.strip_prefix("events")).unwrap_or(&out).to_owned()
+}
+/// Most links one `ResolveLinks` call may ask about.
+pub(crate) const MAX_RESOLVE: usize = 1_000;
+
+fn check_landing_url(url: &str, field: &str, v: &mut Vec<FieldViolation>) {
+    if let Some(problem) = lift_domain::campaign::landing_url_problem(url) {
+        v.push(FieldViolation::new(field, problem));
+    }
 }

@@ -70,7 +70,12 @@ fn click(id: &str, secs_ago: i64, link: &str, visitor: &str) -> pb::Event {
     ev(
         id,
         secs_ago,
-        Kind::LinkClick(pb::LinkClick { link: link.into(), visitor_id: visitor.into(), landing: String::new() }),
+        Kind::LinkClick(pb::LinkClick {
+            link: link.into(),
+            visitor_id: visitor.into(),
+            landing: String::new(),
+            ..Default::default()
+        }),
     )
 }
 
@@ -247,6 +252,7 @@ async fn attribution(url: &str) {
         owner: acct(owner),
         campaign_id: "c1".into(),
         attribution_window_secs: window,
+        landing_url: String::new(),
     };
     let r = s
         .client

@@ -882,6 +882,7 @@ impl Matching {
                 owner: Some(owner),
                 campaign_id: c.row.id.clone(),
                 attribution_window_secs: c.spec.attribution_window_secs,
+                landing_url: c.spec.landing_url.clone(),
             })
             .collect();
         for chunk in links.chunks(5_000) {

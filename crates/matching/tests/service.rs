@@ -474,7 +474,12 @@ fn click(id: &str, secs_ago: i64, link: &str, visitor: &str) -> ipb::Event {
     ev(
         id,
         secs_ago,
-        Kind::LinkClick(ipb::LinkClick { link: link.into(), visitor_id: visitor.into(), landing: String::new() }),
+        Kind::LinkClick(ipb::LinkClick {
+            link: link.into(),
+            visitor_id: visitor.into(),
+            landing: String::new(),
+            ..Default::default()
+        }),
     )
 }
 
@@ -763,6 +768,7 @@ async fn generated_world(s: &Stack, n: usize, seed: u64) -> u64 {
             owner: Some(acct(&g(i))),
             campaign_id: String::new(),
             attribution_window_secs: 0,
+            landing_url: String::new(),
         })
         .collect();
     s.ingest.clone().register_links(ipb::RegisterLinksRequest { links }).await.expect("links");

@@ -33,7 +33,8 @@ const MAX_CACHED: usize = 10_000;
 /// What a key may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Scope {
-    /// Append events (`IngestBatch`, `IngestStream`): collectors, pixels, importers.
+    /// Append events (`IngestBatch`, `IngestStream`) and resolve the links they record
+    /// clicks on (`ResolveLinks`): collectors, pixels, importers.
     IngestWrite,
     /// Read the ledger (`Subscribe`, `GetLedgerInfo`): scoring, matching.
     IngestRead,
@@ -106,7 +107,7 @@ pub fn access(path: &str) -> Access {
         | "grpc.reflection.v1.ServerReflection"
         | "grpc.reflection.v1alpha.ServerReflection" => Access::Public,
         "lift.ingest.v1.IngestService" => match method {
-            "IngestBatch" | "IngestStream" => Access::Requires(Scope::IngestWrite),
+            "IngestBatch" | "IngestStream" | "ResolveLinks" => Access::Requires(Scope::IngestWrite),
             "Subscribe" | "GetLedgerInfo" => Access::Requires(Scope::IngestRead),
             "RegisterLinks" => Access::Requires(Scope::LinksWrite),
             _ => Access::Unknown,

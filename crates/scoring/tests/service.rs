@@ -90,6 +90,12 @@ impl IngestService for Ledger {
     ) -> Result<Response<ipb::RegisterLinksResponse>, Status> {
         Err(Status::unimplemented("test ledger"))
     }
+    async fn resolve_links(
+        &self,
+        _: Request<ipb::ResolveLinksRequest>,
+    ) -> Result<Response<ipb::ResolveLinksResponse>, Status> {
+        Err(Status::unimplemented("test ledger"))
+    }
     async fn get_ledger_info(
         &self,
         _: Request<ipb::GetLedgerInfoRequest>,

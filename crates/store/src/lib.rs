@@ -8,6 +8,7 @@
 //! - [`checkpoints`] stores the scoring engine's state at an offset, in chunks.
 //! - [`lease`] is the scoring writer lease (fencing token) and the global run-id counter.
 //! - [`links`] is the link registry and the click index attribution reads.
+//! - [`webhook_secrets`] holds each brand's order-webhook secret (lift-collect).
 //! - [`testing`] (feature `testing`) starts a PostgreSQL container for tests.
 //!
 //! Repositories take `&impl ConnectionTrait`, so they run on a pool or inside a
@@ -26,6 +27,7 @@ pub mod migration;
 pub mod scoring;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod webhook_secrets;
 
 pub use connect::{ConnectConfig, begin_write, connect, connect_with, is_postgres, migrate};
 pub use error::Error;

@@ -26,6 +26,9 @@ pub struct Link {
     pub campaign_id: String,
     /// How long after a click a conversion is credited to it.
     pub attribution_window_secs: u64,
+    /// Where the link redirector sends visitors; empty = its default. Fixed by the
+    /// first registration, like the owner.
+    pub landing_url: String,
 }
 
 impl From<entity::Model> for Link {
@@ -35,6 +38,7 @@ impl From<entity::Model> for Link {
             owner: AccountId::new(m.owner_network, m.owner_id),
             campaign_id: m.campaign_id,
             attribution_window_secs: u64::try_from(m.attribution_window_secs).unwrap_or(0),
+            landing_url: m.landing_url,
         }
     }
 }
@@ -70,14 +74,14 @@ where
     let list: Vec<&Link> = wanted.values().copied().collect();
     for chunk in list.chunks(500) {
         let mut sql = String::from(
-            "INSERT INTO links (link, owner_network, owner_id, campaign_id, attribution_window_secs, registered_at) VALUES ",
+            "INSERT INTO links (link, owner_network, owner_id, campaign_id, attribution_window_secs, registered_at, landing_url) VALUES ",
         );
-        let mut params = Vec::with_capacity(chunk.len() * 6);
+        let mut params = Vec::with_capacity(chunk.len() * 7);
         for (i, l) in chunk.iter().enumerate() {
             if i > 0 {
                 sql.push_str(", ");
             }
-            sql.push_str(&placeholders(backend, i * 6, 6));
+            sql.push_str(&placeholders(backend, i * 7, 7));
             params.extend([
                 Value::from(l.link.clone()),
                 Value::from(l.owner.network.clone()),
@@ -85,6 +89,7 @@ where
                 Value::from(l.campaign_id.clone()),
                 Value::BigInt(Some(to_db(l.attribution_window_secs))),
                 Value::BigInt(Some(now)),
+                Value::from(l.landing_url.clone()),
             ]);
         }
         // Concurrent registrations of the same link must not fail on the unique key:
@@ -204,7 +209,7 @@ pub async fn last_click(
     let backend = db.get_database_backend();
     let sql = format!(
         "SELECT c.click_offset, c.occurred_at, c.attributable_until, l.link, l.owner_network, l.owner_id, \
-                l.campaign_id, l.attribution_window_secs \
+                l.campaign_id, l.attribution_window_secs, l.landing_url \
          FROM link_clicks c JOIN links l ON l.link = c.link \
          WHERE c.visitor_id = {p1} AND c.occurred_at <= {p2} AND c.attributable_until >= {p2} \
          ORDER BY c.occurred_at DESC, c.click_offset DESC LIMIT 1",
@@ -224,6 +229,7 @@ pub async fn last_click(
         owner: AccountId::new(r.try_get_by_index::<String>(4)?, r.try_get_by_index::<String>(5)?),
         campaign_id: r.try_get_by_index(6)?,
         attribution_window_secs: u64::try_from(r.try_get_by_index::<i64>(7)?).unwrap_or(0),
+        landing_url: r.try_get_by_index(8)?,
     };
     let click = Click {
         offset: to_offset(r.try_get_by_index::<i64>(0)?)?,

@@ -128,6 +128,7 @@ async fn links_register_and_attribute(db: &DatabaseConnection) -> Result<(), Err
         owner: AccountId::new("x", "anna"),
         campaign_id: "c1".into(),
         attribution_window_secs: 3600,
+        landing_url: String::new(),
     };
     let r = links::register(db, std::slice::from_ref(&anna), 1).await?;
     assert_eq!((r.registered, r.unchanged), (1, 0));

@@ -119,6 +119,8 @@ impl Ledger {
             link: format!("l/{owner}"),
             visitor_id: visitor.into(),
             landing: String::new(),
+            agent_class: String::new(),
+            not_counted: None,
         });
         let a = self.attribution(owner);
         self.push(at, body, a);

@@ -29,6 +29,7 @@ fn valid() -> pb::CampaignSpec {
         holdout_share: 0.2,
         attribution_window_secs: 0,
         allow_insufficient_evidence: false,
+        landing_url: String::new(),
     }
 }
 
@@ -427,7 +428,13 @@ fn follow(offset: u64, follower: &str, followee: &str) -> LedgerEntry {
 fn click(offset: u64, link: &str, visitor: &str, owner: &str, campaign: &str) -> LedgerEntry {
     entry(
         offset,
-        EventBody::LinkClick(LinkClick { link: link.into(), visitor_id: visitor.into(), landing: String::new() }),
+        EventBody::LinkClick(LinkClick {
+            link: link.into(),
+            visitor_id: visitor.into(),
+            landing: String::new(),
+            agent_class: String::new(),
+            not_counted: None,
+        }),
         attributed(AttributionStatus::Click, link, owner, campaign),
     )
 }

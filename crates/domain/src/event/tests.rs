@@ -52,6 +52,7 @@ fn valid_events() -> Vec<pb::Event> {
             link: "L1".into(),
             visitor_id: "v1".into(),
             landing: "https://shop/x".into(),
+            ..Default::default()
         })),
         base(Kind::PageSession(pb::PageSession {
             visitor_id: "v1".into(),
@@ -144,7 +145,8 @@ fn arb_event() -> impl Strategy<Value = pb::Event> {
         (arb_token(), arb_token()).prop_map(|(l, v)| Kind::LinkClick(pb::LinkClick {
             link: l,
             visitor_id: v,
-            landing: String::new()
+            landing: String::new(),
+            ..Default::default()
         })),
         (arb_token(), any::<u64>(), any::<bool>()).prop_map(|(v, d, b)| Kind::PageSession(pb::PageSession {
             visitor_id: v,

@@ -206,6 +206,7 @@ impl State {
                 let followee = self.intern(&f.followee);
                 self.follows.push(FollowRec { offset, at, follower, followee, unfollow: f.unfollow });
             }
+            EventBody::LinkClick(c) if !c.counted() => {}
             EventBody::LinkClick(_) => self.outcome(owner, offset, at, OutcomeKind::Click, 0),
             EventBody::PageSession(s) => {
                 self.outcome(owner, offset, at, OutcomeKind::Session { bounced: s.bounced }, 0);

@@ -112,6 +112,8 @@ pub fn click(offset: u64, owner: &str, visitor: &str, at_secs: i64) -> LedgerEnt
         link: format!("l/{owner}"),
         visitor_id: visitor.into(),
         landing: String::new(),
+        agent_class: String::new(),
+        not_counted: None,
     });
     attributed(entry(offset, at_secs, body), owner, AttributionStatus::Click)
 }

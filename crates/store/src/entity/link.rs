@@ -13,6 +13,8 @@ pub struct Model {
     pub campaign_id: String,
     pub attribution_window_secs: i64,
     pub registered_at: i64,
+    /// Where the link redirector sends visitors; empty = its default.
+    pub landing_url: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

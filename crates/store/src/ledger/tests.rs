@@ -46,6 +46,8 @@ async fn attribution_and_kind_filter_round_trip() {
             link: "L".into(),
             visitor_id: "v".into(),
             landing: String::new(),
+            agent_class: String::new(),
+            not_counted: None,
         }),
     };
     let attr = Attribution {
