@@ -263,3 +263,20 @@ async fn run(stack: &Stack) -> anyhow::Result<()> {
     ensure!(denied.as_ref().err().map(|s| s.code()) == Some(tonic::Code::NotFound), "{denied:?}");
     Ok(())
 }
+
+/// Polls `probe` every 25 ms until it returns true, failing after `within`
+/// with `what` in the error.
+pub async fn wait_until<F, Fut>(what: &str, within: Duration, mut probe: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + within;
+    while !probe().await {
+        if std::time::Instant::now() > deadline {
+            anyhow::bail!("{what}: not within {within:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    Ok(())
+}

@@ -6,14 +6,15 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context, bail, ensure};
+use anyhow::{Context, ensure};
 use lift_collect::{CollectConfig, Collector};
 use lift_proto::ingest::v1::{self as ipb, ingest_service_client::IngestServiceClient};
 use lift_runtime::Shutdown;
 use lift_runtime::client::{self, Channel, ClientOptions};
 use lift_tests::http::{HttpResponse, request};
+use lift_tests::wait_until;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -103,21 +104,6 @@ impl Running {
     async fn drained(&self, within: Duration) -> anyhow::Result<()> {
         wait_until("spool drained", within, || async { self.collector.pending() == 0 }).await
     }
-}
-
-async fn wait_until<F, Fut>(what: &str, within: Duration, mut probe: F) -> anyhow::Result<()>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + within;
-    while !probe().await {
-        if Instant::now() > deadline {
-            bail!("{what}: not within {within:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    Ok(())
 }
 
 /// Every event on the ledger.

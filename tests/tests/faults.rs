@@ -15,25 +15,10 @@ use lift_proto::matching::v1::{self as mpb, matching_service_client::MatchingSer
 use lift_proto::scoring::v1::{self as spb, scoring_service_client::ScoringServiceClient};
 use lift_runtime::Shutdown;
 use lift_runtime::client::{self, Channel, ClientOptions};
+use lift_tests::wait_until;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tonic::Code;
-
-/// Polls `probe` every 50 ms until it returns true, failing after `within`.
-async fn wait_until<F, Fut>(what: &str, within: Duration, mut probe: F) -> anyhow::Result<()>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + within;
-    while !probe().await {
-        if Instant::now() > deadline {
-            bail!("{what}: not within {within:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Ok(())
-}
 
 fn generated(accounts: usize, seed: u64) -> (Vec<ipb::Event>, Vec<ipb::AccountRef>) {
     let g = lift_cli::dataset::generate(&lift_cli::dataset::NetworkSpec { accounts, seed, ..Default::default() });
