@@ -101,13 +101,19 @@ async fn sqlite_import_while_scoring_commits_never_fails_a_commit() {
     let scoring_db = lift_store::connect(&file.url()).await.unwrap();
     let importing = Arc::new(AtomicBool::new(true));
     let imported = Arc::new(AtomicU64::new(0));
+    let commits_seen = Arc::new(AtomicU64::new(0));
     let import = {
-        let (importing, imported) = (importing.clone(), imported.clone());
+        let (importing, imported, commits_seen) = (importing.clone(), imported.clone(), commits_seen.clone());
         tokio::spawn(async move {
-            for b in 0..30u64 {
+            // At least 30 batches, and on until three scoring commits landed in
+            // between, so the overlap does not depend on how fast this machine is;
+            // the cap keeps a starved scoring writer a failure, not a hang.
+            let mut b = 0u64;
+            while b < 30 || (commits_seen.load(Ordering::Acquire) < 3 && b < 1000) {
                 let batch: Vec<Event> = (0..2000).map(|i| mention(&format!("{b}-{i}"), b * 2000 + i)).collect();
                 let out = ledger::append(&ingest, &batch).await?;
                 imported.fetch_add(out.len() as u64, Ordering::AcqRel);
+                b += 1;
             }
             importing.store(false, Ordering::Release);
             Ok::<_, Error>(())
@@ -121,6 +127,7 @@ async fn sqlite_import_while_scoring_commits_never_fails_a_commit() {
         match scoring::commit_run(&scoring_db, &run(offset), &rows(2000, committed as f64)).await {
             Ok(_) => {
                 committed += 1;
+                commits_seen.store(committed, Ordering::Release);
                 if importing.load(Ordering::Acquire) {
                     during_import += 1;
                 }
