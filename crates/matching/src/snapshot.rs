@@ -92,7 +92,7 @@ struct TopicColumn {
 
 /// Every scored account of one scoring run, in columns.
 #[derive(Debug)]
-pub(crate) struct ScoreSnapshot {
+pub(crate) struct RunScores {
     pub(crate) model_version: String,
     pub(crate) as_of: u64,
     n: usize,
@@ -122,7 +122,7 @@ pub(crate) struct Verdict {
     pub(crate) near: Vec<u32>,
 }
 
-impl ScoreSnapshot {
+impl RunScores {
     pub(crate) fn len(&self) -> usize {
         self.n
     }
@@ -369,7 +369,7 @@ fn finite_or_zero(x: f64) -> f64 {
     if x.is_finite() { x } else { 0.0 }
 }
 
-/// Collects scoring's pages into a [`ScoreSnapshot`].
+/// Collects scoring's pages into a [`RunScores`].
 #[derive(Debug, Default)]
 pub(crate) struct Builder {
     rows: Vec<Row>,
@@ -420,7 +420,7 @@ impl Builder {
         self.rows.push(row);
     }
 
-    pub(crate) fn finish(self, run: Run) -> Result<ScoreSnapshot, Error> {
+    pub(crate) fn finish(self, run: Run) -> Result<RunScores, Error> {
         let mut rows = self.rows;
         // Stable, so of an account sent twice the first copy is kept (as the scan does).
         rows.sort_by(|a, b| a.account.cmp(&b.account));
@@ -433,7 +433,7 @@ impl Builder {
         }
         let mut networks: Vec<String> = Vec::new();
         let mut network_ids: HashMap<String, u32> = HashMap::new();
-        let mut snap = ScoreSnapshot {
+        let mut snap = RunScores {
             model_version: run.0,
             as_of: run.1,
             n,
@@ -547,16 +547,16 @@ pub(crate) async fn load(
     retry: &RetryPolicy,
     chunk_size: u32,
     attempts: u32,
-) -> Result<ScoreSnapshot, Error> {
+) -> Result<RunScores, Error> {
     let mut last = None;
     for attempt in 1..=attempts.max(1) {
         match load_once(scoring, retry, chunk_size).await {
             Ok(builder_run) => {
                 let (builder, run) = builder_run;
                 // Sorting and column building is CPU work: keep it off the async workers.
-                return tokio::task::spawn_blocking(move || builder.finish(run)).await.map_err(|e| {
-                    Error::scoring(tonic::Status::internal(format!("building the score cache failed: {e}")))
-                })?;
+                return tokio::task::spawn_blocking(move || builder.finish(run))
+                    .await
+                    .map_err(|e| Error::Internal(format!("building the score cache failed: {e}")))?;
             }
             Err(e) => {
                 tracing::warn!(attempt, error = %e, "loading the score cache failed; retrying");
@@ -628,7 +628,7 @@ pub struct ScoreCacheStats {
 /// caller with the previous run's snapshot, marked stale, instead of a wait.
 #[derive(Debug)]
 pub(crate) struct ScoreCache {
-    current: RwLock<Option<Arc<ScoreSnapshot>>>,
+    current: RwLock<Option<Arc<RunScores>>>,
     loading: AtomicBool,
     /// Bumped after every load attempt, successful or not.
     attempts: tokio::sync::watch::Sender<u64>,
@@ -651,12 +651,12 @@ impl Default for ScoreCache {
 }
 
 impl ScoreCache {
-    fn get(&self) -> Option<Arc<ScoreSnapshot>> {
+    fn get(&self) -> Option<Arc<RunScores>> {
         // A poisoned lock only means a panic elsewhere while swapping an Arc; the value is whole.
         self.current.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
-    fn serves(s: &ScoreSnapshot, run: &Run) -> bool {
+    fn serves(s: &RunScores, run: &Run) -> bool {
         s.model_version == run.0 && s.as_of == run.1
     }
 
@@ -664,7 +664,7 @@ impl ScoreCache {
     fn start_load<F, Fut>(self: &Arc<Self>, load: F)
     where
         F: FnOnce() -> Fut + Send + 'static,
-        Fut: Future<Output = Result<ScoreSnapshot, Error>> + Send + 'static,
+        Fut: Future<Output = Result<RunScores, Error>> + Send + 'static,
     {
         if self.loading.swap(true, Ordering::AcqRel) {
             return;
@@ -708,10 +708,10 @@ impl ScoreCache {
         run: &Run,
         patience: Option<Duration>,
         load: F,
-    ) -> Result<(Arc<ScoreSnapshot>, bool), Error>
+    ) -> Result<(Arc<RunScores>, bool), Error>
     where
         F: FnOnce() -> Fut + Send + 'static,
-        Fut: Future<Output = Result<ScoreSnapshot, Error>> + Send + 'static,
+        Fut: Future<Output = Result<RunScores, Error>> + Send + 'static,
     {
         if let Some(s) = self.get().filter(|s| Self::serves(s, run)) {
             return Ok((s, false));
@@ -734,7 +734,7 @@ impl ScoreCache {
                         .ok_or_else(|| Error::scoring(tonic::Status::unavailable("the score cache is loading")));
                 }
                 Some(Err(_)) => {
-                    return Err(Error::scoring(tonic::Status::internal("the score cache's loader went away")));
+                    return Err(Error::Internal("the score cache's loader went away".to_owned()));
                 }
                 Some(Ok(())) => {}
             }
@@ -777,7 +777,7 @@ impl ScoreCache {
 mod tests {
     use super::*;
 
-    fn empty(run: &Run) -> Result<ScoreSnapshot, Error> {
+    fn empty(run: &Run) -> Result<RunScores, Error> {
         Builder::default().finish(run.clone())
     }
 

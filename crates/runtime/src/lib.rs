@@ -8,6 +8,7 @@
 //! - [`client`]: outgoing channels with credentials, timeouts, bounded retries.
 //! - [`tls`]: rustls server and client settings from PEM files.
 
+pub mod args;
 pub mod auth;
 pub mod client;
 mod error;

@@ -5,12 +5,14 @@
 //!   caught up (debounced), commits run + offset in one transaction, publishes.
 //! - `grpc` — thin handlers over `Scoring`'s read functions.
 //! - `query` — `QueryAccounts` over the pre-sorted per-dimension indexes.
+//! - `run` — starts the consumer and the server with dependencies passed in.
 
 mod consumer;
 mod convert;
 mod explain;
 mod grpc;
 mod query;
+mod run;
 mod seeds;
 
 use std::collections::HashMap;
@@ -26,19 +28,43 @@ use crate::Error;
 use crate::engine::{ModelParams, Node, Snapshot, State};
 
 pub use grpc::{Handlers, MAX_ACCOUNTS_PER_REQUEST, ScoringServer};
+pub use run::{ScoringDeps, run};
 
-/// How the scoring service runs.
-#[derive(Debug, Clone)]
+/// How the scoring service runs. `Default` suits a service, and `lift serve`
+/// takes each setting but the model as a flag or environment variable
+/// (`--scoring-max-rr-sets`, `LIFT_SCORING_MAX_RR_SETS`).
+#[derive(Debug, Clone, clap::Args)]
 pub struct ScoringConfig {
-    /// The model every run is computed with.
+    /// The model every run is computed with (a new model is a new release).
+    #[arg(skip)]
     pub model: ModelParams,
     /// After catching up with new events, wait this long for more before recomputing.
+    #[arg(
+        long = "rescore-debounce-ms",
+        env = "LIFT_RESCORE_DEBOUNCE_MS",
+        default_value = "500",
+        value_parser = lift_runtime::args::millis
+    )]
     pub debounce: Duration,
-    /// First and largest wait between reconnects to ingestion.
+    /// First wait before reconnecting to ingestion.
+    #[arg(
+        long = "scoring-initial-backoff",
+        env = "LIFT_SCORING_INITIAL_BACKOFF",
+        default_value = "100ms",
+        value_parser = lift_runtime::args::duration
+    )]
     pub initial_backoff: Duration,
+    /// Largest wait between reconnects to ingestion.
+    #[arg(
+        long = "scoring-max-backoff",
+        env = "LIFT_SCORING_MAX_BACKOFF",
+        default_value = "10s",
+        value_parser = lift_runtime::args::duration
+    )]
     pub max_backoff: Duration,
     /// Most reverse-reachable sets one `SelectSeeds` call may sample (bounds its
     /// latency and memory; a response says when the cap weakened its guarantee).
+    #[arg(long = "scoring-max-rr-sets", env = "LIFT_SCORING_MAX_RR_SETS", default_value_t = 2_000_000)]
     pub max_rr_sets: usize,
 }
 
@@ -46,7 +72,7 @@ impl Default for ScoringConfig {
     fn default() -> Self {
         Self {
             model: ModelParams::default(),
-            debounce: Duration::from_secs(1),
+            debounce: Duration::from_millis(500),
             initial_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(10),
             max_rr_sets: 2_000_000,
@@ -71,8 +97,9 @@ struct Inner {
     directory: RwLock<Directory>,
     /// (run id, as-of offset) of the latest published run: lets callers wait on progress.
     progress: watch::Sender<(u64, u64)>,
-    /// The ingestion client the consumer runs with, for replays on demand.
-    ingest: RwLock<Option<IngestServiceClient<lift_runtime::client::Channel>>>,
+    /// Ingestion, for replays on demand (`ExplainScoreChange`); `None` when
+    /// built by [`Scoring::new`], without one.
+    ingest: Option<IngestServiceClient<lift_runtime::client::Channel>>,
 }
 
 /// One committed run, as served.
@@ -113,9 +140,29 @@ impl Directory {
 
 impl Scoring {
     /// Builds the service over a migrated database (see `lift_store::connect`),
-    /// checking that the scoring tables answer. Scores are loaded by
-    /// [`Scoring::run_consumer`].
+    /// checking that the scoring tables answer, with `ingest` for replays
+    /// (`ExplainScoreChange` works from the start, before the consumer has).
+    /// Scores are loaded by [`Scoring::run_consumer`].
+    pub async fn with_ledger(
+        db: DatabaseConnection,
+        cfg: ScoringConfig,
+        ingest: IngestServiceClient<lift_runtime::client::Channel>,
+    ) -> Result<Self, Error> {
+        Self::build(db, cfg, Some(ingest)).await
+    }
+
+    /// [`Scoring::with_ledger`] without a client of its own for replays:
+    /// `ExplainScoreChange` answers UNAVAILABLE. For embedding scoring where
+    /// only scores are served (benchmarks, tests).
     pub async fn new(db: DatabaseConnection, cfg: ScoringConfig) -> Result<Self, Error> {
+        Self::build(db, cfg, None).await
+    }
+
+    async fn build(
+        db: DatabaseConnection,
+        cfg: ScoringConfig,
+        ingest: Option<IngestServiceClient<lift_runtime::client::Channel>>,
+    ) -> Result<Self, Error> {
         if cfg.initial_backoff.is_zero() {
             return Err(Error::invalid(
                 "initial_backoff",
@@ -132,7 +179,7 @@ impl Scoring {
                 published: RwLock::new(None),
                 directory: RwLock::new(Directory::default()),
                 progress: watch::channel((0, 0)).0,
-                ingest: RwLock::new(None),
+                ingest,
             }),
         })
     }

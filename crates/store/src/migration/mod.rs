@@ -12,6 +12,7 @@ mod m20261126_120000_campaigns;
 mod m20261126_140000_scoring;
 mod m20261126_160000_api_keys;
 mod m20261126_180000_drop_scores_run_index;
+mod m20261201_150000_brand_key_once;
 
 #[derive(Debug)]
 pub struct Migrator;
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_140000_scoring::Migration),
             Box::new(m20261126_160000_api_keys::Migration),
             Box::new(m20261126_180000_drop_scores_run_index::Migration),
+            Box::new(m20261201_150000_brand_key_once::Migration),
         ]
     }
 }
