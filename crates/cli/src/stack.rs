@@ -57,6 +57,10 @@ pub struct ServiceOptions {
     /// Database pool settings (how long a call waits for a connection bounds how
     /// long a client waits while the database is down).
     pub db: lift_store::ConnectConfig,
+    /// Ingestion's settings (used by [`spawn_ingest`]).
+    pub ingest: lift_ingest::IngestConfig,
+    /// Matching's settings (used by [`spawn_matching`]).
+    pub matching: lift_matching::MatchingConfig,
 }
 
 /// How an in-process stack runs. `Default`: authentication on, with keys the
@@ -69,6 +73,8 @@ pub struct StackOptions {
     /// Server TLS for all three, and what their clients trust (URLs become https).
     pub tls: Option<(ServerTls, ClientTls)>,
     pub db: lift_store::ConnectConfig,
+    pub ingest: lift_ingest::IngestConfig,
+    pub matching: lift_matching::MatchingConfig,
 }
 
 impl Default for StackOptions {
@@ -79,6 +85,8 @@ impl Default for StackOptions {
             limits: Limits::default(),
             tls: None,
             db: lift_store::ConnectConfig::default(),
+            ingest: lift_ingest::IngestConfig::default(),
+            matching: lift_matching::MatchingConfig::default(),
         }
     }
 }
@@ -134,7 +142,12 @@ pub fn http_url(addr: SocketAddr) -> String {
     format!("http://{addr}")
 }
 
-/// Serves ingestion on `listener` until shutdown.
+/// Connects to (and migrates) a service's database with the stack's pool settings.
+pub async fn connect_db(url: &str, opts: &ServiceOptions) -> anyhow::Result<sea_orm::DatabaseConnection> {
+    Ok(lift_store::connect_with(url, &opts.db).await?)
+}
+
+/// Serves ingestion on `listener` until shutdown, over the database at `db_url`.
 pub async fn spawn_ingest(
     tasks: &mut JoinSet<anyhow::Result<()>>,
     listener: TcpListener,
@@ -142,11 +155,22 @@ pub async fn spawn_ingest(
     opts: &ServiceOptions,
     shutdown: &Shutdown,
 ) -> anyhow::Result<()> {
-    let db = lift_store::connect_with(db_url, &opts.db).await?;
-    let ingest = lift_ingest::Ingest::new(db, lift_ingest::IngestConfig::default());
-    let (sd, serve) = (shutdown.clone(), opts.serve.clone());
-    tasks.spawn(async move { Ok(lift_runtime::serve_with(listener, ingest.grpc(), sd, serve).await?) });
+    let db = connect_db(db_url, opts).await?;
+    spawn_ingest_on(tasks, listener, db, opts, shutdown);
     Ok(())
+}
+
+/// Serves ingestion on `listener` until shutdown, over an open database connection.
+pub fn spawn_ingest_on(
+    tasks: &mut JoinSet<anyhow::Result<()>>,
+    listener: TcpListener,
+    db: sea_orm::DatabaseConnection,
+    opts: &ServiceOptions,
+    shutdown: &Shutdown,
+) {
+    let deps = lift_ingest::IngestDeps { db, serve: opts.serve.clone() };
+    let (cfg, sd) = (opts.ingest.clone(), shutdown.clone());
+    tasks.spawn(async move { Ok(lift_ingest::run(listener, cfg, deps, sd).await?) });
 }
 
 /// Serves scoring on `listener` and consumes the ledger from `ingest_url`.
@@ -159,7 +183,7 @@ pub async fn spawn_scoring(
     opts: &ServiceOptions,
     shutdown: &Shutdown,
 ) -> anyhow::Result<()> {
-    let db = lift_store::connect_with(db_url, &opts.db).await?;
+    let db = connect_db(db_url, opts).await?;
     spawn_scoring_on(tasks, listener, db, ingest_url, cfg, opts, shutdown).await
 }
 
@@ -173,18 +197,17 @@ pub async fn spawn_scoring_on(
     opts: &ServiceOptions,
     shutdown: &Shutdown,
 ) -> anyhow::Result<()> {
-    let scoring = lift_scoring::Scoring::new(db, cfg).await?;
     // A subscription lives as long as the process: no per-call timeout on it.
     let consumer_opts = ClientOptions { timeout: None, ..opts.client.clone() };
     let ingest = IngestServiceClient::new(client::connect_lazy(ingest_url, &consumer_opts)?);
-    let (sd1, sd2, serve) = (shutdown.clone(), shutdown.clone(), opts.serve.clone());
-    let consumer = scoring.clone();
-    tasks.spawn(async move { Ok(consumer.run_consumer(ingest, sd1).await?) });
-    tasks.spawn(async move { Ok(lift_runtime::serve_with(listener, scoring.grpc(), sd2, serve).await?) });
+    let deps = lift_scoring::ScoringDeps { db, ingest, serve: opts.serve.clone() };
+    let sd = shutdown.clone();
+    tasks.spawn(async move { Ok(lift_scoring::run(listener, cfg, deps, sd).await?) });
     Ok(())
 }
 
-/// Serves matching on `listener`, calling scoring and ingestion by URL.
+/// Serves matching on `listener` over an open database connection, calling
+/// scoring and ingestion by URL.
 pub async fn spawn_matching(
     tasks: &mut JoinSet<anyhow::Result<()>>,
     listener: TcpListener,
@@ -196,14 +219,14 @@ pub async fn spawn_matching(
 ) -> anyhow::Result<()> {
     // Matching's calls are all unary: each is bounded.
     let unary = ClientOptions { timeout: Some(MATCHING_CALL_TIMEOUT), ..opts.client.clone() };
-    let matching = lift_matching::Matching::new(
+    let deps = lift_matching::MatchingDeps {
         db,
-        ScoringServiceClient::new(client::connect_lazy(scoring_url, &unary)?),
-        IngestServiceClient::new(client::connect_lazy(ingest_url, &unary)?),
-        lift_matching::MatchingConfig::default(),
-    );
-    let (sd, serve) = (shutdown.clone(), opts.serve.clone());
-    tasks.spawn(async move { Ok(lift_runtime::serve_with(listener, matching.grpc(), sd, serve).await?) });
+        scoring: ScoringServiceClient::new(client::connect_lazy(scoring_url, &unary)?),
+        ingest: IngestServiceClient::new(client::connect_lazy(ingest_url, &unary)?),
+        serve: opts.serve.clone(),
+    };
+    let (cfg, sd) = (opts.matching.clone(), shutdown.clone());
+    tasks.spawn(async move { Ok(lift_matching::run(listener, cfg, deps, sd).await?) });
     Ok(())
 }
 
@@ -268,14 +291,18 @@ impl Stack {
                     ..ClientOptions::default()
                 },
                 db: opts.db.clone(),
+                ingest: opts.ingest.clone(),
+                matching: opts.matching.clone(),
             })
         };
         let url = |a: SocketAddr| format!("{scheme}://{a}");
         let shutdown = Shutdown::new();
         let mut tasks = JoinSet::new();
-        spawn_ingest(&mut tasks, li, &dbs.ingest, &service(None)?, &shutdown).await?;
+        let ingest_opts = service(None)?;
+        let ingest_db = connect_db(&dbs.ingest, &ingest_opts).await?;
+        spawn_ingest_on(&mut tasks, li, ingest_db, &ingest_opts, &shutdown);
         let scoring_opts = service(keys.as_ref().map(|k| &k.0))?;
-        let scoring_db = lift_store::connect_with(&dbs.scoring, &opts.db).await?;
+        let scoring_db = connect_db(&dbs.scoring, &scoring_opts).await?;
         let scoring =
             ScoringNode::start(&mut tasks, &shutdown, ls, scoring_db, &url(ingest_addr), scoring_cfg, scoring_opts)
                 .await?;
