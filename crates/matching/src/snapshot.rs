@@ -96,7 +96,7 @@ struct TopicColumn {
 
 /// Every scored account of one scoring run, in columns.
 #[derive(Debug)]
-pub(crate) struct ScoreSnapshot {
+pub(crate) struct RunScores {
     pub(crate) model_version: String,
     pub(crate) as_of: u64,
     /// Scoring's id of the run (0 from a scoring that does not send it): what a
@@ -132,7 +132,7 @@ pub(crate) struct Verdict {
     pub(crate) near: Vec<u32>,
 }
 
-impl ScoreSnapshot {
+impl RunScores {
     pub(crate) fn len(&self) -> usize {
         self.n
     }
@@ -412,7 +412,7 @@ fn finite_or_zero(x: f64) -> f64 {
     if x.is_finite() { x } else { 0.0 }
 }
 
-/// Collects scoring's pages into a [`ScoreSnapshot`].
+/// Collects scoring's pages into a [`RunScores`].
 #[derive(Debug, Default)]
 pub(crate) struct Builder {
     rows: Vec<Row>,
@@ -480,7 +480,7 @@ impl Builder {
         self.rows.push(row);
     }
 
-    pub(crate) fn finish_run(self, run: Run, run_id: u64) -> Result<ScoreSnapshot, Error> {
+    pub(crate) fn finish_run(self, run: Run, run_id: u64) -> Result<RunScores, Error> {
         let mut rows = self.rows;
         // Stable, so of an account sent twice the first copy is kept (as the scan does).
         rows.sort_by(|a, b| a.account.cmp(&b.account));
@@ -493,7 +493,7 @@ impl Builder {
         }
         let mut networks: Vec<String> = Vec::new();
         let mut network_ids: HashMap<String, u32> = HashMap::new();
-        let mut snap = ScoreSnapshot {
+        let mut snap = RunScores {
             model_version: run.0,
             as_of: run.1,
             run_id,
@@ -595,7 +595,7 @@ pub(crate) async fn probe(scoring: &ScoringServiceClient<Channel>, retry: &Retry
     })
     .await
     .map_err(Error::scoring)?
-    .ok_or_else(|| Error::scoring(tonic::Status::internal("ExportScores sent no message")))?;
+    .ok_or_else(|| Error::Internal("ExportScores sent no message".to_owned()))?;
     Ok((first.model_version, first.as_of_offset))
 }
 
@@ -610,8 +610,8 @@ pub(crate) async fn load(
     retry: &RetryPolicy,
     chunk_size: u32,
     attempts: u32,
-    base: Option<Arc<ScoreSnapshot>>,
-) -> Result<ScoreSnapshot, Error> {
+    base: Option<Arc<RunScores>>,
+) -> Result<RunScores, Error> {
     let mut last = None;
     for attempt in 1..=attempts.max(1) {
         match load_once(scoring, retry, chunk_size, base.as_deref()).await {
@@ -623,9 +623,7 @@ pub(crate) async fn load(
                     _ => loaded.builder.finish_run(loaded.run, loaded.run_id),
                 })
                 .await
-                .map_err(|e| {
-                    Error::scoring(tonic::Status::internal(format!("building the score cache failed: {e}")))
-                })?;
+                .map_err(|e| Error::Internal(format!("building the score cache failed: {e}")))?;
             }
             Err(e) => {
                 tracing::warn!(attempt, error = %e, "loading the score cache failed; retrying");
@@ -649,7 +647,7 @@ async fn load_once(
     scoring: &ScoringServiceClient<Channel>,
     retry: &RetryPolicy,
     chunk_size: u32,
-    base: Option<&ScoreSnapshot>,
+    base: Option<&RunScores>,
 ) -> Result<Loaded, Error> {
     let since_run = base.map_or(0, |b| b.run_id);
     let req = spb::ExportScoresRequest { chunk_size, run_only: false, since_run };
@@ -673,15 +671,15 @@ async fn load_once(
                         || msg.since_run != since_run
                         || base.is_none_or(|b| b.model_version != msg.model_version))
                 {
-                    return Err(Error::scoring(tonic::Status::internal(format!(
+                    return Err(Error::Internal(format!(
                         "ExportScores sent changes since run {} when asked for those since run {since_run}",
                         msg.since_run
-                    ))));
+                    )));
                 }
                 run = Some(this);
             }
             Some(r) if *r != this => {
-                return Err(Error::scoring(tonic::Status::internal("ExportScores mixed two scoring runs")));
+                return Err(Error::Internal("ExportScores mixed two scoring runs".to_owned()));
             }
             Some(_) => {}
         }
@@ -725,7 +723,7 @@ pub struct ScoreCacheStats {
 /// caller with the previous run's snapshot, marked stale, instead of a wait.
 #[derive(Debug)]
 pub(crate) struct ScoreCache {
-    current: RwLock<Option<Arc<ScoreSnapshot>>>,
+    current: RwLock<Option<Arc<RunScores>>>,
     loading: AtomicBool,
     /// Bumped after every load attempt, successful or not.
     attempts: tokio::sync::watch::Sender<u64>,
@@ -752,20 +750,20 @@ impl Default for ScoreCache {
 }
 
 impl ScoreCache {
-    fn get(&self) -> Option<Arc<ScoreSnapshot>> {
+    fn get(&self) -> Option<Arc<RunScores>> {
         // A poisoned lock only means a panic elsewhere while swapping an Arc; the value is whole.
         self.current.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
-    fn serves(s: &ScoreSnapshot, run: &Run) -> bool {
+    fn serves(s: &RunScores, run: &Run) -> bool {
         s.model_version == run.0 && s.as_of == run.1
     }
 
     /// Starts a background load unless one is running.
     fn start_load<F, Fut>(self: &Arc<Self>, load: F)
     where
-        F: FnOnce(Option<Arc<ScoreSnapshot>>) -> Fut + Send + 'static,
-        Fut: Future<Output = Result<ScoreSnapshot, Error>> + Send + 'static,
+        F: FnOnce(Option<Arc<RunScores>>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<RunScores, Error>> + Send + 'static,
     {
         if self.loading.swap(true, Ordering::AcqRel) {
             return;
@@ -822,10 +820,10 @@ impl ScoreCache {
         run: &Run,
         patience: Option<Duration>,
         load: F,
-    ) -> Result<(Arc<ScoreSnapshot>, bool), Error>
+    ) -> Result<(Arc<RunScores>, bool), Error>
     where
-        F: FnOnce(Option<Arc<ScoreSnapshot>>) -> Fut + Send + 'static,
-        Fut: Future<Output = Result<ScoreSnapshot, Error>> + Send + 'static,
+        F: FnOnce(Option<Arc<RunScores>>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<RunScores, Error>> + Send + 'static,
     {
         if let Some(s) = self.get().filter(|s| Self::serves(s, run)) {
             return Ok((s, false));
@@ -848,7 +846,7 @@ impl ScoreCache {
                         .ok_or_else(|| Error::scoring(tonic::Status::unavailable("the score cache is loading")));
                 }
                 Some(Err(_)) => {
-                    return Err(Error::scoring(tonic::Status::internal("the score cache's loader went away")));
+                    return Err(Error::Internal("the score cache's loader went away".to_owned()));
                 }
                 Some(Ok(())) => {}
             }
@@ -893,7 +891,7 @@ impl ScoreCache {
 }
 
 /// An answer from an older run's snapshot, counted in `lift_matching_stale_answers_total`.
-fn stale_answer(s: Arc<ScoreSnapshot>) -> (Arc<ScoreSnapshot>, bool) {
+fn stale_answer(s: Arc<RunScores>) -> (Arc<RunScores>, bool) {
     metrics::counter!("lift_matching_stale_answers_total").increment(1);
     (s, true)
 }
@@ -902,7 +900,7 @@ fn stale_answer(s: Arc<ScoreSnapshot>) -> (Arc<ScoreSnapshot>, bool) {
 mod tests {
     use super::*;
 
-    fn empty(run: &Run) -> Result<ScoreSnapshot, Error> {
+    fn empty(run: &Run) -> Result<RunScores, Error> {
         Builder::default().finish_run(run.clone(), 0)
     }
 
@@ -963,9 +961,8 @@ mod tests {
     #[tokio::test]
     async fn failed_loads_fall_back_or_fail() {
         let cache = Arc::new(ScoreCache::default());
-        let fail = |_: Option<Arc<ScoreSnapshot>>| async {
-            Err(Error::scoring(tonic::Status::unavailable("scoring is down")))
-        };
+        let fail =
+            |_: Option<Arc<RunScores>>| async { Err(Error::scoring(tonic::Status::unavailable("scoring is down"))) };
         let run = ("m".to_owned(), 1);
         let err = cache.at_least(&run, Some(Duration::from_secs(1)), fail).await.unwrap_err();
         assert!(err.to_string().contains("scoring is down"), "{err}");

@@ -55,9 +55,6 @@ impl Scoring {
     /// Consumes ingestion's ledger until `shutdown`: see the module docs.
     /// Returns an error only for failures retrying cannot fix (the database).
     pub async fn run_consumer(&self, ingest: IngestServiceClient<Channel>, shutdown: Shutdown) -> Result<(), Error> {
-        if let Ok(mut g) = self.inner.ingest.write() {
-            *g = Some(ingest.clone());
-        }
         let latest = store::latest_run(self.db()).await?;
         let mut restore = Restore { pending: latest.filter(|r| r.as_of_offset > 0) };
         let mut state = match &restore.pending {
