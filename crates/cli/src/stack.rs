@@ -149,7 +149,13 @@ pub async fn spawn_ingest(
     spawn_ingest_with(tasks, listener, db_url, lift_ingest::IngestConfig::default(), opts, shutdown).await
 }
 
-/// Serves ingestion on `listener` until shutdown.
+/// Connects to (and migrates) a service's database with the pool settings of
+/// `opts`: every service's database is opened this way, then passed in.
+pub async fn connect_db(url: &str, opts: &ServiceOptions) -> anyhow::Result<sea_orm::DatabaseConnection> {
+    Ok(lift_store::connect_with(url, &opts.db).await?)
+}
+
+/// Serves ingestion on `listener` until shutdown, over the database at `db_url`.
 pub async fn spawn_ingest_with(
     tasks: &mut JoinSet<anyhow::Result<()>>,
     listener: TcpListener,
@@ -158,10 +164,8 @@ pub async fn spawn_ingest_with(
     opts: &ServiceOptions,
     shutdown: &Shutdown,
 ) -> anyhow::Result<()> {
-    let db = lift_store::connect_with(db_url, &opts.db).await?;
-    let ingest = lift_ingest::Ingest::new(db, cfg);
-    let (sd, serve) = (shutdown.clone(), opts.serve.clone());
-    tasks.spawn(async move { Ok(lift_runtime::serve_with(listener, ingest.grpc(), sd, serve).await?) });
+    let db = connect_db(db_url, opts).await?;
+    spawn_ingest_on(tasks, listener, db, cfg, opts, shutdown);
     Ok(())
 }
 
@@ -189,6 +193,20 @@ pub async fn spawn_collect(
     Ok(collector)
 }
 
+/// Serves ingestion on `listener` until shutdown, over an open database connection.
+pub fn spawn_ingest_on(
+    tasks: &mut JoinSet<anyhow::Result<()>>,
+    listener: TcpListener,
+    db: sea_orm::DatabaseConnection,
+    cfg: lift_ingest::IngestConfig,
+    opts: &ServiceOptions,
+    shutdown: &Shutdown,
+) {
+    let deps = lift_ingest::IngestDeps { db, serve: opts.serve.clone() };
+    let sd = shutdown.clone();
+    tasks.spawn(async move { Ok(lift_ingest::run(listener, cfg, deps, sd).await?) });
+}
+
 /// Serves scoring on `listener` and consumes the ledger from `ingest_url`.
 pub async fn spawn_scoring(
     tasks: &mut JoinSet<anyhow::Result<()>>,
@@ -199,7 +217,7 @@ pub async fn spawn_scoring(
     opts: &ServiceOptions,
     shutdown: &Shutdown,
 ) -> anyhow::Result<()> {
-    let db = lift_store::connect_with(db_url, &opts.db).await?;
+    let db = connect_db(db_url, opts).await?;
     spawn_scoring_on(tasks, listener, db, ingest_url, cfg, opts, shutdown).await
 }
 
@@ -213,14 +231,12 @@ pub async fn spawn_scoring_on(
     opts: &ServiceOptions,
     shutdown: &Shutdown,
 ) -> anyhow::Result<()> {
-    let scoring = lift_scoring::Scoring::new(db, cfg).await?;
     // A subscription lives as long as the process: no per-call timeout on it.
     let consumer_opts = ClientOptions { timeout: None, ..opts.client.clone() };
     let ingest = IngestServiceClient::new(client::connect_lazy(ingest_url, &consumer_opts)?);
-    let (sd1, sd2, serve) = (shutdown.clone(), shutdown.clone(), opts.serve.clone());
-    let consumer = scoring.clone();
-    tasks.spawn(async move { Ok(consumer.run_consumer(ingest, sd1).await?) });
-    tasks.spawn(async move { Ok(lift_runtime::serve_with(listener, scoring.grpc(), sd2, serve).await?) });
+    let deps = lift_scoring::ScoringDeps { db, ingest, serve: opts.serve.clone() };
+    let sd = shutdown.clone();
+    tasks.spawn(async move { Ok(lift_scoring::run(listener, cfg, deps, sd).await?) });
     Ok(())
 }
 
@@ -252,14 +268,14 @@ pub async fn spawn_matching_with(
 ) -> anyhow::Result<()> {
     // Matching's calls are all unary: each is bounded.
     let unary = ClientOptions { timeout: Some(MATCHING_CALL_TIMEOUT), ..opts.client.clone() };
-    let matching = lift_matching::Matching::new(
+    let deps = lift_matching::MatchingDeps {
         db,
-        ScoringServiceClient::new(client::connect_lazy(scoring_url, &unary)?),
-        IngestServiceClient::new(client::connect_lazy(ingest_url, &unary)?),
-        cfg,
-    );
-    let (sd, serve) = (shutdown.clone(), opts.serve.clone());
-    tasks.spawn(async move { Ok(lift_runtime::serve_with(listener, matching.grpc(), sd, serve).await?) });
+        scoring: ScoringServiceClient::new(client::connect_lazy(scoring_url, &unary)?),
+        ingest: IngestServiceClient::new(client::connect_lazy(ingest_url, &unary)?),
+        serve: opts.serve.clone(),
+    };
+    let sd = shutdown.clone();
+    tasks.spawn(async move { Ok(lift_matching::run(listener, cfg, deps, sd).await?) });
     Ok(())
 }
 

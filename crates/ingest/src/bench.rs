@@ -19,7 +19,23 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tokio::sync::oneshot;
 
-use crate::{Error, Ingest, IngestConfig};
+use crate::{Ingest, IngestConfig};
+
+/// Why `lift bench ingest` could not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error("{0}")]
+    Failed(String),
+    /// A generated event the domain refuses (a bug in the generator).
+    #[error("generated event is invalid: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<lift_domain::FieldViolation>),
+    #[error(transparent)]
+    Store(#[from] lift_store::Error),
+    #[error("ingestion server: {}: {}", .0.code(), .0.message())]
+    Rpc(#[from] tonic::Status),
+    #[error("connecting to the ingestion server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
 
 #[derive(Debug, Clone)]
 pub struct BenchOptions {
@@ -91,7 +107,7 @@ impl fmt::Display for BenchReport {
 
 /// Runs both loads against `db` (migrated; the service appends to its ledger, the
 /// baseline fills a scratch copy of the ledger table that it drops afterwards).
-pub async fn bench(db: DatabaseConnection, opts: &BenchOptions) -> Result<BenchReport, Error> {
+pub async fn bench(db: DatabaseConnection, opts: &BenchOptions) -> Result<BenchReport, BenchError> {
     let backend = db.get_database_backend();
     let run = lift_domain::time::now();
     let events = generate(opts.events, opts.seed, run);
@@ -99,8 +115,8 @@ pub async fn bench(db: DatabaseConnection, opts: &BenchOptions) -> Result<BenchR
     // The service, end to end over loopback gRPC.
     let ingest = Ingest::new(db.clone(), IngestConfig { max_batch: opts.batch_size.max(1), ..IngestConfig::default() });
     let listener =
-        tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| Error::Bench(format!("bind: {e}")))?;
-    let addr = listener.local_addr().map_err(|e| Error::Bench(format!("local addr: {e}")))?;
+        tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| BenchError::Failed(format!("bind: {e}")))?;
+    let addr = listener.local_addr().map_err(|e| BenchError::Failed(format!("local addr: {e}")))?;
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let server =
         tokio::spawn(tonic::transport::Server::builder().add_service(ingest.grpc()).serve_with_incoming_shutdown(
@@ -122,14 +138,14 @@ pub async fn bench(db: DatabaseConnection, opts: &BenchOptions) -> Result<BenchR
     }
     let mut accepted = 0;
     for c in calls {
-        let resp = c.await.map_err(|e| Error::Bench(format!("stream task: {e}")))??.into_inner();
+        let resp = c.await.map_err(|e| BenchError::Failed(format!("stream task: {e}")))??.into_inner();
         accepted += resp.accepted;
     }
     let service = started.elapsed();
     let _ = stop_tx.send(());
     let _ = server.await;
     if accepted != events.len() as u64 {
-        return Err(Error::Bench(format!("the service accepted {accepted} of {} events", events.len())));
+        return Err(BenchError::Failed(format!("the service accepted {accepted} of {} events", events.len())));
     }
 
     // The baseline: the same rows, loaded the database's own fastest way.
@@ -198,12 +214,12 @@ struct BaselineRow {
     body: Vec<u8>,
 }
 
-fn baseline_rows(events: &[pb::Event], now: i64) -> Result<Vec<BaselineRow>, Error> {
+fn baseline_rows(events: &[pb::Event], now: i64) -> Result<Vec<BaselineRow>, BenchError> {
     let policy = ValidationPolicy::at(now);
     events
         .iter()
         .map(|e| {
-            let ev = Event::from_proto(e, &policy).map_err(Error::Invalid)?;
+            let ev = Event::from_proto(e, &policy).map_err(BenchError::Invalid)?;
             Ok(BaselineRow {
                 kind: ev.kind().code(),
                 occurred_at: ev.occurred_at,
@@ -219,10 +235,10 @@ fn baseline_rows(events: &[pb::Event], now: i64) -> Result<Vec<BaselineRow>, Err
 const BASELINE_TABLE: &str = "bench_ledger_baseline";
 const COLUMNS: &str = "ledger_offset, source, event_id, kind, occurred_at, ingested_at, account, attribution, body";
 
-async fn copy_postgres(db: &DatabaseConnection, rows: &[BaselineRow]) -> Result<Duration, Error> {
+async fn copy_postgres(db: &DatabaseConnection, rows: &[BaselineRow]) -> Result<Duration, BenchError> {
     use lift_store::sqlx::postgres::PgPoolCopyExt;
     let pool = db.get_postgres_connection_pool();
-    let sql_err = |e: lift_store::sqlx::Error| Error::Bench(format!("baseline: {e}"));
+    let sql_err = |e: lift_store::sqlx::Error| BenchError::Failed(format!("baseline: {e}"));
     db.execute_unprepared(&format!("DROP TABLE IF EXISTS {BASELINE_TABLE}")).await.map_err(lift_store::Error::from)?;
     db.execute_unprepared(&format!("CREATE TABLE {BASELINE_TABLE} (LIKE ledger_events INCLUDING ALL)"))
         .await
@@ -257,7 +273,7 @@ async fn copy_postgres(db: &DatabaseConnection, rows: &[BaselineRow]) -> Result<
     let elapsed = started.elapsed();
     db.execute_unprepared(&format!("DROP TABLE {BASELINE_TABLE}")).await.map_err(lift_store::Error::from)?;
     if n != rows.len() as u64 {
-        return Err(Error::Bench(format!("COPY loaded {n} of {} rows", rows.len())));
+        return Err(BenchError::Failed(format!("COPY loaded {n} of {} rows", rows.len())));
     }
     Ok(elapsed)
 }
@@ -267,10 +283,10 @@ fn copy_text(s: &str) -> String {
     s.replace('\\', "\\\\").replace('\t', "\\t").replace('\n', "\\n").replace('\r', "\\r")
 }
 
-async fn insert_sqlite(db: &DatabaseConnection, rows: &[BaselineRow]) -> Result<Duration, Error> {
+async fn insert_sqlite(db: &DatabaseConnection, rows: &[BaselineRow]) -> Result<Duration, BenchError> {
     use lift_store::sqlx::{self, Row};
     let pool = db.get_sqlite_connection_pool();
-    let sql_err = |e: sqlx::Error| Error::Bench(format!("baseline: {e}"));
+    let sql_err = |e: sqlx::Error| BenchError::Failed(format!("baseline: {e}"));
     let mut conn = pool.acquire().await.map_err(sql_err)?;
     sqlx::query(sqlx::AssertSqlSafe(format!("DROP TABLE IF EXISTS {BASELINE_TABLE}")))
         .execute(&mut *conn)

@@ -1,8 +1,10 @@
-//! The one error type of ingestion, and its one mapping to a gRPC status.
-
-use std::path::PathBuf;
+//! The one error type of the ingestion server, and its mapping to a gRPC
+//! status (through `lift_runtime::status`, shared by every service). The
+//! importer and the benchmark have their own: `import::ImportError`,
+//! `bench::BenchError`.
 
 use lift_domain::FieldViolation;
+use lift_runtime::status;
 use tonic::Status;
 
 #[derive(Debug, thiserror::Error)]
@@ -14,18 +16,6 @@ pub enum Error {
     BatchTooLarge { len: usize, max: usize },
     #[error(transparent)]
     Store(#[from] lift_store::Error),
-    /// Import: a line that does not parse.
-    #[error("{}:{line}: {reason}", path.display())]
-    Parse { path: PathBuf, line: u64, reason: String },
-    #[error("reading {}: {source}", path.display())]
-    Io { path: PathBuf, source: std::io::Error },
-    /// Import/bench: the server answered with an error.
-    #[error("ingestion server: {}: {}", .0.code(), .0.message())]
-    Rpc(#[from] Status),
-    #[error("connecting to the ingestion server: {0}")]
-    Transport(#[from] tonic::transport::Error),
-    #[error("{0}")]
-    Bench(String),
 }
 
 fn join(v: &[FieldViolation]) -> String {
@@ -35,26 +25,15 @@ fn join(v: &[FieldViolation]) -> String {
 impl From<Error> for Status {
     fn from(e: Error) -> Self {
         match e {
-            Error::Invalid(violations) => bad_request(&violations),
-            Error::BatchTooLarge { len, max } => bad_request(&[FieldViolation::new(
+            Error::Invalid(violations) => status::bad_request(&violations),
+            Error::BatchTooLarge { len, max } => status::bad_request(&[FieldViolation::new(
                 "events",
                 format!("batch of {len} events exceeds the limit of {max}"),
             )]),
-            Error::Store(lift_store::Error::Conflict(msg)) => Status::already_exists(msg),
-            Error::Store(e) if e.is_unavailable() => {
-                tracing::warn!(error = %e, "database unavailable");
-                Status::unavailable("database unavailable; retry later")
-            }
-            Error::Rpc(s) => s,
-            other => {
-                tracing::error!(error = %other, "internal error");
-                Status::internal("internal error")
-            }
+            Error::Store(e) => status::store(&e),
         }
     }
 }
-
-pub(crate) use lift_runtime::status::bad_request;
 
 #[cfg(test)]
 mod tests {

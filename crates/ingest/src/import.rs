@@ -18,7 +18,18 @@ use lift_proto::ingest::v1::ingest_service_client::IngestServiceClient;
 use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor};
 use sha2::{Digest, Sha256};
 
-use crate::Error;
+/// Why an import stopped: a file that does not read or parse, or the server's answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// A line that does not parse.
+    #[error("{}:{line}: {reason}", path.display())]
+    Parse { path: PathBuf, line: u64, reason: String },
+    #[error("reading {}: {source}", path.display())]
+    Io { path: PathBuf, source: std::io::Error },
+    /// The server answered with an error.
+    #[error("ingestion server: {}: {}", .0.code(), .0.message())]
+    Rpc(#[from] tonic::Status),
+}
 
 /// File formats [`import_file`] reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,7 +145,7 @@ pub async fn import_file<T: IngestTransport>(
     client: &mut IngestServiceClient<T>,
     path: &Path,
     opts: &ImportOptions,
-) -> Result<ImportReport, Error> {
+) -> Result<ImportReport, ImportError> {
     let parsed = parse_file(path, opts)?;
     send(client, parsed, opts).await
 }
@@ -144,7 +155,7 @@ pub async fn send<T: IngestTransport>(
     client: &mut IngestServiceClient<T>,
     parsed: Parsed,
     opts: &ImportOptions,
-) -> Result<ImportReport, Error> {
+) -> Result<ImportReport, ImportError> {
     let started = Instant::now();
     let total = parsed.events.len() as u64;
     let bar = progress_bar(total, opts.progress);
@@ -198,8 +209,8 @@ fn progress_bar(total: u64, wanted: bool) -> ProgressBar {
 }
 
 /// Reads `path` (gzip recognised by its magic bytes) in the chosen format.
-pub fn parse_file(path: &Path, opts: &ImportOptions) -> Result<Parsed, Error> {
-    let io = |source| Error::Io { path: path.to_owned(), source };
+pub fn parse_file(path: &Path, opts: &ImportOptions) -> Result<Parsed, ImportError> {
+    let io = |source| ImportError::Io { path: path.to_owned(), source };
     let mut file = std::fs::File::open(path).map_err(io)?;
     let mut magic = [0u8; 2];
     let n = file.read(&mut magic).map_err(io)?;
@@ -220,17 +231,17 @@ pub fn parse_file(path: &Path, opts: &ImportOptions) -> Result<Parsed, Error> {
 }
 
 /// Parses NDJSON; blank lines are skipped.
-pub fn parse_ndjson(reader: impl BufRead, path: &Path) -> Result<Parsed, Error> {
+pub fn parse_ndjson(reader: impl BufRead, path: &Path) -> Result<Parsed, ImportError> {
     let desc = event_descriptor(path)?;
     let mut out = Parsed::default();
     for (i, line) in reader.lines().enumerate() {
         let n = i as u64 + 1;
-        let line = line.map_err(|source| Error::Io { path: path.to_owned(), source })?;
+        let line = line.map_err(|source| ImportError::Io { path: path.to_owned(), source })?;
         let line = line.trim();
         if line.is_empty() {
             continue;
         }
-        let bad = |reason: String| Error::Parse { path: path.to_owned(), line: n, reason };
+        let bad = |reason: String| ImportError::Parse { path: path.to_owned(), line: n, reason };
         let mut de = serde_json::Deserializer::from_str(line);
         let msg = DynamicMessage::deserialize(desc.clone(), &mut de).map_err(|e| bad(e.to_string()))?;
         de.end().map_err(|e| bad(e.to_string()))?;
@@ -244,7 +255,7 @@ pub fn parse_ndjson(reader: impl BufRead, path: &Path) -> Result<Parsed, Error> 
 
 /// The `Event` descriptor, decoded from the embedded descriptor set once per process
 /// (decoding it per file, or per line in the fuzzer, dominated small inputs).
-fn event_descriptor(path: &Path) -> Result<MessageDescriptor, Error> {
+fn event_descriptor(path: &Path) -> Result<MessageDescriptor, ImportError> {
     static EVENT: std::sync::OnceLock<Result<MessageDescriptor, String>> = std::sync::OnceLock::new();
     EVENT
         .get_or_init(|| {
@@ -254,23 +265,23 @@ fn event_descriptor(path: &Path) -> Result<MessageDescriptor, Error> {
                 .ok_or_else(|| "lift.ingest.v1.Event not in the descriptor set".to_owned())
         })
         .clone()
-        .map_err(|reason| Error::Parse { path: path.to_owned(), line: 0, reason })
+        .map_err(|reason| ImportError::Parse { path: path.to_owned(), line: 0, reason })
 }
 
 /// Parses an edge list. Each row becomes a MENTION from source to target; each
 /// node's first appearance is preceded by an account event.
-pub fn parse_edge_list(reader: impl BufRead, path: &Path, network: &str, source: &str) -> Result<Parsed, Error> {
+pub fn parse_edge_list(reader: impl BufRead, path: &Path, network: &str, source: &str) -> Result<Parsed, ImportError> {
     let mut out = Parsed::default();
     let mut seen: HashSet<String> = HashSet::new();
     let mut first_data_line = true;
     for (i, line) in reader.lines().enumerate() {
         let n = i as u64 + 1;
-        let line = line.map_err(|source| Error::Io { path: path.to_owned(), source })?;
+        let line = line.map_err(|source| ImportError::Io { path: path.to_owned(), source })?;
         let row = line.trim();
         if row.is_empty() || row.starts_with('#') || row.starts_with('%') {
             continue;
         }
-        let bad = |reason: String| Error::Parse { path: path.to_owned(), line: n, reason };
+        let bad = |reason: String| ImportError::Parse { path: path.to_owned(), line: n, reason };
         let fields: Vec<&str> =
             if row.contains(',') { row.split(',').map(str::trim).collect() } else { row.split_whitespace().collect() };
         if fields.len() < 3 {

@@ -9,6 +9,11 @@
 //! - [`import`] reads NDJSON (proto JSON) and edge-list CSV (CollegeMsg) files and
 //!   streams them to a server.
 //! - [`bench`] measures ingestion against the database's own bulk load.
+//! - [`run`] starts the server with its config and dependencies passed in.
+//!
+//! Errors: [`Error`] is the server's (mapped to gRPC status through
+//! `lift_runtime::status`); the importer and the benchmark have their own,
+//! `import::ImportError` and `bench::BenchError`.
 
 mod attribution;
 pub mod bench;
@@ -16,9 +21,11 @@ mod config;
 mod error;
 mod grpc;
 pub mod import;
+mod run;
 mod service;
 
 pub use config::IngestConfig;
 pub use error::Error;
 pub use grpc::IngestServer;
+pub use run::{IngestDeps, run};
 pub use service::{BatchOutcome, Ingest};

@@ -8,11 +8,11 @@ use lift_proto::scoring::v1::scoring_service_client::ScoringServiceClient;
 use lift_runtime::client::{Channel, RetryPolicy};
 
 use crate::Error;
-use crate::snapshot::{self, ScoreSnapshot};
+use crate::snapshot::{self, RunScores};
 
 /// One loaded copy of a scoring run.
 #[derive(Debug, Clone)]
-pub struct CachedRun(Arc<ScoreSnapshot>);
+pub struct CachedRun(Arc<RunScores>);
 
 impl CachedRun {
     /// Accounts held.

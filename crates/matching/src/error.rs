@@ -1,6 +1,7 @@
 //! The one error type of matching, and its one mapping to a gRPC status.
 
 use lift_domain::FieldViolation;
+use lift_runtime::status;
 use tonic::{Code, Status};
 
 #[derive(Debug, thiserror::Error)]
@@ -8,9 +9,6 @@ pub enum Error {
     /// No API key, a malformed one, or one no brand holds.
     #[error("unauthenticated: {0}")]
     Unauthenticated(&'static str),
-    /// The key store cannot be read to resolve the caller's brand.
-    #[error("the key store is unavailable")]
-    KeysUnavailable,
     /// The request is malformed; every offending field is listed.
     #[error("invalid request: {}", join(.0))]
     Invalid(Vec<FieldViolation>),
@@ -30,6 +28,10 @@ pub enum Error {
     /// A stored row matching wrote that no longer decodes.
     #[error("stored campaign {id} does not decode: {reason}")]
     Corrupt { id: String, reason: String },
+    /// Matching's own failure (a worker task that died, an answer from scoring
+    /// that breaks its contract): logged, and answered as INTERNAL without the text.
+    #[error("{0}")]
+    Internal(String),
 }
 
 fn join(v: &[FieldViolation]) -> String {
@@ -54,9 +56,8 @@ impl From<Error> for Status {
     fn from(e: Error) -> Self {
         match e {
             Error::Unauthenticated(why) => Status::unauthenticated(why),
-            Error::KeysUnavailable => Status::unavailable("the key store is unavailable; retry later"),
-            Error::Invalid(violations) => bad_request(&violations),
-            e @ Error::CampaignNotFound(_) => Status::not_found(e.to_string()),
+            Error::Invalid(violations) => status::bad_request(&violations),
+            Error::CampaignNotFound(id) => status::not_found(format_args!("campaign {id:?}")),
             Error::FailedPrecondition(msg) => Status::failed_precondition(msg),
             Error::AlreadyExists(msg) => Status::already_exists(msg),
             Error::Upstream { service, status } => match status.code() {
@@ -71,25 +72,13 @@ impl From<Error> for Status {
                 }
                 Code::Unimplemented => Status::unimplemented(format!("{service} does not implement this yet")),
                 Code::FailedPrecondition => Status::failed_precondition(format!("{service}: {}", status.message())),
-                _ => {
-                    tracing::error!(service, status = %status, "dependency failed");
-                    Status::internal("internal error")
-                }
+                _ => status::internal(&format_args!("{service} failed: {status}")),
             },
-            Error::Store(lift_store::Error::Conflict(msg)) => Status::already_exists(msg),
-            Error::Store(e) if e.is_unavailable() => {
-                tracing::warn!(error = %e, "database unavailable");
-                Status::unavailable("database unavailable; retry later")
-            }
-            other => {
-                tracing::error!(error = %other, "internal error");
-                Status::internal("internal error")
-            }
+            Error::Store(e) => status::store(&e),
+            other @ (Error::Corrupt { .. } | Error::Internal(_)) => status::internal(&other),
         }
     }
 }
-
-pub(crate) use lift_runtime::status::bad_request;
 
 #[cfg(test)]
 mod tests {
@@ -112,6 +101,9 @@ mod tests {
         assert_eq!((s.code(), s.message()), (Code::Internal, "internal error"));
         let s = Status::from(Error::Corrupt { id: "c".into(), reason: "db text".into() });
         assert_eq!(s.message(), "internal error");
-        assert_eq!(Status::from(Error::CampaignNotFound("c1".into())).code(), Code::NotFound);
+        let s = Status::from(Error::Internal("a worker task died".into()));
+        assert_eq!((s.code(), s.message()), (Code::Internal, "internal error"));
+        let s = Status::from(Error::CampaignNotFound("c1".into()));
+        assert_eq!((s.code(), s.message()), (Code::NotFound, "campaign \"c1\" not found"));
     }
 }

@@ -1,22 +1,21 @@
 //! `lift.matching.v1.MatchingService` over tonic: thin handlers around [`Matching`],
-//! behind the API-key interceptor.
+//! behind the runtime's authentication layer (see `auth`).
 
 use lift_proto::matching::v1 as pb;
 use lift_proto::matching::v1::matching_service_server::{MatchingService, MatchingServiceServer};
-use tonic::service::interceptor::InterceptedService;
+use lift_runtime::layer::{AuthLayer, AuthService};
 use tonic::{Request, Response, Status};
 
 use crate::Matching;
-use crate::auth::api_key_interceptor;
 
 /// The tonic service type [`Matching::grpc`] returns.
-pub type MatchingServer =
-    InterceptedService<MatchingServiceServer<Matching>, fn(Request<()>) -> Result<Request<()>, Status>>;
+pub type MatchingServer = AuthService<MatchingServiceServer<Matching>>;
 
 impl Matching {
-    /// This service as a tonic server behind the tenant interceptor, ready for `lift_runtime::serve`.
+    /// This service as a tonic server behind the brand guard (the runtime's
+    /// authentication layer over matching's key store), ready for `lift_runtime::serve`.
     pub fn grpc(&self) -> MatchingServer {
-        MatchingServiceServer::with_interceptor(self.clone(), api_key_interceptor as fn(_) -> _)
+        tower::Layer::layer(&AuthLayer::tenant(self.guard()), MatchingServiceServer::new(self.clone()))
     }
 }
 
@@ -27,7 +26,7 @@ impl MatchingService for Matching {
         &self,
         req: Request<pb::CreateCampaignRequest>,
     ) -> Result<Response<pb::CreateCampaignResponse>, Status> {
-        let brand = self.authenticate(req.extensions()).await?;
+        let brand = Matching::brand(req.extensions())?;
         let campaign = self.create_campaign(&brand, req.get_ref().spec.as_ref()).await?;
         Ok(Response::new(pb::CreateCampaignResponse { campaign: Some(campaign) }))
     }
@@ -37,7 +36,7 @@ impl MatchingService for Matching {
         &self,
         req: Request<pb::GetCampaignRequest>,
     ) -> Result<Response<pb::GetCampaignResponse>, Status> {
-        let brand = self.authenticate(req.extensions()).await?;
+        let brand = Matching::brand(req.extensions())?;
         let campaign = self.get_campaign(&brand, &req.get_ref().campaign_id).await?;
         Ok(Response::new(pb::GetCampaignResponse { campaign: Some(campaign) }))
     }
@@ -47,7 +46,7 @@ impl MatchingService for Matching {
         &self,
         req: Request<pb::ListCampaignsRequest>,
     ) -> Result<Response<pb::ListCampaignsResponse>, Status> {
-        let brand = self.authenticate(req.extensions()).await?;
+        let brand = Matching::brand(req.extensions())?;
         Ok(Response::new(self.list_campaigns(&brand, req.get_ref()).await?))
     }
 
@@ -56,7 +55,7 @@ impl MatchingService for Matching {
         &self,
         req: Request<pb::MatchCampaignRequest>,
     ) -> Result<Response<pb::MatchCampaignResponse>, Status> {
-        let brand = self.authenticate(req.extensions()).await?;
+        let brand = Matching::brand(req.extensions())?;
         let resp = self.match_campaign(&brand, req.get_ref()).await?;
         tracing::debug!(eligible = resp.total_eligible, model = %resp.model_version, "matched");
         Ok(Response::new(resp))
@@ -67,7 +66,7 @@ impl MatchingService for Matching {
         &self,
         req: Request<pb::SelectPortfolioRequest>,
     ) -> Result<Response<pb::SelectPortfolioResponse>, Status> {
-        let brand = self.authenticate(req.extensions()).await?;
+        let brand = Matching::brand(req.extensions())?;
         Ok(Response::new(self.select_portfolio(&brand, req.get_ref()).await?))
     }
 
@@ -76,7 +75,7 @@ impl MatchingService for Matching {
         &self,
         req: Request<pb::CreateOffersRequest>,
     ) -> Result<Response<pb::CreateOffersResponse>, Status> {
-        let brand = self.authenticate(req.extensions()).await?;
+        let brand = Matching::brand(req.extensions())?;
         Ok(Response::new(self.create_offers(&brand, req.get_ref()).await?))
     }
 
@@ -85,7 +84,7 @@ impl MatchingService for Matching {
         &self,
         req: Request<pb::GetCampaignReportRequest>,
     ) -> Result<Response<pb::GetCampaignReportResponse>, Status> {
-        let brand = self.authenticate(req.extensions()).await?;
+        let brand = Matching::brand(req.extensions())?;
         Ok(Response::new(self.campaign_report(&brand, req.get_ref()).await?))
     }
 }

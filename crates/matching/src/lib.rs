@@ -3,10 +3,15 @@
 //! portfolio within budget, issue tracking links with a random holdout, and
 //! read reports with incremental lift.
 //!
-//! - [`Matching`] — the service state and one method per RPC (`service`);
-//!   [`Matching::grpc`] wraps it in the API-key interceptor.
+//! - [`Matching`] — the service state and one method per RPC (`service`, one
+//!   module per use case: campaigns, ranking, eligibility and churn, threshold
+//!   translation, portfolio, offers, report, page tokens);
+//!   [`Matching::grpc`] wraps it in the runtime's authentication layer.
+//! - `snapshot` — the score cache: `RunScores`, every scored account of one
+//!   scoring run in columns, which ranking judges campaigns over.
 //! - [`create_brand`] — creates a tenant and its key (`auth`).
 //! - [`cache_refresh`] — the score cache's full and delta loads, for benchmarks.
+//! - [`run`] — starts the server with its config and dependencies passed in.
 //! - [`MatchingConfig`], [`Error`] — settings and the one error type.
 //!
 //! The rules themselves (validation, margins, holdout, lift) are pure and live
@@ -17,12 +22,14 @@ pub mod cache_refresh;
 mod config;
 mod error;
 mod grpc;
+mod run;
 mod service;
 mod snapshot;
 
-pub use auth::{API_KEY_HEADER, BrandId, api_key_interceptor, create_brand};
+pub use auth::{API_KEY_HEADER, BrandId, create_brand};
 pub use config::MatchingConfig;
 pub use error::Error;
 pub use grpc::MatchingServer;
+pub use run::{MatchingDeps, run};
 pub use service::Matching;
 pub use snapshot::ScoreCacheStats;

@@ -12,20 +12,28 @@ use tonic::body::Body;
 
 use tonic::Status;
 
-use crate::auth::{API_KEY_HEADER, Guard, is_client_stream};
+use crate::auth::{API_KEY_HEADER, Guard, Principal, is_client_stream};
 
 /// Wraps a service in [`AuthService`].
 #[derive(Debug, Clone)]
 pub struct AuthLayer {
     guard: Arc<Guard>,
-    timeout: Duration,
+    timeout: Option<Duration>,
 }
 
 impl AuthLayer {
     /// `timeout` bounds every call except client streams (see [`crate::auth::is_client_stream`]),
     /// whose answer only comes when the client is done.
     pub fn new(guard: Arc<Guard>, timeout: Duration) -> Self {
-        Self { guard, timeout }
+        Self { guard, timeout: Some(timeout) }
+    }
+
+    /// The guard alone, around one service whose handlers need to know the caller
+    /// whether or not the server authenticates (matching: every call acts for a
+    /// brand). A request the server's own layer already authenticated passes on
+    /// with that principal; the server's layer bounds the time.
+    pub fn tenant(guard: Arc<Guard>) -> Self {
+        Self { guard, timeout: None }
     }
 }
 
@@ -40,7 +48,11 @@ impl<S> tower::Layer<S> for AuthLayer {
 pub struct AuthService<S> {
     inner: S,
     guard: Arc<Guard>,
-    timeout: Duration,
+    timeout: Option<Duration>,
+}
+
+impl<S: tonic::server::NamedService> tonic::server::NamedService for AuthService<S> {
+    const NAME: &'static str = S::NAME;
 }
 
 impl<S, B> tower_service::Service<http::Request<B>> for AuthService<S>
@@ -64,20 +76,23 @@ where
         let (guard, timeout) = (self.guard.clone(), self.timeout);
         Box::pin(async move {
             let path = req.uri().path().to_owned();
-            let key = req.headers().get(API_KEY_HEADER).map(|v| v.as_bytes().to_vec());
-            match guard.check(&path, key.as_deref()).await {
-                Ok(Some(principal)) => {
-                    req.extensions_mut().insert(principal);
-                }
-                Ok(None) => {}
-                Err(status) => {
-                    tracing::debug!(path = %path, code = ?status.code(), "request refused");
-                    return Ok(status.into_http());
+            // Extensions are set by the server only: a principal there passed an outer guard.
+            if req.extensions().get::<Principal>().is_none() {
+                let key = req.headers().get(API_KEY_HEADER).map(|v| v.as_bytes().to_vec());
+                match guard.check(&path, key.as_deref()).await {
+                    Ok(Some(principal)) => {
+                        req.extensions_mut().insert(principal);
+                    }
+                    Ok(None) => {}
+                    Err(status) => {
+                        tracing::debug!(path = %path, code = ?status.code(), "request refused");
+                        return Ok(status.into_http());
+                    }
                 }
             }
-            if is_client_stream(&path) {
+            let Some(timeout) = timeout.filter(|_| !is_client_stream(&path)) else {
                 return inner.call(req).await;
-            }
+            };
             match tokio::time::timeout(timeout, inner.call(req)).await {
                 Ok(r) => r,
                 Err(_) => {

@@ -1,6 +1,7 @@
 //! The one error type of the scoring crate, and its mapping to gRPC status.
 
 use lift_domain::FieldViolation;
+use lift_runtime::status;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -23,6 +24,9 @@ pub enum Error {
     CorruptRun { run_id: u64, reason: String },
     #[error("compute task failed: {0}")]
     Task(String),
+    /// The server could not start or stopped on a transport error.
+    #[error("serving: {0}")]
+    Serve(#[from] lift_runtime::Error),
 }
 
 impl Error {
@@ -34,25 +38,34 @@ impl Error {
 impl From<Error> for tonic::Status {
     fn from(e: Error) -> Self {
         match e {
-            Error::Invalid(violations) => {
-                let mut details = tonic_types::ErrorDetails::new();
-                for v in &violations {
-                    details.add_bad_request_violation(v.field.clone(), v.description.clone());
-                }
-                let msg = Error::Invalid(violations).to_string();
-                <tonic::Status as tonic_types::StatusExt>::with_error_details(
-                    tonic::Code::InvalidArgument,
-                    msg,
-                    details,
-                )
-            }
-            Error::NotFound(what) => tonic::Status::not_found(format!("{what} not found")),
+            Error::Invalid(violations) => status::bad_request(&violations),
+            Error::NotFound(what) => status::not_found(what),
             e @ Error::Unimplemented(_) => tonic::Status::unimplemented(e.to_string()),
             Error::Unavailable(msg) => tonic::Status::unavailable(msg),
-            other => {
-                tracing::error!(error = %other, "scoring request failed");
-                tonic::Status::internal("internal error")
-            }
+            Error::Store(e) => status::store(&e),
+            other => status::internal(&other),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tonic::Code;
+
+    use super::*;
+
+    /// Pins that an unreachable store is UNAVAILABLE (retry), not INTERNAL, and
+    /// that violations and stored text are mapped as in every service.
+    #[test]
+    fn maps_errors_to_statuses() {
+        let down = lift_store::Error::from(sea_orm::DbErr::Conn(sea_orm::RuntimeErr::Internal("refused".into())));
+        assert_eq!(tonic::Status::from(Error::Store(down)).code(), Code::Unavailable);
+        let s = tonic::Status::from(Error::CorruptRun { run_id: 3, reason: "secret".into() });
+        assert_eq!((s.code(), s.message()), (Code::Internal, "internal error"));
+        let s = tonic::Status::from(Error::invalid("page_size", "is too large"));
+        assert_eq!(s.code(), Code::InvalidArgument);
+        let br = tonic_types::StatusExt::get_details_bad_request(&s).expect("details");
+        assert_eq!(br.field_violations[0].field, "page_size");
+        assert_eq!(tonic::Status::from(Error::NotFound("account x".into())).message(), "account x not found");
     }
 }

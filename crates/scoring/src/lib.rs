@@ -6,13 +6,15 @@
 //! - [`service`] — the gRPC `ScoringService` and the ledger consumer that
 //!   commits each scoring run together with the offset it consumed.
 //!
-//! Wiring (see `tests/service.rs`):
+//! Wiring: [`run`] starts the consumer and the server with everything passed in:
 //!
 //! ```text
-//! let scoring = Scoring::new(db, ScoringConfig::default()).await?;   // db from lift_store::connect
-//! tokio::spawn({ let s = scoring.clone(); async move { s.run_consumer(ingest_client, shutdown).await } });
-//! lift_runtime::serve(listener, scoring.grpc(), shutdown).await?;
+//! let deps = ScoringDeps { db, ingest: ingest_client, serve: ServeOptions::default() };
+//! lift_scoring::run(listener, ScoringConfig::default(), deps, shutdown).await?;
 //! ```
+//!
+//! or, piece by piece (see `tests/service.rs`): `Scoring::with_ledger`, then
+//! `run_consumer` in a task and `lift_runtime::serve(listener, scoring.grpc(), ..)`.
 //!
 //! Every RPC is real: scores, queries, history, exact explanations, the model
 //! with its recalibration mapping, and IMM seed selection.
@@ -22,4 +24,4 @@ mod error;
 pub mod service;
 
 pub use error::Error;
-pub use service::{Scoring, ScoringConfig, ScoringServer, WriterLease};
+pub use service::{Scoring, ScoringConfig, ScoringDeps, ScoringServer, WriterLease, run};

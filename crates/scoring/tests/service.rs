@@ -138,22 +138,28 @@ async fn start_scoring(db: lift_store::DatabaseConnection, ingest: SocketAddr, m
 }
 
 async fn start_scoring_with(db: lift_store::DatabaseConnection, ingest: SocketAddr, cfg: ScoringConfig) -> Running {
-    let scoring = Scoring::new(db, cfg).await.unwrap();
+    let client = ledger_client(ingest);
+    let scoring = Scoring::with_ledger(db, cfg, client.clone()).await.unwrap();
     let stop = Shutdown::new();
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{ingest}")).unwrap().connect_lazy();
     let consumer = {
         let (s, stop) = (scoring.clone(), stop.clone());
-        let channel = lift_runtime::client::with_credentials(channel, lift_runtime::client::Credentials::none());
-        let client = ipb::ingest_service_client::IngestServiceClient::new(channel);
         tokio::spawn(async move { s.run_consumer(client, stop).await })
     };
+    let client = serve_scoring(&scoring, &stop).await;
+    Running { scoring, client, stop, consumer }
+}
+
+fn ledger_client(ingest: SocketAddr) -> ipb::ingest_service_client::IngestServiceClient<lift_runtime::client::Channel> {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{ingest}")).unwrap().connect_lazy();
+    let channel = lift_runtime::client::with_credentials(channel, lift_runtime::client::Credentials::none());
+    ipb::ingest_service_client::IngestServiceClient::new(channel)
+}
+
+async fn serve_scoring(scoring: &Scoring, stop: &Shutdown) -> ScoringServiceClient<tonic::transport::Channel> {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(lift_runtime::serve(listener, scoring.grpc(), stop.clone()));
-    let client = ScoringServiceClient::new(
-        tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap().connect_lazy(),
-    );
-    Running { scoring, client, stop, consumer }
+    ScoringServiceClient::new(tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap().connect_lazy())
 }
 
 async fn wait_offset(s: &Scoring, offset: u64) {
@@ -506,4 +512,52 @@ async fn restart_from_checkpoint_replays_only_the_tail() {
     run.stop.trigger();
     run.consumer.await.unwrap().unwrap();
     full_stop.trigger();
+}
+
+/// Pins that explanations do not wait for the consumer: a server built with its
+/// ledger client explains a change between stored runs before any consumer has
+/// started, and one built without a client answers UNAVAILABLE instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explains_before_the_consumer_starts() {
+    let db = lift_store::connect("sqlite::memory:").await.unwrap();
+    let ledger = Ledger::new();
+    let stream = random_stream(1, 80, 1500);
+    ledger.append(&stream[..1000]);
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let ingest_stop = Shutdown::new();
+    serve_ledger(ledger.clone(), l, ingest_stop.clone()).await;
+    // Two stored runs, then the server that made them stops.
+    let run = start_scoring(db.clone(), addr, ModelParams::default()).await;
+    wait_offset(&run.scoring, 1000).await;
+    ledger.append(&stream[1000..]);
+    wait_offset(&run.scoring, 1500).await;
+    run.stop.trigger();
+    run.consumer.await.unwrap().unwrap();
+    let first = lift_store::scoring::get_run(&db, 1).await.unwrap().expect("first run");
+    assert_eq!(first.as_of_offset, 1000);
+
+    let cfg = ScoringConfig { debounce: Duration::from_millis(50), ..ScoringConfig::default() };
+    let stop = Shutdown::new();
+    let fresh = Scoring::with_ledger(db.clone(), cfg.clone(), ledger_client(addr)).await.unwrap();
+    let mut client = serve_scoring(&fresh, &stop).await;
+    let req = pb::ExplainScoreChangeRequest {
+        account: Some(acct("u1")),
+        dimension: pb::Dimension::Activity as i32,
+        from_run_id: first.run_id,
+        to_run_id: 0,
+    };
+    let e = client.explain_score_change(req.clone()).await.expect("explained without a consumer").into_inner();
+    assert_eq!(fresh.as_of_offset(), 0, "no consumer has published a run");
+    let sum: f64 = e.contributions.iter().map(|c| c.delta).sum();
+    assert_eq!(sum, e.to_value - e.from_value);
+    // Zero contributions are left out (as in `consumes_commits_serves_and_restarts`).
+    assert!((1..=4).contains(&e.contributions.len()), "{:?}", e.contributions);
+
+    let bare = Scoring::new(db, cfg).await.unwrap();
+    let mut client = serve_scoring(&bare, &stop).await;
+    let err = client.explain_score_change(req).await.expect_err("no ledger client");
+    assert_eq!(err.code(), tonic::Code::Unavailable);
+    stop.trigger();
+    ingest_stop.trigger();
 }

@@ -145,10 +145,21 @@ mod tests {
         let names: Vec<String> = crate::migration::Migrator::migrations().iter().map(|m| m.name().to_owned()).collect();
         let at = names.iter().position(|n| n.contains("api_keys")).expect("the api_keys migration");
         crate::migration::Migrator::down(&db, Some((names.len() - at) as u32)).await.expect("down");
-        let b = crate::campaigns::Brand { id: "brd_a".into(), name: "A".into(), created_at: 3 };
-        crate::campaigns::insert_brand(&db, &b, "hash-a").await.expect("brand");
+        // The brands table of that time, with its key hash.
+        db.execute_unprepared("INSERT INTO brands (id, name, key_hash, created_at) VALUES ('brd_a', 'A', 'hash-a', 3)")
+            .await
+            .expect("brand");
         crate::migrate(&db).await.expect("up");
         let k = by_hash(&db, "hash-a").await.expect("q").expect("migrated");
         assert_eq!((k.scopes, k.brand_id), (vec!["campaigns:write".to_owned()], Some("brd_a".to_owned())));
+        let b = crate::campaigns::brand(&db, "brd_a").await.expect("q").expect("brand kept");
+        assert_eq!((b.name.as_str(), b.created_at), ("A", 3));
+
+        // And back down past the brand_key_once migration: the hash returns from api_keys.
+        let at = names.iter().position(|n| n.contains("brand_key_once")).expect("the brand_key_once migration");
+        crate::migration::Migrator::down(&db, Some((names.len() - at) as u32)).await.expect("down");
+        let stmt = sea_orm::Statement::from_string(db.get_database_backend(), "SELECT key_hash FROM brands");
+        let row = db.query_one_raw(stmt).await.expect("q").expect("row");
+        assert_eq!(row.try_get::<String>("", "key_hash").expect("column"), "hash-a");
     }
 }

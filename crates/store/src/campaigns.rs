@@ -16,7 +16,7 @@ use sea_orm::{
 
 use crate::Error;
 
-/// A brand (tenant). Its API key is stored only as a hash.
+/// A brand (tenant). Its API keys are ordinary keys bound to it (`api_keys`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Brand {
     pub id: String,
@@ -87,7 +87,6 @@ pub mod brand {
         #[sea_orm(primary_key, auto_increment = false)]
         pub id: String,
         pub name: String,
-        pub key_hash: String,
         pub created_at: i64,
     }
 
@@ -182,11 +181,11 @@ fn u64_from_db(v: i64) -> u64 {
     v as u64
 }
 
-pub async fn insert_brand(db: &impl ConnectionTrait, brand: &Brand, key_hash: &str) -> Result<(), Error> {
+/// Records a brand; its key is an ordinary API key bound to it (`api_keys`).
+pub async fn insert_brand(db: &impl ConnectionTrait, brand: &Brand) -> Result<(), Error> {
     brand::Entity::insert(brand::ActiveModel {
         id: Set(brand.id.clone()),
         name: Set(brand.name.clone()),
-        key_hash: Set(key_hash.to_owned()),
         created_at: Set(brand.created_at),
     })
     .exec(db)
@@ -194,12 +193,8 @@ pub async fn insert_brand(db: &impl ConnectionTrait, brand: &Brand, key_hash: &s
     Ok(())
 }
 
-pub async fn brand_by_key_hash(db: &impl ConnectionTrait, key_hash: &str) -> Result<Option<Brand>, Error> {
-    Ok(brand::Entity::find().filter(brand::Column::KeyHash.eq(key_hash)).one(db).await?.map(|m| Brand {
-        id: m.id,
-        name: m.name,
-        created_at: m.created_at,
-    }))
+pub async fn brand(db: &impl ConnectionTrait, id: &str) -> Result<Option<Brand>, Error> {
+    Ok(brand::Entity::find_by_id(id).one(db).await?.map(|m| Brand { id: m.id, name: m.name, created_at: m.created_at }))
 }
 
 impl TryFrom<campaign::Model> for Campaign {
@@ -431,9 +426,9 @@ mod tests {
     async fn campaigns_are_scoped_paged_and_offered_once() {
         let db = crate::connect("sqlite::memory:").await.expect("db");
         let b = Brand { id: "brd_a".into(), name: "A".into(), created_at: 1 };
-        insert_brand(&db, &b, "hash-a").await.expect("brand");
-        assert_eq!(brand_by_key_hash(&db, "hash-a").await.expect("q"), Some(b));
-        assert_eq!(brand_by_key_hash(&db, "hash-b").await.expect("q"), None);
+        insert_brand(&db, &b).await.expect("brand");
+        assert_eq!(brand(&db, "brd_a").await.expect("q"), Some(b));
+        assert_eq!(brand(&db, "brd_b").await.expect("q"), None);
 
         for (i, at) in [5, 5, 7].into_iter().enumerate() {
             insert_campaign(&db, &campaign(&format!("c{i}"), "brd_a", at)).await.expect("insert");

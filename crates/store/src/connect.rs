@@ -67,15 +67,24 @@ pub async fn connect_with(url: &str, cfg: &ConnectConfig) -> Result<DatabaseConn
     Ok(db)
 }
 
-/// Applies pending migrations. On PostgreSQL several processes may start at once, so
-/// they take turns under a transaction-scoped advisory lock (and PostgreSQL's DDL is
-/// transactional, so a failed migration leaves nothing half-done).
+/// Applies pending migrations. Several processes may start at once, so they take turns:
+/// on PostgreSQL under a transaction-scoped advisory lock, on SQLite under the write lock
+/// (`BEGIN IMMEDIATE`). Both backends' DDL is transactional, so a failed migration leaves
+/// nothing half-done.
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), Error> {
     match db.get_database_backend() {
         DbBackend::Postgres => {
             let txn = db.begin().await?;
             txn.execute_raw(Statement::from_string(DbBackend::Postgres, "SELECT pg_advisory_xact_lock(7361626201)"))
                 .await?;
+            Migrator::up(&txn, None).await?;
+            txn.commit().await?;
+        }
+        DbBackend::Sqlite => {
+            // Several pools or processes may open one file at once: they take turns under
+            // SQLite's write lock (waiting out the busy timeout), so one applies what is pending
+            // and the others find nothing left; a table rebuild is never run twice at once.
+            let txn = begin_write(db).await?;
             Migrator::up(&txn, None).await?;
             txn.commit().await?;
         }

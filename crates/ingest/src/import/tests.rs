@@ -37,9 +37,9 @@ fn event_ids_are_deterministic_and_per_line() {
 #[test]
 fn reports_bad_lines() {
     let err = parse_edge_list(Cursor::new("# c\n1,2,1082040960\n1,2\n"), p(), "n", "s").unwrap_err();
-    assert!(matches!(err, Error::Parse { line: 3, .. }), "{err}");
+    assert!(matches!(err, ImportError::Parse { line: 3, .. }), "{err}");
     let err = parse_edge_list(Cursor::new("1,2,1082040960\nSource,Target,Timestamp\n"), p(), "n", "s").unwrap_err();
-    assert!(matches!(err, Error::Parse { line: 2, .. }), "{err}");
+    assert!(matches!(err, ImportError::Parse { line: 2, .. }), "{err}");
 }
 
 /// Pins the proto JSON mapping: camelCase and proto names, enum names, RFC 3339.
@@ -58,7 +58,7 @@ fn parses_ndjson() {
     let Some(pb::event::Kind::Conversion(c)) = &out.events[1].kind else { panic!("conversion expected") };
     assert_eq!((c.value_minor, c.currency.as_str()), (1250, "EUR"));
     let err = parse_ndjson(Cursor::new("{\"eventId\":\"e1\"}\n{\"nope\":1}\n"), Path::new("x.ndjson")).unwrap_err();
-    assert!(matches!(err, Error::Parse { line: 2, .. }), "{err}");
+    assert!(matches!(err, ImportError::Parse { line: 2, .. }), "{err}");
 }
 
 /// Pins format detection by file name.

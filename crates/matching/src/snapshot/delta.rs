@@ -16,7 +16,7 @@ use std::collections::HashMap;
 
 use lift_domain::Dimension;
 
-use super::{Builder, OBJECTIVES, Row, Run, ScoreSnapshot, Strings, TopicColumn, objective_index};
+use super::{Builder, OBJECTIVES, Row, Run, RunScores, Strings, TopicColumn, objective_index};
 use crate::Error;
 
 /// Where a row of the new snapshot comes from.
@@ -29,7 +29,7 @@ enum Source {
 impl Builder {
     /// The snapshot of run `run` from `base` (the previous run's) and this
     /// builder's accounts, the ones changed since `base`'s run.
-    pub(crate) fn apply_to(self, base: &ScoreSnapshot, run: Run, run_id: u64) -> Result<ScoreSnapshot, Error> {
+    pub(crate) fn apply_to(self, base: &RunScores, run: Run, run_id: u64) -> Result<RunScores, Error> {
         let mut rows = self.rows;
         rows.sort_by(|a, b| a.account.cmp(&b.account));
         rows.dedup_by(|later, first| later.account == first.account);
@@ -84,7 +84,7 @@ impl Builder {
             })
             .collect();
 
-        let mut snap = ScoreSnapshot {
+        let mut snap = RunScores {
             model_version: run.0,
             as_of: run.1,
             run_id,
@@ -188,7 +188,7 @@ impl Builder {
 }
 
 /// Copies row `r` of `base` onto the end of `snap` (percentiles are recomputed later).
-fn copy_row(snap: &mut ScoreSnapshot, base: &ScoreSnapshot, r: usize) -> Result<(), Error> {
+fn copy_row(snap: &mut RunScores, base: &RunScores, r: usize) -> Result<(), Error> {
     snap.network.push(base.network[r]);
     snap.ids.push(base.ids.get(r))?;
     snap.handles.push(base.handles.get(r))?;
@@ -205,7 +205,7 @@ fn copy_row(snap: &mut ScoreSnapshot, base: &ScoreSnapshot, r: usize) -> Result<
 }
 
 /// Appends a received row to `snap`, as `Builder::finish` lays one out.
-fn push_row(snap: &mut ScoreSnapshot, network_ids: &mut HashMap<String, u32>, row: &Row) -> Result<(), Error> {
+fn push_row(snap: &mut RunScores, network_ids: &mut HashMap<String, u32>, row: &Row) -> Result<(), Error> {
     let net = match network_ids.get(&row.account.network) {
         Some(&k) => k,
         None => {
@@ -258,7 +258,7 @@ fn merge_by<T: Copy>(a: Vec<T>, b: Vec<T>, cmp: impl Fn(&T, &T) -> std::cmp::Ord
     out
 }
 
-impl ScoreSnapshot {
+impl RunScores {
     /// Accounts the load that built this snapshot received.
     pub(crate) fn received(&self) -> u64 {
         self.received
@@ -272,7 +272,7 @@ impl ScoreSnapshot {
     /// Where two snapshots disagree in anything a judgement reads (at most a
     /// few lines; empty = the same). Topic columns compare by (dimension,
     /// topic), an empty column being the same as none.
-    pub(crate) fn differences(&self, other: &ScoreSnapshot) -> Vec<String> {
+    pub(crate) fn differences(&self, other: &RunScores) -> Vec<String> {
         const MAX: usize = 12;
         let mut out = Vec::new();
         let same = |a: f64, b: f64| a.to_bits() == b.to_bits();
@@ -334,7 +334,7 @@ impl ScoreSnapshot {
         if self.order != other.order {
             out.push("the objective rankings differ".to_owned());
         }
-        let columns = |s: &ScoreSnapshot| {
+        let columns = |s: &RunScores| {
             let mut c: Vec<TopicBits> = s
                 .topics
                 .iter()
@@ -388,7 +388,7 @@ mod tests {
     }
 
     /// A full export: every account with percentiles by scoring's rule.
-    fn full(accounts: &[spb::AccountScores], run: u64) -> ScoreSnapshot {
+    fn full(accounts: &[spb::AccountScores], run: u64) -> RunScores {
         let mut accounts = accounts.to_vec();
         for d in 0..5 {
             let vals: Vec<f64> = accounts.iter().map(|a| a.scores[d].value).collect();

@@ -68,9 +68,6 @@ impl Scoring {
     /// Consumes ingestion's ledger until `shutdown`: see the module docs.
     /// Returns an error only for failures retrying cannot fix (the database).
     pub async fn run_consumer(&self, ingest: IngestServiceClient<Channel>, shutdown: Shutdown) -> Result<(), Error> {
-        if let Ok(mut g) = self.inner.ingest.write() {
-            *g = Some(ingest.clone());
-        }
         match self.cfg().writer_lease.clone() {
             None => self.write(&ingest, &shutdown, None).await.map(|_| ()),
             Some(lease) => self.take_turns(&ingest, &shutdown, &lease).await,

@@ -137,9 +137,9 @@ impl Scoring {
 
     /// States of the ledger prefixes up to `from` and up to `to` (`from ≤ to`).
     async fn replay(&self, from: u64, to: u64) -> Result<(State, State), Error> {
-        let client = self.inner.ingest.read().ok().and_then(|g| g.clone());
-        let mut client =
-            client.ok_or_else(|| Error::Unavailable("scoring is not connected to the ledger yet".into()))?;
+        let mut client = self.inner.ingest.clone().ok_or_else(|| {
+            Error::Unavailable("this scoring server was built without a ledger client; explanations need one".into())
+        })?;
         let mut a = self.explain_base(from).await;
         let mut b: Option<State> = None;
         let mut stream = client

@@ -5,6 +5,7 @@
 //!   caught up (debounced), commits run + offset in one transaction, publishes.
 //! - `grpc` — thin handlers over `Scoring`'s read functions.
 //! - `query` — `QueryAccounts` over the pre-sorted per-dimension indexes.
+//! - `run` — starts the consumer and the server with dependencies passed in.
 
 mod changes;
 mod consumer;
@@ -14,6 +15,7 @@ mod grpc;
 mod history;
 mod query;
 mod replica;
+mod run;
 mod seeds;
 
 use std::collections::HashMap;
@@ -29,6 +31,7 @@ use crate::Error;
 use crate::engine::{ModelParams, Node, Snapshot, State};
 
 pub use grpc::{Handlers, MAX_ACCOUNTS_PER_REQUEST, ScoringServer};
+pub use run::{ScoringDeps, run};
 
 /// How the scoring service runs.
 #[derive(Debug, Clone)]
@@ -105,8 +108,9 @@ struct Inner {
     progress: watch::Sender<(u64, u64)>,
     /// Which accounts recent runs changed, for `ExportScores` deltas.
     changes: RwLock<changes::ChangeLog>,
-    /// The ingestion client the consumer runs with, for replays on demand.
-    ingest: RwLock<Option<IngestServiceClient<lift_runtime::client::Channel>>>,
+    /// Ingestion, for replays on demand (`ExplainScoreChange`); `None` when
+    /// built by [`Scoring::new`], without one.
+    ingest: Option<IngestServiceClient<lift_runtime::client::Channel>>,
     /// Checkpoint bookkeeping of the consumer.
     checkpoints: consumer::CheckpointState,
     /// The writer lease while this replica holds it: every commit presents it.
@@ -159,9 +163,29 @@ impl Directory {
 
 impl Scoring {
     /// Builds the service over a migrated database (see `lift_store::connect`),
-    /// checking that the scoring tables answer. Scores are loaded by
-    /// [`Scoring::run_consumer`].
+    /// checking that the scoring tables answer, with `ingest` for replays
+    /// (`ExplainScoreChange` works from the start, before the consumer has).
+    /// Scores are loaded by [`Scoring::run_consumer`].
+    pub async fn with_ledger(
+        db: DatabaseConnection,
+        cfg: ScoringConfig,
+        ingest: IngestServiceClient<lift_runtime::client::Channel>,
+    ) -> Result<Self, Error> {
+        Self::build(db, cfg, Some(ingest)).await
+    }
+
+    /// [`Scoring::with_ledger`] without a client of its own for replays:
+    /// `ExplainScoreChange` answers UNAVAILABLE. For embedding scoring where
+    /// only scores are served (benchmarks, tests).
     pub async fn new(db: DatabaseConnection, cfg: ScoringConfig) -> Result<Self, Error> {
+        Self::build(db, cfg, None).await
+    }
+
+    async fn build(
+        db: DatabaseConnection,
+        cfg: ScoringConfig,
+        ingest: Option<IngestServiceClient<lift_runtime::client::Channel>>,
+    ) -> Result<Self, Error> {
         if cfg.initial_backoff.is_zero() {
             return Err(Error::invalid(
                 "initial_backoff",
@@ -196,7 +220,7 @@ impl Scoring {
                 directory: RwLock::new(Directory::default()),
                 progress: watch::channel((0, 0)).0,
                 changes: RwLock::new(changes::ChangeLog::default()),
-                ingest: RwLock::new(None),
+                ingest,
                 checkpoints: consumer::CheckpointState::default(),
                 fence: std::sync::Mutex::new(None),
                 recorded: std::sync::Mutex::new(history::Recorded::default()),

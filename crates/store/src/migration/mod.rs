@@ -15,6 +15,7 @@ mod m20261126_180000_drop_scores_run_index;
 mod m20261201_100000_scoring_checkpoints;
 mod m20261201_120000_scoring_writer;
 mod m20261201_130000_api_key_accounts;
+mod m20261201_150000_brand_key_once;
 mod m20261201_160000_collect;
 
 #[derive(Debug)]
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_100000_scoring_checkpoints::Migration),
             Box::new(m20261201_120000_scoring_writer::Migration),
             Box::new(m20261201_130000_api_key_accounts::Migration),
+            Box::new(m20261201_150000_brand_key_once::Migration),
             Box::new(m20261201_160000_collect::Migration),
         ]
     }
