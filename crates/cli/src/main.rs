@@ -344,7 +344,16 @@ async fn main() -> anyhow::Result<()> {
             | Command::Brands { .. }
             | Command::Config { .. }
     );
-    lift_runtime::telemetry::init(cli.log_format, if quiet_default { "warn" } else { "info,sqlx=warn" });
+    let service_name = match &cli.command {
+        Command::Serve(a) => a.service_name(),
+        _ => "lift",
+    };
+    // Traces go out only when OTEL_EXPORTER_OTLP_ENDPOINT is set; the guard flushes them at exit.
+    let _telemetry = lift_runtime::telemetry::init_with(
+        cli.log_format,
+        if quiet_default { "warn" } else { "info,sqlx=warn" },
+        lift_runtime::telemetry::TraceExport::from_env(service_name),
+    )?;
     match cli.command {
         Command::Demo(a) => {
             demo::run(DemoOptions {

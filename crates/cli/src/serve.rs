@@ -142,6 +142,18 @@ pub(crate) struct ServeArgs {
 }
 
 impl ServeArgs {
+    /// `service.name` of this process's traces.
+    pub(crate) fn service_name(&self) -> &'static str {
+        match self.which {
+            Which::Ingest => "lift-ingest",
+            Which::Scoring => "lift-scoring",
+            Which::Matching => "lift-matching",
+            Which::Web => "lift-web",
+            Which::Links => "lift-links",
+            Which::All => "lift",
+        }
+    }
+
     /// The flags given, as `path=value` overrides (then `--set`), for the flag layer.
     fn flag_layer(&self) -> Vec<(String, String)> {
         let mut out: Vec<(String, String)> = Vec::new();

@@ -50,6 +50,7 @@ impl Interceptor for Credentials {
         {
             req.metadata_mut().insert(API_KEY_HEADER, k.clone());
         }
+        crate::trace::inject(req.metadata_mut());
         Ok(req)
     }
 }

@@ -22,6 +22,8 @@ pub enum Error {
     Io { path: PathBuf, source: std::io::Error },
     #[error("TLS configuration: {0}")]
     TlsConfig(String),
+    #[error("telemetry: {0}")]
+    Telemetry(String),
 }
 
 /// The name `serve` callers used before the runtime had one error type.

@@ -10,6 +10,7 @@
 //! - [`bounds`] and `surface`: length bounds on every request string, size limits
 //!   answered RESOURCE_EXHAUSTED.
 //! - [`metrics`]: the Prometheus recorder, `/metrics`, and the gRPC call metrics layer.
+//! - [`trace`]: W3C `traceparent` in and out of every call when traces are exported.
 
 pub mod auth;
 pub mod bounds;
@@ -23,6 +24,7 @@ pub mod status;
 pub mod surface;
 pub mod telemetry;
 pub mod tls;
+pub mod trace;
 
 pub use error::{Error, ServeError};
 pub use server::{Limits, ServeOptions, serve, serve_with};

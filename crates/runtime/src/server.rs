@@ -120,9 +120,10 @@ where
     }
     let guard = Arc::new(Guard::new(opts.auth, opts.rate_limit));
     crate::metrics::install();
-    // Outermost first: every call is counted (refusals included), then authenticated,
+    // Outermost first: every call is traced (when traces are exported), counted (refusals included), then authenticated,
     // then checked against the length bounds.
     let server = builder
+        .layer(crate::trace::TraceLayer)
         .layer(GrpcMetricsLayer)
         .layer(AuthLayer::new(guard, limits.request_timeout))
         .layer(SurfaceLayer)
