@@ -115,10 +115,15 @@ async fn a_scrape_counts_what_happened() -> anyhow::Result<()> {
         assert_eq!(delta("grpc_server_handled_total", &[ingest_svc, batch_m, ("grpc_code", "OK")]), 2.0);
         assert_eq!(delta("grpc_server_handled_total", &[ingest_svc, batch_m, ("grpc_code", "Unauthenticated")]), 1.0);
         assert_eq!(delta("grpc_server_handling_seconds_count", &[ingest_svc, batch_m]), 3.0);
+        // The refused call's request was never read and its answer carried no message.
+        assert_eq!(delta("grpc_server_msg_received_total", &[ingest_svc, batch_m]), 2.0);
+        assert_eq!(delta("grpc_server_msg_sent_total", &[ingest_svc, batch_m]), 2.0);
         let history = [("grpc_service", "lift.scoring.v1.ScoringService"), ("grpc_method", "GetScoreHistory")];
         let invalid = [history[0], history[1], ("grpc_code", "InvalidArgument")];
         assert_eq!(delta("grpc_server_handled_total", &invalid), 1.0);
         assert_eq!(delta("grpc_server_handled_total", &history), 1.0, "no other outcome");
+        assert_eq!(delta("grpc_server_msg_received_total", &history), 1.0);
+        assert_eq!(delta("grpc_server_msg_sent_total", &history), 0.0, "an error answer carries no message");
 
         assert_eq!(delta("lift_ingest_events_accepted_total", &[]), 8.0);
         let invalid_id = [("reason", "invalid"), ("field", "event_id")];

@@ -6,6 +6,9 @@
 //! - `grpc_server_handled_total{grpc_type,grpc_service,grpc_method,grpc_code}`
 //! - `grpc_server_handling_seconds{grpc_type,grpc_service,grpc_method}` (histogram,
 //!   [`SECONDS_BUCKETS`])
+//! - `grpc_server_msg_received_total` and `grpc_server_msg_sent_total`
+//!   `{grpc_type,grpc_service,grpc_method}`: messages read from requests and written
+//!   in responses (one each for a unary call; every message of a stream)
 //!
 //! Services record their own `lift_*` metrics through the `metrics` macros; every
 //! name ending in `_seconds` gets the same buckets. The recorder is global to the
@@ -25,6 +28,9 @@ use tonic::body::Body;
 use tonic::{Code, Status};
 
 use crate::Shutdown;
+
+mod messages;
+use messages::{Counted, Framing};
 
 /// Histogram buckets (seconds) for call and run durations: 1 ms to 5 min.
 pub const SECONDS_BUCKETS: &[f64] =
@@ -146,9 +152,10 @@ pub struct GrpcMetricsService<S> {
 
 impl<S, B> tower_service::Service<http::Request<B>> for GrpcMetricsService<S>
 where
-    S: tower_service::Service<http::Request<B>, Response = http::Response<Body>> + Clone + Send + 'static,
+    S: tower_service::Service<http::Request<Body>, Response = http::Response<Body>> + Clone + Send + 'static,
     S::Future: Send + 'static,
-    B: Send + 'static,
+    B: http_body::Body<Data = bytes::Bytes> + Unpin + Send + 'static,
+    B::Error: Into<tonic::codegen::StdError>,
 {
     type Response = http::Response<Body>;
     type Error = S::Error;
@@ -164,6 +171,8 @@ where
         let (kind, service, method) = call_labels(req.uri().path());
         let call = Call { kind, service, method, started: Instant::now() };
         metrics::counter!("grpc_server_started_total", &call.labels()).increment(1);
+        let received = metrics::counter!("grpc_server_msg_received_total", &call.labels());
+        let req = req.map(|inner| Body::new(Counted { inner, framing: Framing::default(), counter: received }));
         Box::pin(async move {
             let resp = inner.call(req).await?;
             // A trailers-only answer (every refusal, and errors before the first message)
@@ -173,7 +182,9 @@ where
                 return Ok(resp);
             }
             let (parts, body) = resp.into_parts();
-            Ok(http::Response::from_parts(parts, Body::new(Observed { inner: body, call: Some(call) })))
+            let sent = metrics::counter!("grpc_server_msg_sent_total", &call.labels());
+            let observed = Observed { inner: body, call: Some(call), framing: Framing::default(), sent };
+            Ok(http::Response::from_parts(parts, Body::new(observed)))
         })
     }
 }
@@ -210,6 +221,8 @@ impl Call {
 struct Observed {
     inner: Body,
     call: Option<Call>,
+    framing: Framing,
+    sent: metrics::Counter,
 }
 
 impl http_body::Body for Observed {
@@ -223,6 +236,10 @@ impl http_body::Body for Observed {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    let n = self.framing.feed(data);
+                    self.sent.increment(n);
+                }
                 if let Some(trailers) = frame.trailers_ref() {
                     let code = Status::from_header_map(trailers).map_or(Code::Ok, |s| s.code());
                     if let Some(call) = self.call.take() {
