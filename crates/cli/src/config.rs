@@ -30,6 +30,25 @@ pub struct LiftConfig {
     pub scoring: ScoringSection,
     pub matching: MatchingSection,
     pub collect: CollectSection,
+    pub web: WebSection,
+}
+
+/// The web console (`serve web`, part of `serve all`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebSection {
+    /// `host:port` of the console.
+    pub addr: String,
+    /// Where the console reaches matching (scoring: `server.scoring_url`).
+    pub matching_url: String,
+    /// Mark the console's key cookie `Secure` (serve it behind https).
+    pub secure_cookie: bool,
+}
+
+impl Default for WebSection {
+    fn default() -> Self {
+        Self { addr: "127.0.0.1:8080".into(), matching_url: "http://127.0.0.1:50053".into(), secure_cookie: false }
+    }
 }
 
 /// Addresses, authentication, limits.
@@ -200,6 +219,7 @@ impl Default for LiftConfig {
             }),
             matching: MatchingSection::from(&lift_matching::MatchingConfig::default()),
             collect: CollectSection::default(),
+            web: WebSection::default(),
         }
     }
 }
@@ -372,6 +392,9 @@ pub const ENV_ALIASES: &[(&str, &str)] = &[
     ("LIFT_LINKS_ADDR", "collect.addr"),
     ("LIFT_SPOOL", "collect.spool"),
     ("LIFT_DEFAULT_LANDING_URL", "collect.default_landing_url"),
+    ("LIFT_WEB_ADDR", "web.addr"),
+    ("LIFT_MATCHING_URL", "web.matching_url"),
+    ("LIFT_WEB_SECURE_COOKIE", "web.secure_cookie"),
     ("LIFT_TLS_CERT", "tls.cert"),
     ("LIFT_TLS_KEY", "tls.key"),
     ("LIFT_TLS_CLIENT_CA", "tls.client_ca"),

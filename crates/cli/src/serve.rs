@@ -86,14 +86,15 @@ pub(crate) struct ServeArgs {
     /// [database.auth_url] Where API keys live (default: the database URL; env LIFT_AUTH_DATABASE_URL).
     #[arg(long)]
     auth_database_url: Option<String>,
-    /// Where the web console listens (env LIFT_WEB_ADDR).
-    #[arg(long, env = "LIFT_WEB_ADDR", default_value = "127.0.0.1:8080")]
-    web_addr: SocketAddr,
-    /// Where the web console reaches matching (env LIFT_MATCHING_URL).
-    #[arg(long, env = "LIFT_MATCHING_URL", default_value = "http://127.0.0.1:50053")]
-    matching_url: String,
-    /// Mark the console's key cookie Secure (serve it behind https; env LIFT_WEB_SECURE_COOKIE).
-    #[arg(long, env = "LIFT_WEB_SECURE_COOKIE")]
+    /// [web.addr] Where the web console listens (env LIFT_WEB_ADDR; default 127.0.0.1:8080).
+    #[arg(long)]
+    web_addr: Option<SocketAddr>,
+    /// [web.matching_url] Where the web console reaches matching (env LIFT_MATCHING_URL).
+    #[arg(long)]
+    matching_url: Option<String>,
+    /// [web.secure_cookie] Mark the console's key cookie Secure (serve it behind https;
+    /// env LIFT_WEB_SECURE_COOKIE).
+    #[arg(long)]
     web_secure_cookie: bool,
     /// [collect.addr] HTTP address of the link redirector, beacon and order webhooks
     /// (env LIFT_LINKS_ADDR; default 127.0.0.1:8081).
@@ -179,6 +180,9 @@ impl ServeArgs {
         put("server.db_acquire_timeout_secs", self.db_acquire_timeout_secs.map(|v| v.to_string()));
         put("server.metrics_addr", self.metrics_addr.map(|a| a.to_string()));
         put("collect.addr", self.links_addr.map(|a| a.to_string()));
+        put("web.addr", self.web_addr.map(|a| a.to_string()));
+        put("web.matching_url", self.matching_url.clone());
+        put("web.secure_cookie", self.web_secure_cookie.then(|| "true".to_owned()));
         put("tls.cert", path(&self.tls_cert));
         put("tls.key", path(&self.tls_key));
         put("tls.client_ca", path(&self.tls_client_ca));
@@ -295,11 +299,11 @@ pub(crate) async fn serve(a: ServeArgs) -> anyhow::Result<()> {
         Which::Web => {
             let cfg = lift_web::WebConfig {
                 scoring_url: c.server.scoring_url.clone(),
-                matching_url: a.matching_url.clone(),
+                matching_url: c.web.matching_url.clone(),
                 tls: opts.client.tls.clone(),
-                secure_cookie: a.web_secure_cookie,
+                secure_cookie: c.web.secure_cookie,
             };
-            stack::spawn_web(&mut tasks, bind(a.web_addr).await?, cfg, &shutdown);
+            stack::spawn_web(&mut tasks, bind(addr("web.addr", &c.web.addr)?).await?, cfg, &shutdown);
         }
         Which::Links => {
             let links_addr = addr("collect.addr", &c.collect.addr)?;
@@ -311,7 +315,7 @@ pub(crate) async fn serve(a: ServeArgs) -> anyhow::Result<()> {
         }
         Which::All => {
             let listeners = [bind(ingest_addr).await?, bind(scoring_addr).await?, bind(matching_addr).await?];
-            let web = bind(a.web_addr).await?;
+            let web = bind(addr("web.addr", &c.web.addr)?).await?;
             let links_addr = addr("collect.addr", &c.collect.addr)?;
             let links = bind(links_addr).await?;
             let tls = match (opts.serve.tls, opts.client.tls) {

@@ -65,6 +65,21 @@ fn layers_override_in_order() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Pins that the web console's settings layer like every other service's.
+#[test]
+fn web_console_settings_layer_too() -> anyhow::Result<()> {
+    let d = resolve(&layers(None, &[], &[]))?;
+    assert_eq!((d.config.web.addr.as_str(), d.config.web.secure_cookie), ("127.0.0.1:8080", false));
+    let file = "[web]\naddr = \"0.0.0.0:8080\"\nmatching_url = \"http://matching:50053\"\n";
+    let env = [("LIFT_WEB_SECURE_COOKIE", "true"), ("LIFT_WEB_ADDR", "0.0.0.0:9000")];
+    let r = resolve(&layers(Some(file), &env, &[("web.addr", "0.0.0.0:9100")]))?;
+    assert_eq!(r.config.web.addr, "0.0.0.0:9100");
+    assert_eq!(r.config.web.matching_url, "http://matching:50053");
+    assert!(r.config.web.secure_cookie);
+    assert_eq!(r.sources["web.secure_cookie"], Source::Env("LIFT_WEB_SECURE_COOKIE".into()));
+    Ok(())
+}
+
 /// Pins that a typo or a wrong type is an error naming the setting, in every layer.
 #[test]
 fn unknown_or_mistyped_settings_are_refused() {
