@@ -96,6 +96,8 @@ export LIFT_MATCHING_PORT="${LIFT_MATCHING_PORT:-$(free_port)}"
 export LIFT_INGEST_METRICS_PORT="${LIFT_INGEST_METRICS_PORT:-$(free_port)}"
 export LIFT_SCORING_METRICS_PORT="${LIFT_SCORING_METRICS_PORT:-$(free_port)}"
 export LIFT_MATCHING_METRICS_PORT="${LIFT_MATCHING_METRICS_PORT:-$(free_port)}"
+export LIFT_LINKS_PORT="${LIFT_LINKS_PORT:-$(free_port)}"
+export LIFT_LINKS_METRICS_PORT="${LIFT_LINKS_METRICS_PORT:-$(free_port)}"
 INGEST=127.0.0.1:$LIFT_INGEST_PORT
 SCORING=127.0.0.1:$LIFT_SCORING_PORT
 MATCHING=127.0.0.1:$LIFT_MATCHING_PORT
@@ -136,6 +138,32 @@ for svc in ingest scoring matching postgres; do
     health="$(docker inspect --format '{{.State.Health.Status}}' "$cid")"
     [ "$health" = healthy ] || die "$svc is $health, not healthy"
 done
+# The link collector (HTTP): up with its own key and spool volume, answering /healthz, and an
+# unknown code with a 404, never a redirect.
+links_ok=""
+for _ in $(seq 1 60); do
+    if [ "$(python3 -c 'import sys,urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=3).read().decode())' \
+        "http://127.0.0.1:$LIFT_LINKS_PORT/healthz" 2>/dev/null)" = ok ]; then
+        links_ok=1
+        break
+    fi
+    sleep 1
+done
+[ -n "$links_ok" ] || { compose logs links | tail -20 >&2; die "the link collector did not answer /healthz"; }
+unknown="$(python3 - "http://127.0.0.1:$LIFT_LINKS_PORT/no-such-code" <<'PY'
+import sys, urllib.error, urllib.request
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *a, **k):
+        return None
+try:
+    r = urllib.request.build_opener(NoRedirect).open(sys.argv[1], timeout=5)
+    print(r.status)
+except urllib.error.HTTPError as e:
+    print(e.code)
+PY
+)"
+[ "$unknown" = 404 ] || die "the link collector answered an unknown code with $unknown, not 404"
+say "link collector: /healthz ok, unknown code 404"
 for job in migrate keys; do
     job_exit="$(docker inspect --format '{{.State.ExitCode}}' "$(compose ps -a -q "$job")")"
     [ "$job_exit" = 0 ] || die "$job exited $job_exit"
@@ -170,8 +198,19 @@ mint_key() {
     out="$(docker logs "$cid" 2>&1)"
     docker rm "$cid" >/dev/null
     [ "$code" = 0 ] || die "lift $* exited $code: $out"
-    # `--output json`: the last line is one JSON document with the secret in "api_key".
-    key="$("$VENV/bin/python" -c 'import json, sys; print(json.loads(sys.stdin.read().strip().splitlines()[-1])["api_key"])' <<<"$out" 2>/dev/null || true)"
+    # `--output json`: one line is a JSON document with the secret in "api_key"; the container's
+    # log lines (stderr, merged here in no fixed order) are JSON too, without that field.
+    key="$("$VENV/bin/python" -c '
+import json, sys
+for line in sys.stdin.read().splitlines():
+    try:
+        doc = json.loads(line)
+    except ValueError:
+        continue
+    if isinstance(doc, dict) and doc.get("api_key"):
+        print(doc["api_key"])
+        break
+' <<<"$out" 2>/dev/null || true)"
     [ -n "$key" ] || die "no API key in the output of lift $*: $out"
     printf '%s' "$key"
 }

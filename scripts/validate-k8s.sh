@@ -199,13 +199,27 @@ for w in workloads:
             err(w, "LIFT_API_KEY (the key presented to peers) must come from a Secret")
         if any(e.get("name") == "LIFT_AUTH" and e.get("value") == "off" for e in main.get("env", [])):
             err(w, "LIFT_AUTH=off has no place in a cluster")
+    if name == "lift-links":
+        # The collector speaks HTTP; its spool must outlive the pod (never lose a click).
+        main = pod["containers"][0]
+        for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+            if main.get(probe, {}).get("httpGet", {}).get("path") != "/healthz":
+                err(w, f"{probe} must be an HTTP probe on /healthz")
+        env = {e["name"]: e for e in main.get("env", [])}
+        if "secretKeyRef" not in env.get("LIFT_API_KEY", {}).get("valueFrom", {}):
+            err(w, "LIFT_API_KEY (the key it delivers with) must come from a Secret")
+        spool_dir = env.get("LIFT_SPOOL", {}).get("value", "").rsplit("/", 1)[0]
+        claims = {c["metadata"]["name"] for c in w["spec"].get("volumeClaimTemplates", [])}
+        mounts = {m["mountPath"]: m["name"] for m in main.get("volumeMounts", [])}
+        if w["kind"] != "StatefulSet" or mounts.get(spool_dir) not in claims:
+            err(w, "the click spool (LIFT_SPOOL) must be on a volume claim of a StatefulSet")
 
 if overlay == "prod":
     hpas = {h["spec"]["scaleTargetRef"]["name"] for h in by_kind.get("HorizontalPodAutoscaler", [])}
     if "lift-ingest" not in hpas:
         errors.append("prod: no HorizontalPodAutoscaler for lift-ingest")
     pdb_targets = {p["spec"]["selector"]["matchLabels"].get("app.kubernetes.io/name") for p in by_kind.get("PodDisruptionBudget", [])}
-    for name in HEALTH:
+    for name in [*HEALTH, "lift-links"]:
         if name not in pdb_targets:
             errors.append(f"prod: no PodDisruptionBudget for {name}")
     for d in by_kind.get("Deployment", []):
@@ -234,7 +248,7 @@ if overlay in ("prod", "dev"):
         errors.append(f"{overlay}: NetworkPolicy default-deny (all pods, Ingress+Egress) missing")
     if "allow-dns-egress" not in nps:
         errors.append(f"{overlay}: NetworkPolicy allow-dns-egress missing")
-    for name in HEALTH:
+    for name in [*HEALTH, "lift-links"]:
         if name not in nps:
             errors.append(f"{overlay}: NetworkPolicy {name} missing")
 
