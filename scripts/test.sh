@@ -12,7 +12,8 @@
 #   3. fetches the CollegeMsg data set if absent (scripts/fetch-collegemsg.sh; never fatal);
 #   4. installs the Python tools the tests call ($PY_TOOLS) into a venv put first on PATH;
 #   5. installs Debian's chromium and chromium-driver for the browser tests if either is missing
-#      (scripts/ensure-chromium.sh; fails when it cannot);
+#      (scripts/ensure-chromium.sh; fails when it cannot), and axe-core from npm for the console's
+#      accessibility checks (LIFT_AXE_JS);
 #   6. runs `cargo test --workspace "$@"` (unit, integration and doc tests) with
 #      LIFT_TEST_PG_IMAGE exported (default lift/postgres:15).
 # PostgreSQL tests fail, never skip, when no engine can be had.
@@ -92,6 +93,16 @@ took "python tools"
 section "Chromium and chromedriver (scripts/ensure-chromium.sh)"
 bash scripts/ensure-chromium.sh ||
     die "the browser tests need /usr/bin/chromium and /usr/bin/chromedriver (see above); they fail rather than skip without them"
+# axe-core (npm) checks the console's pages for accessibility inside that browser.
+AXE_VERSION=4.14.1
+AXE_DIR="$CACHE_DIR/axe-core-$AXE_VERSION"
+if [ ! -s "$AXE_DIR/node_modules/axe-core/axe.min.js" ]; then
+    command -v npm >/dev/null || die "npm is missing (Debian: apt-get install -y npm); the console test needs axe-core"
+    npm install --silent --no-audit --no-fund --prefix "$AXE_DIR" "axe-core@$AXE_VERSION" ||
+        die "npm install axe-core@$AXE_VERSION failed"
+fi
+export LIFT_AXE_JS="$AXE_DIR/node_modules/axe-core/axe.min.js"
+echo "[test.sh] axe-core $AXE_VERSION at $LIFT_AXE_JS"
 took "browser"
 
 # --- 6. cargo test ----------------------------------------------------------------------------------------

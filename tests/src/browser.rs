@@ -227,6 +227,34 @@ impl Browser {
         Ok(self.client().execute(script, args).await?)
     }
 
+    /// Runs axe-core (`LIFT_AXE_JS`, installed by scripts/test.sh) on the page against
+    /// WCAG 2.x A and AA and returns the serious and critical violations, each as
+    /// "rule: help (n elements: selectors)". Fails when axe-core is not there: an
+    /// accessibility check that cannot run must not pass.
+    pub async fn accessibility_violations(&self) -> anyhow::Result<Vec<String>> {
+        let path = std::env::var("LIFT_AXE_JS").context(
+            "LIFT_AXE_JS is not set: run the tests through scripts/test.sh, which installs axe-core from npm",
+        )?;
+        let axe = std::fs::read_to_string(&path).with_context(|| format!("reading axe-core at {path}"))?;
+        self.client().execute(&axe, vec![]).await.context("loading axe-core into the page")?;
+        let found = self
+            .client()
+            .execute_async(
+                "const done = arguments[arguments.length - 1];
+                 axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } })
+                    .then(r => done(r.violations
+                        .filter(v => v.impact === 'serious' || v.impact === 'critical')
+                        .map(v => v.id + ': ' + v.help + ' (' + v.nodes.length + ' elements: '
+                            + v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(', ') + ')')))
+                    .catch(e => done(['axe failed: ' + e]));",
+                vec![],
+            )
+            .await
+            .context("running axe-core")?;
+        let list = found.as_array().context("axe-core returned no list")?;
+        Ok(list.iter().map(|v| v.as_str().unwrap_or_default().to_owned()).collect())
+    }
+
     /// Saves a PNG of the viewport as `<screenshots dir>/<name>.png` and returns its path.
     pub async fn screenshot(&self, name: &str) -> anyhow::Result<PathBuf> {
         let png = self.client().screenshot().await.context("taking a screenshot")?;

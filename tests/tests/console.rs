@@ -32,6 +32,13 @@ async fn console_pages_show_what_a_person_checks() -> anyhow::Result<()> {
     result
 }
 
+/// axe-core finds no serious or critical WCAG 2.1 A/AA violation on the page.
+async fn accessible(b: &Browser, page: &str) -> anyhow::Result<()> {
+    let found = b.accessibility_violations().await?;
+    ensure!(found.is_empty(), "{page}: accessibility violations:\n{}", found.join("\n"));
+    Ok(())
+}
+
 async fn sign_in(b: &Browser, key: &str) -> anyhow::Result<()> {
     b.find("#key").await?.send_keys(key).await?;
     b.click("main form button[type=submit]").await?;
@@ -50,6 +57,7 @@ async fn check(stack: &Stack, s: &DemoSummary) -> anyhow::Result<()> {
     b.goto(&format!("{base}/creator/{net}/{id}")).await?;
     b.wait_for_url(|u| u.path() == "/login").await?;
     b.screenshot("console-login").await?;
+    accessible(&b, "console-login").await?;
     sign_in(&b, &creator_key).await?;
     b.wait_for_url(|u| u.path() == format!("/creator/{net}/{id}")).await?;
     ensure!(b.text("h1").await?.contains(&creator), "creator page heading");
@@ -92,6 +100,7 @@ async fn check(stack: &Stack, s: &DemoSummary) -> anyhow::Result<()> {
     b.goto(&format!("{base}/creator/{net}/{id}")).await?;
     b.find("h1").await?;
     b.screenshot("console-creator").await?;
+    accessible(&b, "console-creator").await?;
 
     // Someone else's page, and the brand pages, are refused to a creator's key.
     let other = s
@@ -145,12 +154,14 @@ async fn check(stack: &Stack, s: &DemoSummary) -> anyhow::Result<()> {
         ensure!(shown[2].as_str() == Some("true"), "no data for lift must be said, not drawn");
     }
     b.screenshot("console-report").await?;
+    accessible(&b, "console-report").await?;
 
     // The offered campaign: every shortlisted creator's reasons.
     b.goto(&format!("{base}/campaigns/{}", s.campaign_id)).await?;
     let passes = b.execute("return document.querySelectorAll('li.pass').length;", vec![]).await?;
     ensure!(passes.as_u64().unwrap_or(0) > 0, "the shortlist gives its reasons");
     b.screenshot("console-campaign").await?;
+    accessible(&b, "console-campaign").await?;
 
     // A fresh draft: portfolio with marginal gains, then offers with links, codes and a control group.
     let spec = mpb::CampaignSpec {
@@ -184,11 +195,13 @@ async fn check(stack: &Stack, s: &DemoSummary) -> anyhow::Result<()> {
     ensure!(codes.as_u64().unwrap_or(0) >= 2, "links and codes listed, got {codes}");
     ensure!(b.text("main").await?.contains("Control group"));
     b.screenshot("console-offers").await?;
+    accessible(&b, "console-offers").await?;
 
     // The model page draws a distribution per dimension with data.
     b.goto(&format!("{base}/model")).await?;
     b.find("figure svg").await?;
     b.screenshot("console-model").await?;
+    accessible(&b, "console-model").await?;
     b.wait_until_js("document.title.includes('Model')", Duration::from_secs(1)).await?;
     b.close().await
 }
