@@ -160,6 +160,15 @@ async fn check(stack: &Stack, s: &DemoSummary) -> anyhow::Result<()> {
     b.goto(&format!("{base}/campaigns/{}", s.campaign_id)).await?;
     let passes = b.execute("return document.querySelectorAll('li.pass').length;", vec![]).await?;
     ensure!(passes.as_u64().unwrap_or(0) > 0, "the shortlist gives its reasons");
+    // The funnel starts from every scored account and narrows criterion by criterion.
+    let funnel = b
+        .execute("const f = [...document.querySelectorAll('figure svg')].find(s => s.getAttribute('aria-label').startsWith('Eligibility funnel')); return f ? f.getAttribute('aria-label') : '';", vec![])
+        .await?;
+    let funnel = funnel.as_str().unwrap_or_default().to_owned();
+    ensure!(funnel.contains("every scored account: "), "no eligibility funnel on the campaign page: {funnel:?}");
+    let counts: Vec<u64> =
+        funnel.split(", ").filter_map(|step| step.rsplit(": ").next()?.trim().parse().ok()).collect();
+    ensure!(counts.len() >= 3 && counts.windows(2).all(|w| w[0] >= w[1]), "the funnel narrows: {funnel}");
     b.screenshot("console-campaign").await?;
     accessible(&b, "console-campaign").await?;
 

@@ -138,6 +138,18 @@ pub(crate) struct Verdict {
     pub(crate) eligible: Vec<u32>,
     /// Closest first, then by rank; at most the limit asked for.
     pub(crate) near: Vec<u32>,
+    /// Accounts still in after each step: every row, each rule in turn, the
+    /// campaign's topics, its exclusions.
+    pub(crate) funnel: Vec<(FunnelStep, u64)>,
+}
+
+/// One step of the eligibility funnel.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum FunnelStep {
+    Scored,
+    Rule(Criterion),
+    Topics,
+    NotExcluded,
 }
 
 impl RunScores {
@@ -279,6 +291,7 @@ impl RunScores {
         // the miss of the first failed rule, which is the miss when only one failed.
         let mut fails = vec![0u8; n];
         let mut miss = vec![0.0f64; n];
+        let mut funnel = vec![(FunnelStep::Scored, n as u64)];
         for c in spec.rules() {
             let bound = c.threshold.bound();
             let observed = self.observed(&c);
@@ -298,11 +311,8 @@ impl RunScores {
                     *f = f.saturating_add(1);
                 }
             }
-        }
-        for a in &spec.excluded {
-            if let Some(row) = self.find(a) {
-                fails[row] = u8::MAX;
-            }
+            let remaining = fails.iter().filter(|&&f| f == 0).count() as u64;
+            funnel.push((FunnelStep::Rule(c), remaining));
         }
         // The campaign's topics: a row scored in none of them is off topic (never a near miss).
         if !spec.topics.is_empty() {
@@ -317,6 +327,15 @@ impl RunScores {
                     *f = u8::MAX;
                 }
             }
+            funnel.push((FunnelStep::Topics, fails.iter().filter(|&&f| f == 0).count() as u64));
+        }
+        if !spec.excluded.is_empty() {
+            for a in &spec.excluded {
+                if let Some(row) = self.find(a) {
+                    fails[row] = u8::MAX;
+                }
+            }
+            funnel.push((FunnelStep::NotExcluded, fails.iter().filter(|&&f| f == 0).count() as u64));
         }
         let order = &self.order[objective_index(spec.objective)];
         let eligible: Vec<u32> = order.iter().copied().filter(|&r| fails[r as usize] == 0).collect();
@@ -335,7 +354,7 @@ impl RunScores {
             }
             near.sort_unstable_by(by);
         }
-        Verdict { eligible, near: near.into_iter().map(|(_, _, r)| r).collect() }
+        Verdict { eligible, near: near.into_iter().map(|(_, _, r)| r).collect(), funnel }
     }
 
     /// A row as the `ScoreCard` scoring's answer would have produced, with every

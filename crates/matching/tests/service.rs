@@ -401,8 +401,19 @@ async fn match_reports_margins_pages_and_near_misses() {
         assert!(!r.model_version.is_empty() && r.as_of_offset > 0 && !r.stale);
         if token.is_empty() {
             near = r.near_misses.clone();
+            // The funnel: every scored account, then reach ≥ p97.5, then authenticity ≥ 10.
+            let steps: Vec<(&str, u64)> = r.funnel.iter().map(|f| (f.step.as_str(), f.remaining)).collect();
+            let past_reach = reach.values().filter(|p| **p >= 97.5).count() as u64;
+            assert_eq!(
+                steps,
+                vec![("scored", scores.len() as u64), ("criterion", past_reach), ("criterion", expected.len() as u64)],
+                "{:?}",
+                r.funnel
+            );
+            assert_eq!(r.funnel[1].criterion.as_ref().map(|c| c.dimension), Some(spb::Dimension::Reach as i32));
         } else {
             assert!(r.near_misses.is_empty(), "near misses come with the first page only");
+            assert!(r.funnel.is_empty(), "the funnel comes with the first page only");
         }
         seen.extend(r.eligible);
         if r.next_page_token.is_empty() {

@@ -163,7 +163,13 @@ pub async fn campaign(v: Visitor, Path(id): Path<String>) -> Result<Html<String>
             @if !spec.topics.is_empty() { "; topics: " (spec.topics.join(", ")) }
             ". Judged under model " (matched.model_version) " as of ledger offset " (matched.as_of_offset) "."
             @if matched.stale { strong { " These results are from an older scoring run while a newer one loads." } } }
-        (chart::bars("Eligibility: near misses, eligible accounts, and this page's shortlist", &funnel(&matched), matched.total_eligible.max(matched.near_misses.len() as u64)))
+        @if matched.funnel.is_empty() {
+            p.nodata { "No funnel: matching judged a pre-filtered scan of scoring's accounts (it runs without its score cache), so it cannot count how many each criterion removes." }
+            (chart::bars("Eligibility: near misses and eligible accounts", &outcome_rows(&matched), matched.total_eligible.max(matched.near_misses.len() as u64)))
+        } @else {
+            (chart::bars("Eligibility funnel: accounts still in after each criterion, in order", &funnel(&matched), funnel_max(&matched)))
+            p.muted { (matched.near_misses.len()) " near misses fail exactly one criterion by " (num(NEAR_MISS_MARGIN, 0)) " points or less (listed below)." }
+        }
         h2 { "Shortlist" }
         @if matched.eligible.is_empty() { p.nodata { "No account meets every criterion." } }
         @else { (candidates_table(&format!("The first {} of {} eligible creators, in the objective's order, with the reason for every pass", matched.eligible.len(), matched.total_eligible), &matched.eligible)) }
@@ -187,13 +193,33 @@ pub async fn campaign(v: Visitor, Path(id): Path<String>) -> Result<Html<String>
     Ok(Html(page(&spec.name, true, body).into_string()))
 }
 
-/// The stages this page can count: eligible, and near misses (one criterion short).
-fn funnel(m: &mpb::MatchCampaignResponse) -> Vec<(String, u64)> {
+/// Without a funnel: eligible, and near misses (one criterion short).
+fn outcome_rows(m: &mpb::MatchCampaignResponse) -> Vec<(String, u64)> {
     vec![
         (format!("fail one criterion by ≤ {}", num(NEAR_MISS_MARGIN, 0)), m.near_misses.len() as u64),
         ("meet every criterion".into(), m.total_eligible),
-        ("on this page's shortlist".into(), m.eligible.len() as u64),
     ]
+}
+
+/// Each funnel step as "after <step>: n", in the order matching applied them.
+fn funnel(m: &mpb::MatchCampaignResponse) -> Vec<(String, u64)> {
+    m.funnel
+        .iter()
+        .map(|s| {
+            let label = match s.step.as_str() {
+                "scored" => "every scored account".to_owned(),
+                "criterion" => format!("+ {}", criterion_text(s.criterion.as_ref())),
+                "topics" => "+ scored in the campaign's topics".to_owned(),
+                "not excluded" => "+ not excluded by the brand".to_owned(),
+                other => format!("+ {other}"),
+            };
+            (label, s.remaining)
+        })
+        .collect()
+}
+
+fn funnel_max(m: &mpb::MatchCampaignResponse) -> u64 {
+    m.funnel.iter().map(|s| s.remaining).max().unwrap_or(0)
 }
 
 fn portfolio_section(p: &mpb::SelectPortfolioResponse, currency: &str) -> Markup {

@@ -14,6 +14,7 @@ use super::tokens::{decode_match_token, encode_match_token};
 use super::{Matching, to_json};
 use crate::Error;
 use crate::auth::BrandId;
+use crate::snapshot::FunnelStep;
 
 /// What an evaluation is for: how fresh its scores must be and whether it
 /// records the eligible set.
@@ -126,6 +127,7 @@ impl Matching {
         } else {
             Vec::new()
         };
+        let funnel = if after.is_none() { ranking.funnel.iter().map(funnel_step).collect() } else { Vec::new() };
         Ok(pb::MatchCampaignResponse {
             eligible: page,
             near_misses,
@@ -134,6 +136,17 @@ impl Matching {
             model_version: ranking.model_version,
             as_of_offset: ranking.as_of,
             stale: ranking.stale,
+            funnel,
         })
     }
+}
+
+fn funnel_step((step, remaining): &(FunnelStep, u64)) -> pb::FunnelStep {
+    let (criterion, name) = match step {
+        FunnelStep::Scored => (None, "scored"),
+        FunnelStep::Rule(c) => (Some(c.to_proto()), "criterion"),
+        FunnelStep::Topics => (None, "topics"),
+        FunnelStep::NotExcluded => (None, "not excluded"),
+    };
+    pb::FunnelStep { criterion, step: name.to_owned(), remaining: *remaining }
 }

@@ -15,7 +15,7 @@ use lift_proto::scoring::v1 as spb;
 use lift_proto::scoring::v1::scoring_service_client::ScoringServiceClient;
 use lift_runtime::client::{Channel, RetryPolicy, retry_idempotent};
 
-use crate::snapshot::{self, RunScores, ScoreCache, ScoreCacheStats};
+use crate::snapshot::{self, FunnelStep, RunScores, ScoreCache, ScoreCacheStats};
 use crate::{Error, MatchingConfig};
 
 /// A scored account judged against a campaign.
@@ -84,6 +84,9 @@ pub(super) struct CampaignRanking {
     relax: f64,
     /// Judged over an older run's scores while a newer one loads.
     pub(super) stale: bool,
+    /// Accounts left after each eligibility step, over the whole population;
+    /// empty when judged over a pre-filtered scan.
+    pub(super) funnel: Vec<(FunnelStep, u64)>,
 }
 
 impl CampaignRanking {
@@ -251,6 +254,7 @@ impl Cached {
             spec: spec.clone(),
             relax,
             stale,
+            funnel: verdict.funnel,
         })
     }
 }
@@ -330,6 +334,8 @@ impl Scan {
                     spec: spec.clone(),
                     relax,
                     stale: false,
+                    // Scoring answered only the accounts past the percentile filters.
+                    funnel: Vec::new(),
                 });
             }
             tracing::debug!(attempt, "scoring published a new run during the scan; restarting");
