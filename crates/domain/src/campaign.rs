@@ -826,7 +826,33 @@ pub struct ReportBuilder {
     audience_of: HashMap<AccountId, Vec<AccountId>>,
     audience: HashMap<AccountId, HashSet<AccountId>>,
     audience_orders: HashMap<AccountId, HashSet<String>>,
+    /// Outcomes per UTC day of the event (days since 1970-01-01).
+    daily: BTreeMap<i64, Day>,
     head: u64,
+}
+
+/// A campaign's outcomes on one UTC day.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Day {
+    pub clicks: u64,
+    pub sessions: u64,
+    pub bounced: u64,
+    pub conversions: u64,
+}
+
+/// `YYYY-MM-DD` of a day counted from 1970-01-01 (proleptic Gregorian calendar).
+pub fn date_of_day(days: i64) -> String {
+    // Civil-from-days in 400-year eras of 146,097 days, March-based years.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
 }
 
 impl ReportBuilder {
@@ -869,6 +895,7 @@ impl ReportBuilder {
             audience_of: HashMap::new(),
             audience,
             audience_orders: HashMap::new(),
+            daily: BTreeMap::new(),
             head: 0,
         }
     }
@@ -903,6 +930,10 @@ impl ReportBuilder {
         [per, &mut self.total]
     }
 
+    fn day(&mut self, e: &LedgerEntry) -> &mut Day {
+        self.daily.entry(e.event.occurred_at.div_euclid(86_400_000_000)).or_default()
+    }
+
     pub fn observe(&mut self, e: &LedgerEntry) {
         self.head = self.head.max(e.offset);
         let pre = e.offset <= self.offers_offset;
@@ -933,6 +964,7 @@ impl ReportBuilder {
                         t.totals.clicks += 1;
                         t.visitors.insert(visitor.clone());
                     }
+                    self.day(e).clicks += 1;
                 }
             }
             EventBody::PageSession(s) => {
@@ -942,6 +974,10 @@ impl ReportBuilder {
                         t.totals.sessions += 1;
                         t.totals.bounced += u64::from(s.bounced);
                     }
+                    let bounced = u64::from(s.bounced);
+                    let day = self.day(e);
+                    day.sessions += 1;
+                    day.bounced += bounced;
                 }
             }
             EventBody::Conversion(c) => {
@@ -970,6 +1006,7 @@ impl ReportBuilder {
                     t.totals.value_minor = t.totals.value_minor.saturating_add(value);
                     t.totals.code_without_click += u64::from(leak);
                 }
+                self.day(e).conversions += 1;
             }
             _ => {}
         }
@@ -992,6 +1029,7 @@ impl ReportBuilder {
             totals: self.total.finish(),
             per_creator: self.per_creator.into_iter().map(|(a, t)| (a, t.finish())).collect(),
             lift,
+            daily: self.daily.into_iter().collect(),
             head: self.head,
         }
     }
@@ -1003,6 +1041,9 @@ pub struct Report {
     pub totals: Totals,
     pub per_creator: BTreeMap<AccountId, Totals>,
     pub lift: LiftEstimate,
+    /// Outcomes per UTC day (days since 1970-01-01), in date order; days without
+    /// any outcome are absent.
+    pub daily: Vec<(i64, Day)>,
     pub head: u64,
 }
 

@@ -263,6 +263,9 @@ pub async fn issue_offers(v: Visitor, Path(id): Path<String>) -> Result<Html<Str
     Ok(Html(page("Offers issued", true, body).into_string()))
 }
 
+/// Days of outcomes the report page draws (the most recent).
+const DAYS_SHOWN: usize = 60;
+
 /// Whether a report's lift rests on data: both groups present and an interval with width.
 pub fn lift_has_data(l: &mpb::Lift) -> bool {
     l.treated > 0 && l.holdout > 0 && l.upper > l.lower && l.lower.is_finite() && l.upper.is_finite()
@@ -300,6 +303,23 @@ pub async fn report(v: Visitor, Path(id): Path<String>) -> Result<Html<String>, 
             p { "Bounce rate " (num(t.bounce_rate * 100.0, 1)) " % · value " (money(t.value_minor, cur))
                 " · cost per conversion " @if t.conversions == 0 { span.nodata { "no data (no conversions)" } } @else { (money(t.cost_per_conversion, cur)) }
                 " · " (t.code_without_click) " conversions used a code without a click (a shared coupon)." }
+        }
+        h2 { "Outcomes over time" }
+        @if r.daily.is_empty() {
+            p.nodata { "No data yet: no outcome has a day to show." }
+        } @else {
+            @let shown = &r.daily[r.daily.len().saturating_sub(DAYS_SHOWN)..];
+            @if shown.len() < r.daily.len() { p.muted { "The last " (DAYS_SHOWN) " days with outcomes; " (r.daily.len() - shown.len()) " earlier days are in the RPC's answer." } }
+            (chart::bars("Clicks per day (UTC)", &shown.iter().map(|d| (d.date.clone(), d.clicks)).collect::<Vec<_>>(), shown.iter().map(|d| d.clicks).max().unwrap_or(0)))
+            table #daily {
+                caption { "Outcomes per UTC day of the event; days without any are left out" }
+                thead { tr { th scope="col" { "Day" } th scope="col" { "Clicks" } th scope="col" { "Sessions" } th scope="col" { "Engaged" } th scope="col" { "Conversions" } } }
+                tbody {
+                    @for d in shown {
+                        tr data-clicks=(d.clicks) { td { (d.date) } td { (d.clicks) } td { (d.sessions) } td { (d.sessions - d.bounced.min(d.sessions)) } td { (d.conversions) } }
+                    }
+                }
+            }
         }
         h2 { "Lift against the control group" }
         @match &r.lift {

@@ -524,6 +524,8 @@ fn report_matches_hand_computed_figures() {
     // Audience orders: a ← x1 (o1), b ← x3 (o3), c ← x4 (o2); one control, so no interval.
     assert_eq!((rep.lift.difference, rep.lift.treated, rep.lift.holdout, rep.lift.confidence), (0.0, 2, 1, 0.0));
     assert_eq!(rep.head, 23);
+    // Every outcome happened on 1970-01-01: one day, holding exactly the totals.
+    assert_eq!(rep.daily, vec![(0, Day { clicks: 4, sessions: 3, bounced: 2, conversions: 2 })]);
 }
 
 proptest! {
@@ -542,5 +544,20 @@ proptest! {
             prop_assert!(spec.unit_cost > 0 && spec.budget >= spec.unit_cost);
             prop_assert!((0.0..=0.5).contains(&spec.holdout_share));
         }
+    }
+}
+
+/// Pins the calendar the report's days are named in, leap days and the epoch's edge included.
+#[test]
+fn days_are_named_by_their_utc_date() {
+    for (days, date) in [
+        (0, "1970-01-01"),
+        (-1, "1969-12-31"),
+        (11_016, "2000-02-29"),
+        (19_723, "2024-01-01"),
+        (20_788, "2026-12-01"),
+        (47_541, "2100-03-01"),
+    ] {
+        assert_eq!(date_of_day(days), date, "day {days}");
     }
 }

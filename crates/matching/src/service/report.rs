@@ -74,6 +74,17 @@ impl Matching {
                 unavailable_reason: l.unavailable.clone().unwrap_or_default(),
             }),
             as_of_offset: head.max(report.head),
+            daily: report
+                .daily
+                .iter()
+                .map(|(day, d)| pb::OutcomeDay {
+                    date: rules::date_of_day(*day),
+                    clicks: d.clicks,
+                    sessions: d.sessions,
+                    bounced: d.bounced,
+                    conversions: d.conversions,
+                })
+                .collect(),
         })
     }
 
