@@ -60,6 +60,8 @@ const ACT: u8 = 1;
 const REACH: u8 = 2;
 const ACTION: u8 = 4;
 const ALL: u8 = ACT | REACH | ACTION;
+/// The accounts this one reposted were already marked in this run.
+const EXPANDED: u8 = 8;
 
 const TAG_POST: u8 = 0;
 const TAG_ENGAGEMENT: u8 = 1;
@@ -354,6 +356,11 @@ impl IncrementalScores {
     }
 
     fn mark_reposted_by(&mut self, state: &State, x: Node, window_start: Micros, now: Micros) {
+        // Once per account and run: the set only grows by reposts that mark their own target.
+        if self.dirty.get(x as usize).is_none_or(|d| d & EXPANDED != 0) {
+            return;
+        }
+        self.mark(x, EXPANDED);
         let Some(list) = self.by_actor.get(x as usize) else { return };
         let targets: Vec<Node> = list
             .iter()
