@@ -50,7 +50,9 @@ use super::graph::{Csr, PageRankGraph, PageRankOptions, pagerank};
 use super::params::ModelParams;
 use super::seeds::InfluenceGraph;
 use super::state::{NONE, Node, OutcomeKind, State};
-use super::stats::{beta_summary, percentile_in, percentiles, published_levels, quantiles, quantize, saturate};
+use super::stats::{
+    beta_summary, grid_percentiles, percentile_in, percentiles, published_levels, quantiles, quantize, saturate,
+};
 
 /// The ledger position a snapshot is computed as of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -469,7 +471,7 @@ pub fn compute_with(state: &State, p: &ModelParams, as_of: AsOf, opts: ComputeOp
     for d in Dimension::ALL {
         let v = &values[d.index()];
         percentiles_out[d.index()] =
-            if d == Dimension::Action { action_percentiles(v, &action.estimates) } else { percentiles(v) };
+            if d == Dimension::Action { action_percentiles(v, &action.estimates) } else { column_percentiles(v) };
         order[d.index()] = order_desc(v);
         let asc: Vec<f64> = order[d.index()].iter().rev().map(|&i| v[i as usize]).collect();
         distributions[d.index()] = quantiles(&asc, &levels);
@@ -523,9 +525,20 @@ pub fn influence_graph(engagement: &Csr, weight: &[f64]) -> InfluenceGraph {
 /// account with insufficient evidence is placed among them by its point
 /// estimate); 0 for accounts with no evidence at all.
 pub(super) fn action_percentiles(values: &[f64], est: &[ActionEstimate]) -> Vec<f64> {
+    let sufficient: Vec<bool> = est.iter().map(|a| a.sufficient).collect();
+    let observed: Vec<bool> = est.iter().map(|a| a.observed).collect();
+    if let Some(p) = grid_percentiles(values, Some(&sufficient), Some(&observed)) {
+        return p;
+    }
     let mut sorted: Vec<f64> = values.iter().zip(est).filter(|(_, a)| a.sufficient).map(|(v, _)| *v).collect();
     sorted.sort_unstable_by(f64::total_cmp);
     values.iter().zip(est).map(|(v, a)| if a.observed { percentile_in(&sorted, *v) } else { 0.0 }).collect()
+}
+
+/// Percentiles of a column: by counting on the value grid, sorting only if a value is off it
+/// (same result either way).
+fn column_percentiles(values: &[f64]) -> Vec<f64> {
+    grid_percentiles(values, None, None).unwrap_or_else(|| percentiles(values))
 }
 
 /// Node ids by value descending, ties by id ascending.
@@ -766,7 +779,7 @@ fn topic_scores(
                 .collect();
             TopicScores {
                 name: state.topics[t].clone(),
-                percentiles: [percentiles(&act), percentiles(&net)],
+                percentiles: [column_percentiles(&act), column_percentiles(&net)],
                 order: [order_desc(&act), order_desc(&net)],
                 values: [act, net],
                 members,

@@ -99,8 +99,17 @@ fn run_sequence(seed: u64, accounts: usize, n: usize, chunks: &[usize], p: &Mode
             state.apply(e);
         }
         at += size;
+        let before: Vec<Vec<f64>> = OWNED.iter().map(|d| inc.values[d.index()].clone()).collect();
         let run = inc.run(&state, p);
         assert!(run.dirty_activity <= state.len());
+        // `changed` lists exactly the accounts new since the last run or with a moved value.
+        let moved: Vec<Node> = (0..state.len())
+            .filter(|&u| {
+                u >= before[0].len() || OWNED.iter().zip(&before).any(|(d, b)| b[u] != inc.values[d.index()][u])
+            })
+            .map(|u| u as Node)
+            .collect();
+        assert_eq!(inc.changed, moved);
         let ctx = format!("seed {seed}, after {} entries", state.events);
         assert_within_tolerance(&inc, &compute(&state, p), &ctx);
         let mut fresh = IncrementalScores::new();

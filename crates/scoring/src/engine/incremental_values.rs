@@ -227,11 +227,7 @@ impl IncrementalScores {
             let v = &self.values[d.index()];
             pct[d.index()] = grid_percentiles(v, None, None).unwrap_or_else(|| percentiles(v));
         }
-        let v = &self.values[Dimension::Action.index()];
-        let sufficient: Vec<bool> = self.action.iter().map(|a| a.sufficient).collect();
-        let observed: Vec<bool> = self.action.iter().map(|a| a.observed).collect();
-        pct[Dimension::Action.index()] = grid_percentiles(v, Some(&sufficient), Some(&observed))
-            .unwrap_or_else(|| action_percentiles(v, &self.action));
+        pct[Dimension::Action.index()] = action_percentiles(&self.values[Dimension::Action.index()], &self.action);
         self.percentiles = pct;
         action_ms
     }
