@@ -50,7 +50,9 @@ use super::graph::{Csr, PageRankGraph, PageRankOptions, pagerank};
 use super::params::ModelParams;
 use super::seeds::InfluenceGraph;
 use super::state::{NONE, Node, OutcomeKind, State};
-use super::stats::{beta_summary, percentile_in, percentiles, published_levels, quantiles, quantize, saturate};
+use super::stats::{
+    beta_summary, grid_percentiles, percentile_in, percentiles, published_levels, quantiles, quantize, saturate,
+};
 
 /// The ledger position a snapshot is computed as of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -284,7 +286,7 @@ impl Snapshot {
     }
 }
 
-fn kind_weight(p: &ModelParams, k: EngagementKind) -> f64 {
+pub(super) fn kind_weight(p: &ModelParams, k: EngagementKind) -> f64 {
     let w = &p.kind_weights;
     match k {
         EngagementKind::Repost => w.repost,
@@ -469,7 +471,7 @@ pub fn compute_with(state: &State, p: &ModelParams, as_of: AsOf, opts: ComputeOp
     for d in Dimension::ALL {
         let v = &values[d.index()];
         percentiles_out[d.index()] =
-            if d == Dimension::Action { action_percentiles(v, &action.estimates) } else { percentiles(v) };
+            if d == Dimension::Action { action_percentiles(v, &action.estimates) } else { column_percentiles(v) };
         order[d.index()] = order_desc(v);
         let asc: Vec<f64> = order[d.index()].iter().rev().map(|&i| v[i as usize]).collect();
         distributions[d.index()] = quantiles(&asc, &levels);
@@ -522,23 +524,34 @@ pub fn influence_graph(engagement: &Csr, weight: &[f64]) -> InfluenceGraph {
 /// Action percentiles: against the accounts with sufficient evidence (an
 /// account with insufficient evidence is placed among them by its point
 /// estimate); 0 for accounts with no evidence at all.
-fn action_percentiles(values: &[f64], est: &[ActionEstimate]) -> Vec<f64> {
+pub(super) fn action_percentiles(values: &[f64], est: &[ActionEstimate]) -> Vec<f64> {
+    let sufficient: Vec<bool> = est.iter().map(|a| a.sufficient).collect();
+    let observed: Vec<bool> = est.iter().map(|a| a.observed).collect();
+    if let Some(p) = grid_percentiles(values, Some(&sufficient), Some(&observed)) {
+        return p;
+    }
     let mut sorted: Vec<f64> = values.iter().zip(est).filter(|(_, a)| a.sufficient).map(|(v, _)| *v).collect();
     sorted.sort_unstable_by(f64::total_cmp);
     values.iter().zip(est).map(|(v, a)| if a.observed { percentile_in(&sorted, *v) } else { 0.0 }).collect()
 }
 
+/// Percentiles of a column: by counting on the value grid, sorting only if a value is off it
+/// (same result either way).
+fn column_percentiles(values: &[f64]) -> Vec<f64> {
+    grid_percentiles(values, None, None).unwrap_or_else(|| percentiles(values))
+}
+
 /// Node ids by value descending, ties by id ascending.
-fn order_desc(v: &[f64]) -> Vec<u32> {
+pub(super) fn order_desc(v: &[f64]) -> Vec<u32> {
     let mut o: Vec<u32> = (0..v.len() as u32).collect();
     o.par_sort_unstable_by(|&a, &b| v[b as usize].total_cmp(&v[a as usize]).then(a.cmp(&b)));
     o
 }
 
-struct ActionOut {
-    values: Vec<f64>,
-    estimates: Vec<ActionEstimate>,
-    prior: (f64, f64),
+pub(super) struct ActionOut {
+    pub(super) values: Vec<f64>,
+    pub(super) estimates: Vec<ActionEstimate>,
+    pub(super) prior: (f64, f64),
 }
 
 /// Beta–Binomial estimates of the conversion rate and the engaged-session
@@ -586,15 +599,28 @@ fn action_estimates(
             }
         }
     }
+    action_from_counts(p, &clicks, &conv, &engaged, any_sessions, raw)
+}
+
+/// The estimation half of `action_estimates`, from per-account outcome counts
+/// in the window (and `raw`'s session, conversion and click columns), so the
+/// incremental path reaches the same estimates from counts it keeps itself.
+pub(super) fn action_from_counts(
+    p: &ModelParams,
+    clicks: &[u64],
+    conv: &[u64],
+    engaged: &[u64],
+    any_sessions: bool,
+    raw: &mut [RawMetrics],
+) -> ActionOut {
+    let n = clicks.len();
     // A conversion or engaged session without its click in the window cannot be
     // a success of a trial we did not see.
-    for i in 0..n {
-        conv[i] = conv[i].min(clicks[i]);
-        engaged[i] = engaged[i].min(clicks[i]);
-    }
+    let conv: Vec<u64> = (0..n).map(|i| conv[i].min(clicks[i])).collect();
+    let engaged: Vec<u64> = (0..n).map(|i| engaged[i].min(clicks[i])).collect();
     let min = p.action_min_clicks.max(1);
-    let conv_prior = fit_beta_prior(&conv, &clicks, min, p.action_prior_mean, p);
-    let eng_prior = fit_beta_prior(&engaged, &clicks, min, p.action_engaged_prior_mean, p);
+    let conv_prior = fit_beta_prior(&conv, clicks, min, p.action_prior_mean, p);
+    let eng_prior = fit_beta_prior(&engaged, clicks, min, p.action_engaged_prior_mean, p);
     let w = if any_sessions { p.action_engaged_weight.clamp(0.0, 1.0) } else { 0.0 };
     let combine = |c: f64, e: f64| {
         quantize((1.0 - w) * saturate(c, p.action_rate_scale) + w * saturate(e, p.action_engaged_scale))
@@ -753,7 +779,7 @@ fn topic_scores(
                 .collect();
             TopicScores {
                 name: state.topics[t].clone(),
-                percentiles: [percentiles(&act), percentiles(&net)],
+                percentiles: [column_percentiles(&act), column_percentiles(&net)],
                 order: [order_desc(&act), order_desc(&net)],
                 values: [act, net],
                 members,

@@ -9,6 +9,7 @@ pub mod checkpoint;
 pub mod compute;
 pub mod explain;
 pub mod graph;
+pub mod incremental;
 pub mod params;
 pub mod seeds;
 pub mod state;
@@ -20,6 +21,7 @@ pub mod testutil;
 pub use authenticity::{Flag, FlagKind};
 pub use compute::{ActionEstimate, AsOf, ComputeOptions, RawMetrics, Snapshot, TopicScores, compute, compute_with};
 pub use graph::{Csr, PageRank, PageRankGraph, PageRankOptions, pagerank};
+pub use incremental::{IncrementalRun, IncrementalScores};
 pub use params::ModelParams;
 pub use state::{Node, State};
 

@@ -27,6 +27,46 @@ pub fn saturate(raw: f64, scale: f64) -> f64 {
 // matching's delta-refreshed cache) ranks with the same one.
 pub use lift_domain::score::{percentile_in, percentiles};
 
+/// Percentiles (the rule of `percentiles`) of `values` against the population
+/// of those with `counted[i]` (all when `None`), for values on the grid: a
+/// histogram over the 102,401 grid points and its prefix sums replace the sort,
+/// O(n + 102,401). `None` when a value is off the grid or outside 0–100 (the
+/// caller sorts instead). Accounts with `shown[i] == false` get 0.
+pub fn grid_percentiles(values: &[f64], counted: Option<&[bool]>, shown: Option<&[bool]>) -> Option<Vec<f64>> {
+    const CELLS: usize = 100 * GRID as usize + 1;
+    let cell = |v: f64| -> Option<usize> {
+        let k = v * GRID;
+        (k >= 0.0 && k < CELLS as f64 && k.fract() == 0.0).then_some(k as usize)
+    };
+    let mut cum = vec![0u32; CELLS];
+    let mut total = 0usize;
+    for (i, &v) in values.iter().enumerate() {
+        let c = cell(v)?;
+        if counted.is_none_or(|m| m.get(i).copied().unwrap_or(false)) {
+            cum[c] += 1;
+            total += 1;
+        }
+    }
+    for c in 1..CELLS {
+        cum[c] += cum[c - 1];
+    }
+    Some(
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| {
+                let show = shown.is_none_or(|m| m.get(i).copied().unwrap_or(false));
+                // Same expression as `percentile_in`: at or below, 0 for a 0 value or an empty population.
+                if !show || total == 0 || v <= 0.0 {
+                    0.0
+                } else {
+                    cell(v).map_or(0.0, |c| 100.0 * cum[c] as f64 / total as f64)
+                }
+            })
+            .collect(),
+    )
+}
+
 /// Quantiles of an ascending population at `levels` (0–1), by the nearest-rank rule.
 pub fn quantiles(sorted: &[f64], levels: &[f64]) -> Vec<(f64, f64)> {
     if sorted.is_empty() {
@@ -167,6 +207,22 @@ pub fn beta_summary(a: f64, b: f64, mass: f64) -> BetaSummary {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Pins that counting on the grid gives exactly what sorting gives, and that off-grid values are refused.
+    #[test]
+    fn grid_percentiles_equal_sorted_ones() {
+        let values: Vec<f64> = (0..5000u32).map(|i| quantize(f64::from((i * 7919) % 1013) / 9.7)).collect();
+        assert_eq!(grid_percentiles(&values, None, None), Some(percentiles(&values)));
+        let counted: Vec<bool> = (0..values.len()).map(|i| i % 3 == 0).collect();
+        let shown: Vec<bool> = (0..values.len()).map(|i| i % 5 != 0).collect();
+        let mut sorted: Vec<f64> = values.iter().zip(&counted).filter(|(_, c)| **c).map(|(v, _)| *v).collect();
+        sorted.sort_unstable_by(f64::total_cmp);
+        let expected: Vec<f64> =
+            values.iter().zip(&shown).map(|(v, s)| if *s { percentile_in(&sorted, *v) } else { 0.0 }).collect();
+        assert_eq!(grid_percentiles(&values, Some(&counted), Some(&shown)), Some(expected));
+        assert_eq!(grid_percentiles(&[1.0, 0.1], None, None), None);
+        assert_eq!(grid_percentiles(&[], None, None), Some(Vec::new()));
+    }
 
     /// Pins the percentile convention: share at or below, ties equal, the top at 100.
     #[test]

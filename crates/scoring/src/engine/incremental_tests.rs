@@ -1,0 +1,183 @@
+use lift_domain::{Dimension, LedgerEntry};
+use proptest::prelude::*;
+
+use super::*;
+use crate::engine::compute::{Snapshot, compute};
+use crate::engine::stats::GRID;
+use crate::engine::testutil::*;
+
+/// A short window and half-life so that window exits and decay-base moves
+/// happen inside a test stream (2,000 events span ~14 days).
+fn fast_params() -> ModelParams {
+    ModelParams { window_days: 3.0, half_life_days: 0.05, ..ModelParams::default() }
+}
+
+/// `random_stream` plus engagements that name only a post whose event comes later.
+fn stream(seed: u64, accounts: usize, n: usize) -> Vec<LedgerEntry> {
+    let base = random_stream(seed, accounts, n);
+    let mut out = Vec::with_capacity(n + n / 50);
+    for (i, e) in base.into_iter().enumerate() {
+        if i % 50 == 7 {
+            let future = format!("p{}", i + 40);
+            out.push(engage_post_only(0, &format!("u{}", i % accounts), &future, e.event.occurred_at / SEC));
+        }
+        out.push(e);
+    }
+    for (i, e) in out.iter_mut().enumerate() {
+        e.offset = i as u64 + 1;
+    }
+    out
+}
+
+const OWNED: [Dimension; 4] = [Dimension::Activity, Dimension::Reach, Dimension::Action, Dimension::Authenticity];
+
+/// Percentile rule on an ascending population, written out so the bound below is explicit.
+fn share_at_or_below(sorted: &[f64], v: f64) -> f64 {
+    100.0 * sorted.partition_point(|x| *x <= v) as f64 / sorted.len() as f64
+}
+
+/// The stated tolerance against a from-scratch `compute`.
+fn assert_within_tolerance(inc: &IncrementalScores, snap: &Snapshot, ctx: &str) {
+    assert_eq!(inc.len(), snap.n, "{ctx}: accounts");
+    for d in [Dimension::Reach, Dimension::Action, Dimension::Authenticity] {
+        assert_eq!(inc.values[d.index()], snap.values[d.index()], "{ctx}: {d:?} values");
+        assert_eq!(inc.percentiles[d.index()], snap.percentiles[d.index()], "{ctx}: {d:?} percentiles");
+    }
+    assert_eq!(inc.action, snap.action, "{ctx}: action estimates");
+    assert_eq!(inc.action_prior, snap.action_prior, "{ctx}: action prior");
+    // Activity: each value within one grid step; each percentile within what such moves allow.
+    let a = Dimension::Activity.index();
+    let step = 1.0 / GRID;
+    let mut sorted = snap.values[a].clone();
+    sorted.sort_unstable_by(f64::total_cmp);
+    for u in 0..snap.n {
+        let (vi, vs) = (inc.values[a][u], snap.values[a][u]);
+        assert!((vi - vs).abs() <= step, "{ctx}: activity of {u}: {vi} vs {vs}");
+        let pi = inc.percentiles[a][u];
+        if vi > 0.0 {
+            let lo = share_at_or_below(&sorted, vi - step * 1.5);
+            let hi = share_at_or_below(&sorted, vi + step * 1.5);
+            assert!(lo <= pi && pi <= hi, "{ctx}: activity percentile of {u}: {pi} not in [{lo}, {hi}]");
+        } else {
+            assert_eq!(pi, 0.0);
+        }
+    }
+    for (u, (ri, rs)) in inc.raw.iter().zip(&snap.raw).enumerate() {
+        let mut ri = *ri;
+        // Network metrics are not part of the incremental columns.
+        ri.pagerank = rs.pagerank;
+        ri.relative_pagerank = rs.relative_pagerank;
+        // Responses per post carries the factored decay's rounding.
+        let (x, y) = (f64::from(ri.responses_per_post), f64::from(rs.responses_per_post));
+        assert!((x - y).abs() <= 1e-6 * y.max(1.0), "{ctx}: responses per post of {u}: {x} vs {y}");
+        ri.responses_per_post = rs.responses_per_post;
+        assert_eq!(ri, *rs, "{ctx}: raw metrics of {u}");
+    }
+}
+
+/// Bit-for-bit: what a restart (a fresh build from the same state) would serve.
+fn assert_identical(a: &IncrementalScores, b: &IncrementalScores, ctx: &str) {
+    for d in OWNED {
+        let (x, y) = (&a.values[d.index()], &b.values[d.index()]);
+        assert!(x.iter().zip(y).all(|(p, q)| p.to_bits() == q.to_bits()) && x.len() == y.len(), "{ctx}: {d:?}");
+        assert_eq!(a.percentiles[d.index()], b.percentiles[d.index()], "{ctx}: {d:?} percentiles");
+    }
+    assert_eq!(a.raw, b.raw, "{ctx}: raw");
+    assert_eq!(a.action, b.action, "{ctx}: action");
+}
+
+fn run_sequence(seed: u64, accounts: usize, n: usize, chunks: &[usize], p: &ModelParams) {
+    let entries = stream(seed, accounts, n);
+    let mut state = State::new();
+    let mut inc = IncrementalScores::new();
+    let mut at = 0;
+    let mut k = 0;
+    while at < entries.len() {
+        let size = chunks[k % chunks.len()].max(1);
+        k += 1;
+        for e in &entries[at..(at + size).min(entries.len())] {
+            state.apply(e);
+        }
+        at += size;
+        let before: Vec<Vec<f64>> = OWNED.iter().map(|d| inc.values[d.index()].clone()).collect();
+        let run = inc.run(&state, p);
+        assert!(run.dirty_activity <= state.len());
+        // `changed` lists exactly the accounts new since the last run or with a moved value.
+        let moved: Vec<Node> = (0..state.len())
+            .filter(|&u| {
+                u >= before[0].len() || OWNED.iter().zip(&before).any(|(d, b)| b[u] != inc.values[d.index()][u])
+            })
+            .map(|u| u as Node)
+            .collect();
+        assert_eq!(inc.changed, moved);
+        let ctx = format!("seed {seed}, after {} entries", state.events);
+        assert_within_tolerance(&inc, &compute(&state, p), &ctx);
+        let mut fresh = IncrementalScores::new();
+        fresh.run(&state, p);
+        assert_identical(&inc, &fresh, &ctx);
+    }
+}
+
+/// Pins that runs after small batches recompute only the touched accounts.
+#[test]
+fn small_batches_touch_few_accounts() {
+    let p = ModelParams::default();
+    let entries = stream(11, 400, 3000);
+    let mut state = State::new();
+    let mut inc = IncrementalScores::new();
+    let cut = entries.len() - 10;
+    for e in &entries[..cut] {
+        state.apply(e);
+    }
+    assert!(inc.run(&state, &p).full);
+    for e in &entries[cut..] {
+        state.apply(e);
+    }
+    let run = inc.run(&state, &p);
+    assert!(!run.full);
+    assert_eq!(run.new_entries, 10);
+    assert!(run.dirty_activity < 60, "{run:?}");
+    assert!(run.dirty_action <= 10, "{run:?}");
+    assert_within_tolerance(&inc, &compute(&state, &p), "default params");
+}
+
+/// Pins window exits, decay-base moves and late post authors under the fast model.
+#[test]
+fn fast_window_sequence_matches() {
+    run_sequence(3, 60, 2000, &[1, 37, 250, 5, 400], &fast_params());
+}
+
+/// Pins that a model change starts over.
+#[test]
+fn model_change_recomputes_everything() {
+    let entries = stream(5, 50, 500);
+    let mut state = State::new();
+    for e in &entries {
+        state.apply(e);
+    }
+    let mut inc = IncrementalScores::new();
+    inc.run(&state, &ModelParams::default());
+    let p = fast_params();
+    assert!(inc.run(&state, &p).full);
+    assert_within_tolerance(&inc, &compute(&state, &p), "after model change");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(12))]
+
+    /// Any sequence of incremental runs over a random stream equals a
+    /// from-scratch `compute` within the stated tolerance (reach, action,
+    /// authenticity exactly; activity within one grid step), every percentile
+    /// included, and equals a fresh build bit for bit (restart identity).
+    #[test]
+    fn incremental_runs_match_from_scratch(
+        seed in any::<u64>(),
+        accounts in 5usize..80,
+        n in 50usize..900,
+        chunks in proptest::collection::vec(20usize..300, 1..6),
+        fast in any::<bool>(),
+    ) {
+        let p = if fast { fast_params() } else { ModelParams::default() };
+        run_sequence(seed, accounts, n, &chunks, &p);
+    }
+}
