@@ -154,7 +154,7 @@ async fn check(stack: &Stack, s: &DemoSummary) -> anyhow::Result<()> {
         ensure!(shown[2].as_str() == Some("true"), "no data for lift must be said, not drawn");
     }
     // Outcomes over time add up to the campaign's clicks (the demo's campaign spans few days).
-    let totals = rpc.totals.clone().context("report without totals")?;
+    let totals = rpc.totals.context("report without totals")?;
     ensure!(!rpc.daily.is_empty() || totals.clicks == 0, "clicks but no days in the report");
     ensure!(rpc.daily.iter().map(|d| d.clicks).sum::<u64>() == totals.clicks, "days do not add up to the clicks");
     let daily = b
