@@ -85,8 +85,57 @@ impl GamingOptions {
     }
 }
 
-/// Plants everything into `l` and returns each touched account's role.
-pub fn inject(l: &mut Ledger, o: &GamingOptions) -> HashMap<String, Role> {
+/// How quickly a planted pod's members engage each other's posts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Cadence {
+    /// 5–60 s after the post.
+    Fast,
+    /// 1–5 minutes.
+    Medium,
+    /// 3–15 minutes.
+    Slow,
+}
+
+impl Cadence {
+    pub fn name(self) -> &'static str {
+        match self {
+            Cadence::Fast => "fast (5–60 s)",
+            Cadence::Medium => "medium (1–5 min)",
+            Cadence::Slow => "slow (3–15 min)",
+        }
+    }
+}
+
+/// One planted pod, for the breakdown of what is caught and what is missed.
+#[derive(Debug, Clone)]
+pub struct PlantedPod {
+    pub members: Vec<String>,
+    pub cadence: Cadence,
+    /// Chance that a member engages a given post of another.
+    pub participation: f64,
+    pub posts_per_day: f64,
+    pub days: i64,
+}
+
+/// One planted follower purchase.
+#[derive(Debug, Clone)]
+pub struct PlantedBuyer {
+    pub account: String,
+    pub fakes: usize,
+    pub batches: usize,
+}
+
+/// Everything `inject` planted.
+#[derive(Debug, Clone, Default)]
+pub struct Planted {
+    pub roles: HashMap<String, Role>,
+    pub pods: Vec<PlantedPod>,
+    pub buyers: Vec<PlantedBuyer>,
+}
+
+/// Plants everything into `l` and returns each touched account's role and what was planted.
+pub fn inject(l: &mut Ledger, o: &GamingOptions) -> Planted {
+    let mut planted = Planted::default();
     let mut rng = ChaCha8Rng::seed_from_u64(o.seed);
     let mut pool = l.accounts.clone();
     pool.shuffle(&mut rng);
@@ -112,14 +161,15 @@ pub fn inject(l: &mut Ledger, o: &GamingOptions) -> HashMap<String, Role> {
         let fresh = take(size - members.len(), Role::PodMember, &mut roles);
         members.extend(fresh);
         earlier.extend(members.iter().cloned());
-        let (lo, hi) = match p % 3 {
-            0 => (5, 60),
-            1 => (60, 300),
-            _ => (180, 900),
+        let (cadence, lo, hi) = match p % 3 {
+            0 => (Cadence::Fast, 5, 60),
+            1 => (Cadence::Medium, 60, 300),
+            _ => (Cadence::Slow, 180, 900),
         };
         let participation = rng.random_range(0.5..=1.0);
         let posts_per_day = [0.5, 1.0, 1.0, 2.0][rng.random_range(0..4)];
         let days = rng.random_range(7..=27);
+        planted.pods.push(PlantedPod { members: members.clone(), cadence, participation, posts_per_day, days });
         let start = from + rng.random_range(0..(28 - days)) * DAY_SECS;
         for d in 0..days {
             for (i, author) in members.iter().enumerate() {
@@ -146,6 +196,7 @@ pub fn inject(l: &mut Ledger, o: &GamingOptions) -> HashMap<String, Role> {
     for b in &buyers {
         let total = (15.0 * (400.0f64 / 15.0).powf(rng.random::<f64>())).round() as usize;
         let batches = rng.random_range(1..=3usize);
+        planted.buyers.push(PlantedBuyer { account: b.clone(), fakes: total, batches });
         for batch in 0..batches {
             let at = from + rng.random_range(0..27) * DAY_SECS + rng.random_range(0..DAY_SECS / 2);
             let spread = rng.random_range(3600..12 * 3600);
@@ -217,7 +268,8 @@ pub fn inject(l: &mut Ledger, o: &GamingOptions) -> HashMap<String, Role> {
             }
         }
     }
-    roles
+    planted.roles = roles;
+    planted
 }
 
 /// One detector's account scores.
@@ -293,18 +345,33 @@ pub struct GamingResult {
     pub events: usize,
     pub detectors: Vec<DetectorResult>,
     pub roles: Vec<RoleRow>,
+    /// Planted positives caught by their own detector's flag, by how they were planted.
+    pub breakdown: Vec<BreakdownRow>,
     pub model_version: String,
+}
+
+/// Planted positives of one kind caught by the flag, e.g. pod members of slow pods.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BreakdownRow {
+    /// What is broken down, e.g. "pod cadence".
+    pub by: &'static str,
+    pub label: String,
+    pub planted: usize,
+    pub caught: usize,
 }
 
 /// Plants, scores and measures.
 pub fn run(mut l: Ledger, o: &GamingOptions, p: &ModelParams) -> GamingResult {
-    let roles = inject(&mut l, o);
+    let planted = inject(&mut l, o);
+    let roles = &planted.roles;
     let state = l.state();
     let snap = compute(&state, p);
     let role_of = |n: u32| -> Role {
         let id = &state.accounts[n as usize].id.id;
         roles.get(id).copied().unwrap_or(Role::Untouched)
     };
+    let node_of: HashMap<&str, u32> =
+        state.accounts.iter().enumerate().map(|(i, a)| (a.id.id.as_str(), i as u32)).collect();
     let nodes: Vec<(u32, Role)> =
         (0..snap.n as u32).map(|n| (n, role_of(n))).filter(|(_, r)| *r != Role::Fake).collect();
     let detectors = Detector::ALL
@@ -349,8 +416,57 @@ pub fn run(mut l: Ledger, o: &GamingOptions, p: &ModelParams) -> GamingResult {
         events: l.entries.len(),
         detectors,
         roles: by_role.into_values().collect(),
+        breakdown: breakdown(
+            &planted,
+            &|id| node_of.get(id).is_some_and(|&n| Detector::Pods.score(&snap, n) > 0.0),
+            &|id| node_of.get(id).is_some_and(|&n| Detector::FollowerBuying.score(&snap, n) > 0.0),
+        ),
         model_version: snap.model_version,
     }
+}
+
+/// Pod memberships and buyers caught, by how they were planted.
+fn breakdown(
+    planted: &Planted,
+    pod_caught: &dyn Fn(&str) -> bool,
+    buyer_caught: &dyn Fn(&str) -> bool,
+) -> Vec<BreakdownRow> {
+    // Keyed by (table order, row order) so rows come out in reading order.
+    let mut rows: std::collections::BTreeMap<(usize, usize), BreakdownRow> = std::collections::BTreeMap::new();
+    let mut add = |by: (usize, &'static str), row: (usize, String), caught: bool| {
+        let slot = rows.entry((by.0, row.0)).or_insert(BreakdownRow { by: by.1, label: row.1, planted: 0, caught: 0 });
+        slot.planted += 1;
+        slot.caught += usize::from(caught);
+    };
+    for pod in &planted.pods {
+        let size = if pod.members.len() <= 10 { (0, "4–10") } else { (1, "11–30") };
+        let part = if pod.participation < 0.75 { (0, "50–75 %") } else { (1, "75–100 %") };
+        let days = match pod.days {
+            ..=13 => (0, "7–13"),
+            14..=20 => (1, "14–20"),
+            _ => (2, "21–27"),
+        };
+        let rate = ((pod.posts_per_day * 2.0) as usize, format!("{}", pod.posts_per_day));
+        for m in &pod.members {
+            let c = pod_caught(m);
+            add((0, "pod cadence"), (pod.cadence as usize, pod.cadence.name().into()), c);
+            add((1, "pod size"), (size.0, size.1.into()), c);
+            add((2, "pod participation"), (part.0, part.1.into()), c);
+            add((3, "pod posts per member per day"), rate.clone(), c);
+            add((4, "pod days active"), (days.0, days.1.into()), c);
+        }
+    }
+    for b in &planted.buyers {
+        let c = buyer_caught(&b.account);
+        let per_batch = match b.fakes / b.batches {
+            ..15 => (0, "5–14"),
+            15..50 => (1, "15–49"),
+            _ => (2, "50–400"),
+        };
+        add((5, "bought followers per batch"), (per_batch.0, per_batch.1.into()), c);
+        add((6, "batches"), (b.batches, b.batches.to_string()), c);
+    }
+    rows.into_values().collect()
 }
 
 /// ROC AUC by the Mann–Whitney statistic with average ranks for ties (a tie
@@ -432,17 +548,18 @@ mod tests {
         }
     }
 
-    // Bounds at the shipped model's measured level less a margin, so a model
-    // change that loses detection or adds false flags fails here. The goals of
-    // the validity issue (pod AUC ≥ 0.91, follower buying ≥ 0.95) are not met
-    // yet by the pod detector; see docs/validation.md.
-    const POD_AUC_MIN: f64 = 0.75;
-    const BUYING_AUC_MIN: f64 = 0.85;
-    const AUTH_AUC_MIN: f64 = 0.75;
-    const FPR_MAX: f64 = 0.01;
+    // Bounds just below what the shipped model (lift-3) measures here — pod AUC 0.952
+    // (recall 90.4 %), follower buying 1.000, authenticity 0.956, no untouched account and
+    // no decoy flagged — so a model change that loses detection or adds false flags fails.
+    // The follower-buying bound allows one of the 10 buyers to be missed; the rates allow
+    // two of the 819 untouched accounts (authenticity: four) and one account per decoy group.
+    const POD_AUC_MIN: f64 = 0.93;
+    const BUYING_AUC_MIN: f64 = 0.95;
+    const AUTH_AUC_MIN: f64 = 0.93;
+    const FPR_MAX: f64 = 0.0025;
     /// Any flag at all, `young_engagers` included (it marks possible victims too).
-    const AUTH_FPR_MAX: f64 = 0.02;
-    const DECOY_FLAGGED_MAX: f64 = 0.10;
+    const AUTH_FPR_MAX: f64 = 0.005;
+    const DECOY_FLAGGED_MAX: f64 = 0.03;
 
     /// Pins the AUC against hand-computed cases, ties included.
     #[test]

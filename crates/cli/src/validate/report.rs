@@ -144,6 +144,22 @@ pub fn gaming_table(g: &GamingResult) -> String {
             if kinds.is_empty() { "—".into() } else { kinds.join(", ") }
         );
     }
+    s.push_str(
+        "\nCaught by the flag, by how the gaming was planted (pod memberships: an account in two pods counts in each):\n\n| planted | | accounts | caught |\n|---|---|---|---|\n",
+    );
+    let mut last = "";
+    for r in &g.breakdown {
+        let by = if r.by == last { "" } else { r.by };
+        last = r.by;
+        let _ = writeln!(
+            s,
+            "| {by} | {} | {} | {} ({}) |",
+            r.label,
+            r.planted,
+            r.caught,
+            pct(r.caught as f64 / r.planted.max(1) as f64)
+        );
+    }
     s
 }
 

@@ -71,6 +71,8 @@ pub fn unit_chart(title: &str, x_label: &str, y_label: &str, series: &[Series]) 
         xl = esc(x_label),
         yl = esc(y_label),
     );
+    // Legend entries stack down the right of the plot, each as tall as its wrapped label.
+    let mut legend_y = TOP + 14.0;
     for (k, s) in series.iter().enumerate() {
         let (colour, dash) = STYLES[k % STYLES.len()];
         let mut d = String::new();
@@ -85,14 +87,16 @@ pub fn unit_chart(title: &str, x_label: &str, y_label: &str, series: &[Series]) 
             }
         }
         // Legend to the right of the plot: a line sample in the series' dash, and its label.
-        let ly = TOP + 14.0 + 34.0 * k as f64;
+        let label = wrap(&s.label, 22);
+        let ly = legend_y;
+        legend_y += 14.0 * label.len().max(1) as f64 + 8.0;
         let lx = px(1.0) + 12.0;
         let _ = write!(
             out,
             r#"<line x1="{lx}" y1="{ly}" x2="{lx2}" y2="{ly}" stroke="{colour}" stroke-width="2" stroke-dasharray="{dash}"/>"#,
             lx2 = lx + 28.0
         );
-        for (i, line) in wrap(&s.label, 22).iter().enumerate() {
+        for (i, line) in label.iter().enumerate() {
             let _ = write!(
                 out,
                 r#"<text x="{x}" y="{y}">{t}</text>"#,
@@ -113,8 +117,9 @@ pub fn bars(title: &str, unit: &str, rows: &[(String, f64, f64, f64)]) -> String
     let mut out = String::new();
     header(&mut out, title, W + 80.0, h);
     let label_w = 190.0;
-    let width = W + 80.0 - label_w - 40.0;
-    let max = rows.iter().map(|r| r.3.max(r.1)).filter(|v| v.is_finite()).fold(0.0f64, f64::max).max(1e-9) * 1.1;
+    // Room right of the longest interval for its "mean [low, high]" text.
+    let width = W + 80.0 - label_w - 170.0;
+    let max = rows.iter().map(|r| r.3.max(r.1)).filter(|v| v.is_finite()).fold(0.0f64, f64::max).max(1e-9);
     let px = |v: f64| label_w + (v / max).clamp(0.0, 1.0) * width;
     for (i, (label, mean, lo, hi)) in rows.iter().enumerate() {
         let y = TOP + 20.0 + bar_h * 1.6 * i as f64;

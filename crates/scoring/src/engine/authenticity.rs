@@ -6,23 +6,34 @@
 //! evidence). Signals, and why they are weighted as they are:
 //!
 //! - `engagement_pod` (up to 1.0): a group of ≥ `pod_min_size` accounts tied by
-//!   *quick* reciprocal engagement (each way ≥ `pod_min_quick` engagements within
-//!   `pod_quick_secs` of the post), dense (a k-core with tie density ≥
-//!   `pod_min_density`), and getting most of its engagement from itself while it
-//!   is active (concentration ≥ `pod_min_concentration`, counted between the
-//!   group's first and last engagement of each other). Severity = density × concentration.
+//!   *quick* reciprocal engagement of each other's posts (a tie: ≥ `pod_min_quick`
+//!   engagements within `pod_quick_secs` of the post each way, ≥ `pod_min_quick_pair`
+//!   both ways together, and at least `pod_min_quick_share` of the pair's engagements
+//!   of each other's posts quick — friends answer each other too, but over hours), dense
+//!   (a k-core with tie density ≥ `pod_min_density`; pods sharing a few members are split
+//!   where they meet, each member kept with the group it shares most ties with), and
+//!   getting most of its engagement from itself while it is active (concentration ≥
+//!   `pod_min_concentration`: engagement from the group or from tie partners, counted
+//!   between the group's first and last engagement of each other). Severity = density ×
+//!   concentration.
 //! - `reciprocity_ring` (up to 0.8): the same for an isolated pair.
 //! - `follow_churn` (up to 1.0): follows undone within `churn_window_days`, many
 //!   and a large share of the account's follows (the follow-for-follow tactic).
-//! - `follower_burst` (up to 0.5) / `engagement_burst` (up to 0.3): one day far
-//!   above the account's baseline of new followers / first-time engagers, counting
-//!   only *new accounts* (created, or first active, less than `young_account_days`
-//!   before): bought followers and engagement come from such accounts, while a
-//!   genuinely viral post draws established ones, and a busy conversation is many
-//!   engagements from few accounts. Still capped low: a newcomer wave can be real.
+//! - `follower_burst` (up to 0.5) / `engagement_burst` (up to 0.3): 24-hour windows far
+//!   above the account's baseline of new followers / first-time engagers (the rate outside
+//!   its busiest windows, plus `burst_baseline_smoothing` per day, times `burst_factor`),
+//!   counting only *new accounts* (created, or first seen in the ledger, less than
+//!   `young_account_days` before; nobody counts as first seen near the ledger's start):
+//!   bought followers and engagement come from such accounts, while a genuinely viral post
+//!   draws established ones, and a busy conversation is many engagements from few
+//!   accounts. A follower burst needs `follower_burst_min_per_day` new followers, or
+//!   `follower_burst_min_inactive` that never posted or engaged (bought followers do
+//!   nothing else; friends joining together talk to each other). Up to 8 windows per
+//!   account form one flag. Still capped low: a newcomer wave can be real.
 //! - `young_engagers` (up to 0.5): a large share of received engagement from
-//!   accounts younger than `young_account_days` or flagged above. The account
-//!   may be a victim of bought engagement, so this is capped too.
+//!   accounts younger than `young_account_days`, or from accounts flagged for follow
+//!   churn while they churned (a pod's engagement of itself is the pod flag's evidence
+//!   already). The account may be a victim of bought engagement, so this is capped too.
 
 use std::collections::{HashMap, HashSet};
 
@@ -102,17 +113,22 @@ pub fn assess(state: &State, p: &ModelParams, as_of: Micros, window_start: Micro
 
     pods_and_rings(state, p, &in_window, &mut flags);
     churn(state, p, &in_window, &mut flags);
-    bursts(state, p, as_of, window_start, &in_window, &mut flags);
+    bursts(state, p, as_of, &in_window, &mut flags);
 
     // Engagement from young or already-flagged accounts.
-    let flagged: HashSet<Node> = flags
-        .iter()
-        .filter(|f| matches!(f.kind, FlagKind::EngagementPod | FlagKind::ReciprocityRing | FlagKind::FollowChurn))
-        .flat_map(|f| f.subjects.iter().copied())
-        .collect();
+    // A churning account's engagement counts while it churns (inside its flag's time window),
+    // not the real messages it sent before or after. Pods are left out: their engagement of
+    // each other is the pod flag's own evidence, and a member's messages to people outside
+    // the pod are not pod behaviour.
+    let mut flagged: HashMap<Node, Vec<(Micros, Micros)>> = HashMap::new();
+    for f in flags.iter().filter(|f| f.kind == FlagKind::FollowChurn) {
+        for &s in &f.subjects {
+            flagged.entry(s).or_default().push((f.window_start, f.window_end));
+        }
+    }
     let young_days = (p.young_account_days * DAY as f64) as Micros;
     let is_suspicious = |actor: Node, at: Micros| {
-        flagged.contains(&actor)
+        flagged.get(&actor).is_some_and(|w| w.iter().any(|&(a, b)| (a..=b).contains(&at)))
             || state.accounts[actor as usize].created_at.is_some_and(|c| at.saturating_sub(c) < young_days)
     };
     let mut total = vec![0u32; n];
@@ -185,7 +201,8 @@ pub fn assess(state: &State, p: &ModelParams, as_of: Micros, window_start: Micro
 
 fn pods_and_rings(state: &State, p: &ModelParams, in_window: &impl Fn(Micros) -> bool, flags: &mut Vec<Flag>) {
     let quick = (p.pod_quick_secs * 1e6) as Micros;
-    let mut quick_pairs: HashMap<(Node, Node), u32> = HashMap::new();
+    // Per (engager, author): quick engagements of the author's posts, and all of them.
+    let mut pairs: HashMap<(Node, Node), (u32, u32)> = HashMap::new();
     for e in &state.engagements {
         if e.post == NONE || !in_window(e.at) {
             continue;
@@ -195,14 +212,24 @@ fn pods_and_rings(state: &State, p: &ModelParams, in_window: &impl Fn(Micros) ->
             continue;
         }
         let dt = e.at - post.at;
+        let slot = pairs.entry((e.actor, post.author)).or_default();
+        slot.1 += 1;
         if (0..=quick).contains(&dt) {
-            *quick_pairs.entry((e.actor, post.author)).or_default() += 1;
+            slot.0 += 1;
         }
     }
-    let min = p.pod_min_quick.max(1);
+    // A tie: quick engagement both ways, enough of it, and most of the pair's engagement of
+    // each other's posts quick (friends answer each other too, but over hours, not on cue).
+    let each = p.pod_min_quick.max(1);
     let mut adj: HashMap<Node, Vec<Node>> = HashMap::new();
-    for (&(a, b), &q) in &quick_pairs {
-        if a < b && q >= min && quick_pairs.get(&(b, a)).copied().unwrap_or(0) >= min {
+    for (&(a, b), &(qa, na)) in &pairs {
+        let (qb, nb) = pairs.get(&(b, a)).copied().unwrap_or((0, 0));
+        if a < b
+            && qa >= each
+            && qb >= each
+            && qa + qb >= p.pod_min_quick_pair
+            && f64::from(qa + qb) >= p.pod_min_quick_share * f64::from(na + nb)
+        {
             adj.entry(a).or_default().push(b);
             adj.entry(b).or_default().push(a);
         }
@@ -213,6 +240,7 @@ fn pods_and_rings(state: &State, p: &ModelParams, in_window: &impl Fn(Micros) ->
     for v in adj.values_mut() {
         v.sort_unstable();
     }
+    let min_size = p.pod_min_size.max(3) as usize;
     let mut groups: Vec<(FlagKind, Vec<Node>)> = Vec::new();
     for comp in components(&adj, None) {
         if comp.len() == 2 {
@@ -220,22 +248,17 @@ fn pods_and_rings(state: &State, p: &ModelParams, in_window: &impl Fn(Micros) ->
             continue;
         }
         // Peel to the k-core so a dense pod inside a loose cluster is still found.
-        let k = p.pod_min_size.max(3) as usize - 1;
-        let mut alive: HashSet<Node> = comp.iter().copied().collect();
-        loop {
-            let drop: Vec<Node> =
-                alive.iter().copied().filter(|v| adj[v].iter().filter(|u| alive.contains(u)).count() < k).collect();
-            if drop.is_empty() {
-                break;
+        for core in components(&adj, Some(&k_core(&adj, &comp, min_size - 1))) {
+            if core.len() < min_size {
+                continue;
             }
-            for v in drop {
-                alive.remove(&v);
-            }
-        }
-        for core in components(&adj, Some(&alive)) {
-            if core.len() >= p.pod_min_size.max(3) as usize {
+            // Pods that share a few members form one sparse component: split it into its
+            // dense communities, each judged on its own.
+            if density(&adj, &core) >= p.pod_min_density {
                 groups.push((FlagKind::EngagementPod, core));
+                continue;
             }
+            groups.extend(split_overlapping(&adj, &core, min_size).into_iter().map(|g| (FlagKind::EngagementPod, g)));
         }
     }
     if groups.is_empty() {
@@ -275,16 +298,14 @@ fn pods_and_rings(state: &State, p: &ModelParams, in_window: &impl Fn(Micros) ->
         }
         let slot = received.entry(t).or_default();
         slot.1 += 1;
-        if group_of.get(&e.actor) == Some(&gt) {
+        // From the group, or from a partner of a reciprocal quick tie left outside its core.
+        if group_of.get(&e.actor) == Some(&gt) || adj.get(&t).is_some_and(|n| n.binary_search(&e.actor).is_ok()) {
             slot.0 += 1;
         }
     }
     for (gi, (kind, members)) in groups.into_iter().enumerate() {
         let s = members.len();
-        let ties: usize =
-            members.iter().map(|m| adj[m].iter().filter(|u| members.binary_search(u).is_ok()).count()).sum::<usize>()
-                / 2;
-        let density = ties as f64 / (s * (s - 1) / 2) as f64;
+        let density = density(&adj, &members);
         let conc = members
             .iter()
             .map(|m| received.get(m).map_or(0.0, |(g, t)| f64::from(*g) / f64::from((*t).max(1))))
@@ -323,6 +344,65 @@ fn pods_and_rings(state: &State, p: &ModelParams, in_window: &impl Fn(Micros) ->
             window_end: b,
         });
     }
+}
+
+/// The members of `group` left after repeatedly removing those with fewer than `k` ties inside.
+fn k_core(adj: &HashMap<Node, Vec<Node>>, group: &[Node], k: usize) -> HashSet<Node> {
+    let mut alive: HashSet<Node> = group.iter().copied().collect();
+    loop {
+        let drop: Vec<Node> =
+            alive.iter().copied().filter(|v| adj[v].iter().filter(|u| alive.contains(u)).count() < k).collect();
+        if drop.is_empty() {
+            return alive;
+        }
+        for v in drop {
+            alive.remove(&v);
+        }
+    }
+}
+
+/// Share of the possible ties inside `members` (sorted) that exist.
+fn density(adj: &HashMap<Node, Vec<Node>>, members: &[Node]) -> f64 {
+    let s = members.len();
+    if s < 2 {
+        return 0.0;
+    }
+    let ties: usize =
+        members.iter().map(|m| adj[m].iter().filter(|u| members.binary_search(u).is_ok()).count()).sum::<usize>() / 2;
+    ties as f64 / (s * (s - 1) / 2) as f64
+}
+
+/// Splits `members` (sorted) where pods sharing a few members meet: keeps only ties whose
+/// two ends share most of their ties inside (closed neighbourhoods, Jaccard above ½), so a
+/// member of two pods stays with the one it shares more with, and returns the dense
+/// groups left (k-cores of the components, at least `min_size` members each).
+fn split_overlapping(adj: &HashMap<Node, Vec<Node>>, members: &[Node], min_size: usize) -> Vec<Vec<Node>> {
+    let inside = |v: Node| -> Vec<Node> {
+        let mut n: Vec<Node> = adj[&v].iter().copied().filter(|u| members.binary_search(u).is_ok()).collect();
+        n.push(v);
+        n.sort_unstable();
+        n
+    };
+    let hoods: HashMap<Node, Vec<Node>> = members.iter().map(|&v| (v, inside(v))).collect();
+    let mut kept: HashMap<Node, Vec<Node>> = HashMap::new();
+    for &v in members {
+        for &u in &hoods[&v] {
+            if u == v {
+                continue;
+            }
+            let (a, b) = (&hoods[&v], &hoods[&u]);
+            let common = a.iter().filter(|x| b.binary_search(x).is_ok()).count();
+            if 2 * common > a.len() + b.len() - common {
+                kept.entry(v).or_default().push(u);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for comp in components(&kept, None) {
+        let alive = k_core(&kept, &comp, min_size - 1);
+        out.extend(components(&kept, Some(&alive)).into_iter().filter(|g| g.len() >= min_size));
+    }
+    out
 }
 
 /// Connected components (sorted members, sorted by first member) of `adj`, restricted to `only`.
@@ -402,67 +482,83 @@ fn churn(state: &State, p: &ModelParams, in_window: &impl Fn(Micros) -> bool, fl
     }
 }
 
-fn bursts(
-    state: &State,
-    p: &ModelParams,
-    as_of: Micros,
-    window_start: Micros,
-    in_window: &impl Fn(Micros) -> bool,
-    flags: &mut Vec<Flag>,
-) {
-    let day = |at: Micros| ((at - window_start) / DAY) as u32;
+fn bursts(state: &State, p: &ModelParams, as_of: Micros, in_window: &impl Fn(Micros) -> bool, flags: &mut Vec<Flag>) {
     // Only *new* accounts count towards a burst: created less than `young_account_days`
     // before, or never active before that. Bought followers and engagement come from
     // such accounts; a genuinely viral post draws established ones, so it does not burst.
     let young = (p.young_account_days * DAY as f64) as Micros;
     let mut first_seen = vec![Micros::MAX; state.len()];
+    // Accounts that posted or engaged anything in the window: a bought follower does neither.
+    let mut active = vec![false; state.len()];
     for e in &state.engagements {
         first_seen[e.actor as usize] = first_seen[e.actor as usize].min(e.at);
+        active[e.actor as usize] |= in_window(e.at);
+        // Being engaged is evidence the account existed then, too (a quiet reader who
+        // received messages months ago is not a new account when it first answers).
+        let t = state.target_of(e);
+        if t != NONE {
+            first_seen[t as usize] = first_seen[t as usize].min(e.at);
+        }
     }
     for post in &state.posts {
         if post.author != NONE {
             first_seen[post.author as usize] = first_seen[post.author as usize].min(post.at);
+            active[post.author as usize] |= in_window(post.at);
         }
     }
     for f in &state.follows {
         first_seen[f.follower as usize] = first_seen[f.follower as usize].min(f.at);
+        first_seen[f.followee as usize] = first_seen[f.followee as usize].min(f.at);
     }
+    // Within `young` of the ledger's first event nobody's age is known from activity: at
+    // the start of the record everyone is "first seen".
+    let ledger_start = first_seen.iter().copied().min().unwrap_or(Micros::MAX);
     let is_new = |who: Node, at: Micros| {
-        first_seen[who as usize] > at.saturating_sub(young)
+        let seen = first_seen[who as usize];
+        (seen > at.saturating_sub(young) && seen.saturating_sub(ledger_start) >= young)
             || state.accounts[who as usize].created_at.is_some_and(|c| at.saturating_sub(c) < young)
     };
-    // (target, day, offset, source, time) for follows and engagements received from new accounts.
-    let mut follows: Vec<(Node, u32, u64, Node, Micros)> = state
+    // (target, time, offset, source, inactive) for follows and engagements received from new accounts.
+    let mut follows: Vec<BurstRow> = state
         .follows
         .iter()
         .filter(|f| !f.unfollow && in_window(f.at) && is_new(f.follower, f.at))
-        .map(|f| (f.followee, day(f.at), f.offset, f.follower, f.at))
+        .map(|f| (f.followee, f.at, f.offset, f.follower, !active[f.follower as usize]))
         .collect();
-    let mut engagements: Vec<(Node, u32, u64, Node, Micros)> = state
+    let mut engagements: Vec<BurstRow> = state
         .engagements
         .iter()
         .filter(|e| in_window(e.at) && is_new(e.actor, e.at))
         .filter_map(|e| {
             let t = state.target_of(e);
-            (t != NONE && t != e.actor).then(|| (t, day(e.at), e.offset, e.actor, e.at))
+            (t != NONE && t != e.actor).then_some((t, e.at, e.offset, e.actor, false))
         })
         .collect();
     // A conversation is many engagements from few accounts; bought engagement is many *new*
-    // engagers at once. Count each engager once, on the day it first engaged.
-    engagements.sort_unstable_by_key(|r| (r.0, r.3, r.4, r.2));
+    // engagers at once. Count each engager once, when it first engaged.
+    engagements.sort_unstable_by_key(|r| (r.0, r.3, r.1, r.2));
     engagements.dedup_by_key(|r| (r.0, r.3));
-    let last_day = day(as_of);
-    for (rows, kind, cap, what, min) in [
-        (&mut follows, FlagKind::FollowerBurst, 0.5, "followers that are new accounts", p.follower_burst_min_per_day),
+    for (rows, kind, cap, what, min, min_inactive) in [
+        (
+            &mut follows,
+            FlagKind::FollowerBurst,
+            0.5,
+            "followers that are new accounts",
+            p.follower_burst_min_per_day,
+            p.follower_burst_min_inactive,
+        ),
         (
             &mut engagements,
             FlagKind::EngagementBurst,
             0.3,
             "first-time engagers that are new accounts",
             p.burst_min_per_day,
+            0,
         ),
     ] {
         rows.sort_unstable_by_key(|r| (r.0, r.1, r.2));
+        let min = min.max(1) as usize;
+        let min_inactive = if min_inactive == 0 { usize::MAX } else { min_inactive as usize };
         let mut i = 0;
         while i < rows.len() {
             let who = rows[i].0;
@@ -471,45 +567,93 @@ fn bursts(
                 j += 1;
             }
             let acct = &rows[i..j];
-            // The busiest day, and the mean of the other days since the account's first such event.
-            let (mut best, mut best_start, mut k) = (0usize, 0usize, 0usize);
-            while k < acct.len() {
-                let mut m = k;
-                while m < acct.len() && acct[m].1 == acct[k].1 {
-                    m += 1;
-                }
-                if m - k > best {
-                    best = m - k;
-                    best_start = k;
-                }
-                k = m;
-            }
-            let span = f64::from(last_day.saturating_sub(acct[0].1) + 1);
-            let baseline = (acct.len() - best) as f64 / (span - 1.0).max(1.0);
-            let best_f = best as f64;
-            if best_f >= f64::from(min) && best_f >= p.burst_factor * (baseline + 1.0) {
-                let rows_of_day = &acct[best_start..best_start + best];
-                let mut accounts = vec![who];
-                for r in rows_of_day {
-                    if accounts.len() >= MAX_ACCOUNTS {
-                        break;
-                    }
-                    if !accounts.contains(&r.3) {
-                        accounts.push(r.3);
-                    }
-                }
-                flags.push(Flag {
-                    kind,
-                    severity: cap * (1.0 - p.burst_factor * (baseline + 1.0) / best_f).clamp(0.0, 1.0).max(0.1),
-                    description: format!("{best} {what} in one day against a baseline of {baseline:.1} per day"),
-                    subjects: vec![who],
-                    accounts,
-                    event_offsets: rows_of_day.iter().take(MAX_OFFSETS).map(|r| r.2).collect(),
-                    window_start: rows_of_day.iter().map(|r| r.4).min().unwrap_or(as_of),
-                    window_end: rows_of_day.iter().map(|r| r.4).max().unwrap_or(as_of),
-                });
-            }
             i = j;
+            // The busiest 24-hour windows, and the account's rate outside them since its first such event.
+            let windows = busiest_windows(acct, min.min(min_inactive), MAX_BURSTS);
+            if windows.is_empty() {
+                continue;
+            }
+            let in_bursts: usize = windows.iter().map(|w| w.1 - w.0).sum();
+            let days = (as_of - acct[0].1) as f64 / DAY as f64 + 1.0;
+            let baseline = (acct.len() - in_bursts) as f64 / (days - windows.len() as f64).max(1.0);
+            let expected = p.burst_factor * (baseline + p.burst_baseline_smoothing);
+            let bursts: Vec<&[BurstRow]> = windows
+                .iter()
+                .map(|&(a, b)| &acct[a..b])
+                .filter(|w| {
+                    let inactive = w.iter().filter(|r| r.4).count();
+                    (w.len() >= min || inactive >= min_inactive) && w.len() as f64 >= expected
+                })
+                .collect();
+            let Some(best) = bursts.iter().map(|w| w.len()).max() else { continue };
+            let best_f = best as f64;
+            let evidence: Vec<&BurstRow> = bursts.iter().flat_map(|w| w.iter()).collect();
+            let mut accounts = vec![who];
+            for r in &evidence {
+                if accounts.len() >= MAX_ACCOUNTS {
+                    break;
+                }
+                if !accounts.contains(&r.3) {
+                    accounts.push(r.3);
+                }
+            }
+            let more = if bursts.len() > 1 {
+                format!(" ({} such days, {} in all)", bursts.len(), evidence.len())
+            } else {
+                String::new()
+            };
+            flags.push(Flag {
+                kind,
+                severity: cap * (1.0 - expected / best_f).clamp(0.0, 1.0).max(0.1),
+                description: format!("{best} {what} within 24 hours{more} against a baseline of {baseline:.1} per day"),
+                subjects: vec![who],
+                accounts,
+                event_offsets: evidence.iter().take(MAX_OFFSETS).map(|r| r.2).collect(),
+                window_start: evidence.iter().map(|r| r.1).min().unwrap_or(as_of),
+                window_end: evidence.iter().map(|r| r.1).max().unwrap_or(as_of),
+            });
         }
     }
+}
+
+/// (target, time, offset, source, source inactive) of one follow or engagement from a new account.
+type BurstRow = (Node, Micros, u64, Node, bool);
+
+/// Most 24-hour bursts reported per account and kind.
+const MAX_BURSTS: usize = 8;
+
+/// Up to `max` disjoint 24-hour windows of `rows` (sorted by time) holding at least `min`
+/// rows each, busiest first, as index ranges.
+fn busiest_windows(rows: &[BurstRow], min: usize, max: usize) -> Vec<(usize, usize)> {
+    let mut out: Vec<(usize, usize)> = Vec::new();
+    while out.len() < max {
+        let mut best: Option<(usize, usize)> = None;
+        // Runs of rows not yet taken, each searched with two pointers.
+        let mut taken: Vec<(usize, usize)> = out.clone();
+        taken.sort_unstable();
+        let mut start = 0;
+        let mut runs: Vec<(usize, usize)> = Vec::new();
+        for &(a, b) in &taken {
+            runs.push((start, a));
+            start = b;
+        }
+        runs.push((start, rows.len()));
+        for (a, b) in runs {
+            let mut hi = a;
+            for lo in a..b {
+                hi = hi.max(lo);
+                while hi < b && rows[hi].1 - rows[lo].1 < DAY {
+                    hi += 1;
+                }
+                if best.is_none_or(|(x, y)| hi - lo > y - x) {
+                    best = Some((lo, hi));
+                }
+            }
+        }
+        match best {
+            Some((a, b)) if b - a >= min.max(1) => out.push((a, b)),
+            _ => break,
+        }
+    }
+    out
 }

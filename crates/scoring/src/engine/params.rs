@@ -88,18 +88,35 @@ pub struct ModelParams {
     pub pod_quick_secs: f64,
     /// Quick engagements each way that make a reciprocal tie.
     pub pod_min_quick: u32,
+    /// Quick engagements both ways together that make a reciprocal tie.
+    /// Parameters stored before it existed read as 0: each way's minimum was the only one.
+    #[serde(default)]
+    pub pod_min_quick_pair: u32,
+    /// Minimum share of a pair's engagements of each other's posts that are quick: friends
+    /// answer each other too, but over hours. Stored parameters without it read as 0 (no minimum).
+    #[serde(default)]
+    pub pod_min_quick_share: f64,
     pub pod_min_size: u32,
     /// Minimum density of reciprocal ties inside a candidate group.
     pub pod_min_density: f64,
     /// Minimum share of a member's received engagement that comes from the group.
     pub pod_min_concentration: f64,
-    /// First-time engagers from new accounts per day that can count as a burst,
-    /// and the factor over the baseline.
+    /// First-time engagers from new accounts within 24 hours that can count as a burst
+    /// (`burst_factor` is the factor over the baseline).
     pub burst_min_per_day: u32,
-    /// Follows from new accounts per day that can count as a follower burst.
+    /// Follows from new accounts within 24 hours that can count as a follower burst.
     #[serde(default = "fifty")]
     pub follower_burst_min_per_day: u32,
+    /// Follows within 24 hours from new accounts that never posted or engaged that can
+    /// count as a follower burst (bought followers do nothing else). Stored parameters
+    /// without it read as 0: not used.
+    #[serde(default)]
+    pub follower_burst_min_inactive: u32,
     pub burst_factor: f64,
+    /// Per-day count added to an account's baseline before `burst_factor` applies, so a
+    /// quiet account's first few arrivals are not a burst. Stored parameters without it read as 1.
+    #[serde(default = "one")]
+    pub burst_baseline_smoothing: f64,
     /// A follow undone within this many days counts as churn.
     pub churn_window_days: f64,
     pub churn_min: u32,
@@ -120,7 +137,7 @@ pub struct ModelParams {
 impl Default for ModelParams {
     fn default() -> Self {
         Self {
-            name: "lift-2".into(),
+            name: "lift-3".into(),
             window_days: 365.0,
             half_life_days: 30.0,
             kind_weights: KindWeights { repost: 3.0, quote: 3.0, reply: 2.0, like: 1.0, mention: 1.5, follow: 0.5 },
@@ -147,17 +164,21 @@ impl Default for ModelParams {
             action_engaged_prior_mean: 0.5,
             pod_quick_secs: 600.0,
             pod_min_quick: 3,
+            pod_min_quick_pair: 3,
+            pod_min_quick_share: 0.5,
             pod_min_size: 3,
             pod_min_density: 0.6,
             pod_min_concentration: 0.5,
             burst_min_per_day: 50,
             follower_burst_min_per_day: 15,
+            follower_burst_min_inactive: 5,
             burst_factor: 10.0,
+            burst_baseline_smoothing: 0.5,
             churn_window_days: 7.0,
             churn_min: 10,
             churn_min_share: 0.5,
             young_account_days: 30.0,
-            young_min_engagements: 10,
+            young_min_engagements: 20,
             young_min_share: 0.5,
             min_authenticity_weight: 0.1,
             max_topics: 8,
@@ -168,6 +189,10 @@ impl Default for ModelParams {
 
 fn half() -> f64 {
     0.5
+}
+
+fn one() -> f64 {
+    1.0
 }
 
 fn fifty() -> u32 {
@@ -227,7 +252,7 @@ mod tests {
         assert_eq!(a.version(), b.version());
         b.kind_weights.like = 1.5;
         assert_ne!(a.version(), b.version());
-        assert!(a.version().starts_with("lift-2-"));
+        assert!(a.version().starts_with("lift-3-"));
         assert_eq!(a.flat().get("kind_weights.like"), Some(&1.0));
         let back: ModelParams = serde_json::from_str(&serde_json::to_string(&a).unwrap()).unwrap();
         assert_eq!(back.version(), a.version());
