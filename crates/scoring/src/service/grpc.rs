@@ -7,7 +7,7 @@ use lift_runtime::auth::Principal;
 use lift_store::scoring as store;
 use tonic::{Request, Response, Status};
 
-use super::consumer::{parse_distribution, percentile_from};
+use super::distribution::{parse_distribution, percentile_from};
 use super::query::{self, DEFAULT_PAGE, Filter, MAX_PAGE, Query};
 use super::{Scoring, account_ref, convert, dimension};
 use crate::Error;

@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use lift_domain::{AccountId, Dimension};
 use lift_store::scoring::{self as store, HistoryRow, ScoreRow};
 
-use super::consumer::{parse_distribution, percentile_from};
+use super::distribution::{parse_distribution, percentile_from};
 use crate::Error;
 use crate::engine::{Snapshot, State};
 

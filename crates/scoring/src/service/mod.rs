@@ -10,6 +10,7 @@
 mod changes;
 mod consumer;
 mod convert;
+mod distribution;
 mod explain;
 mod grpc;
 mod history;
