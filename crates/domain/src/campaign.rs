@@ -842,16 +842,7 @@ pub struct Day {
 
 /// `YYYY-MM-DD` of a day counted from 1970-01-01 (proleptic Gregorian calendar).
 pub fn date_of_day(days: i64) -> String {
-    // Civil-from-days in 400-year eras of 146,097 days, March-based years.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    let (y, m, d) = crate::time::civil(days);
     format!("{y:04}-{m:02}-{d:02}")
 }
 
@@ -931,7 +922,7 @@ impl ReportBuilder {
     }
 
     fn day(&mut self, e: &LedgerEntry) -> &mut Day {
-        self.daily.entry(e.event.occurred_at.div_euclid(86_400_000_000)).or_default()
+        self.daily.entry(e.event.occurred_at.div_euclid(crate::time::MICROS_PER_DAY)).or_default()
     }
 
     pub fn observe(&mut self, e: &LedgerEntry) {

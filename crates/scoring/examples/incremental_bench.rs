@@ -16,25 +16,6 @@ use lift_scoring::engine::stats::{grid_percentiles, percentiles};
 use lift_scoring::engine::synthetic::SyntheticLedger;
 use lift_scoring::engine::{IncrementalScores, ModelParams, State, compute};
 
-const BATCH: usize = 200_000;
-
-fn apply(ledger: &mut SyntheticLedger, state: &mut State, n: usize) -> f64 {
-    let mut secs = 0.0;
-    let end = ledger.produced() + n;
-    while ledger.produced() < end {
-        let batch = ledger.batch(BATCH.min(end - ledger.produced()));
-        if batch.is_empty() {
-            break;
-        }
-        let t = Instant::now();
-        for e in &batch {
-            state.apply(e);
-        }
-        secs += t.elapsed().as_secs_f64();
-    }
-    secs
-}
-
 fn main() {
     let nums: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
     let accounts = nums.first().copied().unwrap_or(200_000).max(2);
@@ -45,7 +26,7 @@ fn main() {
     // The ledger holds the prefix plus every batch.
     let mut ledger = SyntheticLedger::new(accounts, events + batch * runs, 5);
     let mut state = State::new();
-    let apply_s = apply(&mut ledger, &mut state, events);
+    let apply_s = ledger.apply_to(&mut state, events);
     let mut inc = IncrementalScores::new();
     let t = Instant::now();
     inc.run(&state, &p);
@@ -63,7 +44,7 @@ fn main() {
     );
     println!("|---|---|---|---|---|---|---|---|---|---|");
     for r in 1..=runs {
-        apply(&mut ledger, &mut state, batch);
+        ledger.apply_to(&mut state, batch);
         let t = Instant::now();
         let snap = compute(&state, &p);
         let full_s = t.elapsed().as_secs_f64();

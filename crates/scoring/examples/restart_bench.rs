@@ -18,26 +18,6 @@ use lift_scoring::engine::synthetic::SyntheticLedger;
 use lift_scoring::engine::{ModelParams, State, compute};
 use lift_store::checkpoints::{self as store, NewCheckpoint};
 
-const BATCH: usize = 200_000;
-
-/// Applies `n` more generated events to `state`; returns the seconds spent applying.
-fn apply(ledger: &mut SyntheticLedger, state: &mut State, n: usize) -> f64 {
-    let mut secs = 0.0;
-    let end = ledger.produced() + n;
-    while ledger.produced() < end {
-        let batch = ledger.batch(BATCH.min(end - ledger.produced()));
-        if batch.is_empty() {
-            break;
-        }
-        let t = Instant::now();
-        for e in &batch {
-            state.apply(e);
-        }
-        secs += t.elapsed().as_secs_f64();
-    }
-    secs
-}
-
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let nums: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
@@ -50,7 +30,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The uninterrupted scorer: applies the prefix, checkpoints, applies the tail.
     let mut ledger = SyntheticLedger::new(accounts, events, 5);
     let mut live = State::new();
-    let prefix_apply = apply(&mut ledger, &mut live, events - tail);
+    let prefix_apply = ledger.apply_to(&mut live, events - tail);
     let t = Instant::now();
     let bytes = checkpoint::encode(&live, &version);
     let encode_s = t.elapsed().as_secs_f64();
@@ -83,9 +63,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut tail_ledger = SyntheticLedger::new(accounts, events, 5);
     // Regenerate up to the checkpoint without applying (the generator is sequential).
     while tail_ledger.produced() < tail_start {
-        tail_ledger.batch(BATCH.min(tail_start - tail_ledger.produced()));
+        tail_ledger.batch(200_000.min(tail_start - tail_ledger.produced()));
     }
-    let tail_s = apply(&mut tail_ledger, &mut restored, tail);
+    let tail_s = tail_ledger.apply_to(&mut restored, tail);
     let t = Instant::now();
     let restored_snap = compute(&restored, &p);
     let restored_compute = t.elapsed().as_secs_f64();
@@ -96,7 +76,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Full replay of the same ledger: apply everything, compute.
     let mut full_ledger = SyntheticLedger::new(accounts, events, 5);
     let mut full = State::new();
-    let full_apply = apply(&mut full_ledger, &mut full, events);
+    let full_apply = full_ledger.apply_to(&mut full, events);
     let t = Instant::now();
     let full_snap = compute(&full, &p);
     let full_compute = t.elapsed().as_secs_f64();

@@ -176,24 +176,11 @@ pub fn when(t: Option<&lift_proto::Timestamp>) -> String {
     match t {
         Some(t) => {
             let (days, secs) = (t.seconds.div_euclid(86_400), t.seconds.rem_euclid(86_400));
-            let (y, m, d) = civil(days);
+            let (y, m, d) = lift_domain::time::civil(days);
             format!("{y:04}-{m:02}-{d:02} {:02}:{:02} UTC", secs / 3600, secs % 3600 / 60)
         }
         None => "unknown time".into(),
     }
-}
-
-/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian.
-fn civil(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
 /// `network:id`, with the handle when there is one.
