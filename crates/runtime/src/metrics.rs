@@ -170,8 +170,9 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let (kind, service, method) = call_labels(req.uri().path());
         let call = Call { kind, service, method, started: Instant::now() };
-        metrics::counter!("grpc_server_started_total", &call.labels()).increment(1);
-        let received = metrics::counter!("grpc_server_msg_received_total", &call.labels());
+        let labels = call.labels();
+        metrics::counter!("grpc_server_started_total", &labels).increment(1);
+        let received = metrics::counter!("grpc_server_msg_received_total", &labels);
         let req = req.map(|inner| Body::new(Counted { inner, framing: Framing::default(), counter: received }));
         Box::pin(async move {
             let resp = inner.call(req).await?;
@@ -182,7 +183,7 @@ where
                 return Ok(resp);
             }
             let (parts, body) = resp.into_parts();
-            let sent = metrics::counter!("grpc_server_msg_sent_total", &call.labels());
+            let sent = metrics::counter!("grpc_server_msg_sent_total", &labels);
             let observed = Observed { inner: body, call: Some(call), framing: Framing::default(), sent };
             Ok(http::Response::from_parts(parts, Body::new(observed)))
         })
