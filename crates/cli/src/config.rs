@@ -135,6 +135,8 @@ pub struct ScoringSection {
     /// Points (0–100) a value or percentile must move before the score
     /// history records it again (0: every change).
     pub history_resolution: f64,
+    /// Recompute only what changed each run (false: everything, every run).
+    pub incremental_runs: bool,
     pub model: lift_scoring::engine::ModelParams,
 }
 
@@ -294,6 +296,7 @@ impl From<&lift_scoring::ScoringConfig> for ScoringSection {
             writer_lease_holder: c.writer_lease.as_ref().map(|l| l.holder.clone()).unwrap_or_default(),
             writer_lease_ttl_ms: c.writer_lease.as_ref().map_or(10_000, |l| millis(l.ttl)),
             history_resolution: c.history_resolution,
+            incremental_runs: c.incremental_runs,
             model: c.model.clone(),
         }
     }
@@ -350,6 +353,7 @@ impl ScoringSection {
                 ttl: Duration::from_millis(self.writer_lease_ttl_ms),
             }),
             history_resolution: self.history_resolution,
+            incremental_runs: self.incremental_runs,
         }
     }
 }

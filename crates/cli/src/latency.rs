@@ -37,6 +37,9 @@ pub struct LatencyOptions {
     pub debounce: Duration,
     /// How often the watcher asks scoring for its as-of offset.
     pub poll: Duration,
+    /// Scoring recomputes only what changed (`ScoringConfig::incremental_runs`);
+    /// `false` is the from-scratch baseline.
+    pub incremental: bool,
 }
 
 impl Default for LatencyOptions {
@@ -49,6 +52,7 @@ impl Default for LatencyOptions {
             accounts: 20_000,
             debounce: lift_scoring::ScoringConfig::default().debounce,
             poll: Duration::from_millis(20),
+            incremental: true,
         }
     }
 }
@@ -57,6 +61,7 @@ impl Default for LatencyOptions {
 #[derive(Debug, Clone, Default)]
 pub struct LatencyReport {
     pub target_rate: u64,
+    pub incremental: bool,
     pub achieved_rate: f64,
     pub events: u64,
     pub probes: usize,
@@ -82,10 +87,15 @@ pub fn percentile(sorted: &[f64], q: f64) -> f64 {
 
 /// Measures one rate on a fresh stack.
 pub async fn run(opts: &LatencyOptions) -> anyhow::Result<LatencyReport> {
-    let dir = std::env::temp_dir().join(format!("lift-latency-{}-{}", std::process::id(), opts.rate));
+    let dir =
+        std::env::temp_dir().join(format!("lift-latency-{}-{}-{}", std::process::id(), opts.rate, opts.incremental));
     std::fs::create_dir_all(&dir)?;
     let dbs = Databases::sqlite_files(&dir);
-    let cfg = lift_scoring::ScoringConfig { debounce: opts.debounce, ..Default::default() };
+    let cfg = lift_scoring::ScoringConfig {
+        debounce: opts.debounce,
+        incremental_runs: opts.incremental,
+        ..Default::default()
+    };
     let stack =
         Stack::start_loopback_with(&dbs, cfg, StackOptions { rate_limit: None, ..StackOptions::default() }).await?;
     let result = measure(&stack, opts).await;
@@ -197,6 +207,7 @@ async fn measure(stack: &Stack, opts: &LatencyOptions) -> anyhow::Result<Latency
     l.sort_by(f64::total_cmp);
     Ok(LatencyReport {
         target_rate: opts.rate,
+        incremental: opts.incremental,
         achieved_rate: sent as f64 / write_secs.max(1e-9),
         events: sent,
         probes: l.len(),
@@ -213,13 +224,14 @@ async fn measure(stack: &Stack, opts: &LatencyOptions) -> anyhow::Result<Latency
 /// Prints the table header and one row per report.
 pub fn print_table(reports: &[LatencyReport], opts: &LatencyOptions) {
     println!(
-        "| target events/s | achieved events/s | events | accounts scored | probes | p50 (ms) | p90 (ms) | p99 (ms) | max (ms) | runs seen | late batches |"
+        "| target events/s | runs | achieved events/s | events | accounts scored | probes | p50 (ms) | p90 (ms) | p99 (ms) | max (ms) | runs seen | late batches |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     for r in reports {
         println!(
-            "| {} | {:.0} | {} | {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {} | {} |",
+            "| {} | {} | {:.0} | {} | {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {} | {} |",
             r.target_rate,
+            if r.incremental { "incremental" } else { "from scratch" },
             r.achieved_rate,
             r.events,
             r.accounts_scored,

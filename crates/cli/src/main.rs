@@ -149,6 +149,9 @@ enum BenchCommand {
         /// Scoring's debounce in milliseconds.
         #[arg(long, default_value_t = 1_000)]
         debounce_ms: u64,
+        /// Measure incremental runs only, without the from-scratch runs beside them.
+        #[arg(long)]
+        incremental_only: bool,
     },
     /// Matching's score-cache refresh after a run that changed a share of the accounts:
     /// the delta (ExportScores since the cached run) beside the full reload, same run.
@@ -503,22 +506,29 @@ async fn main() -> anyhow::Result<()> {
             println!("| scoring's committed offset at the end | {} |", r.scoring_offset);
             println!("counts agree: acknowledged = stored = consumed");
         }
-        Command::Bench { command: BenchCommand::Latency { rates, seconds, batch, writers, accounts, debounce_ms } } => {
+        Command::Bench {
+            command: BenchCommand::Latency { rates, seconds, batch, writers, accounts, debounce_ms, incremental_only },
+        } => {
             let mut reports = Vec::new();
             let mut last = lift_cli::latency::LatencyOptions::default();
             for rate in rates {
-                let opts = lift_cli::latency::LatencyOptions {
-                    rate: rate.max(1),
-                    duration: Duration::from_secs(seconds),
-                    batch: batch.max(1),
-                    writers: writers.max(1),
-                    accounts: accounts.max(2),
-                    debounce: Duration::from_millis(debounce_ms),
-                    ..Default::default()
-                };
-                eprintln!("latency: {rate} events/s for {seconds}s ...");
-                reports.push(lift_cli::latency::run(&opts).await?);
-                last = opts;
+                // Incremental runs first, then the from-scratch baseline at the same rate.
+                for incremental in [true, false].into_iter().filter(|i| *i || !incremental_only) {
+                    let opts = lift_cli::latency::LatencyOptions {
+                        rate: rate.max(1),
+                        duration: Duration::from_secs(seconds),
+                        batch: batch.max(1),
+                        writers: writers.max(1),
+                        accounts: accounts.max(2),
+                        debounce: Duration::from_millis(debounce_ms),
+                        incremental,
+                        ..Default::default()
+                    };
+                    let runs = if incremental { "incremental" } else { "from-scratch" };
+                    eprintln!("latency: {rate} events/s for {seconds}s, {runs} runs ...");
+                    reports.push(lift_cli::latency::run(&opts).await?);
+                    last = opts;
+                }
             }
             lift_cli::latency::print_table(&reports, &last);
         }

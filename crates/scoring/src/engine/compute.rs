@@ -47,12 +47,11 @@ use rayon::prelude::*;
 
 use super::authenticity::{self, Authenticity, Flag};
 use super::graph::{Csr, PageRankGraph, PageRankOptions, pagerank};
+use super::network;
 use super::params::ModelParams;
 use super::seeds::InfluenceGraph;
 use super::state::{NONE, Node, OutcomeKind, State};
-use super::stats::{
-    beta_summary, grid_percentiles, percentile_in, percentiles, published_levels, quantiles, quantize, saturate,
-};
+use super::stats::{beta_summary, grid_order_desc, grid_percentiles, percentile_in, percentiles, quantize, saturate};
 
 /// The ledger position a snapshot is computed as of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -337,59 +336,25 @@ pub fn compute_with(state: &State, p: &ModelParams, as_of: AsOf, opts: ComputeOp
     // Engagement edges: network graph, distinct engagers, reposters.
     let mut edges: Vec<(u32, u32, f32)> = Vec::with_capacity(state.engagements.len() + state.follows.len());
     let mut repost_edges: Vec<(u32, u32, f32)> = Vec::new();
-    for e in &state.engagements {
-        let t = state.target_of(e);
-        if t == NONE || t == e.actor || !in_window(e.at) {
-            continue;
-        }
-        let w = kind_weight(p, e.kind) * decay(e.at);
+    network::window_engagements(state, p, &in_window, &decay, &mut edges, |e, t, w| {
         own[e.actor as usize] += w;
         raw[e.actor as usize].engagements_given += 1.0;
-        let wa = w * weight[e.actor as usize];
-        responses[t as usize] += wa;
+        responses[t as usize] += w * weight[e.actor as usize];
         raw[t as usize].responses += 1.0;
-        edges.push((e.actor, t, w as f32));
         if matches!(e.kind, EngagementKind::Repost | EngagementKind::Quote) {
             repost_edges.push((t, e.actor, 1.0));
         }
-    }
+    });
     let engagement = Csr::from_edges(n, &edges);
     let engagers = engagement.transpose();
     let influence = influence_graph(&engagement, &weight);
     let reposters = Csr::from_edges(n, &repost_edges);
     drop(repost_edges);
 
-    // Current follows: replayed in ledger order, so the latest follow/unfollow wins.
-    let mut current: HashMap<(Node, Node), bool> = HashMap::new();
-    for f in &state.follows {
-        current.insert((f.follower, f.followee), !f.unfollow);
-    }
-    let mut follow_edges: Vec<(u32, u32, f32)> =
-        current.into_iter().filter(|(_, on)| *on).map(|((a, b), _)| (b, a, 1.0)).collect();
-    follow_edges.sort_unstable_by_key(|e| (e.0, e.1));
+    let follow_edges = network::current_follows(state);
     let followers = Csr::from_edges(n, &follow_edges);
-    for &(followee, follower, _) in &follow_edges {
-        edges.push((follower, followee, p.kind_weights.follow as f32));
-    }
+    let network::Ranked { prg, pr, graph_bytes } = network::rank(n, edges, &follow_edges, p, &weight, opts.warm_start);
     drop(follow_edges);
-
-    // Network: weighted PageRank on engagement + follows.
-    let graph = Csr::from_edges(n, &edges);
-    drop(edges);
-    // A low-authenticity account's votes count less: it passes on only its weight's share of its rank.
-    let prg = PageRankGraph::with_retention(&graph, Some(&weight));
-    let graph_bytes = graph.bytes() + prg.bytes();
-    drop(graph);
-    let pr = pagerank(
-        &prg,
-        PageRankOptions {
-            damping: p.damping,
-            tolerance: p.pagerank_tolerance,
-            max_iterations: p.pagerank_max_iterations,
-            personalization: None,
-            warm_start: opts.warm_start,
-        },
-    );
 
     // Two-hop reach of reposts: distinct accounts in the audiences of the reposters.
     let two_hop: Vec<u32> = (0..n)
@@ -444,8 +409,7 @@ pub fn compute_with(state: &State, p: &ModelParams, as_of: AsOf, opts: ComputeOp
         let x = pr.scores[u] * n as f64;
         r.pagerank = pr.scores[u] as f32;
         r.relative_pagerank = x as f32;
-        let scale = p.network_scale.max(1e-9);
-        values[Dimension::Network.index()].push(quantize(100.0 * (1.0 - (1.0 + x).powf(-1.0 / scale))));
+        values[Dimension::Network.index()].push(network::network_value(x, p));
         // Action (value computed with the estimate) and authenticity.
         values[Dimension::Action.index()].push(action.values[u]);
         values[Dimension::Authenticity.index()].push(auth.values[u]);
@@ -453,41 +417,23 @@ pub fn compute_with(state: &State, p: &ModelParams, as_of: AsOf, opts: ComputeOp
         r.suspicious_share = auth.suspicious_share[u];
     }
 
-    let mut flags_by_account: Vec<(Node, u32)> = Vec::new();
-    for (i, f) in auth.flags.iter().enumerate() {
-        for &s in &f.subjects {
-            flags_by_account.push((s, i as u32));
-            raw[s as usize].flags += 1.0;
-        }
+    let flags_by_account = network::flags_index(&auth.flags);
+    for &(s, _) in &flags_by_account {
+        raw[s as usize].flags += 1.0;
     }
-    flags_by_account.sort_unstable();
 
     let topics = topic_scores(state, p, &prg, &weight, &in_window, &decay);
 
-    let levels = published_levels();
-    let mut percentiles_out: [Vec<f64>; 5] = Default::default();
-    let mut order: [Vec<u32>; 5] = Default::default();
-    let mut distributions: [Vec<(f64, f64)>; 5] = Default::default();
-    for d in Dimension::ALL {
-        let v = &values[d.index()];
-        percentiles_out[d.index()] =
-            if d == Dimension::Action { action_percentiles(v, &action.estimates) } else { column_percentiles(v) };
-        order[d.index()] = order_desc(v);
-        let asc: Vec<f64> = order[d.index()].iter().rev().map(|&i| v[i as usize]).collect();
-        distributions[d.index()] = quantiles(&asc, &levels);
-    }
-
-    let keys: Vec<f64> = action.estimates.iter().map(ActionEstimate::rank_key).collect();
-    let action_rank = order_desc(&keys);
+    let cols = network::columns(&values, &action.estimates, Default::default());
     Snapshot {
         model_version: p.version(),
         as_of,
         n,
         values,
-        percentiles: percentiles_out,
-        order,
-        action_rank,
-        distributions,
+        percentiles: cols.percentiles,
+        order: cols.order,
+        action_rank: cols.action_rank,
+        distributions: cols.distributions,
         action: action.estimates,
         action_prior: action.prior,
         raw,
@@ -543,6 +489,9 @@ fn column_percentiles(values: &[f64]) -> Vec<f64> {
 
 /// Node ids by value descending, ties by id ascending.
 pub(super) fn order_desc(v: &[f64]) -> Vec<u32> {
+    if let Some(o) = grid_order_desc(v) {
+        return o;
+    }
     let mut o: Vec<u32> = (0..v.len() as u32).collect();
     o.par_sort_unstable_by(|&a, &b| v[b as usize].total_cmp(&v[a as usize]).then(a.cmp(&b)));
     o
@@ -705,7 +654,7 @@ fn fit_beta_prior(successes: &[u64], trials: &[u64], min: u64, fallback_mean: f6
 
 /// Per-topic activity (topic posts and the responses they draw) and
 /// topic-sensitive PageRank (teleporting to the topic's authors).
-fn topic_scores(
+pub(super) fn topic_scores(
     state: &State,
     p: &ModelParams,
     prg: &PageRankGraph,
@@ -763,7 +712,6 @@ fn topic_scores(
                 },
             );
             let m = members.len() as f64;
-            let scale = p.network_scale.max(1e-9);
             let act: Vec<f64> = members
                 .iter()
                 .map(|&u| {
@@ -773,10 +721,7 @@ fn topic_scores(
                     quantize(saturate(raw, p.activity_scale))
                 })
                 .collect();
-            let net: Vec<f64> = members
-                .iter()
-                .map(|&u| quantize(100.0 * (1.0 - (1.0 + pr.scores[u as usize] * m).powf(-1.0 / scale))))
-                .collect();
+            let net: Vec<f64> = members.iter().map(|&u| network::network_value(pr.scores[u as usize] * m, p)).collect();
             TopicScores {
                 name: state.topics[t].clone(),
                 percentiles: [column_percentiles(&act), column_percentiles(&net)],

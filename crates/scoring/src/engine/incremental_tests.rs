@@ -3,6 +3,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::engine::compute::{Snapshot, compute};
+use crate::engine::incremental_snapshot::compute_incremental;
 use crate::engine::stats::GRID;
 use crate::engine::testutil::*;
 
@@ -86,10 +87,52 @@ fn assert_identical(a: &IncrementalScores, b: &IncrementalScores, ctx: &str) {
     assert_eq!(a.action, b.action, "{ctx}: action");
 }
 
+/// A column that may differ by one grid step per value (factored decay, or
+/// PageRank's convergence tolerance landing on the other side of a rounding
+/// boundary), and each percentile only as far as such moves reorder values.
+fn assert_column_within_step(x: &[f64], px: &[f64], y: &[f64], ctx: &str) {
+    let step = 1.0 / GRID;
+    let mut sorted = y.to_vec();
+    sorted.sort_unstable_by(f64::total_cmp);
+    for u in 0..y.len() {
+        assert!((x[u] - y[u]).abs() <= step, "{ctx}: value of {u}: {} vs {}", x[u], y[u]);
+        if x[u] > 0.0 {
+            let lo = share_at_or_below(&sorted, x[u] - step * 1.5);
+            let hi = share_at_or_below(&sorted, x[u] + step * 1.5);
+            assert!(lo <= px[u] && px[u] <= hi, "{ctx}: percentile of {u}: {} not in [{lo}, {hi}]", px[u]);
+        }
+    }
+}
+
+/// A whole incremental snapshot against `compute`'s: reach, action and
+/// authenticity exactly; activity and network within one grid step; PageRank
+/// within its convergence tolerance; flags, topics and seed probabilities
+/// exactly.
+fn assert_snapshot_within_tolerance(a: &Snapshot, b: &Snapshot, tolerance: f64, ctx: &str) {
+    assert_eq!((a.n, a.as_of, &a.model_version), (b.n, b.as_of, &b.model_version), "{ctx}");
+    for d in [Dimension::Reach, Dimension::Action, Dimension::Authenticity] {
+        assert_eq!(a.values[d.index()], b.values[d.index()], "{ctx}: {d:?} values");
+        assert_eq!(a.percentiles[d.index()], b.percentiles[d.index()], "{ctx}: {d:?} percentiles");
+    }
+    for d in [Dimension::Activity, Dimension::Network] {
+        let i = d.index();
+        assert_column_within_step(&a.values[i], &a.percentiles[i], &b.values[i], &format!("{ctx}: {d:?}"));
+    }
+    let l1: f64 = a.pagerank.iter().zip(&b.pagerank).map(|(x, y)| (x - y).abs()).sum();
+    assert!(l1 <= tolerance, "{ctx}: PageRank L1 difference {l1}");
+    assert_eq!((&a.action, a.action_prior), (&b.action, b.action_prior), "{ctx}: action");
+    assert_eq!((&a.flags, &a.flags_by_account), (&b.flags, &b.flags_by_account), "{ctx}: flags");
+    assert_eq!(a.topics, b.topics, "{ctx}: topics");
+    assert_eq!(a.influence, b.influence, "{ctx}: seed probabilities");
+}
+
 fn run_sequence(seed: u64, accounts: usize, n: usize, chunks: &[usize], p: &ModelParams) {
     let entries = stream(seed, accounts, n);
     let mut state = State::new();
     let mut inc = IncrementalScores::new();
+    // The service's path: a whole snapshot per run, PageRank warm-started from the last.
+    let mut served = IncrementalScores::new();
+    let mut warm: Option<Vec<f64>> = None;
     let mut at = 0;
     let mut k = 0;
     while at < entries.len() {
@@ -111,7 +154,14 @@ fn run_sequence(seed: u64, accounts: usize, n: usize, chunks: &[usize], p: &Mode
             .collect();
         assert_eq!(inc.changed, moved);
         let ctx = format!("seed {seed}, after {} entries", state.events);
-        assert_within_tolerance(&inc, &compute(&state, p), &ctx);
+        let scratch = compute(&state, p);
+        assert_within_tolerance(&inc, &scratch, &ctx);
+        let snap = compute_incremental(&state, p, warm.as_deref(), &mut served);
+        // Both stop within `pagerank_tolerance` of the fixed point (L1 change of an
+        // iteration; the error is at most that over 1 − damping).
+        let bound = 2.0 * p.pagerank_tolerance / (1.0 - p.damping);
+        assert_snapshot_within_tolerance(&snap, &scratch, bound, &ctx);
+        warm = Some(snap.pagerank);
         let mut fresh = IncrementalScores::new();
         fresh.run(&state, p);
         assert_identical(&inc, &fresh, &ctx);

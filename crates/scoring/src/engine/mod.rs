@@ -10,6 +10,8 @@ pub mod compute;
 pub mod explain;
 pub mod graph;
 pub mod incremental;
+mod incremental_snapshot;
+mod network;
 pub mod params;
 pub mod seeds;
 pub mod state;
@@ -22,6 +24,7 @@ pub use authenticity::{Flag, FlagKind};
 pub use compute::{ActionEstimate, AsOf, ComputeOptions, RawMetrics, Snapshot, TopicScores, compute, compute_with};
 pub use graph::{Csr, PageRank, PageRankGraph, PageRankOptions, pagerank};
 pub use incremental::{IncrementalRun, IncrementalScores};
+pub use incremental_snapshot::compute_incremental;
 pub use params::ModelParams;
 pub use state::{Node, State};
 

@@ -67,6 +67,37 @@ pub fn grid_percentiles(values: &[f64], counted: Option<&[bool]>, shown: Option<
     )
 }
 
+/// Node ids by value descending, ties by id ascending, for values on the
+/// grid: a counting sort over the 102,401 grid points, O(n + 102,401), with
+/// the result of the comparison sort. `None` when a value is off the grid or
+/// outside 0–100 (the caller sorts instead).
+pub fn grid_order_desc(values: &[f64]) -> Option<Vec<u32>> {
+    const CELLS: usize = 100 * GRID as usize + 1;
+    let mut cells = Vec::with_capacity(values.len());
+    let mut start = vec![0u32; CELLS + 1];
+    for &v in values {
+        let k = v * GRID;
+        if !(k >= 0.0 && k < CELLS as f64 && k.fract() == 0.0) {
+            return None;
+        }
+        // Descending: the highest value takes the first slot.
+        let c = CELLS - 1 - k as usize;
+        cells.push(c as u32);
+        start[c + 1] += 1;
+    }
+    for c in 1..=CELLS {
+        start[c] += start[c - 1];
+    }
+    let mut out = vec![0u32; values.len()];
+    // Ids visited ascending, so ties keep ascending ids.
+    for (id, &c) in cells.iter().enumerate() {
+        let at = &mut start[c as usize];
+        out[*at as usize] = id as u32;
+        *at += 1;
+    }
+    Some(out)
+}
+
 /// Quantiles of an ascending population at `levels` (0–1), by the nearest-rank rule.
 pub fn quantiles(sorted: &[f64], levels: &[f64]) -> Vec<(f64, f64)> {
     if sorted.is_empty() {
@@ -276,5 +307,25 @@ mod tests {
         assert_eq!(sum, vs[vs.len() - 1] - vs[0]);
         assert_eq!(quantize(150.0), 100.0);
         assert_eq!(quantize(f64::NAN), 0.0);
+    }
+
+    /// Pins that the counting sort gives the comparison sort's order (value
+    /// descending, ties by id) and refuses values off the grid.
+    #[test]
+    fn grid_order_equals_sorting() {
+        let mut x: u64 = 7;
+        let values: Vec<f64> = (0..5000)
+            .map(|_| {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                // Few distinct values, so ties are common; 0 and 100 included.
+                quantize(((x >> 33) % 41) as f64 * 2.5)
+            })
+            .collect();
+        let mut sorted: Vec<u32> = (0..values.len() as u32).collect();
+        sorted.sort_by(|&a, &b| values[b as usize].total_cmp(&values[a as usize]).then(a.cmp(&b)));
+        assert_eq!(grid_order_desc(&values), Some(sorted));
+        assert_eq!(grid_order_desc(&[1.0, 0.3]), None);
+        assert_eq!(grid_order_desc(&[-1.0]), None);
+        assert_eq!(grid_order_desc(&[]), Some(Vec::new()));
     }
 }

@@ -34,7 +34,7 @@ use super::history::Recorded;
 use super::{Published, Scoring};
 use crate::Error;
 use crate::engine::checkpoint::{self as codec, FORMAT_VERSION};
-use crate::engine::{AsOf, ComputeOptions, State, compute_with};
+use crate::engine::{AsOf, ComputeOptions, IncrementalScores, State, compute_incremental, compute_with};
 
 /// The consumer's checkpoint bookkeeping.
 #[derive(Debug, Default)]
@@ -284,20 +284,28 @@ impl Scoring {
                 Err(e) => return (state, Err(e)),
             }
         }
+        let mut incremental = self.cfg().incremental_runs.then(|| self.take_incremental().unwrap_or_default());
         let joined = tokio::task::spawn_blocking(move || {
-            let opts =
-                ComputeOptions { warm_start: warm.as_ref().map(|p| p.snap.pagerank.as_slice()), authenticity: None };
-            let snap = compute_with(&state, &params, AsOf::of(&state), opts);
+            let warm_start = warm.as_ref().map(|p| p.snap.pagerank.as_slice());
+            let snap = match incremental.as_deref_mut() {
+                Some(inc) => compute_incremental(&state, &params, warm_start, inc),
+                None => {
+                    compute_with(&state, &params, AsOf::of(&state), ComputeOptions { warm_start, authenticity: None })
+                }
+            };
             let pending = recorded.rows_for(&state, &snap, resolution);
             let checkpoint =
                 checkpoint_due.then(|| (state.offset, state.events, codec::encode(&state, &model_version)));
-            (state, snap, pending, checkpoint, recorded)
+            (state, snap, pending, checkpoint, recorded, incremental)
         })
         .await;
-        let (state, snap, pending, checkpoint, mut recorded) = match joined {
+        let (state, snap, pending, checkpoint, mut recorded, incremental) = match joined {
             Ok(x) => x,
             Err(e) => return (State::new(), Err(Error::Task(e.to_string()))),
         };
+        if let Some(inc) = incremental {
+            self.put_incremental(inc);
+        }
         let rows = &pending.rows;
         let run = NewRun {
             model_version: snap.model_version.clone(),
@@ -423,6 +431,14 @@ impl Scoring {
 
     fn put_recorded(&self, r: Recorded) {
         *self.inner.recorded.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = r;
+    }
+
+    fn take_incremental(&self) -> Option<Box<IncrementalScores>> {
+        self.inner.incremental.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
+    }
+
+    fn put_incremental(&self, inc: Box<IncrementalScores>) {
+        *self.inner.incremental.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(inc);
     }
 
     fn checkpoint_due(&self, state: &State) -> bool {

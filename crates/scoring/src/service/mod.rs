@@ -62,6 +62,11 @@ pub struct ScoringConfig {
     /// percentiles (0–100 points) moved at least this much since its last row
     /// (0: on any change). See `service::history` for what history then means.
     pub history_resolution: f64,
+    /// Runs recompute activity, reach, action and authenticity only for the
+    /// accounts whose inputs changed, and warm-start PageRank (see
+    /// `engine::compute_incremental`); `false` recomputes everything from the
+    /// state every run (the from-scratch baseline benchmarks compare with).
+    pub incremental_runs: bool,
 }
 
 /// This replica's part in the scoring writer lease.
@@ -86,6 +91,7 @@ impl Default for ScoringConfig {
             checkpoints_kept: 2,
             writer_lease: None,
             history_resolution: 0.5,
+            incremental_runs: true,
         }
     }
 }
@@ -118,6 +124,10 @@ struct Inner {
     fence: std::sync::Mutex<Option<lift_store::lease::Fence>>,
     /// What the score history last recorded per account.
     recorded: std::sync::Mutex<history::Recorded>,
+    /// The incremental engine following the consumer's state between runs;
+    /// taken by a run and put back when it ends, rebuilt from the state when
+    /// missing (after a start, or a run that failed).
+    incremental: std::sync::Mutex<Option<Box<crate::engine::IncrementalScores>>>,
     /// The checkpoint explanations start from: (checkpoint id, its state).
     explain_base: std::sync::Mutex<Option<(u64, Arc<State>)>>,
 }
@@ -225,6 +235,7 @@ impl Scoring {
                 checkpoints: consumer::CheckpointState::default(),
                 fence: std::sync::Mutex::new(None),
                 recorded: std::sync::Mutex::new(history::Recorded::default()),
+                incremental: std::sync::Mutex::new(None),
                 explain_base: std::sync::Mutex::new(None),
             }),
         })
