@@ -105,7 +105,6 @@ pub async fn show(
         .into_inner()
         .points;
     history.sort_by_key(|p| p.run_id);
-    let model = scoring.get_model(spb::GetModelRequest {}).await?.into_inner();
     let dim = w
         .dim
         .as_deref()
@@ -132,7 +131,7 @@ pub async fn show(
         p.muted { "Model " (me.model_version) ", as of ledger offset " (me.as_of_offset) " (" (when(me.as_of_time.as_ref())) "). "
                   "Five separate scores, each 0–100; a percentile is the share of scored accounts at or below your value (a value of 0, nothing observed, is p0)." }
         (dimensions_table(&me.scores))
-        (history_section(&network, &id, &history, dim, &changes, &explained, &model, model.latest_run_id))
+        (history_section(&network, &id, &history, dim, &changes, &explained))
         (flags_section(&me.flags))
         (action_section(&me.scores))
     };
@@ -211,7 +210,16 @@ fn contribution_lead(kind: i32) -> &'static str {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+fn percentile_lead(cause: i32) -> &'static str {
+    match spb::PercentileCause::try_from(cause) {
+        Ok(spb::PercentileCause::OwnValue) => "Your own value moving",
+        Ok(spb::PercentileCause::Population) => "Other accounts moving",
+        Ok(spb::PercentileCause::Authenticity) => "Authenticity reclassification",
+        Ok(spb::PercentileCause::Recalibration) => "A new model version (recalibration)",
+        _ => "Other",
+    }
+}
+
 fn history_section(
     network: &str,
     id: &str,
@@ -219,8 +227,6 @@ fn history_section(
     dim: Dimension,
     changes: &[(usize, usize)],
     explained: &[(usize, usize, spb::ExplainScoreChangeResponse)],
-    model: &spb::GetModelResponse,
-    latest_run: u64,
 ) -> Markup {
     let points: Vec<Point> = history
         .iter()
@@ -237,12 +243,6 @@ fn history_section(
     let index_of = |hist_i: usize| history[..hist_i].iter().filter(|p| overall(&p.scores, dim).is_some()).count();
     let marks: Vec<(usize, String)> =
         changes.iter().enumerate().map(|(n, (_, to))| (index_of(*to), (n + 1).to_string())).collect();
-    let quantiles: Vec<(f64, f64)> = model
-        .distributions
-        .iter()
-        .find(|d| d.dimension == dim.to_proto() as i32)
-        .map(|d| d.quantiles.iter().map(|q| (q.quantile, q.value)).collect())
-        .unwrap_or_default();
     html! {
         h2 { "History" }
         nav aria-label="Dimension" {
@@ -263,7 +263,7 @@ fn history_section(
         }
         @for (from, to, r) in explained {
             @let n = changes.iter().position(|c| c == &(*from, *to)).map_or(0, |p| p + 1);
-            (explanation(n, &history[*from], &history[*to], dim, r, &quantiles, history[*to].run_id == latest_run))
+            (explanation(n, &history[*from], &history[*to], dim, r))
         }
         @if changes.len() > explained.len() {
             p.muted { (changes.len() - explained.len()) " earlier change(s) are marked on the chart but not explained here." }
@@ -277,8 +277,6 @@ fn explanation(
     to: &spb::HistoryPoint,
     dim: Dimension,
     r: &spb::ExplainScoreChangeResponse,
-    quantiles: &[(f64, f64)],
-    to_is_latest: bool,
 ) -> Markup {
     let change = r.to_value - r.from_value;
     let (p0, p1) = (overall(&from.scores, dim).map(|s| s.percentile), overall(&to.scores, dim).map(|s| s.percentile));
@@ -300,53 +298,23 @@ fn explanation(
             p { "Together: " strong { (signed(r.contributions.iter().map(|c| c.delta).sum::<f64>(), 2)) } ", the change shown above." }
             h4 { "The percentile" }
             @match (p0, p1) {
-                (Some(a), Some(b)) => {
-                    @let total = b - a;
-                    @if to_is_latest && !quantiles.is_empty() {
-                        @let own = percentile_at(r.to_value, quantiles) - percentile_at(r.from_value, quantiles);
-                        ul {
-                            li.pct data-delta=(format!("{own:.6}")) { strong { "Your own value moving " (signed(own, 1)) " points" } ": from " (num(r.from_value, 1)) " to " (num(r.to_value, 1)) " among today's accounts (read off the published distribution)." }
-                            li.pct data-delta=(format!("{:.6}", total - own)) { strong { "Other accounts moving " (signed(total - own, 1)) " points" } ": everyone else's scores changed around yours between the two runs." }
-                        }
-                        p data-pct-change=(format!("{total:.6}")) { "Together: p" (num(a, 1)) " → p" (num(b, 1)) " (" (signed(total, 1)) " points)." }
+                (Some(_), Some(_)) => {
+                    @let total = r.to_percentile - r.from_percentile;
+                    @if r.percentile_contributions.is_empty() {
+                        p data-pct-change=(format!("{total:.6}")) { "p" (num(r.from_percentile, 1)) " → p" (num(r.to_percentile, 1)) ": unchanged." }
                     } @else {
-                        p data-pct-change=(format!("{total:.6}")) { "p" (num(a, 1)) " → p" (num(b, 1)) " (" (signed(total, 1)) " points). "
-                          span.muted { "Only the latest run's distribution is published, so this older move is not split into your part and the population's." } }
+                        ul {
+                            @for c in &r.percentile_contributions {
+                                li.pct data-delta=(format!("{:.6}", c.delta)) { strong { (percentile_lead(c.cause)) " " (signed(c.delta, 1)) " points" } ": " (c.description) "." }
+                            }
+                        }
+                        p data-pct-change=(format!("{total:.6}")) { "Together: p" (num(r.from_percentile, 1)) " → p" (num(r.to_percentile, 1)) " (" (signed(total, 1)) " points)." }
                     }
                 }
                 _ => { p.nodata { "No data: a percentile is missing for one of the two runs (no evidence then)." } }
             }
         }
     }
-}
-
-/// Percentile of `v` read off the published (quantile, value) points by scoring's
-/// rule (`lift_domain::score::percentiles`): the share at or below `v`,
-/// interpolated between points; a tie takes the top of its plateau; 0 stays at 0.
-pub fn percentile_at(v: f64, quantiles: &[(f64, f64)]) -> f64 {
-    if v <= 0.0 {
-        return 0.0;
-    }
-    let mut pts = quantiles.to_vec();
-    pts.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.total_cmp(&b.0)));
-    let (Some(first), Some(last)) = (pts.first(), pts.last()) else { return 0.0 };
-    if v < first.1 {
-        return 0.0;
-    }
-    if v > last.1 {
-        return 100.0;
-    }
-    let at: Vec<f64> = pts.iter().filter(|p| p.1 == v).map(|p| p.0).collect();
-    if let Some(hi) = at.iter().copied().reduce(f64::max) {
-        return 100.0 * hi;
-    }
-    for w in pts.windows(2) {
-        let ((q0, v0), (q1, v1)) = (w[0], w[1]);
-        if v > v0 && v < v1 {
-            return 100.0 * (q0 + (q1 - q0) * (v - v0) / (v1 - v0));
-        }
-    }
-    100.0
 }
 
 fn clears(kind: &str) -> &'static str {
@@ -414,23 +382,5 @@ fn action_section(scores: &[spb::Score]) -> Markup {
                 }
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Pins the at-or-below reading of a published distribution: interpolation
-    /// between points, ties take the top of their plateau, 0 and the ends clamp.
-    #[test]
-    fn percentile_reads_at_or_below() {
-        let q = [(0.0, 0.0), (0.5, 50.0), (1.0, 100.0)];
-        assert!((percentile_at(25.0, &q) - 25.0).abs() < 1e-9);
-        let tied = [(0.0, 10.0), (0.2, 100.0), (1.0, 100.0)];
-        assert!((percentile_at(100.0, &tied) - 100.0).abs() < 1e-9);
-        assert_eq!(percentile_at(0.0, &q), 0.0);
-        assert_eq!(percentile_at(5.0, &tied), 0.0);
-        assert_eq!(percentile_at(1.0, &[]), 0.0);
     }
 }

@@ -26,6 +26,7 @@ use lift_domain::{Dimension, Micros};
 use super::compute::{AsOf, ComputeOptions, Snapshot, compute_with};
 use super::params::ModelParams;
 use super::state::{Node, State};
+use super::stats::{percentile_in, quantize};
 
 /// Why a contribution happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +48,28 @@ pub struct Contribution {
     pub event_count: u64,
 }
 
+/// Why a percentile moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PercentileCause {
+    /// The account's own value moved (its new events, its older ones weighing
+    /// less), measured against the population of the earlier run.
+    OwnValue,
+    /// The other accounts moved around the account's new value.
+    Population,
+    /// Authenticity reclassification (of the account and of the population).
+    Authenticity,
+    /// The model changed.
+    Recalibration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PercentileContribution {
+    pub cause: PercentileCause,
+    /// Percentile points, on the 1/1024 grid.
+    pub delta: f64,
+    pub description: String,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Explanation {
     pub from_value: f64,
@@ -56,6 +79,13 @@ pub struct Explanation {
     pub contributions: Vec<Contribution>,
     pub from_model: String,
     pub to_model: String,
+    /// The runs' percentiles, rounded to the 1/1024 grid (so that the parts
+    /// below are exact differences): within 0.0005 points of what the runs serve.
+    pub from_percentile: f64,
+    pub to_percentile: f64,
+    /// In the order own value, population, authenticity, recalibration; their
+    /// deltas sum exactly to `to_percentile − from_percentile`.
+    pub percentile_contributions: Vec<PercentileContribution>,
 }
 
 /// One side of the comparison.
@@ -150,13 +180,67 @@ pub fn explain(from: Side<'_>, to: Side<'_>, node: Node, d: Dimension) -> Option
             event_count: 0,
         },
     ];
+    let pct = |s: &Snapshot| quantize(s.percentiles[d.index()][i]);
+    let p = [pct(&s0), pct(&s2), pct(&s3), pct(&s4)];
+    // The account's new value (events and time, authenticity held) among the earlier run's accounts.
+    let observed = d != Dimension::Action || s2.action[i].observed;
+    let moved = if observed { quantize(percentile_against(&s0, d, v[2])) } else { 0.0 };
+    let population = (s0.n, s2.n);
+    let percentile_contributions = vec![
+        PercentileContribution {
+            cause: PercentileCause::OwnValue,
+            delta: moved - p[0],
+            description: format!(
+                "the account's value moved from {} to {} (its new events and older events weighing less); among the {} accounts of the earlier run that is p{:.1} instead of p{:.1}",
+                v[0], v[2], population.0, moved, p[0]
+            ),
+        },
+        PercentileContribution {
+            cause: PercentileCause::Population,
+            delta: p[1] - moved,
+            description: format!(
+                "the other accounts moved: {} accounts were scored then and {} now, and at its new value the account sits at p{:.1} among them",
+                population.0, population.1, p[1]
+            ),
+        },
+        PercentileContribution {
+            cause: PercentileCause::Authenticity,
+            delta: p[2] - p[1],
+            description: "authenticity reclassification of the account and the population (engagement is weighted by authenticity)".to_owned(),
+        },
+        PercentileContribution {
+            cause: PercentileCause::Recalibration,
+            delta: p[3] - p[2],
+            description: if from.params.version() == to.params.version() {
+                format!("model unchanged ({})", to.params.version())
+            } else {
+                format!("model recalibrated from {} to {}", from.params.version(), to.params.version())
+            },
+        },
+    ];
     Some(Explanation {
         from_value: v[0],
         to_value: v[4],
         contributions,
         from_model: from.params.version(),
         to_model: to.params.version(),
+        from_percentile: p[0],
+        to_percentile: p[3],
+        percentile_contributions,
     })
+}
+
+/// The percentile `v` would have in snapshot `s`'s population (the rule of
+/// `compute`: at or below; for *action*, against the accounts with sufficient evidence).
+fn percentile_against(s: &Snapshot, d: Dimension, v: f64) -> f64 {
+    let col = &s.values[d.index()];
+    let mut pop: Vec<f64> = if d == Dimension::Action {
+        col.iter().zip(&s.action).filter(|(_, a)| a.sufficient).map(|(x, _)| *x).collect()
+    } else {
+        col.clone()
+    };
+    pop.sort_unstable_by(f64::total_cmp);
+    percentile_in(&pop, v)
 }
 
 /// A ledger time as a person reads it: `2026-11-01 10:05 UTC`.
@@ -270,6 +354,13 @@ mod tests {
                 let e = explain(from, to, node, d).unwrap();
                 let sum: f64 = e.contributions.iter().map(|c| c.delta).sum();
                 prop_assert_eq!(sum, e.to_value - e.from_value);
+                let pct: f64 = e.percentile_contributions.iter().map(|c| c.delta).sum();
+                prop_assert_eq!(pct, e.to_percentile - e.from_percentile);
+                // The endpoints are the runs' own percentiles, to the grid.
+                let served_from = crate::engine::compute(&a, &pf).percentiles[d.index()][node as usize];
+                let served_to = crate::engine::compute(&b, &pt).percentiles[d.index()][node as usize];
+                prop_assert!((e.from_percentile - served_from).abs() <= 0.5 / 1024.0);
+                prop_assert!((e.to_percentile - served_to).abs() <= 0.5 / 1024.0);
                 // The endpoints are the values the runs themselves publish.
                 let direct_from = crate::engine::compute(&a, &pf).values[d.index()][node as usize];
                 let direct_to = crate::engine::compute(&b, &pt).values[d.index()][node as usize];

@@ -17,7 +17,7 @@ use super::consumer::apply_event;
 use super::{Scoring, account_ref, dimension};
 use crate::Error;
 use crate::engine::checkpoint::{self as codec, FORMAT_VERSION};
-use crate::engine::explain::{Cause, Side, explain};
+use crate::engine::explain::{Cause, PercentileCause, Side, explain};
 use crate::engine::{AsOf, ModelParams, State};
 
 impl Scoring {
@@ -84,6 +84,23 @@ impl Scoring {
                 .collect(),
             from_model_version: e.from_model,
             to_model_version: e.to_model,
+            from_percentile: e.from_percentile,
+            to_percentile: e.to_percentile,
+            percentile_contributions: e
+                .percentile_contributions
+                .into_iter()
+                .filter(|c| c.delta != 0.0)
+                .map(|c| pb::PercentileContribution {
+                    cause: match c.cause {
+                        PercentileCause::OwnValue => pb::PercentileCause::OwnValue,
+                        PercentileCause::Population => pb::PercentileCause::Population,
+                        PercentileCause::Authenticity => pb::PercentileCause::Authenticity,
+                        PercentileCause::Recalibration => pb::PercentileCause::Recalibration,
+                    } as i32,
+                    delta: c.delta,
+                    description: c.description,
+                })
+                .collect(),
         })
     }
 
