@@ -68,13 +68,22 @@ fn main() {
         let net = Dimension::Network.index();
         let net_diff =
             whole_snap.values[net].iter().zip(&scratch.values[net]).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
+        let ph = |s: &lift_scoring::engine::Snapshot| {
+            let p = s.stats.phases;
+            format!(
+                "{:.0} / {:.0} / {:.0} / {:.0} / {:.0}",
+                p.authenticity, p.dimensions, p.network, p.topics, p.columns
+            )
+        };
         whole.push(format!(
-            "| {r} | {:.2} ({} iterations) | {:.2} ({} iterations) | {:.2} | {:.6} |",
+            "| {r} | {:.2} ({} iterations) | {:.2} ({} iterations) | {:.2} | {} | {} | {:.6} |",
             scratch_s,
             scratch.stats.pagerank_iterations,
             snap_s,
             whole_snap.stats.pagerank_iterations,
             scratch_s / snap_s.max(1e-9),
+            ph(&scratch),
+            ph(&whole_snap),
             net_diff
         ));
         warm = whole_snap.pagerank;
@@ -122,9 +131,9 @@ fn main() {
     );
     println!();
     println!(
-        "| run | from scratch, compute_with (s) | incremental, compute_incremental (s) | ratio | max abs. network diff |"
+        "| run | from scratch, compute_with (s) | incremental, compute_incremental (s) | ratio | from scratch: authenticity / dimensions / network / topics / columns (ms) | incremental: the same (ms) | max abs. network diff |"
     );
-    println!("|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|");
     for row in whole {
         println!("{row}");
     }

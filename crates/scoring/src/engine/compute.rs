@@ -232,6 +232,39 @@ pub struct ComputeStats {
     pub pagerank_iterations: u32,
     pub graph_bytes: usize,
     pub millis: u64,
+    /// Where the time went, in milliseconds.
+    pub phases: Phases,
+}
+
+/// A computation's phases, in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Phases {
+    /// The gaming detectors over the population.
+    pub authenticity: f64,
+    /// Activity, reach and action (incremental or not), with their raw metrics.
+    pub dimensions: f64,
+    /// The network graph's build and PageRank.
+    pub network: f64,
+    /// Per-topic activity and topic-sensitive PageRank.
+    pub topics: f64,
+    /// Percentiles, orders and distributions of the five columns.
+    pub columns: f64,
+}
+
+/// Milliseconds since the last lap.
+pub(super) struct Laps(std::time::Instant);
+
+impl Laps {
+    pub(super) fn start() -> Self {
+        Self(std::time::Instant::now())
+    }
+
+    pub(super) fn lap(&mut self) -> f64 {
+        let now = std::time::Instant::now();
+        let ms = (now - self.0).as_secs_f64() * 1e3;
+        self.0 = now;
+        ms
+    }
 }
 
 /// Every account's scores as of one ledger position under one model.
@@ -311,6 +344,8 @@ pub fn compute_with(state: &State, p: &ModelParams, as_of: AsOf, opts: ComputeOp
     let hl = p.half_life_micros();
     let decay = |at: Micros| if hl > 0.0 { 0.5f64.powf((now - at).max(0) as f64 / hl) } else { 1.0 };
 
+    let mut laps = Laps::start();
+    let mut phases = Phases::default();
     // Authenticity first: its weights enter every other dimension.
     let auth = match opts.authenticity {
         Some(vals) => Authenticity {
@@ -321,6 +356,7 @@ pub fn compute_with(state: &State, p: &ModelParams, as_of: AsOf, opts: ComputeOp
         None => authenticity::assess(state, p, now, window_start),
     };
     let weight: Vec<f64> = (0..n as Node).map(|i| Authenticity::weight(&auth.values, i, p)).collect();
+    phases.authenticity = laps.lap();
 
     let mut raw = vec![RawMetrics::default(); n];
     let mut own = vec![0.0f64; n];
@@ -353,7 +389,9 @@ pub fn compute_with(state: &State, p: &ModelParams, as_of: AsOf, opts: ComputeOp
 
     let follow_edges = network::current_follows(state);
     let followers = Csr::from_edges(n, &follow_edges);
+    phases.dimensions = laps.lap();
     let network::Ranked { prg, pr, graph_bytes } = network::rank(n, edges, &follow_edges, p, &weight, opts.warm_start);
+    phases.network = laps.lap();
     drop(follow_edges);
 
     // Two-hop reach of reposts: distinct accounts in the audiences of the reposters.
@@ -422,9 +460,11 @@ pub fn compute_with(state: &State, p: &ModelParams, as_of: AsOf, opts: ComputeOp
         raw[s as usize].flags += 1.0;
     }
 
+    phases.dimensions += laps.lap();
     let topics = topic_scores(state, p, &prg, &weight, &in_window, &decay);
-
+    phases.topics = laps.lap();
     let cols = network::columns(&values, &action.estimates, Default::default());
+    phases.columns = laps.lap();
     Snapshot {
         model_version: p.version(),
         as_of,
@@ -445,6 +485,7 @@ pub fn compute_with(state: &State, p: &ModelParams, as_of: AsOf, opts: ComputeOp
             pagerank_iterations: pr.iterations,
             graph_bytes,
             millis: started.elapsed().as_millis() as u64,
+            phases,
         },
         pagerank: pr.scores,
         influence,

@@ -12,7 +12,7 @@ use std::time::Instant;
 use lift_domain::Dimension;
 
 use super::authenticity::{self, Authenticity};
-use super::compute::{AsOf, ComputeStats, Snapshot, influence_graph, topic_scores};
+use super::compute::{AsOf, ComputeStats, Laps, Phases, Snapshot, influence_graph, topic_scores};
 use super::graph::Csr;
 use super::incremental::IncrementalScores;
 use super::network::{self, Ranked};
@@ -37,9 +37,13 @@ pub fn compute_incremental(
     let hl = p.half_life_micros();
     let decay = |at: i64| if hl > 0.0 { 0.5f64.powf((now - at).max(0) as f64 / hl) } else { 1.0 };
 
+    let mut laps = Laps::start();
+    let mut phases = Phases::default();
     let auth = authenticity::assess(state, p, now, window_start);
-    inc.update(state, p, &auth);
     let weight: Vec<f64> = (0..n as Node).map(|i| Authenticity::weight(&auth.values, i, p)).collect();
+    phases.authenticity = laps.lap();
+    inc.update(state, p, &auth);
+    phases.dimensions = laps.lap();
 
     let mut edges: Vec<(u32, u32, f32)> = Vec::with_capacity(state.engagements.len() + state.follows.len());
     network::window_engagements(state, p, &in_window, &decay, &mut edges, |_, _, _| {});
@@ -47,6 +51,7 @@ pub fn compute_incremental(
     let follows = network::current_follows(state);
     let Ranked { prg, pr, graph_bytes } = network::rank(n, edges, &follows, p, &weight, warm_start);
     drop(follows);
+    phases.network = laps.lap();
 
     let mut values = inc.values.clone();
     let mut raw = inc.raw.clone();
@@ -59,7 +64,9 @@ pub fn compute_incremental(
     }
     values[Dimension::Network.index()] = net;
     let flags_by_account = network::flags_index(&auth.flags);
+    phases.dimensions += laps.lap();
     let topics = topic_scores(state, p, &prg, &weight, &in_window, &decay);
+    phases.topics = laps.lap();
 
     let mut known: [Option<Vec<f64>>; 5] = Default::default();
     for d in Dimension::ALL {
@@ -68,6 +75,7 @@ pub fn compute_incremental(
         }
     }
     let cols = network::columns(&values, &inc.action, known);
+    phases.columns = laps.lap();
     Snapshot {
         model_version: p.version(),
         as_of,
@@ -88,6 +96,7 @@ pub fn compute_incremental(
             pagerank_iterations: pr.iterations,
             graph_bytes,
             millis: started.elapsed().as_millis() as u64,
+            phases,
         },
         pagerank: pr.scores,
         influence,

@@ -21,7 +21,9 @@ pub mod synthetic;
 pub mod testutil;
 
 pub use authenticity::{Flag, FlagKind};
-pub use compute::{ActionEstimate, AsOf, ComputeOptions, RawMetrics, Snapshot, TopicScores, compute, compute_with};
+pub use compute::{
+    ActionEstimate, AsOf, ComputeOptions, Phases, RawMetrics, Snapshot, TopicScores, compute, compute_with,
+};
 pub use graph::{Csr, PageRank, PageRankGraph, PageRankOptions, pagerank};
 pub use incremental::{IncrementalRun, IncrementalScores};
 pub use incremental_snapshot::compute_incremental;
