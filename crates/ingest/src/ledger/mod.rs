@@ -7,6 +7,7 @@
 //! database with either backend (see [`nats`] for why attribution stays
 //! consistent).
 
+pub mod bench;
 pub mod nats;
 
 use std::sync::Arc;

@@ -174,6 +174,11 @@ impl NatsLedger {
         Ok(Self { client, js, stream, ids, subject_prefix })
     }
 
+    /// The connection, for tools that publish beside the ledger (the benchmark).
+    pub fn client(&self) -> async_nats::Client {
+        self.client.clone()
+    }
+
     /// The last offset (0 when empty).
     pub async fn head(&self) -> Result<u64, Error> {
         let info = self.stream.get_info().await.map_err(|e| unavailable("reading the ledger head", e))?;
