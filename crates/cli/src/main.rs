@@ -107,6 +107,10 @@ enum BenchCommand {
         batch: usize,
         #[arg(long, default_value_t = 2)]
         streams: usize,
+        /// Also measure a JetStream ledger (`nats://host:port[?replicas=N]`): Lift into it
+        /// vs a raw async-nats publisher of the same bodies, with DATABASE_URL's ledger beside.
+        #[arg(long)]
+        ledger: Option<String>,
     },
     /// Bounded soak on loopback: writers, subscribers, scoring and queries at once;
     /// fails unless acknowledged = stored = consumed.
@@ -448,10 +452,13 @@ async fn main() -> anyhow::Result<()> {
             layers.flags = config.set;
             print!("{}", lift_cli::config::show(&lift_cli::config::resolve(&layers)?)?);
         }
-        Command::Bench { command: BenchCommand::Ingest { database_url, events, batch, streams } } => {
+        Command::Bench { command: BenchCommand::Ingest { database_url, events, batch, streams, ledger } } => {
             let db = lift_store::connect(&database_url).await?;
             let opts = lift_ingest::bench::BenchOptions { events, batch_size: batch, streams, ..Default::default() };
-            println!("{}", lift_ingest::bench::bench(db, &opts).await?);
+            match ledger {
+                Some(url) => println!("{}", lift_ingest::ledger::bench::bench(db, &url, &opts).await?),
+                None => println!("{}", lift_ingest::bench::bench(db, &opts).await?),
+            }
         }
         Command::Bench { command: BenchCommand::CacheRefresh { accounts, changed, chunk } } => {
             let opts = lift_cli::cachebench::CacheBenchOptions { accounts, changed, chunk };

@@ -1,8 +1,9 @@
 //! Attribution at ingestion: which link owner (and campaign) an outcome event is
-//! credited to. It runs inside the append transaction, after offsets are assigned
-//! and under the ledger lock, so it sees every earlier click exactly once
-//! — including clicks earlier in the same batch — and its answer is stored with
-//! the event for every consumer to read.
+//! credited to. On the SQL ledger it runs inside the append transaction, after
+//! offsets are assigned and under the ledger lock, so it sees every earlier click
+//! exactly once — including clicks earlier in the same batch — and its answer is
+//! stored with the event for every consumer to read. On JetStream it runs before
+//! the publish against the same registry (see `ledger::nats` for the difference).
 //!
 //! - A click on a registered link → `CLICK`, owner and campaign of the link.
 //! - A page session that names a registered link → `CLICK` with that owner.
@@ -15,7 +16,7 @@ use std::collections::HashMap;
 
 use lift_domain::event::{Attribution, AttributionStatus, EventBody};
 use lift_domain::{Event, Micros};
-use lift_store::DatabaseTransaction;
+use lift_store::ConnectionTrait;
 use lift_store::ledger::Outcome;
 use lift_store::links::{self, Click, Link};
 
@@ -24,7 +25,7 @@ use crate::Error;
 /// Attribution for each event of `events` (by index; `None` for kinds that carry
 /// none and for duplicates) and the clicks to index with them.
 pub(crate) async fn attribute(
-    txn: &DatabaseTransaction,
+    txn: &impl ConnectionTrait,
     events: &[Event],
     plan: &[Outcome],
 ) -> Result<(Vec<Option<Attribution>>, Vec<Click>), Error> {

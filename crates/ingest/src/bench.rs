@@ -114,6 +114,26 @@ pub async fn bench(db: DatabaseConnection, opts: &BenchOptions) -> Result<BenchR
 
     // The service, end to end over loopback gRPC.
     let ingest = Ingest::new(db.clone(), IngestConfig { max_batch: opts.batch_size.max(1), ..IngestConfig::default() });
+    let service = stream_through(ingest, &events, opts).await?;
+
+    // The baseline: the same rows, loaded the database's own fastest way.
+    let rows = baseline_rows(&events, run)?;
+    let (baseline, method, name) = match backend {
+        DbBackend::Postgres => {
+            (copy_postgres(&db, &rows).await?, "PostgreSQL COPY (text) into the same schema", "PostgreSQL")
+        }
+        _ => (insert_sqlite(&db, &rows).await?, "SQLite prepared INSERT, one transaction", "SQLite"),
+    };
+    Ok(BenchReport { backend: name, events: events.len(), service, baseline, baseline_method: method })
+}
+
+/// Streams `events` through `ingest` served on loopback gRPC (`opts.streams`
+/// concurrent `IngestStream` calls); returns the time until every call answered.
+pub(crate) async fn stream_through(
+    ingest: Ingest,
+    events: &[pb::Event],
+    opts: &BenchOptions,
+) -> Result<Duration, BenchError> {
     let listener =
         tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| BenchError::Failed(format!("bind: {e}")))?;
     let addr = listener.local_addr().map_err(|e| BenchError::Failed(format!("local addr: {e}")))?;
@@ -141,22 +161,13 @@ pub async fn bench(db: DatabaseConnection, opts: &BenchOptions) -> Result<BenchR
         let resp = c.await.map_err(|e| BenchError::Failed(format!("stream task: {e}")))??.into_inner();
         accepted += resp.accepted;
     }
-    let service = started.elapsed();
+    let elapsed = started.elapsed();
     let _ = stop_tx.send(());
     let _ = server.await;
     if accepted != events.len() as u64 {
         return Err(BenchError::Failed(format!("the service accepted {accepted} of {} events", events.len())));
     }
-
-    // The baseline: the same rows, loaded the database's own fastest way.
-    let rows = baseline_rows(&events, run)?;
-    let (baseline, method, name) = match backend {
-        DbBackend::Postgres => {
-            (copy_postgres(&db, &rows).await?, "PostgreSQL COPY (text) into the same schema", "PostgreSQL")
-        }
-        _ => (insert_sqlite(&db, &rows).await?, "SQLite prepared INSERT, one transaction", "SQLite"),
-    };
-    Ok(BenchReport { backend: name, events: events.len(), service, baseline, baseline_method: method })
+    Ok(elapsed)
 }
 
 /// Deterministic social traffic: engagements, follows, posts and profile upserts

@@ -27,6 +27,10 @@ pub struct IngestConfig {
     pub poll_interval: Duration,
     /// Most rejections listed in an `IngestStream` response (the counts stay exact).
     pub max_stream_rejections: usize,
+    /// Where the ledger lives: empty for the database's own table (the default),
+    /// or `nats://host:port[?replicas=N&stream=NAME]` for NATS JetStream (see
+    /// [`crate::ledger`]).
+    pub ledger: String,
 }
 
 impl Default for IngestConfig {
@@ -41,6 +45,7 @@ impl Default for IngestConfig {
             subscribe_buffer: 4,
             poll_interval: Duration::from_millis(250),
             max_stream_rejections: 1_000,
+            ledger: String::new(),
         }
     }
 }

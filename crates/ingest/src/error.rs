@@ -16,6 +16,12 @@ pub enum Error {
     BatchTooLarge { len: usize, max: usize },
     #[error(transparent)]
     Store(#[from] lift_store::Error),
+    /// The JetStream ledger cannot be reached or did not answer; a retry is safe.
+    #[error("ledger unavailable: {0}")]
+    LedgerUnavailable(String),
+    /// The ledger setting or the stream it names cannot be used.
+    #[error("ledger configuration: {0}")]
+    LedgerConfig(String),
 }
 
 fn join(v: &[FieldViolation]) -> String {
@@ -31,6 +37,11 @@ impl From<Error> for Status {
                 format!("batch of {len} events exceeds the limit of {max}"),
             )]),
             Error::Store(e) => status::store(&e),
+            Error::LedgerUnavailable(reason) => {
+                tracing::warn!(%reason, "ledger unavailable");
+                Status::unavailable("ledger unavailable; retry later")
+            }
+            e @ Error::LedgerConfig(_) => status::internal(&e),
         }
     }
 }
@@ -54,5 +65,7 @@ mod tests {
         assert_eq!((s.code(), s.message()), (Code::Internal, "internal error"));
         let s = Status::from(Error::BatchTooLarge { len: 11, max: 10 });
         assert_eq!(s.code(), Code::InvalidArgument);
+        let s = Status::from(Error::LedgerUnavailable("nats://secret-host: timed out".into()));
+        assert_eq!((s.code(), s.message()), (Code::Unavailable, "ledger unavailable; retry later"));
     }
 }

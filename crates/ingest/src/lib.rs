@@ -6,6 +6,8 @@
 //!   subscribers, and registers links; [`Ingest::grpc`] is its tonic service.
 //! - `attribution` credits clicks and conversions to link owners inside the append
 //!   transaction, so every consumer sees the same answer.
+//! - [`ledger`] chooses where the ledger lives: the SQL database (default) or a
+//!   NATS JetStream stream (`LIFT_LEDGER=nats://…`).
 //! - [`import`] reads NDJSON (proto JSON) and edge-list CSV (CollegeMsg) files and
 //!   streams them to a server.
 //! - [`bench`] measures ingestion against the database's own bulk load.
@@ -21,11 +23,13 @@ mod config;
 mod error;
 mod grpc;
 pub mod import;
+pub mod ledger;
 mod run;
 mod service;
 
 pub use config::IngestConfig;
 pub use error::Error;
 pub use grpc::IngestServer;
+pub use ledger::Ledger;
 pub use run::{IngestDeps, run};
 pub use service::{BatchOutcome, Ingest};

@@ -4,7 +4,7 @@ use lift_runtime::{ServeOptions, Shutdown};
 use lift_store::DatabaseConnection;
 use tokio::net::TcpListener;
 
-use crate::{Ingest, IngestConfig};
+use crate::{Ingest, IngestConfig, Ledger};
 
 /// What the ingestion server needs from outside.
 #[derive(Debug, Clone)]
@@ -22,6 +22,22 @@ pub async fn run(
     deps: IngestDeps,
     shutdown: Shutdown,
 ) -> Result<(), lift_runtime::Error> {
-    let ingest = Ingest::new(deps.db, config);
+    let ledger = Ledger::from_setting(&config.ledger).await.map_err(|e| lift_runtime::Error::Url {
+        url: redact(&config.ledger),
+        reason: format!("the ledger cannot be opened: {e}"),
+    })?;
+    tracing::info!(ledger = ledger.kind(), "ledger");
+    let ingest = Ingest::with_ledger(deps.db, ledger, config);
     lift_runtime::serve_with(listener, ingest.grpc(), shutdown, deps.serve).await
+}
+
+/// The ledger setting without credentials (`nats://user:pass@host` → `nats://host`).
+fn redact(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => match rest.rsplit_once('@') {
+            Some((_, host)) => format!("{scheme}://…@{host}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
 }

@@ -4,11 +4,11 @@ use std::sync::Arc;
 
 use lift_domain::{AccountId, Event, EventKind, FieldViolation};
 use lift_proto::ingest::v1 as pb;
-use lift_store::ledger::{self, Appender, Outcome};
+use lift_store::ledger::{Appender, Outcome};
 use lift_store::{DatabaseConnection, links};
 use tokio::sync::{Mutex, mpsc, watch};
 
-use crate::{Error, IngestConfig, attribution};
+use crate::{Error, IngestConfig, Ledger, attribution};
 
 /// The ingestion service: cheap to clone, every clone shares the database, the
 /// in-process append queue and the head notifications.
@@ -19,7 +19,9 @@ pub struct Ingest {
 
 #[derive(Debug)]
 struct Inner {
+    /// The link registry and click index, and the ledger unless `ledger` says otherwise.
     db: DatabaseConnection,
+    ledger: Ledger,
     cfg: IngestConfig,
     /// The database serialises appenders anyway (see `lift_store::ledger`); queueing
     /// this process's appends here first keeps them from holding pool connections
@@ -58,8 +60,18 @@ impl BatchOutcome {
 }
 
 impl Ingest {
+    /// The service with its ledger in `db` (SQLite or PostgreSQL).
     pub fn new(db: DatabaseConnection, cfg: IngestConfig) -> Self {
-        Self { inner: Arc::new(Inner { db, cfg, append: Mutex::new(()), head: watch::channel(0).0 }) }
+        Self::with_ledger(db, Ledger::Sql, cfg)
+    }
+
+    /// The service with its ledger in `ledger`; links and the click index stay in `db`.
+    pub fn with_ledger(db: DatabaseConnection, ledger: Ledger, cfg: IngestConfig) -> Self {
+        Self { inner: Arc::new(Inner { db, ledger, cfg, append: Mutex::new(()), head: watch::channel(0).0 }) }
+    }
+
+    pub fn ledger(&self) -> &Ledger {
+        &self.inner.ledger
     }
 
     pub fn db(&self) -> &DatabaseConnection {
@@ -131,6 +143,21 @@ impl Ingest {
     /// subscribers. Returns when the events are committed.
     pub async fn append(&self, events: &[Event]) -> Result<Vec<Outcome>, Error> {
         let _queued = self.inner.append.lock().await;
+        let (plan, head) = match &self.inner.ledger {
+            Ledger::Sql => self.append_sql(events).await?,
+            Ledger::Nats(n) => n.append(&self.inner.db, events).await?,
+        };
+        metrics::gauge!("lift_ledger_head_offset").set(head as f64);
+        self.inner.head.send_if_modified(|h| {
+            let moved = head > *h;
+            *h = (*h).max(head);
+            moved
+        });
+        Ok(plan)
+    }
+
+    /// One SQL transaction: plan, attribute, write, index clicks, commit.
+    async fn append_sql(&self, events: &[Event]) -> Result<(Vec<Outcome>, u64), Error> {
         let mut appender = Appender::begin(&self.inner.db).await?;
         // Try the common case (nothing stored yet) without the dedupe lookup first.
         let mut plan = appender.plan_new(events);
@@ -143,13 +170,7 @@ impl Ingest {
         }
         links::record_clicks(appender.txn(), &clicks).await?;
         let head = appender.commit().await?;
-        metrics::gauge!("lift_ledger_head_offset").set(head as f64);
-        self.inner.head.send_if_modified(|h| {
-            let moved = head > *h;
-            *h = (*h).max(head);
-            moved
-        });
-        Ok(plan)
+        Ok((plan, head))
     }
 
     /// Registers links; a window of 0 takes the configured default.
@@ -222,9 +243,9 @@ impl Ingest {
     }
 
     pub async fn ledger_info(&self) -> Result<pb::GetLedgerInfoResponse, Error> {
-        let head = ledger::head(&self.inner.db).await?;
+        let head = self.inner.ledger.head(&self.inner.db).await?;
         metrics::gauge!("lift_ledger_head_offset").set(head as f64);
-        // Offsets are dense (see lift_store::ledger), so the head is the event count.
+        // Offsets are dense with either backend, so the head is the event count.
         Ok(pb::GetLedgerInfoResponse { head_offset: head, events: head, links: links::count(&self.inner.db).await? })
     }
 
@@ -263,8 +284,8 @@ impl Ingest {
         loop {
             // Mark before reading: a commit after this point wakes the next wait.
             local_head.mark_unchanged();
-            let head = ledger::head(db).await?;
-            let events = ledger::read_after_wire(db, last, kinds, page).await?;
+            let head = self.inner.ledger.head(db).await?;
+            let events = self.inner.ledger.read_after_wire(db, last, kinds, page).await?;
             let full = events.len() == page as usize;
             if let Some(e) = events.last() {
                 last = e.offset;
