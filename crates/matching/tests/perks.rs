@@ -47,6 +47,7 @@ type Rt = lift_runtime::client::Channel;
 
 struct Stack {
     ingest: IngestServiceClient<Rt>,
+    scoring: Scoring,
     matching: Matching,
     addr: std::net::SocketAddr,
     stop: Shutdown,
@@ -100,12 +101,16 @@ async fn world_stack() -> Stack {
     );
     let (l, addr) = bind().await;
     tokio::spawn(lift_runtime::serve(l, matching.grpc(), stop.clone()));
-    let s = Stack { ingest: IngestServiceClient::new(rt(ingest_addr)), matching, addr, stop };
+    let s = Stack { ingest: IngestServiceClient::new(rt(ingest_addr)), scoring, matching, addr, stop };
     let head = ingest(&s, world()).await;
-    tokio::time::timeout(Duration::from_secs(60), scoring.wait_for_offset(head))
-        .await
-        .unwrap_or_else(|_| panic!("scoring never reached offset {head}"));
+    scored(&s, head).await;
     s
+}
+
+async fn scored(s: &Stack, offset: u64) {
+    tokio::time::timeout(Duration::from_secs(60), s.scoring.wait_for_offset(offset))
+        .await
+        .unwrap_or_else(|_| panic!("scoring never reached offset {offset}"));
 }
 
 async fn brand(s: &Stack, name: &str) -> Client {
@@ -479,4 +484,82 @@ async fn rate_cards_price_the_portfolio() {
     let cr = r.creators.iter().find(|c| c.account.as_ref().is_some_and(|a| a.id == tid)).expect("creator row");
     let totals = cr.totals.expect("totals");
     assert_eq!((totals.conversions, totals.cost_per_conversion), (1, real_cost(&tid)));
+}
+
+/// Pins tenant confidentiality: brand A's campaign drives clicks and orders
+/// to a creator; brand B, matching the same creator for conversions, sees the
+/// action score and its interval (the very numbers of the criterion's
+/// `observed`), never a click or order count, while A's report has them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn brand_b_learns_no_count_from_brand_a() {
+    let s = world_stack().await;
+    let mut a = brand(&s, "Acme").await;
+    let ida = create(&mut a, spec("a's sales")).await;
+    let issued = a
+        .create_offers(pb::CreateOffersRequest { campaign_id: ida.clone(), holdout_seed: 11 })
+        .await
+        .expect("offers")
+        .into_inner();
+    let x = issued.offers.iter().find(|o| !o.holdout).expect("a treated creator").clone();
+    let xid = x.account.clone().expect("account");
+    const ORDERS: usize = 7;
+    let mut events = Vec::new();
+    for v in 0..30 {
+        let click = ipb::LinkClick { link: x.link.clone(), visitor_id: format!("v{v}"), ..Default::default() };
+        events.push(ev(&format!("click-{v}"), 120, Kind::LinkClick(click)));
+    }
+    for o in 0..ORDERS {
+        let order = ipb::Conversion {
+            visitor_id: format!("v{o}"),
+            order_id: format!("o{o}"),
+            value_minor: 1_000,
+            currency: "EUR".into(),
+            ..Default::default()
+        };
+        events.push(ev(&format!("order-{o}"), 60, Kind::Conversion(order)));
+    }
+    let head = ingest(&s, events).await;
+    scored(&s, head).await;
+
+    // A sees its own outcomes in full.
+    let r =
+        a.get_campaign_report(pb::GetCampaignReportRequest { campaign_id: ida }).await.expect("report").into_inner();
+    let t = r.totals.expect("totals");
+    assert_eq!((t.clicks, t.conversions), (30, ORDERS as u64));
+
+    // B, matching for conversions, sees X's action score and interval only.
+    let mut b = brand(&s, "Rival").await;
+    let mut sb = spec("b's search");
+    sb.objective = pb::Objective::Conversions as i32;
+    sb.allow_insufficient_evidence = true;
+    sb.criteria = vec![pb::Criterion {
+        dimension: spb::Dimension::Action as i32,
+        topic: String::new(),
+        threshold: Some(pb::criterion::Threshold::MinValue(0.0)),
+    }];
+    let idb = create(&mut b, sb).await;
+    let m = b
+        .match_campaign(pb::MatchCampaignRequest {
+            campaign_id: idb,
+            page_size: 1_000,
+            near_miss_margin: 100.0,
+            ..Default::default()
+        })
+        .await
+        .expect("match")
+        .into_inner();
+    let everyone: Vec<&pb::Candidate> = m.eligible.iter().chain(&m.near_misses).collect();
+    let seen = everyone.iter().find(|c| c.account.as_ref() == Some(&xid)).expect("B sees the creator");
+    let observed = seen.criteria[0].observed;
+    let e = seen.expected.clone().expect("expected outcome");
+    assert!(e.unit.starts_with("action score"), "{e:?}");
+    assert_eq!(e.expected, observed, "the expected outcome is the action score itself");
+    assert!(e.lower <= e.expected && e.expected <= e.upper && e.upper <= 100.0, "{e:?}");
+    for c in &everyone {
+        let e = c.expected.clone().unwrap_or_default();
+        assert!(e.unit.contains("score"), "{} sees a count: {e:?}", c.handle);
+        for r in &c.criteria {
+            assert!(!r.reason.chars().any(|ch| ch.is_ascii_digit()), "a count in a reason: {:?}", r.reason);
+        }
+    }
 }
