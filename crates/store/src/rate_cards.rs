@@ -50,7 +50,7 @@ pub struct Rate {
 }
 
 /// Stores `rates` (in `currency`) on the brand's card, replacing a creator's
-/// earlier rate; with `replace`, the brand's other rates in that currency are
+/// earlier rate (a creator listed twice keeps the later one); with `replace`, the brand's other rates in that currency are
 /// dropped first. All or nothing. Returns how many rates the brand now holds
 /// in the currency.
 pub async fn set_rates<C>(
@@ -72,13 +72,18 @@ where
             .exec(&txn)
             .await?;
     }
+    // A creator listed twice keeps its last rate (PostgreSQL refuses to update
+    // one row twice in one statement).
+    let last: HashMap<&AccountId, i64> = rates.iter().map(|(a, r)| (a, *r)).collect();
+    let mut rates: Vec<(&AccountId, i64)> = last.into_iter().collect();
+    rates.sort();
     for chunk in rates.chunks(500) {
-        rc::Entity::insert_many(chunk.iter().map(|(a, rate)| rc::ActiveModel {
+        rc::Entity::insert_many(chunk.iter().map(|&(a, rate)| rc::ActiveModel {
             brand_id: Set(brand_id.to_owned()),
             currency: Set(currency.to_owned()),
             network: Set(a.network.clone()),
             account_id: Set(a.id.clone()),
-            rate: Set(*rate),
+            rate: Set(rate),
             updated_at: Set(now),
         }))
         .on_conflict(
