@@ -241,19 +241,32 @@ async fn offers_move_through_their_life_on_the_ledger() {
         .expect("offers")
         .into_inner();
 
-    // Read back: the same links and codes, every treated offer OFFERED, held-out ones without state.
-    let listed = a.list_offers(pb::ListOffersRequest { campaign_id: id.clone() }).await.expect("list").into_inner();
-    let by_id: BTreeMap<String, pb::Offer> = listed
-        .offers
-        .iter()
-        .map(|o| (o.account.as_ref().map(|a| a.id.clone()).unwrap_or_default(), o.clone()))
-        .collect();
+    // Read back, three to a page: the same links and codes, every treated offer
+    // OFFERED, held-out ones without state.
+    let mut listed = Vec::new();
+    let mut token = String::new();
+    loop {
+        let req = pb::ListOffersRequest { campaign_id: id.clone(), page_size: 3, page_token: token };
+        let page = a.list_offers(req).await.expect("list").into_inner();
+        assert!(page.offers.len() <= 3);
+        listed.extend(page.offers);
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    let by_id: BTreeMap<String, pb::Offer> =
+        listed.iter().map(|o| (o.account.as_ref().map(|a| a.id.clone()).unwrap_or_default(), o.clone())).collect();
     for o in &issued.offers {
         let l = &by_id[&o.account.as_ref().expect("account").id];
         assert_eq!((&l.link, &l.code, l.holdout), (&o.link, &o.code, o.holdout));
         let want = if o.holdout { OfferState::Unspecified } else { OfferState::Offered };
         assert_eq!(l.state, want as i32);
     }
+    assert_eq!(by_id.len(), listed.len(), "no creator twice across pages");
+    assert!(issued.holdout.iter().all(|h| by_id.contains_key(&h.id)), "held-out creators are listed too");
+    let bad = pb::ListOffersRequest { campaign_id: id.clone(), page_size: 3, page_token: "zz".into() };
+    assert_eq!(a.list_offers(bad).await.expect_err("bad token").code(), Code::InvalidArgument);
     let treated: Vec<ipb::AccountRef> =
         issued.offers.iter().filter(|o| !o.holdout).filter_map(|o| o.account.clone()).collect();
     assert!(treated.len() >= 4, "the scripted world yields enough offers: {}", treated.len());
@@ -313,7 +326,10 @@ async fn offers_move_through_their_life_on_the_ledger() {
     let st = b.transition_offer(step(&id, t3, OfferState::Accepted)).await.expect_err("other brand");
     assert_eq!(st.code(), Code::NotFound);
     assert_eq!(
-        b.list_offers(pb::ListOffersRequest { campaign_id: id.clone() }).await.expect_err("x").code(),
+        b.list_offers(pb::ListOffersRequest { campaign_id: id.clone(), ..Default::default() })
+            .await
+            .expect_err("x")
+            .code(),
         Code::NotFound
     );
 
@@ -372,7 +388,8 @@ async fn offers_move_through_their_life_on_the_ledger() {
     assert!(m.caught_up && m.events.is_empty(), "{m:?}");
 
     // Read back after the steps.
-    let listed = a.list_offers(pb::ListOffersRequest { campaign_id: id.clone() }).await.expect("list").into_inner();
+    let req = pb::ListOffersRequest { campaign_id: id.clone(), page_size: 1_000, ..Default::default() };
+    let listed = a.list_offers(req).await.expect("list").into_inner();
     let state_of =
         |who: &ipb::AccountRef| listed.offers.iter().find(|o| o.account.as_ref() == Some(who)).map(|o| o.state);
     assert_eq!(state_of(t1), Some(OfferState::Redeemed as i32));

@@ -379,6 +379,33 @@ pub async fn offers(db: &impl ConnectionTrait, campaign_id: &str) -> Result<Vec<
         .collect()
 }
 
+/// A page of a campaign's offers and holdout assignments, by account, strictly after `after`.
+pub async fn offers_page(
+    db: &impl ConnectionTrait,
+    campaign_id: &str,
+    after: Option<&AccountId>,
+    limit: u64,
+) -> Result<Vec<Offer>, Error> {
+    let mut q = offer::Entity::find().filter(offer::Column::CampaignId.eq(campaign_id));
+    if let Some(a) = after {
+        q = q.filter(
+            Condition::any().add(offer::Column::Network.gt(a.network.as_str())).add(
+                Condition::all()
+                    .add(offer::Column::Network.eq(a.network.as_str()))
+                    .add(offer::Column::AccountId.gt(a.id.as_str())),
+            ),
+        );
+    }
+    q.order_by_asc(offer::Column::Network)
+        .order_by_asc(offer::Column::AccountId)
+        .limit(limit)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(Offer::try_from)
+        .collect()
+}
+
 /// The campaign's offer (or holdout assignment) to `account`, if any.
 pub async fn offer(db: &impl ConnectionTrait, campaign_id: &str, account: &AccountId) -> Result<Option<Offer>, Error> {
     offer::Entity::find_by_id((campaign_id.to_owned(), account.network.clone(), account.id.clone()))

@@ -26,6 +26,7 @@ use lift_runtime::client::retry_idempotent;
 use lift_store::campaigns::{self as repo, CampaignState};
 use tonic::Status;
 
+use super::tokens::{decode_offer_token, encode_offer_token};
 use super::{Matching, digest};
 use crate::Error;
 use crate::auth::BrandId;
@@ -153,9 +154,17 @@ impl Matching {
         brand: &BrandId,
         req: &pb::ListOffersRequest,
     ) -> Result<pb::ListOffersResponse, Error> {
+        let after = if req.page_token.is_empty() { None } else { Some(decode_offer_token(&req.page_token)?) };
         let c = self.load(brand, &req.campaign_id).await?;
-        let offers = repo::offers(&self.inner.db, &c.row.id).await?;
-        Ok(pb::ListOffersResponse { offers: offers.iter().map(offer_to_proto).collect() })
+        let size = self.page_size(req.page_size) as usize;
+        let mut offers = repo::offers_page(&self.inner.db, &c.row.id, after.as_ref(), size as u64 + 1).await?;
+        let more = offers.len() > size;
+        offers.truncate(size);
+        let next_page_token = match offers.last() {
+            Some(last) if more => encode_offer_token(&last.account),
+            _ => String::new(),
+        };
+        Ok(pb::ListOffersResponse { offers: offers.iter().map(offer_to_proto).collect(), next_page_token })
     }
 
     /// Follows ingestion's ledger (offer transitions only) and passes on those of
@@ -199,7 +208,10 @@ impl Matching {
                 let mut events = Vec::new();
                 for le in &msg.events {
                     position = position.max(le.offset);
-                    let Some(ipb::event::Kind::Offer(o)) = le.event.as_ref().and_then(|e| e.kind.as_ref()) else {
+                    // Only what matching recorded (see docs/security.md on producer keys).
+                    let Some(ipb::event::Kind::Offer(o)) =
+                        le.event.as_ref().filter(|e| e.source == SOURCE).and_then(|e| e.kind.as_ref())
+                    else {
                         continue;
                     };
                     if only.as_ref().is_some_and(|id| *id != o.campaign_id) {
