@@ -319,7 +319,7 @@ impl Stack {
     /// Starts all three services. With authentication on, every service checks keys
     /// in the matching database (where brands' keys live too), and the stack mints a
     /// key per internal caller: scoring gets `ingest:read`; matching gets
-    /// `scores:read`, `ingest:read` and `links:write`.
+    /// `scores:read`, `ingest:read`, `ingest:write` (offer transitions) and `links:write`.
     pub async fn start_with(
         listeners: [TcpListener; 3],
         dbs: &Databases,
@@ -341,8 +341,11 @@ impl Stack {
                 Ok(secret)
             };
             let scoring_key = mint("internal: scoring", &[Scope::IngestRead]).await?;
-            let matching_key =
-                mint("internal: matching", &[Scope::ScoresRead, Scope::IngestRead, Scope::LinksWrite]).await?;
+            let matching_key = mint(
+                "internal: matching",
+                &[Scope::ScoresRead, Scope::IngestRead, Scope::IngestWrite, Scope::LinksWrite],
+            )
+            .await?;
             let client_key =
                 mint("stack client", &[Scope::IngestWrite, Scope::IngestRead, Scope::LinksWrite, Scope::ScoresRead])
                     .await?;

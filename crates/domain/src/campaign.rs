@@ -496,10 +496,11 @@ pub fn evaluate_criterion(c: &Criterion, card: &ScoreCard, allow_insufficient: b
     };
     let evidence_failure = match entry.filter(|_| c.dimension == Dimension::Action) {
         Some(e) if e.no_data => Some("no action evidence (no attributed clicks)".to_owned()),
-        Some(e) if !e.sufficient && !allow_insufficient => Some(match e.raw.get("clicks") {
-            Some(k) => format!("insufficient action evidence ({k} clicks)"),
-            None => "insufficient action evidence".to_owned(),
-        }),
+        // No click count here: clicks come from every brand's links, and one
+        // brand must not read another's outcomes as counts (only as the score).
+        Some(e) if !e.sufficient && !allow_insufficient => {
+            Some("insufficient action evidence (the action score's interval is too wide to judge)".to_owned())
+        }
         _ => None,
     };
     if let Some(reason) = evidence_failure {
@@ -613,26 +614,28 @@ pub fn outcome_raw_keys(objective: Objective) -> &'static [&'static str] {
 
 /// What one offer to this creator is expected to bring, in the objective's unit.
 ///
-/// Counts come from the creator's observed raw metrics with a Poisson 90 %
-/// interval (±1.645·√n); for conversions, the action score's own credible
-/// interval is scaled onto the observed count. When scoring reports no count
-/// the score itself is returned and the unit says so, rather than inventing one.
+/// Reach and engagement are counted from the creator's observed raw metrics
+/// (public activity) with a Poisson 90 % interval (±1.645·√n). Conversions
+/// are every brand's outcomes: a campaign sees them only as the action score
+/// and its interval, never as counts, so no brand learns another's sales
+/// through a shared creator (its own outcomes are in its campaign reports).
+/// When scoring reports no count the score itself is returned and the unit
+/// says so, rather than inventing one.
 pub fn expected_outcome(objective: Objective, card: &ScoreCard) -> Expected {
     let (dim, keys, unit) = (objective.primary_dimension(), outcome_raw_keys(objective), objective.outcome_unit());
     let Some(entry) = card.get(dim, None) else {
         return Expected { unit: format!("{} score (0-100), no score yet", dim.name()), ..Expected::default() };
     };
+    if objective == Objective::Conversions {
+        return Expected {
+            expected: entry.value,
+            lower: entry.lower.min(entry.value),
+            upper: entry.upper.max(entry.value),
+            unit: format!("{} score (0-100; outcomes of every brand, never their counts)", dim.name()),
+        };
+    }
     let count = keys.iter().find_map(|k| entry.raw.get(*k).copied()).filter(|x| x.is_finite() && *x >= 0.0);
     match count {
-        Some(n) if objective == Objective::Conversions && entry.value > 0.0 => {
-            let scale = n / entry.value;
-            Expected {
-                expected: n,
-                lower: (entry.lower * scale).max(0.0),
-                upper: (entry.upper * scale).max(n),
-                unit: unit.to_owned(),
-            }
-        }
         Some(n) => {
             let half = 1.645 * n.sqrt();
             Expected { expected: n, lower: (n - half).max(0.0), upper: n + half, unit: unit.to_owned() }

@@ -8,6 +8,7 @@ use lift_proto::ingest::v1 as pb;
 use serde::{Deserialize, Serialize};
 
 use crate::account::{AccountId, check_token};
+pub use crate::offer::OfferTransition;
 use crate::time::{self, Micros};
 use crate::validation::{FieldViolation, ValidationPolicy, Violations, is_known_currency};
 
@@ -26,10 +27,11 @@ pub enum EventKind {
     LinkClick = 5,
     PageSession = 6,
     Conversion = 7,
+    OfferTransition = 8,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 7] = [
+    pub const ALL: [EventKind; 8] = [
         EventKind::Account,
         EventKind::Post,
         EventKind::Engagement,
@@ -37,6 +39,7 @@ impl EventKind {
         EventKind::LinkClick,
         EventKind::PageSession,
         EventKind::Conversion,
+        EventKind::OfferTransition,
     ];
 
     pub fn code(self) -> i16 {
@@ -65,6 +68,7 @@ impl EventKind {
             EventKind::LinkClick => "link_click",
             EventKind::PageSession => "page_session",
             EventKind::Conversion => "conversion",
+            EventKind::OfferTransition => "offer_transition",
         }
     }
 }
@@ -184,6 +188,8 @@ pub enum EventBody {
     LinkClick(LinkClick),
     PageSession(PageSession),
     Conversion(Conversion),
+    /// A step in a campaign offer's life, recorded by matching.
+    OfferTransition(OfferTransition),
 }
 
 /// A validated event.
@@ -259,6 +265,7 @@ impl Event {
             EventBody::LinkClick(_) => EventKind::LinkClick,
             EventBody::PageSession(_) => EventKind::PageSession,
             EventBody::Conversion(_) => EventKind::Conversion,
+            EventBody::OfferTransition(_) => EventKind::OfferTransition,
         }
     }
 
@@ -270,6 +277,7 @@ impl Event {
             EventBody::Engagement(e) => Some(&e.actor),
             EventBody::Follow(f) => Some(&f.follower),
             EventBody::Conversion(c) => c.customer.as_ref(),
+            EventBody::OfferTransition(o) => Some(&o.creator),
             EventBody::LinkClick(_) | EventBody::PageSession(_) => None,
         }
     }
@@ -317,7 +325,7 @@ impl Event {
             None => {
                 v.push(FieldViolation::new(
                     "kind",
-                    "one of account, post, engagement, follow, link_click, page_session, conversion is required",
+                    "one of account, post, engagement, follow, link_click, page_session, conversion, offer is required",
                 ));
                 None
             }
@@ -493,6 +501,7 @@ fn body_from_proto(k: &pb::event::Kind, policy: &ValidationPolicy, v: &mut Viola
                 customer,
             }))
         }
+        Kind::Offer(o) => OfferTransition::from_proto(o, v).map(EventBody::OfferTransition),
     };
     if v.len() == before { body } else { None }
 }
@@ -549,6 +558,7 @@ fn body_to_proto(b: &EventBody) -> pb::event::Kind {
             currency: c.currency.clone(),
             customer: c.customer.as_ref().map(AccountId::to_proto),
         }),
+        EventBody::OfferTransition(o) => Kind::Offer(o.to_proto()),
     }
 }
 

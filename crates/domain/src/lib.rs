@@ -8,6 +8,7 @@
 pub mod account;
 pub mod campaign;
 pub mod event;
+pub mod offer;
 pub mod score;
 pub mod time;
 pub mod validation;

@@ -3,6 +3,7 @@
 use lift_domain::FieldViolation;
 use lift_runtime::status;
 use tonic::{Code, Status};
+use tonic_types::StatusExt;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -20,6 +21,13 @@ pub enum Error {
     FailedPrecondition(String),
     #[error("{0}")]
     AlreadyExists(String),
+    /// The campaign has no offer (nor holdout assignment) for this creator.
+    #[error("campaign {campaign:?} has no offer to {account}")]
+    OfferNotFound { campaign: String, account: String },
+    /// An offer step the lifecycle does not allow now: FAILED_PRECONDITION with
+    /// a PreconditionFailure violation naming the offer (`subject`).
+    #[error("{description}")]
+    OfferStep { subject: String, description: String },
     /// A call to scoring or ingestion failed.
     #[error("{service} answered {}: {}", .status.code(), .status.message())]
     Upstream { service: &'static str, status: Status },
@@ -60,6 +68,14 @@ impl From<Error> for Status {
             Error::CampaignNotFound(id) => status::not_found(format_args!("campaign {id:?}")),
             Error::FailedPrecondition(msg) => Status::failed_precondition(msg),
             Error::AlreadyExists(msg) => Status::already_exists(msg),
+            Error::OfferNotFound { campaign, account } => {
+                Status::not_found(format!("campaign {campaign:?} has no offer to {account}"))
+            }
+            Error::OfferStep { subject, description } => Status::with_error_details(
+                Code::FailedPrecondition,
+                description.clone(),
+                tonic_types::ErrorDetails::with_precondition_failure_violation("OFFER_STATE", subject, description),
+            ),
             Error::Upstream { service, status } => match status.code() {
                 // Never an answer built on missing scores: the client retries instead.
                 Code::Unavailable
@@ -82,8 +98,6 @@ impl From<Error> for Status {
 
 #[cfg(test)]
 mod tests {
-    use tonic_types::StatusExt;
-
     use super::*;
 
     /// Pins the status mapping: violations travel as BadRequest details, dependency
@@ -103,6 +117,11 @@ mod tests {
         assert_eq!(s.message(), "internal error");
         let s = Status::from(Error::Internal("a worker task died".into()));
         assert_eq!((s.code(), s.message()), (Code::Internal, "internal error"));
+        let s =
+            Status::from(Error::OfferStep { subject: "campaigns/c/offers/x:a".into(), description: "final".into() });
+        assert_eq!((s.code(), s.message()), (Code::FailedPrecondition, "final"));
+        let pf = s.get_details_precondition_failure().expect("details");
+        assert_eq!(pf.violations[0].subject, "campaigns/c/offers/x:a");
         let s = Status::from(Error::CampaignNotFound("c1".into()));
         assert_eq!((s.code(), s.message()), (Code::NotFound, "campaign \"c1\" not found"));
     }

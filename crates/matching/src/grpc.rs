@@ -7,6 +7,7 @@ use lift_runtime::layer::{AuthLayer, AuthService};
 use tonic::{Request, Response, Status};
 
 use crate::Matching;
+use crate::service::WatchOffersStream;
 
 /// The tonic service type [`Matching::grpc`] returns.
 pub type MatchingServer = AuthService<MatchingServiceServer<Matching>>;
@@ -86,5 +87,52 @@ impl MatchingService for Matching {
     ) -> Result<Response<pb::GetCampaignReportResponse>, Status> {
         let brand = Matching::brand(req.extensions())?;
         Ok(Response::new(self.campaign_report(&brand, req.get_ref()).await?))
+    }
+
+    #[tracing::instrument(skip_all, fields(campaign = %req.get_ref().campaign_id, to = req.get_ref().to_state))]
+    async fn transition_offer(
+        &self,
+        req: Request<pb::TransitionOfferRequest>,
+    ) -> Result<Response<pb::TransitionOfferResponse>, Status> {
+        let brand = Matching::brand(req.extensions())?;
+        Ok(Response::new(self.transition_offer(&brand, req.get_ref()).await?))
+    }
+
+    #[tracing::instrument(skip_all, fields(campaign = %req.get_ref().campaign_id))]
+    async fn list_offers(
+        &self,
+        req: Request<pb::ListOffersRequest>,
+    ) -> Result<Response<pb::ListOffersResponse>, Status> {
+        let brand = Matching::brand(req.extensions())?;
+        Ok(Response::new(self.list_offers(&brand, req.get_ref()).await?))
+    }
+
+    type WatchOffersStream = WatchOffersStream;
+
+    #[tracing::instrument(skip_all, fields(campaign = %req.get_ref().campaign_id, after = req.get_ref().after_offset))]
+    async fn watch_offers(
+        &self,
+        req: Request<pb::WatchOffersRequest>,
+    ) -> Result<Response<Self::WatchOffersStream>, Status> {
+        let brand = Matching::brand(req.extensions())?;
+        Ok(Response::new(self.watch_offers(&brand, req.get_ref()).await?))
+    }
+
+    #[tracing::instrument(skip_all, fields(currency = %req.get_ref().currency, rates = req.get_ref().rates.len()))]
+    async fn set_rate_card(
+        &self,
+        req: Request<pb::SetRateCardRequest>,
+    ) -> Result<Response<pb::SetRateCardResponse>, Status> {
+        let brand = Matching::brand(req.extensions())?;
+        Ok(Response::new(self.set_rate_card(&brand, req.get_ref()).await?))
+    }
+
+    #[tracing::instrument(skip_all, fields(currency = %req.get_ref().currency))]
+    async fn get_rate_card(
+        &self,
+        req: Request<pb::GetRateCardRequest>,
+    ) -> Result<Response<pb::GetRateCardResponse>, Status> {
+        let brand = Matching::brand(req.extensions())?;
+        Ok(Response::new(self.get_rate_card(&brand, req.get_ref()).await?))
     }
 }

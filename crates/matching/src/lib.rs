@@ -31,5 +31,5 @@ pub use config::MatchingConfig;
 pub use error::Error;
 pub use grpc::MatchingServer;
 pub use run::{MatchingDeps, run};
-pub use service::Matching;
+pub use service::{Matching, WatchOffersStream};
 pub use snapshot::ScoreCacheStats;

@@ -7,6 +7,7 @@
 //! Specs, portfolios and churn are stored as JSON text written and read by
 //! matching: the store keeps them opaque so the campaign rules live in one place.
 
+use lift_domain::offer::OfferState;
 use lift_domain::{AccountId, Micros};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -75,6 +76,11 @@ pub struct Offer {
     /// Whether the portfolio had picked this creator (held-out members are the lift controls).
     pub in_portfolio: bool,
     pub cost: i64,
+    /// Where the offer is in its life (`Offered` for a held-out creator too,
+    /// who is never offered anything: read `holdout` first).
+    pub state: OfferState,
+    /// Ledger offset of the transition into `state` (0 while offered).
+    pub state_offset: u64,
 }
 
 pub mod brand {
@@ -142,6 +148,8 @@ pub mod offer {
         pub holdout: bool,
         pub in_portfolio: bool,
         pub cost: i64,
+        pub state: i16,
+        pub state_offset: i64,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -328,6 +336,8 @@ where
             holdout: Set(o.holdout),
             in_portfolio: Set(o.in_portfolio),
             cost: Set(o.cost),
+            state: Set(o.state.code()),
+            state_offset: Set(u64_to_db(o.state_offset)),
         }))
         .exec(&txn)
         .await?;
@@ -336,16 +346,13 @@ where
     Ok(())
 }
 
-/// Offers and holdout assignments of a campaign, by account.
-pub async fn offers(db: &impl ConnectionTrait, campaign_id: &str) -> Result<Vec<Offer>, Error> {
-    Ok(offer::Entity::find()
-        .filter(offer::Column::CampaignId.eq(campaign_id))
-        .order_by_asc(offer::Column::Network)
-        .order_by_asc(offer::Column::AccountId)
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|m| Offer {
+impl TryFrom<offer::Model> for Offer {
+    type Error = Error;
+
+    fn try_from(m: offer::Model) -> Result<Self, Error> {
+        let state = OfferState::from_code(i32::from(m.state))
+            .ok_or_else(|| Error::Conflict(format!("unknown offer state {} in the database", m.state)))?;
+        Ok(Offer {
             account: AccountId::new(m.network, m.account_id),
             handle: m.handle,
             link: m.link,
@@ -353,8 +360,102 @@ pub async fn offers(db: &impl ConnectionTrait, campaign_id: &str) -> Result<Vec<
             holdout: m.holdout,
             in_portfolio: m.in_portfolio,
             cost: m.cost,
+            state,
+            state_offset: u64_from_db(m.state_offset),
         })
-        .collect())
+    }
+}
+
+/// Offers and holdout assignments of a campaign, by account.
+pub async fn offers(db: &impl ConnectionTrait, campaign_id: &str) -> Result<Vec<Offer>, Error> {
+    offer::Entity::find()
+        .filter(offer::Column::CampaignId.eq(campaign_id))
+        .order_by_asc(offer::Column::Network)
+        .order_by_asc(offer::Column::AccountId)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(Offer::try_from)
+        .collect()
+}
+
+/// A page of a campaign's offers and holdout assignments, by account, strictly after `after`.
+pub async fn offers_page(
+    db: &impl ConnectionTrait,
+    campaign_id: &str,
+    after: Option<&AccountId>,
+    limit: u64,
+) -> Result<Vec<Offer>, Error> {
+    let mut q = offer::Entity::find().filter(offer::Column::CampaignId.eq(campaign_id));
+    if let Some(a) = after {
+        q = q.filter(
+            Condition::any().add(offer::Column::Network.gt(a.network.as_str())).add(
+                Condition::all()
+                    .add(offer::Column::Network.eq(a.network.as_str()))
+                    .add(offer::Column::AccountId.gt(a.id.as_str())),
+            ),
+        );
+    }
+    q.order_by_asc(offer::Column::Network)
+        .order_by_asc(offer::Column::AccountId)
+        .limit(limit)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(Offer::try_from)
+        .collect()
+}
+
+/// The campaign's offer (or holdout assignment) to `account`, if any.
+pub async fn offer(db: &impl ConnectionTrait, campaign_id: &str, account: &AccountId) -> Result<Option<Offer>, Error> {
+    offer::Entity::find_by_id((campaign_id.to_owned(), account.network.clone(), account.id.clone()))
+        .one(db)
+        .await?
+        .map(Offer::try_from)
+        .transpose()
+}
+
+/// Moves an issued (not held-out) offer from `from` to `to` if it is still in
+/// `from`: a compare-and-set, so of two concurrent steps from one state only
+/// one wins. Returns whether this call moved it.
+pub async fn move_offer(
+    db: &impl ConnectionTrait,
+    campaign_id: &str,
+    account: &AccountId,
+    from: OfferState,
+    to: OfferState,
+) -> Result<bool, Error> {
+    let r = offer::Entity::update_many()
+        .col_expr(offer::Column::State, Expr::value(to.code()))
+        .col_expr(offer::Column::StateOffset, Expr::value(0i64))
+        .filter(offer::Column::CampaignId.eq(campaign_id))
+        .filter(offer::Column::Network.eq(account.network.as_str()))
+        .filter(offer::Column::AccountId.eq(account.id.as_str()))
+        .filter(offer::Column::Holdout.eq(false))
+        .filter(offer::Column::State.eq(from.code()))
+        .exec(db)
+        .await?;
+    Ok(r.rows_affected == 1)
+}
+
+/// Records the ledger offset of the transition into `state`, if the offer is
+/// still in it (a later step's offset is not overwritten).
+pub async fn set_offer_offset(
+    db: &impl ConnectionTrait,
+    campaign_id: &str,
+    account: &AccountId,
+    state: OfferState,
+    offset: u64,
+) -> Result<(), Error> {
+    offer::Entity::update_many()
+        .col_expr(offer::Column::StateOffset, Expr::value(u64_to_db(offset)))
+        .filter(offer::Column::CampaignId.eq(campaign_id))
+        .filter(offer::Column::Network.eq(account.network.as_str()))
+        .filter(offer::Column::AccountId.eq(account.id.as_str()))
+        .filter(offer::Column::State.eq(state.code()))
+        .exec(db)
+        .await?;
+    Ok(())
 }
 
 /// The eligible set recorded for a campaign and the model version it was evaluated under.
@@ -453,12 +554,25 @@ mod tests {
             holdout: false,
             in_portfolio: true,
             cost: 10,
+            state: OfferState::Offered,
+            state_offset: 0,
         };
         record_offers(&db, "brd_a", "c0", std::slice::from_ref(&offer), u64::MAX, 42).await.expect("offers");
         assert!(matches!(record_offers(&db, "brd_a", "c0", &[], 1, 43).await, Err(Error::Conflict(_))));
         let c0 = get_campaign(&db, "brd_a", "c0").await.expect("q").expect("found");
         assert_eq!((c0.state, c0.holdout_seed, c0.offers_offset), (CampaignState::Offered, Some(u64::MAX), Some(42)));
-        assert_eq!(offers(&db, "c0").await.expect("q"), vec![offer]);
+        assert_eq!(offers(&db, "c0").await.expect("q"), vec![offer.clone()]);
+
+        let anna = &offer.account;
+        assert!(move_offer(&db, "c0", anna, OfferState::Offered, OfferState::Accepted).await.expect("move"));
+        assert!(
+            !move_offer(&db, "c0", anna, OfferState::Offered, OfferState::Declined).await.expect("move"),
+            "a second step from the same state loses"
+        );
+        set_offer_offset(&db, "c0", anna, OfferState::Accepted, 77).await.expect("offset");
+        let now = super::offer(&db, "c0", anna).await.expect("q").expect("found");
+        assert_eq!((now.state, now.state_offset), (OfferState::Accepted, 77));
+        assert!(super::offer(&db, "c0", &AccountId::new("x", "nobody")).await.expect("q").is_none());
 
         let set = vec![AccountId::new("x", "a"), AccountId::new("x", "b")];
         replace_eligibility(&db, "c0", "v2", &set, "[1]").await.expect("elig");

@@ -13,13 +13,19 @@
 //!   model change.
 //! - `portfolio`, `offers`, `report`: `SelectPortfolio`, `CreateOffers`,
 //!   `GetCampaignReport`.
+//! - `lifecycle`: `TransitionOffer`, `ListOffers`, `WatchOffers` — issued
+//!   offers' states, each step an `OfferTransition` event on the ledger.
+//! - `rates`: `SetRateCard`, `GetRateCard` — the brand's per-creator prices,
+//!   which `portfolio` prices creators with.
 //! - `tokens`: the page tokens of `MatchCampaign` and `ListCampaigns`.
 
 mod campaigns;
 mod eligibility;
+mod lifecycle;
 mod offers;
 mod portfolio;
 mod ranking;
+mod rates;
 mod report;
 mod thresholds;
 mod tokens;
@@ -34,6 +40,7 @@ use lift_store::DatabaseConnection;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+pub use self::lifecycle::WatchOffersStream;
 use self::ranking::ScoreSource;
 use crate::auth::BrandId;
 use crate::snapshot::ScoreCacheStats;

@@ -6,6 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use lift_domain::AccountId;
 use lift_domain::campaign as rules;
+use lift_domain::offer::OfferState;
 use lift_proto::ingest::v1 as ipb;
 use lift_proto::matching::v1 as pb;
 use lift_runtime::client::retry_idempotent;
@@ -66,6 +67,8 @@ impl Matching {
                 holdout: held,
                 in_portfolio: true,
                 cost: if held { 0 } else { m.cost },
+                state: OfferState::Offered,
+                state_offset: 0,
             });
         }
         for a in &holdout.from_rest {
@@ -77,6 +80,8 @@ impl Matching {
                 holdout: true,
                 in_portfolio: false,
                 cost: 0,
+                state: OfferState::Offered,
+                state_offset: 0,
             });
         }
 
@@ -120,7 +125,7 @@ impl Matching {
         tracing::info!(campaign = %c.row.id, offers = rows.iter().filter(|r| !r.holdout).count(),
             holdout = rows.iter().filter(|r| r.holdout).count(), seed, "offers issued");
         Ok(pb::CreateOffersResponse {
-            offers: rows.iter().filter(|r| r.in_portfolio).map(offer_to_proto).collect(),
+            offers: rows.iter().filter(|r| r.in_portfolio).map(super::lifecycle::offer_to_proto).collect(),
             holdout: rows.iter().filter(|r| r.holdout).map(|r| r.account.to_proto()).collect(),
             holdout_seed: seed,
             control_group: rows.iter().filter(|r| r.holdout && r.in_portfolio).map(|r| r.account.to_proto()).collect(),
@@ -141,8 +146,4 @@ impl Matching {
         let code = format!("{prefix}{}", hex::encode(&d[6..10]).to_ascii_uppercase());
         (link, code)
     }
-}
-
-fn offer_to_proto(r: &repo::Offer) -> pb::Offer {
-    pb::Offer { account: Some(r.account.to_proto()), link: r.link.clone(), code: r.code.clone(), holdout: r.holdout }
 }

@@ -1,7 +1,8 @@
 //! Portfolio: `SelectPortfolio` picks, within the campaign's budget, the
 //! eligible creators scoring's seed selection reaches most with (or the best
 //! ranked ones when scoring cannot select), and records the pick for
-//! `CreateOffers`.
+//! `CreateOffers`. Each creator is priced from the brand's rate card (in the
+//! campaign's currency) when it has a rate, else at the campaign's unit_cost.
 
 use std::collections::HashMap;
 
@@ -31,6 +32,12 @@ pub(super) struct StoredPortfolio {
     audience_overlap: Option<f64>,
     expected: Expected,
     model_version: String,
+    /// Eligible creators priced from the rate card and at the unit cost
+    /// (absent in portfolios recorded before rate cards: all at unit cost).
+    #[serde(default)]
+    priced_by_rate_card: u64,
+    #[serde(default)]
+    priced_by_unit_cost: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -39,6 +46,9 @@ pub(super) struct StoredMember {
     pub(super) handle: String,
     pub(super) cost: i64,
     marginal_gain: Option<f64>,
+    /// Whether `cost` is the creator's rate on the brand's card.
+    #[serde(default)]
+    rate_card: bool,
 }
 
 impl StoredCampaign {
@@ -88,6 +98,9 @@ impl Matching {
             )));
         }
         let spec = &c.spec;
+        let card = lift_store::rate_cards::card(&self.inner.db, &c.row.brand_id, &spec.currency).await?;
+        let cost_of = |a: &AccountId| card.get(a).copied().unwrap_or(spec.unit_cost);
+        let priced_by_rate_card = eligible.iter().filter(|j| card.contains_key(&j.card.account)).count() as u64;
         let by_account: HashMap<&AccountId, &Judged> = eligible.iter().map(|j| (&j.card.account, j)).collect();
         // The sampler's seed comes from the campaign, so re-selecting reproduces the portfolio.
         let d = digest(&[&c.row.id, &model_version]);
@@ -95,7 +108,10 @@ impl Matching {
         let req = spb::SelectSeedsRequest {
             candidates: eligible
                 .iter()
-                .map(|j| spb::SeedCandidate { account: Some(j.card.account.to_proto()), cost: spec.unit_cost })
+                .map(|j| spb::SeedCandidate {
+                    account: Some(j.card.account.to_proto()),
+                    cost: cost_of(&j.card.account),
+                })
                 .collect(),
             budget: spec.budget,
             k: 0,
@@ -110,7 +126,7 @@ impl Matching {
         .await;
         let resp = match answer {
             Ok(r) => r.into_inner(),
-            Err(s) if s.code() == tonic::Code::Unimplemented => greedy_by_objective(&eligible, spec),
+            Err(s) if s.code() == tonic::Code::Unimplemented => greedy_by_objective(&eligible, spec, cost_of),
             Err(s) => return Err(Error::scoring(s)),
         };
         let mut members = Vec::with_capacity(resp.seeds.len());
@@ -122,8 +138,9 @@ impl Matching {
             members.push(StoredMember {
                 account: j.card.account.clone(),
                 handle: j.card.handle.clone(),
-                cost: spec.unit_cost,
+                cost: cost_of(&j.card.account),
                 marginal_gain: s.marginal_gain.is_finite().then_some(s.marginal_gain),
+                rate_card: card.contains_key(&j.card.account),
             });
         }
         let total_cost: i64 = members.iter().map(|m| m.cost).sum();
@@ -154,27 +171,34 @@ impl Matching {
             audience_overlap: resp.audience_overlap.is_finite().then_some(resp.audience_overlap),
             expected,
             model_version,
+            priced_by_rate_card,
+            priced_by_unit_cost: Some(eligible.len() as u64 - priced_by_rate_card),
         })
     }
 }
 
 /// The portfolio when scoring cannot run influence maximisation: the best
-/// candidates by the objective until the budget is spent. Spread and overlap
-/// are unknown without the cascade model, so they are NaN and the guarantee
-/// says so, rather than numbers that look measured.
-fn greedy_by_objective(ranked: &[Judged], spec: &CampaignSpec) -> spb::SelectSeedsResponse {
-    let n = usize::try_from(spec.offers_affordable()).unwrap_or(usize::MAX);
-    let seeds: Vec<spb::SelectedSeed> = ranked
-        .iter()
-        .take(n)
-        .map(|j| spb::SelectedSeed {
-            account: Some(j.card.account.to_proto()),
-            cost: spec.unit_cost,
-            marginal_gain: f64::NAN,
-        })
-        .collect();
+/// candidates by the objective, in rank order, each taken if its cost still
+/// fits the budget. Spread and overlap are unknown without the cascade model,
+/// so they are NaN and the guarantee says so, rather than numbers that look
+/// measured.
+fn greedy_by_objective(
+    ranked: &[Judged],
+    spec: &CampaignSpec,
+    cost_of: impl Fn(&AccountId) -> i64,
+) -> spb::SelectSeedsResponse {
+    let mut left = spec.budget;
+    let mut seeds = Vec::new();
+    for j in ranked {
+        let cost = cost_of(&j.card.account);
+        if cost <= 0 || cost > left {
+            continue;
+        }
+        left -= cost;
+        seeds.push(spb::SelectedSeed { account: Some(j.card.account.to_proto()), cost, marginal_gain: f64::NAN });
+    }
     spb::SelectSeedsResponse {
-        total_cost: spec.unit_cost.saturating_mul(seeds.len() as i64),
+        total_cost: spec.budget - left,
         seeds,
         estimated_spread: f64::NAN,
         guarantee: "none: scoring's SelectSeeds is not available, so the best-ranked eligible creators were taken \
@@ -195,6 +219,7 @@ fn portfolio_to_proto(p: &StoredPortfolio) -> pb::SelectPortfolioResponse {
                 handle: m.handle.clone(),
                 cost: m.cost,
                 marginal_gain: m.marginal_gain.unwrap_or(f64::NAN),
+                cost_source: if m.rate_card { pb::CostSource::RateCard } else { pb::CostSource::UnitCost } as i32,
             })
             .collect(),
         expected_reach: p.estimated_spread.unwrap_or(f64::NAN),
@@ -202,5 +227,8 @@ fn portfolio_to_proto(p: &StoredPortfolio) -> pb::SelectPortfolioResponse {
         guarantee: p.guarantee.clone(),
         audience_overlap: p.audience_overlap.unwrap_or(f64::NAN),
         expected: Some(p.expected.to_proto()),
+        priced_by_rate_card: p.priced_by_rate_card,
+        // Portfolios recorded before rate cards priced every member at the unit cost.
+        priced_by_unit_cost: p.priced_by_unit_cost.unwrap_or(p.members.len() as u64),
     }
 }

@@ -26,6 +26,18 @@ pub(super) fn decode_match_token(t: &str) -> Result<((f64, f64), AccountId), Err
     Ok(((f64::from_bits(k0), f64::from_bits(k1)), AccountId::new(s(n)?, s(i)?)))
 }
 
+/// `ListOffers`' token: the last offer's account.
+pub(super) fn encode_offer_token(a: &AccountId) -> String {
+    format!("{}.{}", hex::encode(a.network.as_bytes()), hex::encode(a.id.as_bytes()))
+}
+
+pub(super) fn decode_offer_token(t: &str) -> Result<AccountId, Error> {
+    let bad = || Error::invalid("page_token", "is not a token this service issued");
+    let (n, i) = t.split_once('.').ok_or_else(bad)?;
+    let s = |h: &str| hex::decode(h).ok().and_then(|b| String::from_utf8(b).ok()).ok_or_else(bad);
+    Ok(AccountId::new(s(n)?, s(i)?))
+}
+
 /// `ListCampaigns`' token: the last campaign's creation time and id.
 pub(super) fn encode_list_token(created_at: i64, id: &str) -> String {
     hex::encode(format!("{created_at}.{id}"))

@@ -218,6 +218,8 @@ impl State {
                 };
                 self.outcome(owner, offset, at, kind, c.value_minor);
             }
+            // An offer's life is the brand's record, not evidence about the creator.
+            EventBody::OfferTransition(_) => {}
         }
         true
     }
