@@ -129,6 +129,8 @@ fn test_config(model: ModelParams) -> ScoringConfig {
         max_rr_sets: 200_000,
         // Every change is a history point, so the history below is exact run by run.
         history_resolution: 0.0,
+        // The service's incremental path, so these tests cover its wiring too.
+        incremental_runs: true,
         ..ScoringConfig::default()
     }
 }

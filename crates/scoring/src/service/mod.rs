@@ -62,10 +62,13 @@ pub struct ScoringConfig {
     /// percentiles (0–100 points) moved at least this much since its last row
     /// (0: on any change). See `service::history` for what history then means.
     pub history_resolution: f64,
-    /// Runs recompute activity, reach, action and authenticity only for the
-    /// accounts whose inputs changed, and warm-start PageRank (see
-    /// `engine::compute_incremental`); `false` recomputes everything from the
-    /// state every run (the from-scratch baseline benchmarks compare with).
+    /// Runs recompute activity, reach and action only for the accounts whose
+    /// inputs changed (see `engine::compute_incremental`) instead of from the
+    /// whole state. Off by default: measured at 1M accounts / 10M events
+    /// (`docs/benchmarks.md`), a whole run costs about the same either way —
+    /// the network graph and the authenticity detectors, which both paths run
+    /// in full, dominate — while the first run after a start pays for building
+    /// the per-account indexes (about twice a full run) and they hold memory.
     pub incremental_runs: bool,
 }
 
@@ -91,7 +94,7 @@ impl Default for ScoringConfig {
             checkpoints_kept: 2,
             writer_lease: None,
             history_resolution: 0.5,
-            incremental_runs: true,
+            incremental_runs: false,
         }
     }
 }
