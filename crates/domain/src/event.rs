@@ -26,10 +26,13 @@ pub enum EventKind {
     LinkClick = 5,
     PageSession = 6,
     Conversion = 7,
+    /// An erasure marker (appended by ingestion's privacy service only). 8 is left
+    /// free for the event kind of the next wire field (17).
+    Erasure = 9,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 7] = [
+    pub const ALL: [EventKind; 8] = [
         EventKind::Account,
         EventKind::Post,
         EventKind::Engagement,
@@ -37,6 +40,7 @@ impl EventKind {
         EventKind::LinkClick,
         EventKind::PageSession,
         EventKind::Conversion,
+        EventKind::Erasure,
     ];
 
     pub fn code(self) -> i16 {
@@ -65,6 +69,7 @@ impl EventKind {
             EventKind::LinkClick => "link_click",
             EventKind::PageSession => "page_session",
             EventKind::Conversion => "conversion",
+            EventKind::Erasure => "erasure",
         }
     }
 }
@@ -175,6 +180,15 @@ pub struct Conversion {
     pub customer: Option<AccountId>,
 }
 
+/// Earlier events of one subject were erased in place (tombstones, which
+/// subscribers no longer see); consumers purge and rebuild what they derived.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Erasure {
+    /// Hex SHA-256 of the subject (`lift_store::privacy::subject_hash`).
+    pub subject_hash: String,
+    pub events_erased: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum EventBody {
     Account(AccountUpsert),
@@ -184,6 +198,7 @@ pub enum EventBody {
     LinkClick(LinkClick),
     PageSession(PageSession),
     Conversion(Conversion),
+    Erasure(Erasure),
 }
 
 /// A validated event.
@@ -259,6 +274,7 @@ impl Event {
             EventBody::LinkClick(_) => EventKind::LinkClick,
             EventBody::PageSession(_) => EventKind::PageSession,
             EventBody::Conversion(_) => EventKind::Conversion,
+            EventBody::Erasure(_) => EventKind::Erasure,
         }
     }
 
@@ -270,7 +286,7 @@ impl Event {
             EventBody::Engagement(e) => Some(&e.actor),
             EventBody::Follow(f) => Some(&f.follower),
             EventBody::Conversion(c) => c.customer.as_ref(),
-            EventBody::LinkClick(_) | EventBody::PageSession(_) => None,
+            EventBody::LinkClick(_) | EventBody::PageSession(_) | EventBody::Erasure(_) => None,
         }
     }
 
@@ -493,6 +509,14 @@ fn body_from_proto(k: &pb::event::Kind, policy: &ValidationPolicy, v: &mut Viola
                 customer,
             }))
         }
+        Kind::Erasure(x) => {
+            if x.subject_hash.len() != 64
+                || !x.subject_hash.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            {
+                v.push(FieldViolation::new("erasure.subject_hash", "must be 64 lowercase hex digits"));
+            }
+            Some(EventBody::Erasure(Erasure { subject_hash: x.subject_hash.clone(), events_erased: x.events_erased }))
+        }
     };
     if v.len() == before { body } else { None }
 }
@@ -549,6 +573,9 @@ fn body_to_proto(b: &EventBody) -> pb::event::Kind {
             currency: c.currency.clone(),
             customer: c.customer.as_ref().map(AccountId::to_proto),
         }),
+        EventBody::Erasure(x) => {
+            Kind::Erasure(pb::Erasure { subject_hash: x.subject_hash.clone(), events_erased: x.events_erased })
+        }
     }
 }
 

@@ -6,6 +6,8 @@
 //!   subscribers, and registers links; [`Ingest::grpc`] is its tonic service.
 //! - `attribution` credits clicks and conversions to link owners inside the append
 //!   transaction, so every consumer sees the same answer.
+//! - `privacy` serves `lift.privacy.v1.PrivacyService` beside it: a subject's export,
+//!   erasure (tombstones and an erasure marker; see `lift_store::privacy`) and the audit log.
 //! - [`import`] reads NDJSON (proto JSON) and edge-list CSV (CollegeMsg) files and
 //!   streams them to a server.
 //! - [`bench`] measures ingestion against the database's own bulk load.
@@ -21,11 +23,13 @@ mod config;
 mod error;
 mod grpc;
 pub mod import;
+mod privacy;
 mod run;
 mod service;
 
 pub use config::IngestConfig;
 pub use error::Error;
 pub use grpc::IngestServer;
+pub use privacy::{NOT_COVERED, Privacy, PrivacyServer};
 pub use run::{IngestDeps, run};
 pub use service::{BatchOutcome, Ingest};

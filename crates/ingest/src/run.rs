@@ -15,7 +15,7 @@ pub struct IngestDeps {
     pub serve: ServeOptions,
 }
 
-/// Serves ingestion on `listener` until `shutdown` fires, then drains.
+/// Serves ingestion (and its privacy service) on `listener` until `shutdown` fires, then drains.
 pub async fn run(
     listener: TcpListener,
     config: IngestConfig,
@@ -23,5 +23,5 @@ pub async fn run(
     shutdown: Shutdown,
 ) -> Result<(), lift_runtime::Error> {
     let ingest = Ingest::new(deps.db, config);
-    lift_runtime::serve_with(listener, ingest.grpc(), shutdown, deps.serve).await
+    lift_runtime::serve_pair(listener, ingest.grpc(), ingest.privacy(), shutdown, deps.serve).await
 }

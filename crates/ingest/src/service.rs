@@ -1,6 +1,7 @@
 //! The ingestion service's operations, independent of gRPC.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use lift_domain::{AccountId, Event, EventKind, FieldViolation};
 use lift_proto::ingest::v1 as pb;
@@ -27,6 +28,9 @@ struct Inner {
     append: Mutex<()>,
     /// The head after this process's latest commit: wakes tailing subscribers.
     head: watch::Sender<u64>,
+    /// Some event was erased (it stays true): appends then check for replays of
+    /// erased events. Until then each append asks the small audit table.
+    erasures_seen: AtomicBool,
 }
 
 /// What happened to one batch: one result per request event, in request order.
@@ -59,7 +63,15 @@ impl BatchOutcome {
 
 impl Ingest {
     pub fn new(db: DatabaseConnection, cfg: IngestConfig) -> Self {
-        Self { inner: Arc::new(Inner { db, cfg, append: Mutex::new(()), head: watch::channel(0).0 }) }
+        Self {
+            inner: Arc::new(Inner {
+                db,
+                cfg,
+                append: Mutex::new(()),
+                head: watch::channel(0).0,
+                erasures_seen: AtomicBool::new(false),
+            }),
+        }
     }
 
     pub fn db(&self) -> &DatabaseConnection {
@@ -84,7 +96,13 @@ impl Ingest {
         let mut valid_index: Vec<usize> = Vec::with_capacity(events.len());
         for (i, e) in events.iter().enumerate() {
             let index = u32::try_from(i).unwrap_or(u32::MAX);
-            match Event::from_proto(e, &policy) {
+            let parsed = if matches!(e.kind, Some(pb::event::Kind::Erasure(_))) {
+                // Only the privacy service appends erasure markers (see `privacy`).
+                Err(vec![FieldViolation::new("erasure", "erasure markers are appended by the privacy service only")])
+            } else {
+                Event::from_proto(e, &policy)
+            };
+            match parsed {
                 Ok(ev) => {
                     valid.push(ev);
                     valid_index.push(i);
@@ -129,9 +147,61 @@ impl Ingest {
 
     /// Appends valid events in one transaction with their attribution, then wakes
     /// subscribers. Returns when the events are committed.
+    /// A replay of an erased event is answered as a duplicate of its tombstone and
+    /// not stored again (`lift_store::privacy`).
     pub async fn append(&self, events: &[Event]) -> Result<Vec<Outcome>, Error> {
         let _queued = self.inner.append.lock().await;
-        let mut appender = Appender::begin(&self.inner.db).await?;
+        let appender = Appender::begin(&self.inner.db).await?;
+        let erased = self.erased_replays(&appender, events).await?;
+        if erased.iter().all(Option::is_none) {
+            return self.append_in(appender, events).await;
+        }
+        let fresh: Vec<Event> =
+            events.iter().zip(&erased).filter(|(_, o)| o.is_none()).map(|(e, _)| e.clone()).collect();
+        let mut plan = self.append_in(appender, &fresh).await?.into_iter();
+        let mut out = Vec::with_capacity(events.len());
+        for o in erased {
+            match o {
+                Some(offset) => out.push(Outcome::Duplicate(offset)),
+                None => out.extend(plan.next()),
+            }
+        }
+        Ok(out)
+    }
+
+    /// For each event, the offset of its tombstone when it was erased before.
+    async fn erased_replays(&self, appender: &Appender, events: &[Event]) -> Result<Vec<Option<u64>>, Error> {
+        if !self.inner.erasures_seen.load(Ordering::Relaxed) {
+            if !lift_store::privacy::any_erased(appender.txn()).await? {
+                return Ok(vec![None; events.len()]);
+            }
+            self.inner.erasures_seen.store(true, Ordering::Relaxed);
+        }
+        let keys: Vec<(&str, &str)> = events.iter().map(|e| (e.source.as_str(), e.event_id.as_str())).collect();
+        Ok(lift_store::privacy::erased_duplicates(appender.txn(), &keys).await?)
+    }
+
+    /// The append queue: held by every writer of the ledger in this process.
+    pub(crate) fn append_queue(&self) -> &Mutex<()> {
+        &self.inner.append
+    }
+
+    /// Records that an erasure committed with head `head`: wakes subscribers.
+    pub(crate) fn erased(&self, head: u64) {
+        self.inner.erasures_seen.store(true, Ordering::Relaxed);
+        self.publish(head);
+    }
+
+    fn publish(&self, head: u64) {
+        metrics::gauge!("lift_ledger_head_offset").set(head as f64);
+        self.inner.head.send_if_modified(|h| {
+            let moved = head > *h;
+            *h = (*h).max(head);
+            moved
+        });
+    }
+
+    async fn append_in(&self, mut appender: Appender, events: &[Event]) -> Result<Vec<Outcome>, Error> {
         // Try the common case (nothing stored yet) without the dedupe lookup first.
         let mut plan = appender.plan_new(events);
         let (attributions, mut clicks) = attribution::attribute(appender.txn(), events, &plan).await?;
@@ -143,12 +213,7 @@ impl Ingest {
         }
         links::record_clicks(appender.txn(), &clicks).await?;
         let head = appender.commit().await?;
-        metrics::gauge!("lift_ledger_head_offset").set(head as f64);
-        self.inner.head.send_if_modified(|h| {
-            let moved = head > *h;
-            *h = (*h).max(head);
-            moved
-        });
+        self.publish(head);
         Ok(plan)
     }
 
@@ -297,7 +362,7 @@ impl Ingest {
     }
 }
 
-fn check_token(s: &str, field: &str, max: usize, v: &mut Vec<FieldViolation>) {
+pub(crate) fn check_token(s: &str, field: &str, max: usize, v: &mut Vec<FieldViolation>) {
     if s.is_empty() {
         v.push(FieldViolation::new(field, "is required"));
     } else if s.len() > max {

@@ -218,6 +218,9 @@ impl State {
                 };
                 self.outcome(owner, offset, at, kind, c.value_minor);
             }
+            // The consumer acts on an erasure (it rebuilds from the redacted ledger);
+            // the state itself holds nothing to change at this offset.
+            EventBody::Erasure(_) => {}
         }
         true
     }
