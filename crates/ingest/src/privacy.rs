@@ -80,7 +80,7 @@ fn subject(s: Option<&pb::Subject>) -> Result<Subject, Error> {
 fn actor<T>(req: &Request<T>) -> Actor {
     match req.extensions().get::<Principal>() {
         Some(p) => Actor { key_id: p.key_id.clone(), scope: Scope::PrivacyAdmin.name().to_owned() },
-        None => Actor { key_id: "auth-off".into(), scope: "none (authentication off)".into() },
+        None => Actor { key_id: "auth-off".into(), scope: "none".into() },
     }
 }
 
