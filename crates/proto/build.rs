@@ -7,7 +7,12 @@ use prost::Message;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
-    let files = ["lift/ingest/v1/ingest.proto", "lift/scoring/v1/scoring.proto", "lift/matching/v1/matching.proto"];
+    let files = [
+        "lift/ingest/v1/ingest.proto",
+        "lift/scoring/v1/scoring.proto",
+        "lift/matching/v1/matching.proto",
+        "lift/privacy/v1/privacy.proto",
+    ];
     for f in &files {
         println!("cargo:rerun-if-changed={}", root.join(f).display());
     }

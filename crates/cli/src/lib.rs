@@ -10,6 +10,7 @@
 //! - [`links`]: brands' webhook secrets; simulated outcomes sent through the collector over HTTP.
 //! - [`linkbench`]: `lift bench links`, the redirector beside a static 302 from the same stack.
 //! - [`matchbench`]: `lift bench match`, MatchCampaign latency with and without the score cache.
+//! - [`privacy`]: `lift privacy export|erase|audit` against ingestion's privacy service.
 //! - [`cachebench`]: `lift bench cache-refresh`, the score cache by delta beside a full reload.
 
 pub mod cachebench;
@@ -21,6 +22,7 @@ pub mod latency;
 pub mod linkbench;
 pub mod links;
 pub mod matchbench;
+pub mod privacy;
 pub mod soak;
 pub mod stack;
 pub mod validate;

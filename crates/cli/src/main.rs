@@ -74,6 +74,53 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// A person's access and erasure requests, and their audit log (docs/privacy.md).
+    Privacy(PrivacyArgs),
+}
+
+#[derive(Debug, Args)]
+struct PrivacyArgs {
+    #[arg(long, env = "LIFT_INGEST_URL", default_value = "http://127.0.0.1:50051", global = true)]
+    ingest_url: String,
+    /// A key with privacy:admin (when the server runs with authentication).
+    #[arg(long, env = "LIFT_API_KEY", hide_env_values = true, global = true)]
+    api_key: Option<String>,
+    #[command(subcommand)]
+    command: PrivacyCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum PrivacyCommand {
+    /// Print everything ingestion holds about an account (network:id) or a visitor id, as NDJSON.
+    Export {
+        /// The account, as network:id.
+        account: Option<String>,
+        /// A visitor id instead of an account.
+        #[arg(long)]
+        visitor: Option<String>,
+    },
+    /// Erase an account (network:id) or a visitor id from the ledger and the link registry.
+    /// Cannot be undone.
+    Erase {
+        account: Option<String>,
+        #[arg(long)]
+        visitor: Option<String>,
+        /// Confirm: the erasure cannot be undone.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// The audit log of exports and erasures (subjects by hash only).
+    Audit {
+        /// `json` prints one AuditEntry per line in proto JSON field names.
+        #[arg(long, value_enum, default_value_t = AuditOutput::Text)]
+        output: AuditOutput,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum AuditOutput {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -350,6 +397,7 @@ async fn main() -> anyhow::Result<()> {
             | Command::Keys { .. }
             | Command::Brands { .. }
             | Command::Config { .. }
+            | Command::Privacy(_)
     );
     let service_name = match &cli.command {
         Command::Serve(a) => a.service_name(),
@@ -447,6 +495,7 @@ async fn main() -> anyhow::Result<()> {
             );
         }
         Command::Keys { command } => keys(command).await?,
+        Command::Privacy(a) => privacy(a).await?,
         Command::Config { command: ConfigCommand::Show { config } } => {
             let mut layers = lift_cli::config::Layers::from_process(config.config_file.as_deref())?;
             layers.flags = config.set;
@@ -604,6 +653,56 @@ async fn keys(command: KeysCommand) -> anyhow::Result<()> {
                     k.brand_id.as_deref().unwrap_or("-"),
                     k.name
                 );
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn privacy(a: PrivacyArgs) -> anyhow::Result<()> {
+    use lift_cli::privacy as p;
+    let mut client = lift_proto::privacy::v1::privacy_service_client::PrivacyServiceClient::new(
+        stack::channel_with_key(&a.ingest_url, a.api_key.as_deref())?,
+    );
+    match a.command {
+        PrivacyCommand::Export { account, visitor } => {
+            let subject = p::subject(account.as_deref(), visitor.as_deref())?;
+            let mut out = std::io::stdout().lock();
+            let s = p::export(&mut client, subject, &mut out).await?;
+            eprintln!(
+                "exported {} events and {} links (ledger read through offset {}); not covered: {}",
+                s.events,
+                s.links,
+                s.through_offset,
+                s.not_covered.join("; ")
+            );
+        }
+        PrivacyCommand::Erase { account, visitor, yes } => {
+            let subject = p::subject(account.as_deref(), visitor.as_deref())?;
+            if !yes {
+                anyhow::bail!("an erasure cannot be undone: run again with --yes to erase");
+            }
+            let e = p::erase(&mut client, subject).await?;
+            println!(
+                "erased {} events, {} links, {} click-index rows; erasure marker at ledger offset {}; subject hash {}",
+                e.events_erased, e.links_deleted, e.clicks_deleted, e.marker_offset, e.subject_hash
+            );
+        }
+        PrivacyCommand::Audit { output } => {
+            let entries = p::audit(&mut client).await?;
+            match output {
+                AuditOutput::Text => print!("{}", p::audit_table(&entries)),
+                AuditOutput::Json => {
+                    for e in entries {
+                        let at = e.at.map(|t| t.seconds * 1_000_000 + i64::from(t.nanos) / 1_000);
+                        let line = serde_json::json!({
+                            "id": e.id, "at_unix_micros": at, "key_id": e.key_id, "scope": e.scope,
+                            "action": p::action_name(e.action),
+                            "subject_hash": e.subject_hash, "events": e.events,
+                        });
+                        println!("{line}");
+                    }
+                }
             }
         }
     }

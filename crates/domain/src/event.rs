@@ -28,10 +28,12 @@ pub enum EventKind {
     PageSession = 6,
     Conversion = 7,
     OfferTransition = 8,
+    /// An erasure marker (appended by ingestion's privacy service only).
+    Erasure = 9,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 8] = [
+    pub const ALL: [EventKind; 9] = [
         EventKind::Account,
         EventKind::Post,
         EventKind::Engagement,
@@ -40,6 +42,7 @@ impl EventKind {
         EventKind::PageSession,
         EventKind::Conversion,
         EventKind::OfferTransition,
+        EventKind::Erasure,
     ];
 
     pub fn code(self) -> i16 {
@@ -69,6 +72,7 @@ impl EventKind {
             EventKind::PageSession => "page_session",
             EventKind::Conversion => "conversion",
             EventKind::OfferTransition => "offer_transition",
+            EventKind::Erasure => "erasure",
         }
     }
 }
@@ -179,6 +183,15 @@ pub struct Conversion {
     pub customer: Option<AccountId>,
 }
 
+/// Earlier events of one subject were erased in place (tombstones, which
+/// subscribers no longer see); consumers purge and rebuild what they derived.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Erasure {
+    /// Hex SHA-256 of the subject (`lift_store::privacy::subject_hash`).
+    pub subject_hash: String,
+    pub events_erased: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum EventBody {
     Account(AccountUpsert),
@@ -190,6 +203,7 @@ pub enum EventBody {
     Conversion(Conversion),
     /// A step in a campaign offer's life, recorded by matching.
     OfferTransition(OfferTransition),
+    Erasure(Erasure),
 }
 
 /// A validated event.
@@ -266,6 +280,7 @@ impl Event {
             EventBody::PageSession(_) => EventKind::PageSession,
             EventBody::Conversion(_) => EventKind::Conversion,
             EventBody::OfferTransition(_) => EventKind::OfferTransition,
+            EventBody::Erasure(_) => EventKind::Erasure,
         }
     }
 
@@ -278,7 +293,7 @@ impl Event {
             EventBody::Follow(f) => Some(&f.follower),
             EventBody::Conversion(c) => c.customer.as_ref(),
             EventBody::OfferTransition(o) => Some(&o.creator),
-            EventBody::LinkClick(_) | EventBody::PageSession(_) => None,
+            EventBody::LinkClick(_) | EventBody::PageSession(_) | EventBody::Erasure(_) => None,
         }
     }
 
@@ -502,6 +517,14 @@ fn body_from_proto(k: &pb::event::Kind, policy: &ValidationPolicy, v: &mut Viola
             }))
         }
         Kind::Offer(o) => OfferTransition::from_proto(o, v).map(EventBody::OfferTransition),
+        Kind::Erasure(x) => {
+            if x.subject_hash.len() != 64
+                || !x.subject_hash.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            {
+                v.push(FieldViolation::new("erasure.subject_hash", "must be 64 lowercase hex digits"));
+            }
+            Some(EventBody::Erasure(Erasure { subject_hash: x.subject_hash.clone(), events_erased: x.events_erased }))
+        }
     };
     if v.len() == before { body } else { None }
 }
@@ -559,6 +582,9 @@ fn body_to_proto(b: &EventBody) -> pb::event::Kind {
             customer: c.customer.as_ref().map(AccountId::to_proto),
         }),
         EventBody::OfferTransition(o) => Kind::Offer(o.to_proto()),
+        EventBody::Erasure(x) => {
+            Kind::Erasure(pb::Erasure { subject_hash: x.subject_hash.clone(), events_erased: x.events_erased })
+        }
     }
 }
 

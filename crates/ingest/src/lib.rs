@@ -8,6 +8,8 @@
 //!   transaction, so every consumer sees the same answer.
 //! - [`ledger`] chooses where the ledger lives: the SQL database (default) or a
 //!   NATS JetStream stream (`LIFT_LEDGER=nats://…`).
+//! - `privacy` serves `lift.privacy.v1.PrivacyService` beside it: a subject's export,
+//!   erasure (tombstones and an erasure marker; see `lift_store::privacy`) and the audit log.
 //! - [`import`] reads NDJSON (proto JSON) and edge-list CSV (CollegeMsg) files and
 //!   streams them to a server.
 //! - [`bench`] measures ingestion against the database's own bulk load.
@@ -24,6 +26,7 @@ mod error;
 mod grpc;
 pub mod import;
 pub mod ledger;
+mod privacy;
 mod run;
 mod service;
 
@@ -31,5 +34,6 @@ pub use config::IngestConfig;
 pub use error::Error;
 pub use grpc::IngestServer;
 pub use ledger::Ledger;
+pub use privacy::{NOT_COVERED, Privacy, PrivacyServer};
 pub use run::{IngestDeps, run};
 pub use service::{BatchOutcome, Ingest};

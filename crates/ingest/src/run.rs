@@ -15,7 +15,7 @@ pub struct IngestDeps {
     pub serve: ServeOptions,
 }
 
-/// Serves ingestion on `listener` until `shutdown` fires, then drains.
+/// Serves ingestion (and its privacy service) on `listener` until `shutdown` fires, then drains.
 pub async fn run(
     listener: TcpListener,
     config: IngestConfig,
@@ -28,7 +28,7 @@ pub async fn run(
     })?;
     tracing::info!(ledger = ledger.kind(), "ledger");
     let ingest = Ingest::with_ledger(deps.db, ledger, config);
-    lift_runtime::serve_with(listener, ingest.grpc(), shutdown, deps.serve).await
+    lift_runtime::serve_pair(listener, ingest.grpc(), ingest.privacy(), shutdown, deps.serve).await
 }
 
 /// The ledger setting without credentials (`nats://user:pass@host` → `nats://host`).

@@ -1,6 +1,7 @@
 //! The ingestion service's operations, independent of gRPC.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use lift_domain::{AccountId, Event, EventKind, FieldViolation};
 use lift_proto::ingest::v1 as pb;
@@ -29,6 +30,9 @@ struct Inner {
     append: Mutex<()>,
     /// The head after this process's latest commit: wakes tailing subscribers.
     head: watch::Sender<u64>,
+    /// Some event was erased (it stays true): appends then check for replays of
+    /// erased events. Until then each append asks the small audit table.
+    erasures_seen: AtomicBool,
 }
 
 /// What happened to one batch: one result per request event, in request order.
@@ -67,7 +71,16 @@ impl Ingest {
 
     /// The service with its ledger in `ledger`; links and the click index stay in `db`.
     pub fn with_ledger(db: DatabaseConnection, ledger: Ledger, cfg: IngestConfig) -> Self {
-        Self { inner: Arc::new(Inner { db, ledger, cfg, append: Mutex::new(()), head: watch::channel(0).0 }) }
+        Self {
+            inner: Arc::new(Inner {
+                db,
+                ledger,
+                cfg,
+                append: Mutex::new(()),
+                head: watch::channel(0).0,
+                erasures_seen: AtomicBool::new(false),
+            }),
+        }
     }
 
     pub fn ledger(&self) -> &Ledger {
@@ -96,7 +109,13 @@ impl Ingest {
         let mut valid_index: Vec<usize> = Vec::with_capacity(events.len());
         for (i, e) in events.iter().enumerate() {
             let index = u32::try_from(i).unwrap_or(u32::MAX);
-            match Event::from_proto(e, &policy) {
+            let parsed = if matches!(e.kind, Some(pb::event::Kind::Erasure(_))) {
+                // Only the privacy service appends erasure markers (see `privacy`).
+                Err(vec![FieldViolation::new("erasure", "erasure markers are appended by the privacy service only")])
+            } else {
+                Event::from_proto(e, &policy)
+            };
+            match parsed {
                 Ok(ev) => {
                     valid.push(ev);
                     valid_index.push(i);
@@ -147,18 +166,67 @@ impl Ingest {
             Ledger::Sql => self.append_sql(events).await?,
             Ledger::Nats(n) => n.append(&self.inner.db, events).await?,
         };
+        self.publish(head);
+        Ok(plan)
+    }
+
+    /// The SQL ledger: a replay of an erased event is answered as a duplicate of
+    /// its tombstone and not stored again (`lift_store::privacy`); the rest is
+    /// appended in one transaction.
+    async fn append_sql(&self, events: &[Event]) -> Result<(Vec<Outcome>, u64), Error> {
+        let appender = Appender::begin(&self.inner.db).await?;
+        let erased = self.erased_replays(&appender, events).await?;
+        if erased.iter().all(Option::is_none) {
+            return self.append_in(appender, events).await;
+        }
+        let fresh: Vec<Event> =
+            events.iter().zip(&erased).filter(|(_, o)| o.is_none()).map(|(e, _)| e.clone()).collect();
+        let (plan, head) = self.append_in(appender, &fresh).await?;
+        let mut plan = plan.into_iter();
+        let mut out = Vec::with_capacity(events.len());
+        for o in erased {
+            match o {
+                Some(offset) => out.push(Outcome::Duplicate(offset)),
+                None => out.extend(plan.next()),
+            }
+        }
+        Ok((out, head))
+    }
+
+    /// For each event, the offset of its tombstone when it was erased before.
+    async fn erased_replays(&self, appender: &Appender, events: &[Event]) -> Result<Vec<Option<u64>>, Error> {
+        if !self.inner.erasures_seen.load(Ordering::Relaxed) {
+            if !lift_store::privacy::any_erased(appender.txn()).await? {
+                return Ok(vec![None; events.len()]);
+            }
+            self.inner.erasures_seen.store(true, Ordering::Relaxed);
+        }
+        let keys: Vec<(&str, &str)> = events.iter().map(|e| (e.source.as_str(), e.event_id.as_str())).collect();
+        Ok(lift_store::privacy::erased_duplicates(appender.txn(), &keys).await?)
+    }
+
+    /// The append queue: held by every writer of the ledger in this process.
+    pub(crate) fn append_queue(&self) -> &Mutex<()> {
+        &self.inner.append
+    }
+
+    /// Records that an erasure committed with head `head`: wakes subscribers.
+    pub(crate) fn erased(&self, head: u64) {
+        self.inner.erasures_seen.store(true, Ordering::Relaxed);
+        self.publish(head);
+    }
+
+    fn publish(&self, head: u64) {
         metrics::gauge!("lift_ledger_head_offset").set(head as f64);
         self.inner.head.send_if_modified(|h| {
             let moved = head > *h;
             *h = (*h).max(head);
             moved
         });
-        Ok(plan)
     }
 
     /// One SQL transaction: plan, attribute, write, index clicks, commit.
-    async fn append_sql(&self, events: &[Event]) -> Result<(Vec<Outcome>, u64), Error> {
-        let mut appender = Appender::begin(&self.inner.db).await?;
+    async fn append_in(&self, mut appender: Appender, events: &[Event]) -> Result<(Vec<Outcome>, u64), Error> {
         // Try the common case (nothing stored yet) without the dedupe lookup first.
         let mut plan = appender.plan_new(events);
         let (attributions, mut clicks) = attribution::attribute(appender.txn(), events, &plan).await?;
@@ -318,7 +386,7 @@ impl Ingest {
     }
 }
 
-fn check_token(s: &str, field: &str, max: usize, v: &mut Vec<FieldViolation>) {
+pub(crate) fn check_token(s: &str, field: &str, max: usize, v: &mut Vec<FieldViolation>) {
     if s.is_empty() {
         v.push(FieldViolation::new(field, "is required"));
     } else if s.len() > max {

@@ -26,6 +26,13 @@ pub mod matching {
     }
 }
 
+/// `lift.privacy.v1`: export, erasure and the privacy audit log (served by ingestion).
+pub mod privacy {
+    pub mod v1 {
+        tonic::include_proto!("lift.privacy.v1");
+    }
+}
+
 /// Encoded `FileDescriptorSet` of every Lift proto, for server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/lift_descriptor.bin"));
 

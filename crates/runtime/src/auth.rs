@@ -48,16 +48,20 @@ pub enum Scope {
     /// published distributions); the key is bound to the creator's accounts and
     /// scoring refuses any other account.
     CreatorRead,
+    /// Answer a person's access and erasure requests and read the privacy audit log
+    /// (all of `PrivacyService`, served by ingestion): an operator's scope.
+    PrivacyAdmin,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 6] = [
+    pub const ALL: [Scope; 7] = [
         Scope::IngestWrite,
         Scope::IngestRead,
         Scope::LinksWrite,
         Scope::ScoresRead,
         Scope::CampaignsWrite,
         Scope::CreatorRead,
+        Scope::PrivacyAdmin,
     ];
 
     pub fn name(self) -> &'static str {
@@ -68,6 +72,7 @@ impl Scope {
             Scope::ScoresRead => "scores:read",
             Scope::CampaignsWrite => "campaigns:write",
             Scope::CreatorRead => "creator:read",
+            Scope::PrivacyAdmin => "privacy:admin",
         }
     }
 }
@@ -123,6 +128,7 @@ pub fn access(path: &str) -> Access {
             _ => Access::Requires(Scope::ScoresRead),
         },
         "lift.matching.v1.MatchingService" => Access::Requires(Scope::CampaignsWrite),
+        "lift.privacy.v1.PrivacyService" => Access::Requires(Scope::PrivacyAdmin),
         _ => Access::Unknown,
     }
 }
@@ -521,6 +527,8 @@ mod tests {
         assert_eq!(access("/lift.scoring.v1.ScoringService/QueryAccounts"), Access::Requires(Scope::ScoresRead));
         assert_eq!(access("/lift.scoring.v1.ScoringService/ExportScores"), Access::Requires(Scope::ScoresRead));
         assert_eq!(access("/lift.matching.v1.MatchingService/CreateCampaign"), Access::Requires(Scope::CampaignsWrite));
+        assert_eq!(access("/lift.privacy.v1.PrivacyService/Erase"), Access::Requires(Scope::PrivacyAdmin));
+        assert_eq!(access("/lift.privacy.v1.PrivacyService/ListAudit"), Access::Requires(Scope::PrivacyAdmin));
         assert_eq!(access("/grpc.health.v1.Health/Check"), Access::Public);
         assert_eq!(access("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"), Access::Public);
         assert_eq!(access("/grpc.health.v1.HealthX/Check"), Access::Unknown);

@@ -27,5 +27,5 @@ pub mod tls;
 pub mod trace;
 
 pub use error::{Error, ServeError};
-pub use server::{Limits, ServeOptions, serve, serve_with};
+pub use server::{Limits, ServeOptions, serve, serve_pair, serve_with};
 pub use shutdown::Shutdown;

@@ -83,12 +83,54 @@ where
     S::Response: axum::response::IntoResponse,
     S::Future: Send + 'static,
 {
+    serve_services(listener, svc, None::<S>, shutdown, opts).await
+}
+
+/// [`serve_with`] for a server that hosts a second service on the same port (ingestion
+/// hosts `PrivacyService` beside `IngestService`): health reports both, reflection
+/// lists both, and both pass the same authentication layer.
+pub async fn serve_pair<S, P>(
+    listener: TcpListener,
+    svc: S,
+    second: P,
+    shutdown: Shutdown,
+    opts: ServeOptions,
+) -> Result<(), Error>
+where
+    S: tower_service::Service<http::Request<Body>, Error = Infallible> + NamedService + Clone + Send + Sync + 'static,
+    S::Response: axum::response::IntoResponse,
+    S::Future: Send + 'static,
+    P: tower_service::Service<http::Request<Body>, Error = Infallible> + NamedService + Clone + Send + Sync + 'static,
+    P::Response: axum::response::IntoResponse,
+    P::Future: Send + 'static,
+{
+    serve_services(listener, svc, Some(second), shutdown, opts).await
+}
+
+async fn serve_services<S, P>(
+    listener: TcpListener,
+    svc: S,
+    second: Option<P>,
+    shutdown: Shutdown,
+    opts: ServeOptions,
+) -> Result<(), Error>
+where
+    S: tower_service::Service<http::Request<Body>, Error = Infallible> + NamedService + Clone + Send + Sync + 'static,
+    S::Response: axum::response::IntoResponse,
+    S::Future: Send + 'static,
+    P: tower_service::Service<http::Request<Body>, Error = Infallible> + NamedService + Clone + Send + Sync + 'static,
+    P::Response: axum::response::IntoResponse,
+    P::Future: Send + 'static,
+{
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    health_reporter.set_service_status(S::NAME, tonic_health::ServingStatus::Serving).await;
+    let second_name = second.as_ref().map(|_| P::NAME);
+    for name in std::iter::once(S::NAME).chain(second_name) {
+        health_reporter.set_service_status(name, tonic_health::ServingStatus::Serving).await;
+    }
     health_reporter.set_service_status("", tonic_health::ServingStatus::Serving).await;
 
-    let reflection_v1 = reflection_builder(S::NAME).build_v1()?;
-    let reflection_v1alpha = reflection_builder(S::NAME).build_v1alpha()?;
+    let reflection_v1 = reflection_builder(S::NAME, second_name).build_v1()?;
+    let reflection_v1alpha = reflection_builder(S::NAME, second_name).build_v1alpha()?;
 
     let addr = listener.local_addr().ok();
     let auth_on = matches!(opts.auth, Auth::Keys(_));
@@ -101,7 +143,9 @@ where
         let reporter = health_reporter.clone();
         async move {
             shutdown.wait().await;
-            reporter.set_service_status(S::NAME, tonic_health::ServingStatus::NotServing).await;
+            for name in std::iter::once(S::NAME).chain(second_name) {
+                reporter.set_service_status(name, tonic_health::ServingStatus::NotServing).await;
+            }
             reporter.set_service_status("", tonic_health::ServingStatus::NotServing).await;
             tracing::info!(service = S::NAME, "draining");
         }
@@ -131,6 +175,7 @@ where
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(svc)
+        .add_optional_service(second)
         // Without TCP_NODELAY a response written in several segments waits for the
         // peer's delayed ACK (about 40 ms on Linux loopback) before its last one goes out.
         .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), drain);
@@ -156,14 +201,17 @@ pub const fn listed_services(service: &'static str) -> [&'static str; 4] {
     ]
 }
 
-fn reflection_builder(service: &'static str) -> tonic_reflection::server::Builder<'static> {
+fn reflection_builder(
+    service: &'static str,
+    second: Option<&'static str>,
+) -> tonic_reflection::server::Builder<'static> {
     let mut b = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(lift_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET)
         .include_reflection_service(false);
-    for name in listed_services(service) {
+    for name in listed_services(service).into_iter().chain(second) {
         b = b.with_service_name(name);
     }
     b

@@ -156,6 +156,15 @@ async fn prune(db: &impl ConnectionTrait, keep: u64) -> Result<(), Error> {
     Ok(())
 }
 
+/// Deletes every checkpoint (headers first, so none is ever half visible): after an
+/// erasure they hold the erased subject. Returns how many there were.
+pub async fn delete_all(db: &impl ConnectionTrait) -> Result<u64, Error> {
+    let backend = db.get_database_backend();
+    let n = db.execute_raw(Statement::from_string(backend, "DELETE FROM scoring_checkpoints")).await?.rows_affected();
+    db.execute_raw(Statement::from_string(backend, "DELETE FROM scoring_checkpoint_chunks")).await?;
+    Ok(n)
+}
+
 /// Headers of the stored checkpoints, newest first.
 pub async fn list(db: &impl ConnectionTrait) -> Result<Vec<CheckpointInfo>, Error> {
     let backend = db.get_database_backend();

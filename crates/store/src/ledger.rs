@@ -419,6 +419,8 @@ pub async fn head(db: &impl ConnectionTrait) -> Result<u64, Error> {
 
 /// Up to `limit` events with offset greater than `after`, in offset order, only of
 /// `kinds` (all kinds when empty), in their wire form — what `Subscribe` sends.
+/// Tombstones of erased events (`crate::privacy`) are left out: their offsets stay
+/// taken, so a reader sees a gap there, as with a kind filter.
 pub async fn read_after_wire(
     db: &impl ConnectionTrait,
     after: u64,
@@ -428,7 +430,8 @@ pub async fn read_after_wire(
     let backend = db.get_database_backend();
     let p = |i: usize| if backend == DbBackend::Postgres { format!("${i}") } else { "?".to_owned() };
     let mut sql = format!(
-        "SELECT ledger_offset, ingested_at, attribution, body FROM ledger_events WHERE ledger_offset > {}",
+        "SELECT ledger_offset, ingested_at, attribution, body FROM ledger_events \
+         WHERE ledger_offset > {} AND erased_at IS NULL",
         p(1)
     );
     let mut params = vec![Value::BigInt(Some(to_db(after)))];

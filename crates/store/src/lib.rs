@@ -9,6 +9,8 @@
 //! - [`lease`] is the scoring writer lease (fencing token) and the global run-id counter.
 //! - [`links`] is the link registry and the click index attribution reads.
 //! - [`rate_cards`] holds each brand's per-creator rates (prices of a perk).
+//! - [`privacy`] exports and erases one subject's ledger events and links, and keeps
+//!   the append-only privacy audit log.
 //! - [`webhook_secrets`] holds each brand's order-webhook secret (lift-collect).
 //! - [`testing`] (feature `testing`) starts a PostgreSQL container for tests.
 //!
@@ -25,6 +27,7 @@ pub mod lease;
 pub mod ledger;
 pub mod links;
 pub mod migration;
+pub mod privacy;
 pub mod rate_cards;
 pub mod scoring;
 #[cfg(feature = "testing")]

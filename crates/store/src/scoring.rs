@@ -365,6 +365,21 @@ pub async fn runs(db: &impl ConnectionTrait, ids: &[u64]) -> Result<Vec<Run>, Er
     Ok(out)
 }
 
+/// Deletes every score row of `account` (`network:id`), in every run: its score
+/// history, after an erasure. Returns how many rows went.
+pub async fn erase_account(db: &impl ConnectionTrait, account: &str) -> Result<u64, Error> {
+    let backend = db.get_database_backend();
+    let sql = if backend == sea_orm::DbBackend::Postgres {
+        "DELETE FROM scoring_scores WHERE account = $1"
+    } else {
+        "DELETE FROM scoring_scores WHERE account = ?"
+    };
+    Ok(db
+        .execute_raw(sea_orm::Statement::from_sql_and_values(backend, sql, [sea_orm::Value::from(account.to_owned())]))
+        .await?
+        .rows_affected())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -220,6 +220,9 @@ impl State {
             }
             // An offer's life is the brand's record, not evidence about the creator.
             EventBody::OfferTransition(_) => {}
+            // The consumer acts on an erasure (it rebuilds from the redacted ledger);
+            // the state itself holds nothing to change at this offset.
+            EventBody::Erasure(_) => {}
         }
         true
     }

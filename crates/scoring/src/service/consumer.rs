@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use lift_domain::LedgerEntry;
+use lift_proto::ingest::v1::event::Kind;
 use lift_proto::ingest::v1::ingest_service_client::IngestServiceClient;
 use lift_proto::ingest::v1::{SubscribeRequest, SubscribeResponse};
 use lift_runtime::Shutdown;
@@ -97,6 +98,8 @@ impl Scoring {
             state = self.restore(state, &mut restore).await?;
         }
         let mut dirty = false;
+        // Erasure markers at or below this offset were acted on (or precede this start).
+        let mut erased_through = 0u64;
         let mut backoff = self.cfg().initial_backoff;
         let mut lag = Lag::default();
         let lease = self.cfg().writer_lease.clone();
@@ -175,8 +178,17 @@ impl Scoring {
                             backoff = self.cfg().initial_backoff;
                             let caught_up = resp.caught_up || resp.head_offset <= last_offset(&resp, &state);
                             let head = resp.head_offset;
-                            let (s, applied) = self.absorb(state, resp, &mut restore).await?;
+                            let (s, applied, erasure) = self.absorb(state, resp, &mut restore, erased_through).await?;
                             state = s;
+                            if let Some((offset, hash)) = erasure {
+                                // Everything derived from the subject goes; the redacted ledger
+                                // (tombstones are not delivered) is replayed from the start.
+                                self.purge_erased(&state, &hash).await?;
+                                erased_through = offset;
+                                state = State::new();
+                                dirty = true;
+                                break;
+                            }
                             lag.observe(head, state.offset);
                             dirty |= applied;
                             if caught_up && restore.pending.is_some() {
@@ -216,15 +228,24 @@ impl Scoring {
     }
 
     /// Applies a message's events, reproducing the committed run when the
-    /// replay reaches its offset. Returns whether new (post-restore) events were applied.
+    /// replay reaches its offset. Returns whether new (post-restore) events were
+    /// applied, and — stopping there — an erasure marker above `erased_through`
+    /// met after the restore (its offset and subject hash).
     async fn absorb(
         &self,
         mut state: State,
         resp: SubscribeResponse,
         restore: &mut Restore,
-    ) -> Result<(State, bool), Error> {
+        erased_through: u64,
+    ) -> Result<(State, bool, Option<(u64, String)>), Error> {
         let mut applied = false;
         for ev in &resp.events {
+            if restore.pending.is_none()
+                && ev.offset > erased_through
+                && let Some(Kind::Erasure(x)) = ev.event.as_ref().and_then(|e| e.kind.as_ref())
+            {
+                return Ok((state, applied, Some((ev.offset, x.subject_hash.clone()))));
+            }
             if let Some(run) = &restore.pending
                 && ev.offset > run.as_of_offset
             {
@@ -239,7 +260,43 @@ impl Scoring {
                 state = self.restore(state, restore).await?;
             }
         }
-        Ok((state, applied))
+        Ok((state, applied, None))
+    }
+
+    /// Drops what scoring derived from an erased subject: its score rows (history),
+    /// every checkpoint (they encode the state, which held it), the decoded state
+    /// explanations keep, and the remembered history points. Waits for a checkpoint
+    /// write in flight first, so none lands after the purge.
+    async fn purge_erased(&self, state: &State, hash: &str) -> Result<(), Error> {
+        let account = (0..state.len())
+            .filter_map(|n| state.account(n as crate::engine::Node))
+            .find(|a| lift_store::privacy::account_hash(&a.id) == hash)
+            .map(|a| a.id.to_string());
+        while self.inner.checkpoints.busy.load(Ordering::Acquire) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let cps = checkpoints::delete_all(self.db()).await?;
+        let rows = match &account {
+            Some(a) => store::erase_account(self.db(), a).await?,
+            None => 0,
+        };
+        self.inner.checkpoints.events_at_last.store(0, Ordering::Relaxed);
+        if let Ok(mut g) = self.inner.explain_base.lock() {
+            *g = None;
+        }
+        self.put_recorded(Recorded::default());
+        // Its indexes follow the old state, which the redacted replay replaces.
+        drop(self.take_incremental());
+        self.mark_renumbered();
+        metrics::counter!("lift_scoring_erasures_total").increment(1);
+        tracing::info!(
+            subject = hash,
+            account_known = account.is_some(),
+            score_rows = rows,
+            checkpoints = cps,
+            "erasure: purged derived data; replaying the redacted ledger"
+        );
+        Ok(())
     }
 
     /// Publishes the scores of the committed run, recomputed from the replayed prefix.
@@ -272,7 +329,8 @@ impl Scoring {
     /// Recomputes, commits the run with its changed rows and offset, and publishes it.
     /// The state is handed back whatever happens.
     async fn commit(&self, state: State) -> (State, Result<(), Error>) {
-        let warm = self.published();
+        // After an erasure the published vector is in the old node numbering.
+        let warm = if self.is_renumbered() { None } else { self.published() };
         let params = self.cfg().model.clone();
         let checkpoint_due = self.checkpoint_due(&state);
         let model_version = self.inner.model_version.clone();

@@ -133,6 +133,10 @@ struct Inner {
     incremental: std::sync::Mutex<Option<Box<crate::engine::IncrementalScores>>>,
     /// The checkpoint explanations start from: (checkpoint id, its state).
     explain_base: std::sync::Mutex<Option<(u64, Arc<State>)>>,
+    /// An erasure reset the state, so nodes are numbered anew: the next run starts
+    /// PageRank cold (the published vector is in the old numbering) and its publication
+    /// rebuilds the directory and forgets the change log.
+    renumbered: std::sync::atomic::AtomicBool,
 }
 
 /// One committed run, as served.
@@ -240,6 +244,7 @@ impl Scoring {
                 recorded: std::sync::Mutex::new(history::Recorded::default()),
                 incremental: std::sync::Mutex::new(None),
                 explain_base: std::sync::Mutex::new(None),
+                renumbered: std::sync::atomic::AtomicBool::new(false),
             }),
         })
     }
@@ -269,13 +274,36 @@ impl Scoring {
     }
 
     fn publish(&self, p: Published, state: &State) {
-        let renamed = self.inner.directory.write().map(|mut dir| dir.sync(state)).unwrap_or_default();
-        self.record_changes(&p, &renamed);
+        let renumbered = self.inner.renumbered.swap(false, std::sync::atomic::Ordering::AcqRel);
         let progress = (p.run_id, p.snap.as_of.offset);
+        // A poisoned lock only means a panic elsewhere mid-sync; the data is still usable.
+        let mut dir = self.inner.directory.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if renumbered {
+            // After an erasure the nodes are numbered anew (and the erased account is gone):
+            // the directory is rebuilt, and changes across the reset are not known.
+            *dir = Directory::default();
+            dir.sync(state);
+            self.inner.changes.write().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+        } else {
+            let renamed = dir.sync(state);
+            self.record_changes(&p, &renamed);
+        }
+        // Published while the directory is still locked, so the two change together.
         if let Ok(mut g) = self.inner.published.write() {
             *g = Some(Arc::new(p));
         }
+        drop(dir);
         self.inner.progress.send_replace(progress);
+    }
+
+    /// Marks the state as renumbered by an erasure (see `Inner::renumbered`).
+    pub(crate) fn mark_renumbered(&self) {
+        self.inner.renumbered.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Whether the next run must not warm-start from the published one.
+    pub(crate) fn is_renumbered(&self) -> bool {
+        self.inner.renumbered.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Logs which accounts `p` changed relative to the run published before it.
