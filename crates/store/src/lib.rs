@@ -8,6 +8,7 @@
 //! - [`checkpoints`] stores the scoring engine's state at an offset, in chunks.
 //! - [`lease`] is the scoring writer lease (fencing token) and the global run-id counter.
 //! - [`links`] is the link registry and the click index attribution reads.
+//! - [`reports`] holds matching's campaign report aggregates and their consumer's position.
 //! - [`webhook_secrets`] holds each brand's order-webhook secret (lift-collect).
 //! - [`testing`] (feature `testing`) starts a PostgreSQL container for tests.
 //!
@@ -24,6 +25,7 @@ pub mod lease;
 pub mod ledger;
 pub mod links;
 pub mod migration;
+pub mod reports;
 pub mod scoring;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -17,6 +17,7 @@ mod m20261201_120000_scoring_writer;
 mod m20261201_130000_api_key_accounts;
 mod m20261201_150000_brand_key_once;
 mod m20261201_160000_collect;
+mod m20261202_110000_report_aggregates;
 
 #[derive(Debug)]
 pub struct Migrator;
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_130000_api_key_accounts::Migration),
             Box::new(m20261201_150000_brand_key_once::Migration),
             Box::new(m20261201_160000_collect::Migration),
+            Box::new(m20261202_110000_report_aggregates::Migration),
         ]
     }
 }
