@@ -11,6 +11,7 @@
 //! - [`linkbench`]: `lift bench links`, the redirector beside a static 302 from the same stack.
 //! - [`matchbench`]: `lift bench match`, MatchCampaign latency with and without the score cache.
 //! - [`cachebench`]: `lift bench cache-refresh`, the score cache by delta beside a full reload.
+//! - [`reportbench`]: `lift bench report`, GetCampaignReport from aggregates beside a full rescan.
 
 pub mod cachebench;
 pub mod config;
@@ -21,6 +22,7 @@ pub mod latency;
 pub mod linkbench;
 pub mod links;
 pub mod matchbench;
+pub mod reportbench;
 pub mod soak;
 pub mod stack;
 pub mod validate;

@@ -20,6 +20,9 @@ pub enum Error {
     FailedPrecondition(String),
     #[error("{0}")]
     AlreadyExists(String),
+    /// Matching cannot answer yet (a report whose aggregate is behind the ledger); retrying can help.
+    #[error("{0}")]
+    Unavailable(String),
     /// A call to scoring or ingestion failed.
     #[error("{service} answered {}: {}", .status.code(), .status.message())]
     Upstream { service: &'static str, status: Status },
@@ -60,6 +63,7 @@ impl From<Error> for Status {
             Error::CampaignNotFound(id) => status::not_found(format_args!("campaign {id:?}")),
             Error::FailedPrecondition(msg) => Status::failed_precondition(msg),
             Error::AlreadyExists(msg) => Status::already_exists(msg),
+            Error::Unavailable(msg) => Status::unavailable(msg),
             Error::Upstream { service, status } => match status.code() {
                 // Never an answer built on missing scores: the client retries instead.
                 Code::Unavailable

@@ -85,13 +85,20 @@ pub async fn load_all(db: &impl ConnectionTrait) -> Result<Vec<Aggregate>, Error
         .collect()
 }
 
+/// A campaign with offers and no aggregate yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
+    pub campaign_id: String,
+    pub brand_id: String,
+}
+
 /// Campaigns with offers but no aggregate yet, ordered by id.
-pub async fn pending_campaigns(db: &impl ConnectionTrait) -> Result<Vec<String>, Error> {
+pub async fn pending_campaigns(db: &impl ConnectionTrait) -> Result<Vec<Pending>, Error> {
     let backend = db.get_database_backend();
-    let sql = "SELECT c.id FROM campaigns c WHERE c.state = 2 AND c.offers_offset IS NOT NULL
+    let sql = "SELECT c.id, c.brand_id FROM campaigns c WHERE c.state = 2 AND c.offers_offset IS NOT NULL
                AND NOT EXISTS (SELECT 1 FROM report_aggregates a WHERE a.campaign_id = c.id) ORDER BY c.id";
     let rows = db.query_all_raw(Statement::from_string(backend, sql.to_owned())).await?;
-    rows.iter().map(|r| Ok(r.try_get_by_index::<String>(0)?)).collect()
+    rows.iter().map(|r| Ok(Pending { campaign_id: r.try_get_by_index(0)?, brand_id: r.try_get_by_index(1)? })).collect()
 }
 
 /// Drops an aggregate (one its reader cannot decode), so that it is rebuilt.

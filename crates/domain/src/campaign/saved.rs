@@ -31,6 +31,11 @@ impl ReportBuilder {
     pub fn campaign_id(&self) -> &str {
         &self.campaign_id
     }
+
+    /// Highest offset observed so far (0 before any).
+    pub fn head_offset(&self) -> u64 {
+        self.head
+    }
 }
 
 /// A report without its lift interval: everything [`Report`] holds, with the
