@@ -125,6 +125,12 @@ fn link(i: usize) -> String {
 fn event(k: u64, total: u64, opts: &ReportBenchOptions, now: i64, rng: &mut impl Rng) -> (Event, Option<Attribution>) {
     let fans = (total / 20).max(1_000);
     let fan = |rng: &mut dyn rand::RngCore| AccountId::new("bench", format!("f{}", rng.next_u64() % fans));
+    // A like between two fans: never an account liking itself.
+    let fans_like = |rng: &mut dyn rand::RngCore| {
+        let a = rng.next_u64() % fans;
+        let b = (a + 1 + rng.next_u64() % (fans - 1)) % fans;
+        (AccountId::new("bench", format!("f{a}")), AccountId::new("bench", format!("f{b}")))
+    };
     let treated = (opts.creators / 2).max(1);
     let pick = |rng: &mut dyn rand::RngCore| (rng.next_u64() % opts.creators.max(1) as u64) as usize;
     let pre = k < total / 2;
@@ -144,7 +150,10 @@ fn event(k: u64, total: u64, opts: &ReportBenchOptions, now: i64, rng: &mut impl
                 EventBody::Follow(event::Follow { follower: fan(rng), followee: creator(pick(rng)), unfollow: false })
             }
             40..80 => like(fan(rng), creator(pick(rng))),
-            _ => like(fan(rng), fan(rng)),
+            _ => {
+                let (a, b) = fans_like(rng);
+                like(a, b)
+            }
         }
     } else {
         let c = (rng.next_u64() % treated as u64) as usize;
@@ -186,14 +195,17 @@ fn event(k: u64, total: u64, opts: &ReportBenchOptions, now: i64, rng: &mut impl
                 })
             }
             60..70 => EventBody::Conversion(event::Conversion {
-                visitor_id: None,
+                visitor_id: Some(format!("va{k}")),
                 code: None,
                 order_id: format!("a{k}"),
                 value_minor: 1_000,
                 currency: "EUR".into(),
                 customer: Some(fan(rng)),
             }),
-            _ => like(fan(rng), fan(rng)),
+            _ => {
+                let (a, b) = fans_like(rng);
+                like(a, b)
+            }
         }
     };
     let span = 30 * 86_400 * lift_domain::time::MICROS_PER_SEC;
