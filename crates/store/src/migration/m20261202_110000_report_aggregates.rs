@@ -1,5 +1,7 @@
 //! Campaign report aggregates: each offered campaign's report state, kept by
 //! matching's ledger consumer, and the consumer's position, committed together.
+//! The large `state` column comes last: SQLite reads a row's columns in order,
+//! so a report reading `summary` never walks through the state's overflow pages.
 
 use sea_orm_migration::prelude::*;
 
@@ -23,9 +25,9 @@ impl MigrationTrait for Migration {
              CREATE TABLE report_aggregates (
                 campaign_id TEXT PRIMARY KEY,
                 format_version BIGINT NOT NULL,
-                state TEXT NOT NULL,
                 summary TEXT NOT NULL,
-                updated_at BIGINT NOT NULL
+                updated_at BIGINT NOT NULL,
+                state TEXT NOT NULL
              )",
         )
         .await
