@@ -156,6 +156,8 @@ pub struct MatchingSection {
     pub scan_attempts: u32,
     pub score_cache: bool,
     pub score_cache_patience_ms: u64,
+    /// How long a report waits for the report consumer to reach the ledger head.
+    pub report_patience_ms: u64,
 }
 
 /// The link collector (`serve links`, part of `serve all`): its address and spool. Its
@@ -318,6 +320,7 @@ impl From<&lift_matching::MatchingConfig> for MatchingSection {
             scan_attempts: c.scan_attempts,
             score_cache: c.score_cache,
             score_cache_patience_ms: millis(c.score_cache_patience),
+            report_patience_ms: millis(c.report_patience),
         }
     }
 }
@@ -375,6 +378,7 @@ impl MatchingSection {
             scan_attempts: self.scan_attempts.max(1),
             score_cache: self.score_cache,
             score_cache_patience: Duration::from_millis(self.score_cache_patience_ms),
+            report_patience: Duration::from_millis(self.report_patience_ms),
         }
     }
 }

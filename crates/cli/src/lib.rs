@@ -12,6 +12,7 @@
 //! - [`matchbench`]: `lift bench match`, MatchCampaign latency with and without the score cache.
 //! - [`privacy`]: `lift privacy export|erase|audit` against ingestion's privacy service.
 //! - [`cachebench`]: `lift bench cache-refresh`, the score cache by delta beside a full reload.
+//! - [`reportbench`]: `lift bench report`, GetCampaignReport from aggregates beside a full rescan.
 
 pub mod cachebench;
 pub mod config;
@@ -23,6 +24,7 @@ pub mod linkbench;
 pub mod links;
 pub mod matchbench;
 pub mod privacy;
+pub mod reportbench;
 pub mod soak;
 pub mod stack;
 pub mod validate;

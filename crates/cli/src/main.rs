@@ -249,6 +249,22 @@ enum BenchCommand {
         #[arg(long, default_value_t = 50)]
         page_size: u32,
     },
+    /// GetCampaignReport from the report consumer's aggregates beside the full ledger rescan it
+    /// replaces, same run, over a generated ledger with one offered campaign.
+    Report {
+        /// Events in the generated ledger (the target is measured at 10,000,000).
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+        /// Creators with offers (half treated, half held out).
+        #[arg(long, default_value_t = 200)]
+        creators: usize,
+        /// Timed calls answered from the aggregates.
+        #[arg(long, default_value_t = 200)]
+        calls: usize,
+        /// Timed calls answered by a full rescan (slow at scale).
+        #[arg(long, default_value_t = 3)]
+        baseline_calls: usize,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -522,6 +538,16 @@ async fn main() -> anyhow::Result<()> {
                 ..Default::default()
             };
             println!("{}", lift_cli::linkbench::bench(opts).await?);
+        }
+        Command::Bench { command: BenchCommand::Report { events, creators, calls, baseline_calls } } => {
+            let opts = lift_cli::reportbench::ReportBenchOptions {
+                events,
+                creators,
+                calls,
+                baseline_calls,
+                ..Default::default()
+            };
+            println!("{}", lift_cli::reportbench::run(opts).await?);
         }
         Command::Bench { command: BenchCommand::Match { accounts, calls, baseline_calls, page_size } } => {
             let opts = lift_cli::matchbench::MatchBenchOptions {

@@ -740,7 +740,7 @@ impl Holdout {
 }
 
 /// Outcome counts for one creator or a whole campaign.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Totals {
     pub clicks: u64,
     pub unique_visitors: u64,
@@ -776,16 +776,15 @@ impl Totals {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 struct Tally {
     totals: Totals,
     visitors: HashSet<String>,
 }
 
 impl Tally {
-    fn finish(mut self) -> Totals {
-        self.totals.unique_visitors = self.visitors.len() as u64;
-        self.totals
+    fn totals(&self) -> Totals {
+        Totals { unique_visitors: self.visitors.len() as u64, ..self.totals.clone() }
     }
 }
 
@@ -813,7 +812,10 @@ pub struct IssuedOffer {
 /// number of orders placed after the offers by customers in that audience,
 /// whatever link or code they used. Treated and held-out members were split at
 /// random, so the difference of their means estimates the effect of an offer.
-#[derive(Debug)]
+///
+/// The builder serialises (serde) so that a consumer of the ledger can keep it
+/// between events and across restarts (`saved`).
+#[derive(Debug, Serialize, Deserialize)]
 pub struct ReportBuilder {
     campaign_id: String,
     currency: String,
@@ -821,13 +823,17 @@ pub struct ReportBuilder {
     by_link: HashMap<String, AccountId>,
     treated: BTreeSet<AccountId>,
     controls: BTreeSet<AccountId>,
+    #[serde(with = "saved::pairs")]
     per_creator: BTreeMap<AccountId, Tally>,
     total: Tally,
     orders: HashSet<String>,
     visitor_owner: HashMap<String, AccountId>,
     post_author: HashMap<String, AccountId>,
+    #[serde(with = "saved::pairs")]
     audience_of: HashMap<AccountId, Vec<AccountId>>,
+    #[serde(with = "saved::pairs")]
     audience: HashMap<AccountId, HashSet<AccountId>>,
+    #[serde(with = "saved::pairs")]
     audience_orders: HashMap<AccountId, HashSet<String>>,
     /// Outcomes per UTC day of the event (days since 1970-01-01).
     daily: BTreeMap<i64, Day>,
@@ -835,7 +841,7 @@ pub struct ReportBuilder {
 }
 
 /// A campaign's outcomes on one UTC day.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Day {
     pub clicks: u64,
     pub sessions: u64,
@@ -1014,18 +1020,22 @@ impl ReportBuilder {
         }
     }
 
-    pub fn finish(self, confidence: f64) -> Report {
+    /// The report as of the events observed so far; `finish` without giving
+    /// up the builder, through the same [`ReportSummary`].
+    pub fn summary(&self) -> ReportSummary {
         let outcome = |a: &AccountId| self.audience_orders.get(a).map_or(0.0, |o| o.len() as f64);
-        let treated: Vec<f64> = self.treated.iter().map(outcome).collect();
-        let controls: Vec<f64> = self.controls.iter().map(outcome).collect();
-        let lift = welch(&treated, &controls, confidence);
-        Report {
-            totals: self.total.finish(),
-            per_creator: self.per_creator.into_iter().map(|(a, t)| (a, t.finish())).collect(),
-            lift,
-            daily: self.daily.into_iter().collect(),
+        ReportSummary {
+            totals: self.total.totals(),
+            per_creator: self.per_creator.iter().map(|(a, t)| (a.clone(), t.totals())).collect(),
+            daily: self.daily.iter().map(|(d, v)| (*d, *v)).collect(),
             head: self.head,
+            treated_outcomes: self.treated.iter().map(outcome).collect(),
+            control_outcomes: self.controls.iter().map(outcome).collect(),
         }
+    }
+
+    pub fn finish(self, confidence: f64) -> Report {
+        self.summary().report(confidence)
     }
 }
 
@@ -1210,5 +1220,8 @@ fn interpolate(x: f64, points: impl Iterator<Item = (f64, f64)>) -> Option<f64> 
     })
 }
 
+mod saved;
 #[cfg(test)]
 mod tests;
+
+pub use saved::ReportSummary;

@@ -25,6 +25,9 @@ pub struct MatchingConfig {
     /// How long a call waits for the score cache to load a newer scoring run
     /// before answering from the previous run's copy, marked `stale`.
     pub score_cache_patience: std::time::Duration,
+    /// How long `GetCampaignReport` waits for the report consumer to reach the
+    /// ledger head seen at the call's start before answering UNAVAILABLE.
+    pub report_patience: std::time::Duration,
 }
 
 impl Default for MatchingConfig {
@@ -39,6 +42,7 @@ impl Default for MatchingConfig {
             scan_attempts: 3,
             score_cache: true,
             score_cache_patience: std::time::Duration::from_secs(2),
+            report_patience: std::time::Duration::from_secs(5),
         }
     }
 }

@@ -28,6 +28,9 @@ pub enum Error {
     /// a PreconditionFailure violation naming the offer (`subject`).
     #[error("{description}")]
     OfferStep { subject: String, description: String },
+    /// Matching cannot answer yet (a report whose aggregate is behind the ledger); retrying can help.
+    #[error("{0}")]
+    Unavailable(String),
     /// A call to scoring or ingestion failed.
     #[error("{service} answered {}: {}", .status.code(), .status.message())]
     Upstream { service: &'static str, status: Status },
@@ -76,6 +79,7 @@ impl From<Error> for Status {
                 description.clone(),
                 tonic_types::ErrorDetails::with_precondition_failure_violation("OFFER_STATE", subject, description),
             ),
+            Error::Unavailable(msg) => Status::unavailable(msg),
             Error::Upstream { service, status } => match status.code() {
                 // Never an answer built on missing scores: the client retries instead.
                 Code::Unavailable

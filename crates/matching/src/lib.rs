@@ -9,6 +9,8 @@
 //!   [`Matching::grpc`] wraps it in the runtime's authentication layer.
 //! - `snapshot` — the score cache: `RunScores`, every scored account of one
 //!   scoring run in columns, which ranking judges campaigns over.
+//! - `reports` — the report consumer: per-campaign report aggregates kept from
+//!   the ledger with their own committed position, which `GetCampaignReport` reads.
 //! - [`create_brand`] — creates a tenant and its key (`auth`).
 //! - [`cache_refresh`] — the score cache's full and delta loads, for benchmarks.
 //! - [`run`] — starts the server with its config and dependencies passed in.
@@ -22,6 +24,7 @@ pub mod cache_refresh;
 mod config;
 mod error;
 mod grpc;
+mod reports;
 mod run;
 mod service;
 mod snapshot;

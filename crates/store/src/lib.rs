@@ -11,6 +11,7 @@
 //! - [`rate_cards`] holds each brand's per-creator rates (prices of a perk).
 //! - [`privacy`] exports and erases one subject's ledger events and links, and keeps
 //!   the append-only privacy audit log.
+//! - [`reports`] holds matching's campaign report aggregates and their consumer's position.
 //! - [`webhook_secrets`] holds each brand's order-webhook secret (lift-collect).
 //! - [`testing`] (feature `testing`) starts a PostgreSQL container for tests.
 //!
@@ -29,6 +30,7 @@ pub mod links;
 pub mod migration;
 pub mod privacy;
 pub mod rate_cards;
+pub mod reports;
 pub mod scoring;
 #[cfg(feature = "testing")]
 pub mod testing;

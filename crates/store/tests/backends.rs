@@ -189,3 +189,11 @@ async fn postgres_concurrent_connects_migrate_once() {
         assert_eq!(ledger::head(&db.unwrap()).await.unwrap(), 0);
     }
 }
+
+/// Pins the report aggregates' compare-and-set commit on PostgreSQL.
+#[tokio::test]
+async fn postgres_report_aggregates() {
+    let (_pg, url) = lift_store::testing::postgres().await.unwrap();
+    let db = lift_store::connect(&url).await.unwrap();
+    lift_store::reports::exercise(&db).await.unwrap();
+}

@@ -46,7 +46,7 @@ pub(super) struct StoredCampaign {
 }
 
 impl StoredCampaign {
-    fn decode(row: repo::Campaign) -> Result<Self, Error> {
+    pub(super) fn decode(row: repo::Campaign) -> Result<Self, Error> {
         let corrupt =
             |what: &str, e: serde_json::Error| Error::Corrupt { id: row.id.clone(), reason: format!("{what}: {e}") };
         let spec = serde_json::from_str(&row.spec).map_err(|e| corrupt("spec", e))?;

@@ -30,6 +30,8 @@ mod report;
 mod thresholds;
 mod tokens;
 
+pub(crate) use report::{feed_ledger, report_builder};
+
 use std::sync::Arc;
 
 use lift_proto::ingest::v1::ingest_service_client::IngestServiceClient;
@@ -43,6 +45,7 @@ use sha2::{Digest, Sha256};
 pub use self::lifecycle::WatchOffersStream;
 use self::ranking::ScoreSource;
 use crate::auth::BrandId;
+use crate::reports::{self, ReportFeed};
 use crate::snapshot::ScoreCacheStats;
 use crate::{Error, MatchingConfig};
 
@@ -65,9 +68,19 @@ struct Inner {
     retry: RetryPolicy,
     /// Where campaigns' accounts and scores come from.
     scores: ScoreSource,
+    /// The report consumer keeping campaign reports up to date (`crate::reports`).
+    reports: Arc<ReportFeed>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.reports.stop();
+    }
 }
 
 impl Matching {
+    /// Also spawns the report consumer (`crate::reports`) on the current tokio
+    /// runtime; it stops when the last clone of this service is dropped.
     pub fn new(
         db: DatabaseConnection,
         scoring: ScoringServiceClient<Channel>,
@@ -78,7 +91,9 @@ impl Matching {
         let guard = Arc::new(Guard::new(Auth::Keys(keys), None));
         let retry = RetryPolicy::default();
         let scores = ScoreSource::new(scoring.clone(), retry, &cfg);
-        Self { inner: Arc::new(Inner { db, scoring, ingest, cfg, guard, retry, scores }) }
+        let reports = ReportFeed::new();
+        reports::spawn(db.clone(), ingest.clone(), reports.clone());
+        Self { inner: Arc::new(Inner { db, scoring, ingest, cfg, guard, retry, scores, reports }) }
     }
 
     /// What the score cache holds and how often it loaded (all zero when

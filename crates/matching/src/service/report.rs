@@ -1,20 +1,37 @@
-//! Report: `GetCampaignReport` reads the ledger from ingestion (social
-//! activity up to the offers, outcomes after them) into the domain's
-//! `ReportBuilder`, and returns totals per creator and the incremental lift
-//! against the holdout.
+//! Report: `GetCampaignReport` answers from the campaign's report aggregate,
+//! which the report consumer (`crate::reports`) keeps up to date from the
+//! ledger. A call first asks ingestion for the ledger head, then waits (at
+//! most `MatchingConfig::report_patience`) until the consumer has committed a
+//! position at or past that head with the campaign's aggregate — so a report
+//! never misses an event accepted before the call — and answers UNAVAILABLE,
+//! saying how far behind the consumer is, if it cannot.
+//!
+//! [`Matching::campaign_report_rescan`] is the report computed the original
+//! way, reading the ledger from the start on every call: the reference that
+//! tests and `lift bench report` compare the aggregates with.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use lift_domain::AccountId;
 use lift_domain::LedgerEntry;
-use lift_domain::campaign::{self as rules, IssuedOffer, ReportBuilder};
+use lift_domain::campaign::{self as rules, IssuedOffer, Report, ReportBuilder, ReportSummary};
 use lift_proto::ingest::v1 as ipb;
+use lift_proto::ingest::v1::ingest_service_client::IngestServiceClient;
 use lift_proto::matching::v1 as pb;
+use lift_runtime::client::Channel;
+use lift_store::DatabaseConnection;
 use lift_store::campaigns::{self as repo, CampaignState};
+use lift_store::reports as aggregates;
 
 use super::Matching;
+use super::campaigns::StoredCampaign;
 use crate::Error;
 use crate::auth::BrandId;
+
+/// How often a waiting call looks at the committed position (besides being
+/// woken by this process's consumer).
+const RECHECK: Duration = Duration::from_millis(20);
 
 impl Matching {
     pub async fn campaign_report(
@@ -23,69 +40,76 @@ impl Matching {
         req: &pb::GetCampaignReportRequest,
     ) -> Result<pb::GetCampaignReportResponse, Error> {
         let c = self.load(brand, &req.campaign_id).await?;
-        let (Some(offers_offset), CampaignState::Offered) = (c.row.offers_offset, c.row.state) else {
-            return Err(Error::FailedPrecondition(format!(
-                "campaign {} has no offers yet; call CreateOffers first",
-                c.row.id
-            )));
-        };
+        offers_offset(&c)?;
+        let head = self
+            .inner
+            .ingest
+            .clone()
+            .get_ledger_info(ipb::GetLedgerInfoRequest {})
+            .await
+            .map_err(Error::ingest)?
+            .into_inner()
+            .head_offset;
+        let (position, summary) = self.wait_for_aggregate(&c.row.id, head).await?;
+        let summary: ReportSummary = serde_json::from_str(&summary)
+            .map_err(|e| Error::Corrupt { id: c.row.id.clone(), reason: format!("report summary: {e}") })?;
         let rows = repo::offers(&self.inner.db, &c.row.id).await?;
-        let issued: Vec<IssuedOffer> = rows
-            .iter()
-            .filter(|r| !r.holdout)
-            .map(|r| IssuedOffer {
-                account: r.account.clone(),
-                link: r.link.clone(),
-                code: r.code.clone(),
-                cost: r.cost,
-            })
-            .collect();
-        let controls: BTreeSet<AccountId> =
-            rows.iter().filter(|r| r.holdout && r.in_portfolio).map(|r| r.account.clone()).collect();
-        let mut builder = ReportBuilder::new(&c.row.id, &c.spec.currency, &issued, &controls, offers_offset);
+        Ok(response(&c, &rows, summary.report(self.inner.cfg.lift_confidence), position))
+    }
+
+    /// The committed position (≥ `head`) and the campaign's summary, once the
+    /// consumer has them; UNAVAILABLE after `report_patience`.
+    async fn wait_for_aggregate(&self, id: &str, head: u64) -> Result<(u64, String), Error> {
+        let deadline = tokio::time::Instant::now() + self.inner.cfg.report_patience;
+        let mut committed = self.inner.reports.committed();
+        let mut woke = false;
+        loop {
+            let cur = aggregates::current(&self.inner.db, id).await?;
+            if cur.position >= head
+                && let Some(s) = cur.summary
+            {
+                return Ok((cur.position, s));
+            }
+            if !woke && cur.summary.is_none() {
+                // A campaign just offered: have the consumer adopt it now.
+                self.inner.reports.wake();
+                woke = true;
+            }
+            let wait = async {
+                tokio::select! {
+                    _ = committed.changed() => {}
+                    () = tokio::time::sleep(RECHECK) => {}
+                }
+            };
+            if tokio::time::timeout_at(deadline, wait).await.is_err() {
+                let cur = aggregates::current(&self.inner.db, id).await?;
+                let built = if cur.summary.is_some() { "" } else { " and has not built this campaign's report yet" };
+                return Err(Error::Unavailable(format!(
+                    "the report consumer has read the ledger up to offset {} of {head}{built}; retry shortly",
+                    cur.position
+                )));
+            }
+        }
+    }
+
+    /// The report computed from scratch: the ledger read from the start (social
+    /// activity up to the offers, outcomes after them) into a new builder.
+    pub async fn campaign_report_rescan(
+        &self,
+        brand: &BrandId,
+        req: &pb::GetCampaignReportRequest,
+    ) -> Result<pb::GetCampaignReportResponse, Error> {
+        let c = self.load(brand, &req.campaign_id).await?;
+        let offers_offset = offers_offset(&c)?;
+        let rows = repo::offers(&self.inner.db, &c.row.id).await?;
+        let mut builder = builder_of(&c, &rows, offers_offset);
         let social = [ipb::EventKind::Post, ipb::EventKind::Engagement, ipb::EventKind::Follow];
         let outcomes = [ipb::EventKind::LinkClick, ipb::EventKind::PageSession, ipb::EventKind::Conversion];
         self.read_ledger(0, &social, Some(offers_offset), &mut builder).await?;
         let head = self.read_ledger(offers_offset, &outcomes, None, &mut builder).await?;
         let report = builder.finish(self.inner.cfg.lift_confidence);
-        let creators = rows
-            .iter()
-            .filter(|r| !r.holdout)
-            .map(|r| pb::CreatorReport {
-                account: Some(r.account.to_proto()),
-                handle: r.handle.clone(),
-                link: r.link.clone(),
-                totals: Some(report.per_creator.get(&r.account).cloned().unwrap_or_default().to_proto()),
-            })
-            .collect();
-        let l = &report.lift;
-        Ok(pb::GetCampaignReportResponse {
-            campaign: Some(c.to_proto()),
-            totals: Some(report.totals.to_proto()),
-            creators,
-            lift: Some(pb::Lift {
-                incremental_per_creator: l.difference,
-                lower: l.lower,
-                upper: l.upper,
-                confidence: l.confidence,
-                treated: l.treated,
-                holdout: l.holdout,
-                metric: rules::LIFT_METRIC.to_owned(),
-                unavailable_reason: l.unavailable.clone().unwrap_or_default(),
-            }),
-            as_of_offset: head.max(report.head),
-            daily: report
-                .daily
-                .iter()
-                .map(|(day, d)| pb::OutcomeDay {
-                    date: rules::date_of_day(*day),
-                    clicks: d.clicks,
-                    sessions: d.sessions,
-                    bounced: d.bounced,
-                    conversions: d.conversions,
-                })
-                .collect(),
-        })
+        let as_of = head.max(report.head);
+        Ok(response(&c, &rows, report, as_of))
     }
 
     /// Feeds the ledger after `after` (only `kinds`, up to `until`) to the report;
@@ -133,5 +157,165 @@ impl Matching {
             tracing::warn!(skipped, "ledger events that no longer validate were left out of the report");
         }
         Ok(head)
+    }
+}
+
+fn offers_offset(c: &StoredCampaign) -> Result<u64, Error> {
+    match (c.row.offers_offset, c.row.state) {
+        (Some(o), CampaignState::Offered) => Ok(o),
+        _ => {
+            Err(Error::FailedPrecondition(format!("campaign {} has no offers yet; call CreateOffers first", c.row.id)))
+        }
+    }
+}
+
+fn builder_of(c: &StoredCampaign, rows: &[repo::Offer], offers_offset: u64) -> ReportBuilder {
+    let issued: Vec<IssuedOffer> = rows
+        .iter()
+        .filter(|r| !r.holdout)
+        .map(|r| IssuedOffer { account: r.account.clone(), link: r.link.clone(), code: r.code.clone(), cost: r.cost })
+        .collect();
+    let controls: BTreeSet<AccountId> =
+        rows.iter().filter(|r| r.holdout && r.in_portfolio).map(|r| r.account.clone()).collect();
+    ReportBuilder::new(&c.row.id, &c.spec.currency, &issued, &controls, offers_offset)
+}
+
+/// A new, empty report builder for an offered campaign (`None` if it is not
+/// offered or no longer exists), for the report consumer.
+pub(crate) async fn report_builder(
+    db: &DatabaseConnection,
+    brand_id: &str,
+    campaign_id: &str,
+) -> Result<Option<ReportBuilder>, Error> {
+    let Some(row) = repo::get_campaign(db, brand_id, campaign_id).await? else { return Ok(None) };
+    let c = StoredCampaign::decode(row)?;
+    let Ok(offers_offset) = offers_offset(&c) else { return Ok(None) };
+    let rows = repo::offers(db, &c.row.id).await?;
+    Ok(Some(builder_of(&c, &rows, offers_offset)))
+}
+
+/// Feeds `builder` the ledger from the start up to `up_to` (the kinds reports
+/// read); returns how many events were read.
+pub(crate) async fn feed_ledger(
+    ingest: &IngestServiceClient<Channel>,
+    up_to: u64,
+    builder: &mut ReportBuilder,
+) -> Result<u64, Error> {
+    if up_to == 0 {
+        return Ok(0);
+    }
+    let req = ipb::SubscribeRequest {
+        after_offset: 0,
+        kinds: ReportBuilder::KINDS.iter().map(|k| *k as i32).collect(),
+        stop_at_head: true,
+    };
+    let mut stream = ingest.clone().subscribe(req).await.map_err(Error::ingest)?.into_inner();
+    let mut read = 0u64;
+    while let Some(msg) = stream.message().await.map_err(Error::ingest)? {
+        for e in &msg.events {
+            if e.offset > up_to {
+                return Ok(read);
+            }
+            read += 1;
+            if let Ok(entry) = LedgerEntry::from_proto(e) {
+                builder.feed(&entry);
+            }
+        }
+        if msg.caught_up {
+            break;
+        }
+    }
+    Ok(read)
+}
+
+fn response(
+    c: &StoredCampaign,
+    rows: &[repo::Offer],
+    report: Report,
+    as_of_offset: u64,
+) -> pb::GetCampaignReportResponse {
+    let creators = rows
+        .iter()
+        .filter(|r| !r.holdout)
+        .map(|r| pb::CreatorReport {
+            account: Some(r.account.to_proto()),
+            handle: r.handle.clone(),
+            link: r.link.clone(),
+            totals: Some(report.per_creator.get(&r.account).cloned().unwrap_or_default().to_proto()),
+        })
+        .collect();
+    let l = &report.lift;
+    pb::GetCampaignReportResponse {
+        campaign: Some(c.to_proto()),
+        totals: Some(report.totals.to_proto()),
+        creators,
+        lift: Some(pb::Lift {
+            incremental_per_creator: l.difference,
+            lower: l.lower,
+            upper: l.upper,
+            confidence: l.confidence,
+            treated: l.treated,
+            holdout: l.holdout,
+            metric: rules::LIFT_METRIC.to_owned(),
+            unavailable_reason: l.unavailable.clone().unwrap_or_default(),
+        }),
+        as_of_offset,
+        daily: report
+            .daily
+            .iter()
+            .map(|(day, d)| pb::OutcomeDay {
+                date: rules::date_of_day(*day),
+                clicks: d.clicks,
+                sessions: d.sessions,
+                bounced: d.bounced,
+                conversions: d.conversions,
+            })
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::time::Duration;
+
+    use lift_domain::campaign::ReportBuilder;
+    use lift_proto::ingest::v1::ingest_service_client::IngestServiceClient;
+    use lift_proto::scoring::v1::scoring_service_client::ScoringServiceClient;
+    use lift_store::reports::{self as aggregates, Aggregate};
+
+    use crate::{Error, Matching, MatchingConfig};
+
+    /// Pins the bounded wait: an aggregate behind the head is answered
+    /// UNAVAILABLE (saying how far it got) after `report_patience`, and served
+    /// once its committed position reaches the head.
+    #[tokio::test]
+    async fn waits_for_the_head_then_gives_up() {
+        let db = lift_store::connect("sqlite::memory:").await.expect("db");
+        let b = ReportBuilder::new("c1", "EUR", &[], &BTreeSet::new(), 0);
+        let agg = Aggregate {
+            campaign_id: "c1".into(),
+            format_version: crate::reports::FORMAT_VERSION,
+            state: serde_json::to_string(&b).expect("state"),
+            summary: serde_json::to_string(&b.summary()).expect("summary"),
+        };
+        assert!(aggregates::commit(&db, 0, 5, &[agg], 1).await.expect("commit"));
+        // Nothing listens here: the service's own consumer cannot move the position.
+        let dead = lift_runtime::client::with_credentials(
+            tonic::transport::Endpoint::from_static("http://127.0.0.1:9").connect_lazy(),
+            lift_runtime::client::Credentials::none(),
+        );
+        let cfg = MatchingConfig { report_patience: Duration::from_millis(100), ..MatchingConfig::default() };
+        let m = Matching::new(db, ScoringServiceClient::new(dead.clone()), IngestServiceClient::new(dead), cfg);
+        let (at, _) = m.wait_for_aggregate("c1", 5).await.expect("at the head");
+        assert_eq!(at, 5);
+        match m.wait_for_aggregate("c1", 10).await {
+            Err(Error::Unavailable(msg)) => assert!(msg.contains("offset 5 of 10"), "{msg}"),
+            other => panic!("expected UNAVAILABLE, got {other:?}"),
+        }
+        match m.wait_for_aggregate("c2", 5).await {
+            Err(Error::Unavailable(msg)) => assert!(msg.contains("has not built"), "{msg}"),
+            other => panic!("expected UNAVAILABLE, got {other:?}"),
+        }
     }
 }

@@ -18,6 +18,7 @@ mod m20261201_130000_api_key_accounts;
 mod m20261201_150000_brand_key_once;
 mod m20261201_160000_collect;
 mod m20261202_010000_privacy;
+mod m20261202_110000_report_aggregates;
 mod m20261202_120000_rate_cards;
 mod m20261202_120100_offer_states;
 
@@ -39,9 +40,10 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_130000_api_key_accounts::Migration),
             Box::new(m20261201_150000_brand_key_once::Migration),
             Box::new(m20261201_160000_collect::Migration),
+            Box::new(m20261202_010000_privacy::Migration),
+            Box::new(m20261202_110000_report_aggregates::Migration),
             Box::new(m20261202_120000_rate_cards::Migration),
             Box::new(m20261202_120100_offer_states::Migration),
-            Box::new(m20261202_010000_privacy::Migration),
         ]
     }
 }
