@@ -67,11 +67,16 @@ async fn check(stack: &Stack, s: &DemoSummary) -> anyhow::Result<()> {
     ensure!(rows.as_u64() == Some(5), "five dimensions, got {rows}");
 
     // Every explained change, on every dimension that has one: the amounts listed sum to the change.
+    // The run that scores the campaign's outcomes may still be in flight when the demo returns
+    // (its report reads the ledger, not the scores), so the pages are read again until one shows
+    // a change, for at most a minute.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let mut explained = 0;
-    for d in Dimension::ALL {
-        b.goto(&format!("{base}/creator/{net}/{id}?dim={}", d.name())).await?;
-        b.find("h2").await?;
-        let sums = b
+    while explained == 0 && std::time::Instant::now() < deadline {
+        for d in Dimension::ALL {
+            b.goto(&format!("{base}/creator/{net}/{id}?dim={}", d.name())).await?;
+            b.find("h2").await?;
+            let sums = b
             .execute(
                 "return [...document.querySelectorAll('section.change')].map(s => [
                     +s.dataset.change,
@@ -82,18 +87,26 @@ async fn check(stack: &Stack, s: &DemoSummary) -> anyhow::Result<()> {
                 vec![],
             )
             .await?;
-        for row in sums.as_array().context("an array")? {
-            let v: Vec<Option<f64>> = row.as_array().context("a row")?.iter().map(|x| x.as_f64()).collect();
-            let (change, sum) = (v[0].context("change")?, v[1].context("sum")?);
-            ensure!(
-                (change - sum).abs() < 1e-4,
-                "{}: contributions sum to {sum}, the change shown is {change}",
-                d.name()
-            );
-            if let (Some(pc), Some(ps)) = (v[2], v[3]) {
-                ensure!((pc - ps).abs() < 1e-4, "{}: percentile parts sum to {ps}, the move shown is {pc}", d.name());
+            for row in sums.as_array().context("an array")? {
+                let v: Vec<Option<f64>> = row.as_array().context("a row")?.iter().map(|x| x.as_f64()).collect();
+                let (change, sum) = (v[0].context("change")?, v[1].context("sum")?);
+                ensure!(
+                    (change - sum).abs() < 1e-4,
+                    "{}: contributions sum to {sum}, the change shown is {change}",
+                    d.name()
+                );
+                if let (Some(pc), Some(ps)) = (v[2], v[3]) {
+                    ensure!(
+                        (pc - ps).abs() < 1e-4,
+                        "{}: percentile parts sum to {ps}, the move shown is {pc}",
+                        d.name()
+                    );
+                }
+                explained += 1;
             }
-            explained += 1;
+        }
+        if explained == 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         }
     }
     ensure!(explained > 0, "no change was explained on any dimension: nothing checked the sums");

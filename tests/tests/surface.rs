@@ -26,10 +26,11 @@ async fn start() -> anyhow::Result<Stack> {
 async fn reflection_lists_only_the_ports_own_service() -> anyhow::Result<()> {
     let stack = start().await?;
     let r = async {
-        for (addr, svc) in [
-            (stack.ingest_addr, "lift.ingest.v1.IngestService"),
-            (stack.scoring_addr, "lift.scoring.v1.ScoringService"),
-            (stack.matching_addr, "lift.matching.v1.MatchingService"),
+        // Ingestion's port also serves the privacy service (export and erasure of the ledger it owns).
+        for (addr, svc, also) in [
+            (stack.ingest_addr, "lift.ingest.v1.IngestService", Some("lift.privacy.v1.PrivacyService")),
+            (stack.scoring_addr, "lift.scoring.v1.ScoringService", None),
+            (stack.matching_addr, "lift.matching.v1.MatchingService", None),
         ] {
             let out = tokio::process::Command::new("grpcurl")
                 .args(["-plaintext", "-max-time", "10", &addr.to_string(), "list"])
@@ -38,7 +39,8 @@ async fn reflection_lists_only_the_ports_own_service() -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("running grpcurl (scripts/test.sh puts it on PATH): {e}"))?;
             anyhow::ensure!(out.status.success(), "grpcurl list {addr}: {}", String::from_utf8_lossy(&out.stderr));
             let listed: BTreeSet<String> = String::from_utf8(out.stdout)?.lines().map(str::to_owned).collect();
-            let want: BTreeSet<String> = lift_runtime::server::listed_services(svc).map(str::to_owned).into();
+            let want: BTreeSet<String> =
+                lift_runtime::server::listed_services(svc).into_iter().chain(also).map(str::to_owned).collect();
             assert_eq!(listed, want, "{svc}'s port");
         }
         anyhow::Ok(())
@@ -122,7 +124,7 @@ async fn over_long_strings_answer_invalid_argument_on_every_method() -> anyhow::
         for m in methods {
             let service = m.parent_service().full_name().to_owned();
             let url = match service.as_str() {
-                "lift.ingest.v1.IngestService" => stack.ingest_url(),
+                "lift.ingest.v1.IngestService" | "lift.privacy.v1.PrivacyService" => stack.ingest_url(),
                 "lift.scoring.v1.ScoringService" => stack.scoring_url(),
                 "lift.matching.v1.MatchingService" => stack.matching_url(),
                 other => anyhow::bail!("unexpected service {other}"),
