@@ -10,7 +10,9 @@ use anyhow::{Context, ensure};
 use lift_cli::demo::{DemoOptions, DemoSummary, start, with_key};
 use lift_cli::stack::Stack;
 use lift_domain::Dimension;
+use lift_proto::ingest::v1::{self as ipb, ingest_service_client::IngestServiceClient};
 use lift_proto::matching::v1::{self as mpb, matching_service_client::MatchingServiceClient};
+use lift_proto::scoring::v1::{self as spb, scoring_service_client::ScoringServiceClient};
 use lift_tests::browser::{Browser, BrowserOptions};
 
 /// Pins what a person checks on every page: the creator's explanations sum exactly
@@ -67,9 +69,10 @@ async fn check(stack: &Stack, s: &DemoSummary) -> anyhow::Result<()> {
     ensure!(rows.as_u64() == Some(5), "five dimensions, got {rows}");
 
     // Every explained change, on every dimension that has one: the amounts listed sum to the change.
-    // The run that scores the campaign's outcomes may still be in flight when the demo returns
-    // (its report reads the ledger, not the scores), so the pages are read again until one shows
-    // a change, for at most a minute.
+    // How many scoring runs the demo's phases fall into depends on the machine's speed, so the
+    // creator is sure to have a change to explain: forty accounts repost it, and the run that
+    // scores them is awaited.
+    fans_repost(stack, net, id).await?;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let mut explained = 0;
     while explained == 0 && std::time::Instant::now() < deadline {
@@ -237,4 +240,44 @@ async fn check(stack: &Stack, s: &DemoSummary) -> anyhow::Result<()> {
     accessible(&b, "console-model").await?;
     b.wait_until_js("document.title.includes('Model')", Duration::from_secs(1)).await?;
     b.close().await
+}
+
+/// Forty new accounts repost `net:id` a minute after the ledger's latest event; returns once
+/// scoring serves a run that includes them.
+async fn fans_repost(stack: &Stack, net: &str, id: &str) -> anyhow::Result<()> {
+    let mut ingest = IngestServiceClient::new(stack.channel(&stack.ingest_url())?);
+    let mut scoring = ScoringServiceClient::new(stack.channel(&stack.scoring_url())?);
+    let account = ipb::AccountRef { network: net.into(), id: id.into() };
+    let scores = |scoring: &mut ScoringServiceClient<_>| {
+        let req = spb::GetScoresRequest { accounts: vec![account.clone()] };
+        let mut c = scoring.clone();
+        async move { anyhow::Ok(c.get_scores(req).await?.into_inner().accounts.into_iter().next()) }
+    };
+    let before = scores(&mut scoring).await?.context("the creator has scores")?;
+    let at = before.as_of_time.map_or(0, |t| t.seconds) + 60;
+    let events: Vec<ipb::Event> = (0..40)
+        .map(|i| ipb::Event {
+            event_id: format!("console-fan-{i}"),
+            source: "console-test".into(),
+            occurred_at: Some(lift_proto::Timestamp { seconds: at, nanos: 0 }),
+            kind: Some(ipb::event::Kind::Engagement(ipb::Engagement {
+                kind: ipb::EngagementKind::Repost as i32,
+                actor: Some(ipb::AccountRef { network: net.into(), id: format!("console-fan-{i}") }),
+                post_id: String::new(),
+                target: Some(account.clone()),
+            })),
+        })
+        .collect();
+    let r = ingest.ingest_batch(ipb::IngestBatchRequest { events }).await?.into_inner();
+    ensure!(r.accepted == 40, "the reposts were not accepted: {r:?}");
+    let head = ingest.get_ledger_info(ipb::GetLedgerInfoRequest {}).await?.into_inner().head_offset;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let now = scores(&mut scoring).await?.context("the creator has scores")?;
+        if now.as_of_offset >= head {
+            return Ok(());
+        }
+        ensure!(std::time::Instant::now() < deadline, "scoring did not reach offset {head} within a minute");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
