@@ -171,12 +171,13 @@ done
 say "up and healthy in $((SECONDS - t0))s (migrate and keys exited 0)"
 
 # --- 3. reflection through grpcurl ----------------------------------------------------------
-for pair in "ingest $INGEST lift.ingest.v1.IngestService" "scoring $SCORING lift.scoring.v1.ScoringService" \
-    "matching $MATCHING lift.matching.v1.MatchingService"; do
-    read -r name addr svc <<<"$pair"
+# Ingestion's port also serves the privacy service (export and erasure of the ledger it owns).
+for pair in "ingest $INGEST lift.ingest.v1.IngestService lift.privacy.v1.PrivacyService" \
+    "scoring $SCORING lift.scoring.v1.ScoringService" "matching $MATCHING lift.matching.v1.MatchingService"; do
+    read -r name addr svc also <<<"$pair"
     listed="$("$GRPCURL" -plaintext -max-time 10 "$addr" list)" || die "grpcurl list on $name ($addr) failed"
-    # Exactly the port's own service, health and reflection: nothing a client would get UNIMPLEMENTED from.
-    want="$(printf '%s\n' "$svc" grpc.health.v1.Health grpc.reflection.v1.ServerReflection \
+    # Exactly the port's own services, health and reflection: nothing a client would get UNIMPLEMENTED from.
+    want="$(printf '%s\n' "$svc" $also grpc.health.v1.Health grpc.reflection.v1.ServerReflection \
         grpc.reflection.v1alpha.ServerReflection | sort)"
     [ "$(sort <<<"$listed")" = "$want" ] || die "$name lists through reflection: $listed; expected exactly: $want"
     "$GRPCURL" -plaintext -max-time 10 "$addr" describe "$svc" >/dev/null || die "grpcurl describe $svc failed"
