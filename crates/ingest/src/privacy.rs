@@ -49,7 +49,7 @@ impl Privacy {
     fn sql_ledger_only(&self) -> Result<(), Status> {
         match self.ingest.ledger() {
             crate::Ledger::Sql => Ok(()),
-            crate::Ledger::Nats(_) => Err(Status::failed_precondition(
+            crate::Ledger::Nats(_) => Err(Status::unimplemented(
                 "privacy export and erasure work on the SQL ledger; this ingestion service's ledger is JetStream, where they are not supported yet",
             )),
         }
