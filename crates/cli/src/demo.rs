@@ -2,6 +2,7 @@
 //! embedded SQLite, a real (CollegeMsg) or generated social graph with
 //! simulated outcomes, and a readable result.
 
+use lift_proto::convert::prelude::*;
 use std::{
     path::{Path, PathBuf},
     time::{Duration, Instant},

@@ -27,6 +27,7 @@
 //! - `cache`: [`ScoreCache`], one current run, one background load at a time,
 //!   stale answers past the caller's patience.
 
+use lift_proto::convert::prelude::*;
 use std::collections::{BTreeMap, HashMap};
 
 use lift_domain::campaign::{self as rules, CampaignSpec, Criterion, Objective, ScoreCard, ScoreEntry, Threshold};
