@@ -207,7 +207,7 @@ impl Inner {
     /// The time events are stamped with (the wall clock, shifted by `clock_shift_secs`).
     pub(crate) fn now_ts(&self) -> lift_proto::Timestamp {
         let shift = self.clock_shift.load(Ordering::Relaxed).saturating_mul(1_000_000);
-        lift_domain::time::to_timestamp(lift_domain::time::now().saturating_add(shift))
+        lift_proto::convert::to_timestamp(lift_domain::time::now().saturating_add(shift))
     }
 }
 

@@ -1,5 +1,6 @@
 //! The ingestion service's operations, independent of gRPC.
 
+use lift_proto::convert::prelude::*;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 

@@ -6,6 +6,7 @@
 use axum::extract::Path;
 use axum::response::Html;
 use lift_domain::Dimension;
+use lift_proto::convert::prelude::*;
 use lift_proto::matching::v1 as mpb;
 use maud::{Markup, html};
 

@@ -10,6 +10,7 @@
 use axum::extract::{Path, Query};
 use axum::response::{Html, Redirect};
 use lift_domain::offer::OfferState;
+use lift_proto::convert::prelude::*;
 use lift_proto::matching::v1 as mpb;
 use maud::{Markup, html};
 use serde::Deserialize;

@@ -2,6 +2,7 @@
 //! links, scores, the top accounts per dimension, and a brand's campaign with
 //! its shortlist and near misses.
 
+use lift_proto::convert::prelude::*;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use lift_domain::campaign as rules;
 use lift_domain::{AccountId, Dimension};
+use lift_proto::convert::prelude::*;
 use lift_proto::scoring::v1 as spb;
 
 use super::{NO_DATA_SHIFT, OBJECTIVES, Run, RunScores, SUFFICIENT_SHIFT, Strings, TopicColumn, objective_index};

@@ -9,9 +9,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use lift_domain::time::{MICROS_PER_SEC, now, to_timestamp};
+use lift_domain::time::{MICROS_PER_SEC, now};
 use lift_ingest::{Ingest, IngestConfig};
 use lift_matching::{API_KEY_HEADER, Matching, MatchingConfig, create_brand};
+use lift_proto::convert::to_timestamp;
 use lift_proto::ingest::v1 as ipb;
 use lift_proto::ingest::v1::event::Kind;
 use lift_proto::ingest::v1::ingest_service_client::IngestServiceClient;
