@@ -264,75 +264,15 @@ pub fn welch(a: &[f64], b: &[f64], confidence: f64) -> LiftEstimate {
     LiftEstimate { lower: difference - t * se, upper: difference + t * se, confidence, ..unbounded }
 }
 
-/// Standard normal quantile (Acklam's rational approximation, |error| < 1.2e-9).
+/// Standard normal quantile (`crate::stats`, on `statrs`).
 pub fn normal_quantile(p: f64) -> f64 {
-    const A: [f64; 6] = [
-        -3.969_683_028_665_376e1,
-        2.209_460_984_245_205e2,
-        -2.759_285_104_469_687e2,
-        1.383_577_518_672_69e2,
-        -3.066_479_806_614_716e1,
-        2.506_628_277_459_239,
-    ];
-    const B: [f64; 5] = [
-        -5.447_609_879_822_406e1,
-        1.615_858_368_580_409e2,
-        -1.556_989_798_598_866e2,
-        6.680_131_188_771_972e1,
-        -1.328_068_155_288_572e1,
-    ];
-    const C: [f64; 6] = [
-        -7.784_894_002_430_293e-3,
-        -3.223_964_580_411_365e-1,
-        -2.400_758_277_161_838,
-        -2.549_732_539_343_734,
-        4.374_664_141_464_968,
-        2.938_163_982_698_783,
-    ];
-    const D: [f64; 4] =
-        [7.784_695_709_041_462e-3, 3.224_671_290_700_398e-1, 2.445_134_137_142_996, 3.754_408_661_907_416];
-    if p <= 0.0 {
-        return f64::NEG_INFINITY;
-    }
-    if p >= 1.0 {
-        return f64::INFINITY;
-    }
-    let tail = |q: f64| {
-        (((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5])
-            / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
-    };
-    if p < 0.02425 {
-        tail((-2.0 * p.ln()).sqrt())
-    } else if p > 1.0 - 0.02425 {
-        -tail((-2.0 * (1.0 - p).ln()).sqrt())
-    } else {
-        let q = p - 0.5;
-        let r = q * q;
-        (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q
-            / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
-    }
+    crate::stats::normal_quantile(p)
 }
 
-/// Student t quantile for real-valued degrees of freedom: exact for ν ≤ 2,
-/// else the Cornish–Fisher expansion (Abramowitz & Stegun 26.7.5), within
-/// about 1e-3 from ν = 3 and closer as ν grows.
+/// Student t quantile for real-valued degrees of freedom (`crate::stats`, on
+/// `statrs`); the normal quantile when `df` is infinite or not positive.
 pub fn student_t_quantile(p: f64, df: f64) -> f64 {
-    if !df.is_finite() || df <= 0.0 {
-        return normal_quantile(p);
-    }
-    if df <= 1.0 {
-        return (std::f64::consts::PI * (p - 0.5)).tan();
-    }
-    if df <= 2.0 {
-        return (2.0 * p - 1.0) / (2.0 * p * (1.0 - p)).sqrt();
-    }
-    let z = normal_quantile(p);
-    let (z2, v) = (z * z, df);
-    let g1 = (z2 + 1.0) * z / 4.0;
-    let g2 = ((5.0 * z2 + 16.0) * z2 + 3.0) * z / 96.0;
-    let g3 = (((3.0 * z2 + 19.0) * z2 + 17.0) * z2 - 15.0) * z / 384.0;
-    let g4 = ((((79.0 * z2 + 776.0) * z2 + 1482.0) * z2 - 1920.0) * z2 - 945.0) * z / 92160.0;
-    z + g1 / v + g2 / v.powi(2) + g3 / v.powi(3) + g4 / v.powi(4)
+    crate::stats::student_t_quantile(p, df)
 }
 
 /// Entered / left / stayed between two eligible sets.
