@@ -20,10 +20,13 @@ fn beta_int(rng: &mut ChaCha8Rng, a: u32, b: u32) -> f64 {
     x / (x + y)
 }
 
+/// One cell: level, click bin, creators in it, conversion and engaged coverage.
+type Cell = (f64, (u64, u64), usize, f64, f64);
+
 /// Coverage per (level, bin) of the conversion and engaged-rate intervals for
 /// `creators` creators with rates drawn from Beta(2, 48) and Beta(6, 6) and
 /// 30–1,000 clicks (log-uniform), every click opening a session.
-fn measure(creators: usize, seed: u64) -> Vec<(f64, (u64, u64), usize, f64, f64)> {
+fn measure(creators: usize, seed: u64) -> Vec<Cell> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let (mut clicks, mut conv, mut engaged, mut truth) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..creators {
