@@ -7,6 +7,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::compute::{RawMetrics, action_from_counts};
 use super::params::ModelParams;
+use super::stats::{quantize, saturate};
 
 const LEVELS: [f64; 4] = [0.5, 0.8, 0.9, 0.95];
 /// Click-count bins from 30 clicks up, as in `lift validate --report`.
@@ -20,8 +21,9 @@ fn beta_int(rng: &mut ChaCha8Rng, a: u32, b: u32) -> f64 {
     x / (x + y)
 }
 
-/// One cell: level, click bin, creators in it, conversion and engaged coverage.
-type Cell = (f64, (u64, u64), usize, f64, f64);
+/// One cell: level, click bin, creators in it, and the coverage of the
+/// conversion rate, the engaged rate and the action value as served.
+type Cell = (f64, (u64, u64), usize, f64, f64, f64);
 
 /// Coverage per (level, bin) of the conversion and engaged-rate intervals for
 /// `creators` creators with rates drawn from Beta(2, 48) and Beta(6, 6) and
@@ -43,22 +45,29 @@ fn measure(creators: usize, seed: u64) -> Vec<Cell> {
         let mut raw: Vec<RawMetrics> =
             clicks.iter().map(|&k| RawMetrics { sessions: k as f32, clicks: k as f32, ..Default::default() }).collect();
         let est = action_from_counts(&p, &clicks, &conv, &engaged, true, &mut raw).estimates;
+        // The action value the planted rates give: the engine's blend, on its grid.
+        let w = p.action_engaged_weight;
+        let planted = |tc: f64, te: f64| {
+            quantize((1.0 - w) * saturate(tc, p.action_rate_scale) + w * saturate(te, p.action_engaged_scale))
+        };
         for bin in BINS {
-            let (mut n, mut cc, mut ce) = (0usize, 0usize, 0usize);
+            let (mut n, mut cc, mut ce, mut ca) = (0usize, 0usize, 0usize, 0usize);
             for i in (0..creators).filter(|&i| bin.0 <= clicks[i] && clicks[i] < bin.1) {
                 let (tc, te) = truth[i];
                 let (c, e) = (est[i].conversion, est[i].engaged);
+                let v = planted(tc, te);
                 n += 1;
                 cc += usize::from(c.lower <= tc && tc <= c.upper);
                 ce += usize::from(e.lower <= te && te <= e.upper);
+                ca += usize::from(est[i].lower <= v && v <= est[i].upper);
             }
-            out.push((level, bin, n, cc as f64 / n as f64, ce as f64 / n as f64));
+            out.push((level, bin, n, cc as f64 / n as f64, ce as f64 / n as f64, ca as f64 / n as f64));
         }
     }
     out
 }
 
-/// Fails when a rate interval's coverage strays more than 3 points from its
+/// Fails when a rate interval's or the action value's coverage strays more than 3 points from its
 /// credible mass in any click bin from 30 clicks up (the model's stated goal),
 /// or more than 1.5 points pooled over those bins. With 12,000 creators a bin
 /// holds about 4,000, so a calibrated model's figure is within ±1.6 points of
@@ -67,12 +76,18 @@ fn measure(creators: usize, seed: u64) -> Vec<Cell> {
 #[test]
 fn action_rate_intervals_cover_at_every_level() {
     let cells = measure(12_000, 2010);
-    for &(level, bin, n, c, e) in &cells {
-        eprintln!("{:>3.0} % {bin:?} n={n}: conversion {:.1} %, engaged {:.1} %", 100.0 * level, 100.0 * c, 100.0 * e);
+    for &(level, bin, n, c, e, a) in &cells {
+        eprintln!(
+            "{:>3.0} % {bin:?} n={n}: conversion {:.1} %, engaged {:.1} %, action value {:.1} %",
+            100.0 * level,
+            100.0 * c,
+            100.0 * e,
+            100.0 * a
+        );
     }
-    for &(level, bin, n, c, e) in &cells {
+    for &(level, bin, n, c, e, a) in &cells {
         assert!(n > 3_000, "{bin:?}: {n} creators");
-        for (what, got) in [("conversion", c), ("engaged", e)] {
+        for (what, got) in [("conversion", c), ("engaged", e), ("action value", a)] {
             assert!((got - level).abs() <= 0.03, "{what} {bin:?} at {level}: {got:.3}");
         }
     }
@@ -81,7 +96,8 @@ fn action_rate_intervals_cover_at_every_level() {
         let n = at.iter().map(|x| x.2 as f64).sum::<f64>();
         let conversion = at.iter().map(|x| x.2 as f64 * x.3).sum::<f64>() / n;
         let engaged = at.iter().map(|x| x.2 as f64 * x.4).sum::<f64>() / n;
-        for (what, got) in [("conversion", conversion), ("engaged", engaged)] {
+        let action = at.iter().map(|x| x.2 as f64 * x.5).sum::<f64>() / n;
+        for (what, got) in [("conversion", conversion), ("engaged", engaged), ("action value", action)] {
             assert!((got - level).abs() <= 0.015, "{what} pooled at {level}: {got:.4}");
         }
     }

@@ -137,7 +137,7 @@ pub struct ModelParams {
 impl Default for ModelParams {
     fn default() -> Self {
         Self {
-            name: "lift-3".into(),
+            name: "lift-4".into(),
             window_days: 365.0,
             half_life_days: 30.0,
             kind_weights: KindWeights { repost: 3.0, quote: 3.0, reply: 2.0, like: 1.0, mention: 1.5, follow: 0.5 },
@@ -252,7 +252,7 @@ mod tests {
         assert_eq!(a.version(), b.version());
         b.kind_weights.like = 1.5;
         assert_ne!(a.version(), b.version());
-        assert!(a.version().starts_with("lift-3-"));
+        assert!(a.version().starts_with("lift-4-"));
         assert_eq!(a.flat().get("kind_weights.like"), Some(&1.0));
         let back: ModelParams = serde_json::from_str(&serde_json::to_string(&a).unwrap()).unwrap();
         assert_eq!(back.version(), a.version());

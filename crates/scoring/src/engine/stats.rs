@@ -138,8 +138,69 @@ pub fn beta_summary(a: f64, b: f64, mass: f64) -> BetaSummary {
     BetaSummary { mean: a / (a + b), lower: beta_quantile(tail, a, b), upper: beta_quantile(1.0 - tail, a, b) }
 }
 
+/// Mean and variance of `saturate(C, scale)` for C ~ Beta(a, b), exactly (to
+/// rounding): with t = 1/scale, E[e^(−tC)] is Kummer's function 1F1(a; a+b; −t),
+/// summed after Kummer's transformation e^(−t)·1F1(b; a+b; t), whose terms are
+/// all positive (no cancellation). `None` when the shapes or scale are not
+/// positive and finite, or the series would underflow (t > 700).
+pub fn saturated_beta_moments(a: f64, b: f64, scale: f64) -> Option<(f64, f64)> {
+    if !(a > 0.0 && b > 0.0 && scale > 0.0 && a.is_finite() && b.is_finite()) {
+        return None;
+    }
+    let t = 1.0 / scale;
+    let m1 = laplace_of_beta(a, b, t)?;
+    let m2 = laplace_of_beta(a, b, 2.0 * t)?;
+    let mean = 100.0 * (1.0 - m1);
+    // Var[100(1 − e^(−tC))] = 10⁴·(E[e^(−2tC)] − E[e^(−tC)]²).
+    let var = (1e4 * (m2 - m1 * m1)).max(0.0);
+    Some((mean, var))
+}
+
+/// E[e^(−tC)] for C ~ Beta(a, b), t ≥ 0: e^(−t)·Σₙ (b)ₙ/(a+b)ₙ · tⁿ/n!.
+fn laplace_of_beta(a: f64, b: f64, t: f64) -> Option<f64> {
+    if !(0.0..=700.0).contains(&t) {
+        return None;
+    }
+    let c = a + b;
+    let mut term = (-t).exp();
+    let mut sum = term;
+    for n in 0..100_000u32 {
+        let n = f64::from(n);
+        term *= (b + n) / (c + n) * t / (n + 1.0);
+        sum += term;
+        // Past the peak (n > t) the terms fall at least geometrically.
+        if n > t && term <= sum * 1e-17 {
+            return Some(sum.min(1.0));
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
+    /// Pins the saturated moments against midpoint quadrature of the Beta density,
+    /// for a skewed low-count posterior, a tight high-count one and both scales in use.
+    #[test]
+    fn saturated_moments_match_quadrature() {
+        for &(a, b, scale) in &[(2.5, 60.0, 0.05), (40.0, 1900.0, 0.05), (7.0, 5.0, 0.5), (1.5, 3.0, 0.5)] {
+            let (mean, var) = saturated_beta_moments(a, b, scale).unwrap_or_else(|| panic!("moments"));
+            let ln_norm = ln_gamma(a + b) - ln_gamma(a) - ln_gamma(b);
+            let steps = 400_000;
+            let (mut m1, mut m2) = (0.0, 0.0);
+            for k in 0..steps {
+                let x = (f64::from(k) + 0.5) / f64::from(steps);
+                let w = (ln_norm + (a - 1.0) * x.ln() + (b - 1.0) * (1.0 - x).ln()).exp() / f64::from(steps);
+                let v = saturate(x, scale);
+                m1 += w * v;
+                m2 += w * v * v;
+            }
+            let qvar = m2 - m1 * m1;
+            assert!((mean - m1).abs() < 1e-3 * m1.max(1.0), "mean {mean} vs {m1} for {a},{b},{scale}");
+            assert!((var - qvar).abs() < 1e-2 * qvar.max(1e-3), "var {var} vs {qvar} for {a},{b},{scale}");
+        }
+        assert_eq!(saturated_beta_moments(0.0, 1.0, 0.05), None);
+        assert_eq!(saturated_beta_moments(1.0, 1.0, 0.001), None, "t = 1000 would underflow e^(-t)");
+    }
     use super::*;
 
     /// Pins that counting on the grid gives exactly what sorting gives, and that off-grid values are refused.
