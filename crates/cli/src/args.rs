@@ -226,6 +226,10 @@ pub(crate) enum BenchCommand {
         /// The paced runs' rate, requests per second.
         #[arg(long, default_value_t = 5_000)]
         rate: u32,
+        /// Run only ingestion beside the redirector (its one peer on the click path), as in a
+        /// deployment where scoring and matching run elsewhere.
+        #[arg(long)]
+        ingest_only: bool,
     },
     /// MatchCampaign latency over a generated scored population on loopback: through
     /// the score cache, and through the QueryAccounts scan it replaces, side by side.
@@ -351,9 +355,13 @@ pub(crate) struct ValidateArgs {
     /// With --report: seeds of the policy back-test.
     #[arg(long, default_value_t = 20)]
     pub(crate) seeds: usize,
-    /// With --report: creators per population in the coverage study.
+    /// With --report: creators per population and replicate in the coverage study.
     #[arg(long, default_value_t = 4000)]
     pub(crate) coverage_creators: usize,
+    /// With --report: independent replicates of the coverage study (seeds seed, seed+1, …), pooled
+    /// so that each click bin has enough creators to judge coverage to about a point.
+    #[arg(long, default_value_t = 10)]
+    pub(crate) coverage_replicates: usize,
 }
 
 #[derive(Debug, Args)]

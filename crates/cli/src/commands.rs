@@ -22,12 +22,13 @@ pub(crate) async fn bench(command: BenchCommand) -> anyhow::Result<()> {
             let opts = lift_cli::cachebench::CacheBenchOptions { accounts, changed, chunk };
             println!("{}", lift_cli::cachebench::run(&opts).await?);
         }
-        BenchCommand::Links { seconds, connections, threads, rate } => {
+        BenchCommand::Links { seconds, connections, threads, rate, ingest_only } => {
             let opts = lift_cli::linkbench::LinksBenchOptions {
                 seconds: seconds.max(1),
                 connections: connections.max(1),
                 threads: threads.max(1),
                 rate: rate.max(1),
+                ingest_only,
                 ..Default::default()
             };
             println!("{}", lift_cli::linkbench::bench(opts).await?);

@@ -23,7 +23,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 
-use crate::stack::{Databases, Stack};
+use tokio::task::JoinSet;
+
+use crate::stack::{self, Databases, ServiceOptions, Stack};
 
 /// A desktop browser's user agent (the redirector counts it as a person's click).
 const UA: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
@@ -39,11 +41,15 @@ pub struct LinksBenchOptions {
     /// The paced runs' rate (requests/s) and connections.
     pub rate: u32,
     pub paced_connections: u32,
+    /// Beside the redirector run ingestion only (its one peer on the click path), as
+    /// in a deployment where scoring and matching run elsewhere; otherwise all three
+    /// services, which also read every click back from the ledger on the same cores.
+    pub ingest_only: bool,
 }
 
 impl Default for LinksBenchOptions {
     fn default() -> Self {
-        Self { seconds: 10, connections: 64, threads: 2, rate: 5_000, paced_connections: 32 }
+        Self { seconds: 10, connections: 64, threads: 2, rate: 5_000, paced_connections: 32, ingest_only: false }
     }
 }
 
@@ -77,6 +83,15 @@ impl fmt::Display for LinksBenchReport {
             f,
             "saturated: wrk -t{} -c{} -d{}s; paced: {} requests/s over {} keep-alive connections for {} s",
             o.threads, o.connections, o.seconds, o.rate, o.paced_connections, o.seconds
+        )?;
+        writeln!(
+            f,
+            "beside the redirector: {}",
+            if o.ingest_only {
+                "ingestion only (SQLite ledger); scoring and matching not running"
+            } else {
+                "ingestion, scoring and matching (SQLite), all reading the clicks on the same cores"
+            }
         )?;
         writeln!(
             f,
@@ -246,8 +261,12 @@ pub async fn bench(o: LinksBenchOptions) -> anyhow::Result<LinksBenchReport> {
     let dir = std::env::temp_dir().join(format!("lift-bench-links-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
-    let mut stack = Stack::start_loopback(&Databases::sqlite_files(&dir), Default::default()).await?;
-    let mut ingest = IngestServiceClient::new(stack.channel(&stack.ingest_url())?);
+    let services = if o.ingest_only {
+        Services::ingest_only(&dir).await?
+    } else {
+        Services::Stack(Box::new(Stack::start_loopback(&Databases::sqlite_files(&dir), Default::default()).await?))
+    };
+    let mut ingest = IngestServiceClient::new(services.ingest_channel()?);
     ingest
         .register_links(ipb::RegisterLinksRequest {
             links: vec![ipb::Link {
@@ -262,7 +281,7 @@ pub async fn bench(o: LinksBenchOptions) -> anyhow::Result<LinksBenchReport> {
     let cfg = lift_collect::CollectConfig { spool_path: dir.join("spool"), ..Default::default() };
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let links_addr = listener.local_addr()?;
-    let collector = stack.start_collect(listener, cfg).await?;
+    let (services, collector) = services.start_collect(listener, cfg).await?;
     let floor_stop = Shutdown::new();
     let floor_addr = static_302(&floor_stop).await?;
     let head_before = ledger_head(&mut ingest).await?;
@@ -285,10 +304,72 @@ pub async fn bench(o: LinksBenchOptions) -> anyhow::Result<LinksBenchReport> {
     let drain = t.elapsed();
     let clicks_on_ledger = ledger_head(&mut ingest).await? - head_before;
     floor_stop.trigger();
-    stack.stop().await?;
+    services.stop().await?;
     let _ = std::fs::remove_dir_all(&dir);
     let clicks_answered = [&runs[1], &runs[3]].iter().map(|r| r.requests.saturating_sub(r.not_302)).sum();
     Ok(LinksBenchReport { runs, clicks_answered, clicks_on_ledger, drain, opts: o })
+}
+
+/// What runs beside the redirector.
+enum Services {
+    Stack(Box<Stack>),
+    /// Ingestion alone, without authentication (the collector is its only client).
+    Ingest {
+        url: String,
+        db: sea_orm::DatabaseConnection,
+        shutdown: Shutdown,
+        tasks: JoinSet<anyhow::Result<()>>,
+    },
+}
+
+impl Services {
+    async fn ingest_only(dir: &std::path::Path) -> anyhow::Result<Self> {
+        let (shutdown, mut tasks) = (Shutdown::new(), JoinSet::new());
+        let opts = ServiceOptions::default();
+        let db = stack::connect_db(&stack::sqlite_file(dir, "ingest.db"), &opts).await?;
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let url = stack::http_url(listener.local_addr()?);
+        stack::spawn_ingest_on(&mut tasks, listener, db.clone(), Default::default(), &opts, &shutdown);
+        Ok(Self::Ingest { url, db, shutdown, tasks })
+    }
+
+    fn ingest_channel(&self) -> anyhow::Result<lift_runtime::client::Channel> {
+        match self {
+            Self::Stack(s) => s.channel(&s.ingest_url()),
+            Self::Ingest { url, .. } => stack::channel(url),
+        }
+    }
+
+    async fn start_collect(
+        self,
+        listener: TcpListener,
+        cfg: lift_collect::CollectConfig,
+    ) -> anyhow::Result<(Self, lift_collect::Collector)> {
+        match self {
+            Self::Stack(mut s) => {
+                let c = s.start_collect(listener, cfg).await?;
+                Ok((Self::Stack(s), c))
+            }
+            Self::Ingest { url, db, shutdown, mut tasks } => {
+                let opts = ServiceOptions::default();
+                let c = stack::spawn_collect(&mut tasks, listener, db.clone(), &url, cfg, &opts, &shutdown).await?;
+                Ok((Self::Ingest { url, db, shutdown, tasks }, c))
+            }
+        }
+    }
+
+    async fn stop(self) -> anyhow::Result<()> {
+        match self {
+            Self::Stack(s) => s.stop().await,
+            Self::Ingest { shutdown, mut tasks, .. } => {
+                shutdown.trigger();
+                while let Some(r) = tasks.join_next().await {
+                    r??;
+                }
+                Ok(())
+            }
+        }
+    }
 }
 
 /// Lets delivery catch up between runs, so one run's backlog does not load the next (bounded).
