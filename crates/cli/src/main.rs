@@ -53,13 +53,22 @@ async fn main() -> anyhow::Result<()> {
             })
             .await?;
         }
-        Command::Validate(ValidateArgs { report: Some(dir), collegemsg, seed, seeds, coverage_creators, .. }) => {
+        Command::Validate(ValidateArgs {
+            report: Some(dir),
+            collegemsg,
+            seed,
+            seeds,
+            coverage_creators,
+            coverage_replicates,
+            ..
+        }) => {
             lift_cli::validate::report::run(&lift_cli::validate::report::ReportOptions {
                 dir,
                 collegemsg,
                 seed,
                 seeds,
                 creators: coverage_creators,
+                replicates: coverage_replicates,
             })?;
         }
         Command::Validate(a) => {

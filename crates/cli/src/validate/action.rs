@@ -6,7 +6,11 @@
 //! 1–1,000 attributed clicks; every click opens a session that is engaged with
 //! the planted engaged rate and converts with the planted conversion rate. The
 //! engine scores the outcomes at credible masses 50/80/90/95 % and the report
-//! counts how often each interval covers the planted rate, by click count.
+//! counts how often each interval covers the planted rate, by click count —
+//! and how often the action value's interval (the two rates blended, as
+//! served) covers the value the planted rates give. Independent replicates are
+//! pooled, so each cell has enough creators for its sampling error to be
+//! small next to the ±3-point goal; the report prints that error beside it.
 //! Two populations: rates drawn from Beta distributions (the model's own prior
 //! family) and a two-group mixture (a quarter of creators convert at 6–20 %,
 //! the rest at 0–4 %) that the Beta prior fits only approximately.
@@ -25,6 +29,7 @@
 //!   down its own ranking, skipping creators it can no longer afford.
 
 use lift_domain::Dimension;
+use lift_scoring::engine::stats::{quantize, saturate};
 use lift_scoring::engine::{ModelParams, Snapshot, compute};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -74,7 +79,8 @@ fn conversion_mixture(rng: &mut ChaCha8Rng) -> f64 {
     if rng.random_bool(0.25) { rng.random_range(0.06..0.20) } else { rng.random_range(0.0..0.04) }
 }
 
-/// Coverage of one level in one bin, for both rates.
+/// Coverage of one level in one bin: the two rates' intervals and the action
+/// value's (the interval `QueryAccounts` serves on the 0–100 scale).
 #[derive(Debug, Clone, Copy)]
 pub struct CoverageCell {
     pub level: f64,
@@ -82,17 +88,68 @@ pub struct CoverageCell {
     pub creators: usize,
     pub conversion: f64,
     pub engaged: f64,
+    pub action: f64,
+}
+
+impl CoverageCell {
+    /// Half-width of the 95 % range within which a calibrated model's measured
+    /// coverage falls by chance alone, with this many creators: the sampling
+    /// error of the cell, 1.96·√(level·(1 − level) / creators).
+    pub fn chance(&self) -> f64 {
+        if self.creators == 0 {
+            return f64::NAN;
+        }
+        1.96 * (self.level * (1.0 - self.level) / self.creators as f64).sqrt()
+    }
 }
 
 #[derive(Debug, Clone)]
 pub struct Coverage {
     pub population: Population,
+    /// Creators per replicate.
     pub creators: usize,
+    /// Independent replicates (seeds `seed`, `seed + 1`, …), pooled in `cells`.
+    pub replicates: usize,
     pub cells: Vec<CoverageCell>,
 }
 
-/// Plants `creators` creators and measures coverage at every level and bin.
-pub fn coverage(population: Population, creators: usize, seed: u64, base: &ModelParams) -> Coverage {
+/// Counts behind one cell, summed over replicates.
+#[derive(Debug, Clone, Copy, Default)]
+struct Tally {
+    n: usize,
+    conversion: usize,
+    engaged: usize,
+    action: usize,
+}
+
+/// Plants `creators` creators per replicate, `replicates` times with seeds
+/// `seed`, `seed + 1`, …, and measures coverage at every level and bin, pooled.
+pub fn coverage(population: Population, creators: usize, replicates: usize, seed: u64, base: &ModelParams) -> Coverage {
+    let mut tally = vec![Tally::default(); LEVELS.len() * BINS.len()];
+    for r in 0..replicates.max(1) {
+        replicate(population, creators, seed.wrapping_add(r as u64), base, &mut tally);
+    }
+    let mut cells = Vec::with_capacity(tally.len());
+    for (li, &level) in LEVELS.iter().enumerate() {
+        for (bi, &bin) in BINS.iter().enumerate() {
+            let t = tally[li * BINS.len() + bi];
+            let share = |k: usize| if t.n == 0 { f64::NAN } else { k as f64 / t.n as f64 };
+            cells.push(CoverageCell {
+                level,
+                bin,
+                creators: t.n,
+                conversion: share(t.conversion),
+                engaged: share(t.engaged),
+                action: share(t.action),
+            });
+        }
+    }
+    Coverage { population, creators, replicates: replicates.max(1), cells }
+}
+
+/// One replicate: plants the creators on a fresh ledger, scores it at every
+/// level and adds what each interval covers to `tally`.
+fn replicate(population: Population, creators: usize, seed: u64, base: &ModelParams, tally: &mut [Tally]) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut l = Ledger { network: "cov".into(), ..Default::default() };
     let t0 = 1_100_000_000i64;
@@ -113,27 +170,33 @@ pub fn coverage(population: Population, creators: usize, seed: u64, base: &Model
         truth.push((owner, clicks, tc, te));
     }
     let state = l.state();
-    let mut cells = Vec::new();
-    for level in LEVELS {
+    drop(l);
+    let nodes: Vec<Option<usize>> = truth
+        .iter()
+        .map(|(owner, ..)| state.node(&lift_domain::AccountId::new("cov", owner.as_str())).map(|n| n as usize))
+        .collect();
+    // The action value the planted rates would have: the engine's blend of the two
+    // rates (every creator reports sessions), on the engine's value grid.
+    let w = base.action_engaged_weight.clamp(0.0, 1.0);
+    let planted_value = |tc: f64, te: f64| {
+        quantize((1.0 - w) * saturate(tc, base.action_rate_scale) + w * saturate(te, base.action_engaged_scale))
+    };
+    for (li, &level) in LEVELS.iter().enumerate() {
         let p = ModelParams { credible_mass: level, ..base.clone() };
         let snap = compute(&state, &p);
-        for bin in BINS {
-            let (mut n, mut cc, mut ce) = (0usize, 0usize, 0usize);
-            for (owner, clicks, tc, te) in &truth {
-                if *clicks < bin.0 || *clicks >= bin.1 {
-                    continue;
-                }
-                let Some(node) = state.node(&lift_domain::AccountId::new("cov", owner.as_str())) else { continue };
-                let a = snap.action[node as usize];
-                n += 1;
-                cc += usize::from(a.conversion.lower <= *tc && *tc <= a.conversion.upper);
-                ce += usize::from(a.engaged.lower <= *te && *te <= a.engaged.upper);
-            }
-            let share = |k: usize| if n == 0 { f64::NAN } else { k as f64 / n as f64 };
-            cells.push(CoverageCell { level, bin, creators: n, conversion: share(cc), engaged: share(ce) });
+        for ((_, clicks, tc, te), node) in truth.iter().zip(&nodes) {
+            let (Some(bi), Some(node)) = (BINS.iter().position(|b| b.0 <= *clicks && *clicks < b.1), node) else {
+                continue;
+            };
+            let a = snap.action[*node];
+            let v = planted_value(*tc, *te);
+            let t = &mut tally[li * BINS.len() + bi];
+            t.n += 1;
+            t.conversion += usize::from(a.conversion.lower <= *tc && *tc <= a.conversion.upper);
+            t.engaged += usize::from(a.engaged.lower <= *te && *te <= a.engaged.upper);
+            t.action += usize::from(a.lower <= v && v <= a.upper);
         }
     }
-    Coverage { population, creators, cells }
 }
 
 /// One policy's results over the seeds.

@@ -9,7 +9,7 @@ use std::time::Instant;
 use anyhow::Context;
 use lift_scoring::engine::{ModelParams, compute};
 
-use super::action::{self, BINS, Backtest, Coverage, LEVELS, Population};
+use super::action::{self, BINS, Backtest, Coverage, CoverageCell, LEVELS, Population};
 use super::gaming::{self, GamingOptions, GamingResult};
 use super::svg::{self, Series};
 use super::world;
@@ -22,8 +22,10 @@ pub struct ReportOptions {
     pub seed: u64,
     /// Back-test seeds.
     pub seeds: usize,
-    /// Creators per coverage population.
+    /// Creators per coverage population and replicate.
     pub creators: usize,
+    /// Independent replicates of the coverage study, pooled.
+    pub replicates: usize,
 }
 
 /// Runs everything and writes the report; returns the directory written.
@@ -49,7 +51,7 @@ pub fn run(o: &ReportOptions) -> anyhow::Result<PathBuf> {
     println!("[2/3] action intervals: coverage against planted rates");
     let cov: Vec<Coverage> = [Population::Beta, Population::Mixture]
         .iter()
-        .map(|&pop| action::coverage(pop, o.creators, o.seed, &p))
+        .map(|&pop| action::coverage(pop, o.creators, o.replicates, o.seed, &p))
         .collect();
     for c in &cov {
         print!("{}", coverage_table(c));
@@ -69,13 +71,15 @@ pub fn run(o: &ReportOptions) -> anyhow::Result<PathBuf> {
     let _ = writeln!(md, "# Validation report — model `{version}`\n");
     let _ = writeln!(
         md,
-        "Made by `lift validate --report {} --seed {} --seeds {} --creators {}` on {base_name} \
+        "Made by `lift validate --report {} --seed {} --seeds {} --coverage-creators {} \
+         --coverage-replicates {}` on {base_name} \
          ({base_events} events, {base_accounts} accounts) in {:.0} s. Everything is seeded: the same command \
          gives the same figures.\n",
         o.dir.display(),
         o.seed,
         o.seeds,
         o.creators,
+        o.replicates,
         started.elapsed().as_secs_f64()
     );
     md.push_str("## Gaming detection\n\n");
@@ -163,28 +167,63 @@ pub fn gaming_table(g: &GamingResult) -> String {
     s
 }
 
+/// The goal: coverage within this many points of nominal at every level with ≥ 30 clicks.
+pub const COVERAGE_GOAL_POINTS: f64 = 3.0;
+
 pub fn coverage_table(c: &Coverage) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "{} creators, planted {}.\n", c.creators, c.population.name());
-    s.push_str("| clicks | creators |");
-    for l in LEVELS {
-        let _ = write!(s, " {:.0} % conv. | {:.0} % engaged |", 100.0 * l, 100.0 * l);
-    }
-    s.push_str("\n|---|---|");
-    for _ in LEVELS {
-        s.push_str("---|---|");
-    }
-    s.push('\n');
-    for bin in BINS {
-        let cells: Vec<_> = c.cells.iter().filter(|x| x.bin == bin).collect();
-        let n = cells.first().map_or(0, |x| x.creators);
-        let _ = write!(s, "| {}–{} | {n} |", bin.0, bin.1 - 1);
-        for x in cells {
-            let _ = write!(s, " {} | {} |", pct(x.conversion), pct(x.engaged));
+    let _ = writeln!(
+        s,
+        "{} creators × {} independent replicates, pooled; planted {}. Each cell: share of creators whose \
+         interval covers the planted value, and (±) the 95 % range within which a calibrated model's figure \
+         would fall by chance with that many creators.\n",
+        c.creators,
+        c.replicates,
+        c.population.name()
+    );
+    let kinds: [(&str, fn(&CoverageCell) -> f64); 3] = [
+        ("conversion rate per click", |x| x.conversion),
+        ("engaged-session rate per click", |x| x.engaged),
+        ("action value as served (the two rates blended 3:1, 0–100)", |x| x.action),
+    ];
+    for (name, get) in kinds {
+        let _ = write!(s, "| {name}: clicks | creators |");
+        for l in LEVELS {
+            let _ = write!(s, " {:.0} % |", 100.0 * l);
+        }
+        s.push_str("\n|---|---|");
+        for _ in LEVELS {
+            s.push_str("---|");
         }
         s.push('\n');
+        for bin in BINS {
+            let cells: Vec<&CoverageCell> = c.cells.iter().filter(|x| x.bin == bin).collect();
+            let n = cells.first().map_or(0, |x| x.creators);
+            let _ = write!(s, "| {}–{} | {n} |", bin.0, bin.1 - 1);
+            for x in cells {
+                let _ = write!(s, " {} ±{:.1} |", pct(get(x)), 100.0 * x.chance());
+            }
+            s.push('\n');
+        }
+        let worst = worst_gap(c, get);
+        let _ = writeln!(
+            s,
+            "\nWith ≥ 30 clicks the largest gap from nominal is {:+.1} points ({}).\n",
+            100.0 * worst,
+            if worst.abs() <= COVERAGE_GOAL_POINTS / 100.0 { "within ±3" } else { "outside ±3" }
+        );
     }
     s
+}
+
+/// The coverage minus nominal of largest magnitude over every level and every
+/// bin from 30 clicks up (NaN when no such bin has creators).
+pub fn worst_gap(c: &Coverage, get: fn(&CoverageCell) -> f64) -> f64 {
+    c.cells
+        .iter()
+        .filter(|x| x.bin.0 >= 30 && x.creators > 0)
+        .map(|x| get(x) - x.level)
+        .fold(f64::NAN, |w, g| if w.is_nan() || g.abs() > w.abs() { g } else { w })
 }
 
 pub fn backtest_table(b: &Backtest) -> String {
