@@ -19,7 +19,7 @@ use tokio::net::TcpListener;
 use crate::resolve::Lookup;
 use crate::sessions::{Beacon, Refused};
 use crate::webhook::{self, GenericOrder, Order, ShopifyOrder};
-use crate::{Collector, Error, Inner, agent, is_token, random_id};
+use crate::{Collector, Error, Inner, agent, is_token, ordered_id};
 
 /// The collector's routes (for `serve`, or for embedding in tests).
 pub fn router(c: Collector) -> Router {
@@ -108,7 +108,7 @@ async fn redirect(
         (l, _) => l,
     };
     let existing = cookie(&headers, &inner.cfg.cookie_name).filter(|v| is_token(v, 16, 64));
-    let visitor = existing.clone().unwrap_or_else(|| random_id(16));
+    let visitor = existing.clone().unwrap_or_else(|| ordered_id(12));
     let verdict = agent::classify(&method, &headers);
     // Bursts are judged per visitor; without a cookie, per address and user agent (hashed, in
     // memory only, never stored), so visitors sharing an address are told apart where they can be.
@@ -126,7 +126,7 @@ async fn redirect(
     let not_counted = verdict.not_counted.or(burst.then_some("burst from one visitor"));
     let location = landing_with_params(landing, &link.campaign_id, &code, &visitor);
     let event = pb::Event {
-        event_id: format!("clk-{}", random_id(16)),
+        event_id: format!("clk-{}", ordered_id(8)),
         source: inner.cfg.source.clone(),
         occurred_at: Some(inner.now_ts()),
         kind: Some(pb::event::Kind::LinkClick(pb::LinkClick {

@@ -216,9 +216,50 @@ pub(crate) fn is_token(s: &str, min: usize, max: usize) -> bool {
     (min..=max).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-/// A new random hex id of `bytes` bytes.
-pub(crate) fn random_id(bytes: usize) -> String {
-    let mut b = vec![0u8; bytes];
-    rand::fill(&mut b[..]);
-    hex::encode(b)
+/// A new id: the wall clock in microseconds (14 hex digits) and then `random_bytes`
+/// random bytes in hex. Ids made later sort later, so the ledger's unique index on
+/// event ids and the click index on visitor ids take new entries at their right-hand
+/// edge — a few pages per delivered batch rather than one page per event scattered
+/// over the whole index (measured: random ids made SQLite's writes and page reads
+/// about a quarter of the collector's process time at full load). The random part
+/// alone keeps ids unguessable and unique.
+pub(crate) fn ordered_id(random_bytes: usize) -> String {
+    use std::fmt::Write as _;
+    let micros = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros());
+    let mut b = [0u8; 32];
+    let b = &mut b[..random_bytes.min(32)];
+    rand::fill(b);
+    let mut id = String::with_capacity(14 + 2 * b.len());
+    let _ = write!(id, "{:014x}", micros & 0xff_ffff_ffff_ffff);
+    for x in b.iter() {
+        let _ = write!(id, "{x:02x}");
+    }
+    id
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Pins what the indexes rely on: later ids sort after earlier ones, every id is new,
+    /// and ids pass the collector's own token check (a visitor id comes back as a cookie).
+    #[test]
+    fn ordered_ids_sort_by_creation_and_do_not_repeat() {
+        let ids: Vec<String> = (0..2_000)
+            .map(|i| {
+                if i % 500 == 0 {
+                    std::thread::sleep(std::time::Duration::from_millis(2));
+                }
+                ordered_id(12)
+            })
+            .collect();
+        for w in ids.windows(2) {
+            assert!(w[0][..14] <= w[1][..14], "{} then {}", w[0], w[1]);
+        }
+        assert!(ids[0][..14] < ids[1_999][..14], "the clock moved between the first and last id");
+        let unique: std::collections::HashSet<&String> = ids.iter().collect();
+        assert_eq!(unique.len(), ids.len());
+        assert!(ids.iter().all(|id| id.len() == 38 && is_token(id, 16, 64)));
+        assert_eq!(ordered_id(8).len(), 30);
+    }
 }
