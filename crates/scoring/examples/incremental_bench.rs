@@ -37,6 +37,7 @@ fn main() {
     let mut served = IncrementalScores::new();
     let mut warm = compute_incremental(&state, &p, None, &mut served).pagerank;
     let mut whole: Vec<String> = Vec::new();
+    let mut network_rows: Vec<String> = Vec::new();
     println!(
         "prefix: {} accounts, {} events (apply {:.1} s); first incremental run (builds its indexes, as after a restart): {:.2} s",
         state.len(),
@@ -68,6 +69,26 @@ fn main() {
         let net = Dimension::Network.index();
         let net_diff =
             whole_snap.values[net].iter().zip(&scratch.values[net]).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
+        let l1: f64 = whole_snap.pagerank.iter().zip(&scratch.pagerank).map(|(x, y)| (x - y).abs()).sum();
+        let nr = served.network.stats.last;
+        network_rows.push(format!(
+            "| {r} | {:.0} | {:.0} | {} | {:.0} / {:.0} / {:.0} | {} / {} | {} / {} | {:.3e} / {:.3e} | {:.2e} | {:.2e} | {:.4} |",
+            scratch.stats.phases.network,
+            whole_snap.stats.phases.network,
+            if nr.kind.is_full() { format!("full ({:?}, {} iterations)", nr.kind, nr.iterations) } else { "local".into() },
+            nr.diff_ms,
+            nr.push_ms,
+            nr.full_ms,
+            nr.changed_sources,
+            nr.scattered_sources,
+            nr.pushes,
+            nr.pushed_edges,
+            nr.residual_before,
+            nr.residual,
+            nr.bound,
+            l1,
+            net_diff,
+        ));
         let ph = |s: &lift_scoring::engine::Snapshot| {
             let p = s.stats.phases;
             format!(
@@ -137,4 +158,23 @@ fn main() {
     for row in whole {
         println!("{row}");
     }
+    println!();
+    println!(
+        "The network step of those runs: from scratch (graph build and power iteration) beside the incremental path's (graph build, then a local residual-push update of the kept PageRank, or a full run when its bound would pass the tolerance {:e}):",
+        served.network.tolerance
+    );
+    println!();
+    println!(
+        "| run | from scratch: network (ms) | incremental: network (ms) | update | diff / push / full (ms) | changed / scattered sources | pushes / edges visited | residual L1 before / after push | stated L1 bound | measured L1 vs from scratch | max abs. network value diff |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    for row in network_rows {
+        println!("{row}");
+    }
+    let st = served.network.stats;
+    println!();
+    println!(
+        "network updates in this process: {} local, {} full (the first builds the estimate)",
+        st.local_runs, st.full_runs
+    );
 }

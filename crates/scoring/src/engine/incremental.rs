@@ -52,6 +52,7 @@ use lift_domain::{Dimension, Micros};
 
 use super::authenticity::{self, Authenticity};
 use super::compute::{ActionEstimate, RawMetrics, action_from_counts, action_percentiles, kind_weight};
+use super::pagerank_push::PushRank;
 use super::params::ModelParams;
 use super::state::{NONE, Node, OutcomeKind, State};
 use super::stats::{grid_percentiles, percentiles, quantize, saturate};
@@ -165,6 +166,8 @@ pub struct IncrementalScores {
     /// Accounts whose value in any of the four columns moved in the last run, ascending.
     pub changed: Vec<Node>,
     pub last: IncrementalRun,
+    /// PageRank kept between runs and updated locally (`compute_incremental`).
+    pub network: PushRank,
 }
 
 fn is_repost(k: EngagementKind) -> bool {
@@ -212,7 +215,9 @@ impl IncrementalScores {
         let mut full = false;
         if version != self.model || state.offset < self.offset || state.events < self.events {
             // A new model or a state that is not an extension of the one followed: start over.
-            *self = Self { model: version, ..Self::default() };
+            let mut network = std::mem::take(&mut self.network);
+            network.invalidate();
+            *self = Self { model: version, network, ..Self::default() };
             full = true;
         }
         let new_entries = state.events - self.events;

@@ -4,6 +4,7 @@ use proptest::prelude::*;
 use super::*;
 use crate::engine::compute::{Snapshot, compute};
 use crate::engine::incremental_snapshot::compute_incremental;
+use crate::engine::pagerank_push::{DEFAULT_TOLERANCE, NetworkRunKind};
 use crate::engine::stats::GRID;
 use crate::engine::testutil::*;
 
@@ -104,34 +105,61 @@ fn assert_column_within_step(x: &[f64], px: &[f64], y: &[f64], ctx: &str) {
     }
 }
 
+/// A column whose values may differ by up to `slack` each, and whose
+/// percentiles (the share of the population at or below a value) are then
+/// bracketed by the other column's: whatever lies `slack` below a value in
+/// one column lies at or below it in the other, and nothing above `slack`
+/// over it does.
+fn assert_column_within(x: &[f64], px: &[f64], y: &[f64], slack: f64, ctx: &str) {
+    let mut sorted = y.to_vec();
+    sorted.sort_unstable_by(f64::total_cmp);
+    let slack = slack + 1e-9;
+    for u in 0..y.len() {
+        assert!((x[u] - y[u]).abs() <= slack, "{ctx}: value of {u}: {} vs {} (slack {slack})", x[u], y[u]);
+        if x[u] > 0.0 {
+            let lo = share_at_or_below(&sorted, x[u] - slack);
+            let hi = share_at_or_below(&sorted, x[u] + slack);
+            assert!(lo <= px[u] && px[u] <= hi, "{ctx}: percentile of {u}: {} not in [{lo}, {hi}]", px[u]);
+        }
+    }
+}
+
 /// A whole incremental snapshot against `compute`'s: reach, action and
-/// authenticity exactly; activity and network within one grid step; PageRank
-/// within its convergence tolerance; flags, topics and seed probabilities
-/// exactly.
-fn assert_snapshot_within_tolerance(a: &Snapshot, b: &Snapshot, tolerance: f64, ctx: &str) {
+/// authenticity exactly; activity within one grid step; PageRank within
+/// `tolerance` in L1 and each network value within what that allows (the
+/// value's slope in relative PageRank is at most `100/network_scale`, and a
+/// value may land on the other side of a grid rounding); flags, topics and
+/// seed probabilities exactly.
+fn assert_snapshot_within_tolerance(a: &Snapshot, b: &Snapshot, tolerance: f64, p: &ModelParams, ctx: &str) {
     assert_eq!((a.n, a.as_of, &a.model_version), (b.n, b.as_of, &b.model_version), "{ctx}");
     for d in [Dimension::Reach, Dimension::Action, Dimension::Authenticity] {
         assert_eq!(a.values[d.index()], b.values[d.index()], "{ctx}: {d:?} values");
         assert_eq!(a.percentiles[d.index()], b.percentiles[d.index()], "{ctx}: {d:?} percentiles");
     }
-    for d in [Dimension::Activity, Dimension::Network] {
-        let i = d.index();
-        assert_column_within_step(&a.values[i], &a.percentiles[i], &b.values[i], &format!("{ctx}: {d:?}"));
-    }
+    let i = Dimension::Activity.index();
+    assert_column_within_step(&a.values[i], &a.percentiles[i], &b.values[i], &format!("{ctx}: activity"));
     let l1: f64 = a.pagerank.iter().zip(&b.pagerank).map(|(x, y)| (x - y).abs()).sum();
-    assert!(l1 <= tolerance, "{ctx}: PageRank L1 difference {l1}");
+    assert!(l1 <= tolerance, "{ctx}: PageRank L1 difference {l1} over the bound {tolerance}");
+    let slack = 100.0 / p.network_scale * a.n as f64 * tolerance + 1.0 / GRID;
+    let i = Dimension::Network.index();
+    assert_column_within(&a.values[i], &a.percentiles[i], &b.values[i], slack, &format!("{ctx}: network"));
     assert_eq!((&a.action, a.action_prior), (&b.action, b.action_prior), "{ctx}: action");
     assert_eq!((&a.flags, &a.flags_by_account), (&b.flags, &b.flags_by_account), "{ctx}: flags");
     assert_eq!(a.topics, b.topics, "{ctx}: topics");
     assert_eq!(a.influence, b.influence, "{ctx}: seed probabilities");
 }
 
-fn run_sequence(seed: u64, accounts: usize, n: usize, chunks: &[usize], p: &ModelParams) {
+/// Runs the incremental paths over `stream(seed, accounts, n)` cut into
+/// `chunks`, checking every run against a from-scratch `compute`; the
+/// service's path updates PageRank locally within `drift` (see
+/// `pagerank_push`). Returns the service path's local and full network runs.
+fn run_sequence(seed: u64, accounts: usize, n: usize, chunks: &[usize], p: &ModelParams, drift: f64) -> (u64, u64) {
     let entries = stream(seed, accounts, n);
     let mut state = State::new();
     let mut inc = IncrementalScores::new();
     // The service's path: a whole snapshot per run, PageRank warm-started from the last.
     let mut served = IncrementalScores::new();
+    served.network.tolerance = drift;
     let mut warm: Option<Vec<f64>> = None;
     let mut at = 0;
     let mut k = 0;
@@ -157,15 +185,22 @@ fn run_sequence(seed: u64, accounts: usize, n: usize, chunks: &[usize], p: &Mode
         let scratch = compute(&state, p);
         assert_within_tolerance(&inc, &scratch, &ctx);
         let snap = compute_incremental(&state, p, warm.as_deref(), &mut served);
-        // Both stop within `pagerank_tolerance` of the fixed point (L1 change of an
-        // iteration; the error is at most that over 1 − damping).
-        let bound = 2.0 * p.pagerank_tolerance / (1.0 - p.damping);
-        assert_snapshot_within_tolerance(&snap, &scratch, bound, &ctx);
+        // The served vector is within the update's stated bound of the exact
+        // PageRank (a full run's bound covers its own convergence); the
+        // from-scratch run stops within `pagerank_tolerance` of the fixed point
+        // (L1 change of an iteration; the error is at most that over 1 − damping).
+        let net = served.network.stats.last;
+        let full_run = 2.0 * p.pagerank_tolerance / (1.0 - p.damping);
+        let bound = if net.kind == NetworkRunKind::FullAlways { 2.0 * full_run } else { net.bound + full_run };
+        assert!(drift <= 0.0 || net.bound <= drift, "{ctx}: bound {} over the tolerance {drift}", net.bound);
+        assert_snapshot_within_tolerance(&snap, &scratch, bound, p, &ctx);
+        assert_eq!(snap.stats.pagerank_iterations, net.iterations, "{ctx}");
         warm = Some(snap.pagerank);
         let mut fresh = IncrementalScores::new();
         fresh.run(&state, p);
         assert_identical(&inc, &fresh, &ctx);
     }
+    (served.network.stats.local_runs, served.network.stats.full_runs)
 }
 
 /// Pins that runs after small batches recompute only the touched accounts.
@@ -194,7 +229,27 @@ fn small_batches_touch_few_accounts() {
 /// Pins window exits, decay-base moves and late post authors under the fast model.
 #[test]
 fn fast_window_sequence_matches() {
-    run_sequence(3, 60, 2000, &[1, 37, 250, 5, 400], &fast_params());
+    run_sequence(3, 60, 2000, &[1, 37, 250, 5, 400], &fast_params(), DEFAULT_TOLERANCE);
+}
+
+/// Pins that small batches update PageRank locally, that only the first run
+/// (no estimate yet) is full, and that a tolerance of 0 makes every run full.
+#[test]
+fn small_batches_update_pagerank_locally() {
+    let p = ModelParams::default();
+    let (local, full) = run_sequence(13, 300, 2500, &[400, 20, 35, 10], &p, DEFAULT_TOLERANCE);
+    assert_eq!(full, 1, "{local} local runs");
+    assert!(local >= 10, "{local} local runs");
+    let (local, full) = run_sequence(13, 300, 1200, &[400, 50], &p, 0.0);
+    assert_eq!(local, 0);
+    assert!(full >= 5);
+}
+
+/// Pins that a tight tolerance is met, locally or by a full run.
+#[test]
+fn tight_tolerance_is_met() {
+    let (local, full) = run_sequence(17, 200, 1500, &[300, 30, 7], &ModelParams::default(), 1e-7);
+    assert!(local + full > 0);
 }
 
 /// Pins that a model change starts over.
@@ -217,8 +272,11 @@ proptest! {
 
     /// Any sequence of incremental runs over a random stream equals a
     /// from-scratch `compute` within the stated tolerance (reach, action,
-    /// authenticity exactly; activity within one grid step), every percentile
-    /// included, and equals a fresh build bit for bit (restart identity).
+    /// authenticity exactly; activity within one grid step; PageRank within
+    /// the local update's stated bound, itself within the drift tolerance,
+    /// and network values and percentiles within what that bound allows),
+    /// every percentile included, and the four incremental columns equal a
+    /// fresh build bit for bit (restart identity).
     #[test]
     fn incremental_runs_match_from_scratch(
         seed in any::<u64>(),
@@ -226,8 +284,9 @@ proptest! {
         n in 50usize..900,
         chunks in proptest::collection::vec(20usize..300, 1..6),
         fast in any::<bool>(),
+        drift in prop_oneof![Just(DEFAULT_TOLERANCE), Just(1e-3), Just(1e-6), Just(0.0)],
     ) {
         let p = if fast { fast_params() } else { ModelParams::default() };
-        run_sequence(seed, accounts, n, &chunks, &p);
+        run_sequence(seed, accounts, n, &chunks, &p, drift);
     }
 }

@@ -50,6 +50,18 @@ pub(super) fn current_follows(state: &State) -> Vec<(u32, u32, f32)> {
     out
 }
 
+/// The network graph's out-rows: the engagement edges plus follows (follower
+/// → followee at the follow kind weight).
+pub(super) fn network_graph(
+    n: usize,
+    mut edges: Vec<(u32, u32, f32)>,
+    follows: &[(u32, u32, f32)],
+    p: &ModelParams,
+) -> Csr {
+    edges.extend(follows.iter().map(|&(followee, follower, _)| (follower, followee, p.kind_weights.follow as f32)));
+    Csr::from_edges(n, &edges)
+}
+
 /// The ranked network graph.
 pub(super) struct Ranked {
     pub(super) prg: PageRankGraph,
@@ -62,15 +74,13 @@ pub(super) struct Ranked {
 /// count less: it passes on only its weight's share of its rank.
 pub(super) fn rank(
     n: usize,
-    mut edges: Vec<(u32, u32, f32)>,
+    edges: Vec<(u32, u32, f32)>,
     follows: &[(u32, u32, f32)],
     p: &ModelParams,
     weight: &[f64],
     warm_start: Option<&[f64]>,
 ) -> Ranked {
-    edges.extend(follows.iter().map(|&(followee, follower, _)| (follower, followee, p.kind_weights.follow as f32)));
-    let graph = Csr::from_edges(n, &edges);
-    drop(edges);
+    let graph = network_graph(n, edges, follows, p);
     let prg = PageRankGraph::with_retention(&graph, Some(weight));
     let graph_bytes = graph.bytes() + prg.bytes();
     drop(graph);

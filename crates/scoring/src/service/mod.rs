@@ -70,6 +70,11 @@ pub struct ScoringConfig {
     /// in full, dominate — while the first run after a start pays for building
     /// the per-account indexes (about twice a full run) and they hold memory.
     pub incremental_runs: bool,
+    /// With `incremental_runs`: between full runs PageRank is updated locally
+    /// by residual push (`engine::pagerank_push`) while its stated L1 error
+    /// bound on the PageRank vector stays within this; past it a run ranks
+    /// the graph in full. 0 makes every run full.
+    pub pagerank_drift_tolerance: f64,
 }
 
 /// This replica's part in the scoring writer lease.
@@ -95,6 +100,7 @@ impl Default for ScoringConfig {
             writer_lease: None,
             history_resolution: 0.5,
             incremental_runs: false,
+            pagerank_drift_tolerance: crate::engine::pagerank_push::DEFAULT_TOLERANCE,
         }
     }
 }
