@@ -8,15 +8,14 @@
 # Reads `cargo metadata --no-deps` (no build; about a second).
 #
 # KNOWN_EXCEPTIONS lists edges that break a rule today and are being removed (issue #17's
-# remaining work: domain's from_proto/to_proto move into a convert module at each service's
-# edge, and the ledger store keeps bytes plus indexed columns instead of prost `Event`s).
+# remaining work: the ledger store keeps bytes plus indexed columns instead of prost `Event`s).
 # An exception that no longer applies also fails the check, so the list only shrinks.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 WIRE_FREE="lift-domain lift-store"
 SERVICES="lift-ingest lift-scoring lift-matching lift-collect"
-KNOWN_EXCEPTIONS="lift-domain->lift-proto lift-store->lift-proto"
+KNOWN_EXCEPTIONS="lift-store->lift-proto"
 
 meta="$(mktemp)"
 trap 'rm -f "$meta"' EXIT

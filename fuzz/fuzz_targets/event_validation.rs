@@ -4,6 +4,7 @@
 //! event must survive its own round trip through the wire form.
 #![no_main]
 
+use lift_proto::convert::prelude::*;
 use libfuzzer_sys::fuzz_target;
 use lift_domain::{Event, LedgerEntry, ValidationPolicy};
 use lift_proto::ingest::v1 as pb;

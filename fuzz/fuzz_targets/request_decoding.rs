@@ -4,6 +4,7 @@
 //! Err and validate to Ok or violations — never panic.
 #![no_main]
 
+use lift_proto::convert::prelude::*;
 use libfuzzer_sys::fuzz_target;
 use lift_domain::campaign::{CampaignSpec, ScoreCard};
 use lift_domain::{Dimension, Event, EventKind, ValidationPolicy};

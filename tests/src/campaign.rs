@@ -15,6 +15,7 @@
 //! follow and engage only with them, so who is eligible, who reaches whom and
 //! whose audience orders are all known by construction.
 
+use lift_proto::convert::prelude::*;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 

@@ -7,6 +7,7 @@ pub mod campaign;
 /// The minimal HTTP client the collector's tests speak with (lives in lift-collect).
 pub use lift_collect::client as http;
 
+use lift_proto::convert::prelude::*;
 use std::time::Duration;
 
 use anyhow::{Context, ensure};

@@ -1,7 +1,7 @@
 //! The web console in a real browser (headless Chromium over WebDriver), against
 //! the demo's stack on a small generated network: signing in, a creator's page
 //! and its explanations, a foreign creator refused, a brand's campaign pages and
-//! report, issuing offers, and the model page. Screenshots land in
+//! report, issuing offers and reading them back, and the model page. Screenshots land in
 //! `target/screenshots/console-*.png`.
 
 use std::time::Duration;
@@ -18,8 +18,9 @@ use lift_tests::browser::{Browser, BrowserOptions};
 /// Pins what a person checks on every page: the creator's explanations sum exactly
 /// to the change shown (value and percentile), another creator's page is refused,
 /// the key cookie is out of the page's reach, the campaign report's lift interval is
-/// the RPC's, offers come with links, codes and a control group, and the model page
-/// draws every published distribution.
+/// the RPC's, the offers page reads back the links, codes, states and control group
+/// that CreateOffers and ListOffers answer, and the model page draws every published
+/// distribution.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn console_pages_show_what_a_person_checks() -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("lift-console-test-{}", std::process::id()));
@@ -131,6 +132,14 @@ async fn check(stack: &Stack, s: &DemoSummary) -> anyhow::Result<()> {
     ensure!(b.text("h1").await? == "Your key may not see this", "a foreign creator's page must be refused");
     ensure!(b.text("[role=alert]").await?.contains("only its own accounts"), "the refusal says why");
     b.screenshot("console-creator-refused").await?;
+    accessible(&b, "console-creator-refused").await?;
+    // The start page and the creator lookup form are pages too.
+    b.goto(&format!("{base}/")).await?;
+    ensure!(b.text("h1").await? == "Lift", "the start page");
+    accessible(&b, "console-home").await?;
+    b.goto(&format!("{base}/creator")).await?;
+    b.find("form input#network").await?;
+    accessible(&b, "console-creator-lookup").await?;
     b.goto(&format!("{base}/campaigns")).await?;
     ensure!(b.text("h1").await? == "Your key may not see this", "a creator key cannot list campaigns");
 
@@ -142,6 +151,9 @@ async fn check(stack: &Stack, s: &DemoSummary) -> anyhow::Result<()> {
     sign_in(&b, &s.brand_key).await?;
     b.wait_for_url(|u| u.path() == "/campaigns").await?;
     b.find(&format!("a[href='/campaigns/{}']", s.campaign_id)).await?;
+    b.find(&format!("a[href='/campaigns/{}/offers']", s.campaign_id)).await?;
+    b.screenshot("console-campaigns").await?;
+    accessible(&b, "console-campaigns").await?;
 
     // The report's lift interval is exactly what GetCampaignReport says.
     let mut matching = MatchingServiceClient::new(stack.channel_as(&stack.matching_url(), Some(&s.brand_key))?);
@@ -156,7 +168,7 @@ async fn check(stack: &Stack, s: &DemoSummary) -> anyhow::Result<()> {
     b.goto(&format!("{base}/campaigns/{}/report", s.campaign_id)).await?;
     let shown = b.execute("const l = document.querySelector('#lift'); return l ? [l.dataset.lower ?? null, l.dataset.upper ?? null, l.dataset.nodata ?? null] : null;", vec![]).await?;
     let shown = shown.as_array().context("#lift on the report")?.clone();
-    if lift.treated > 0 && lift.holdout > 0 && lift.upper > lift.lower {
+    if lift.unavailable_reason.is_empty() && lift.treated > 0 && lift.holdout > 0 && lift.upper > lift.lower {
         let lo: f64 = shown[0].as_str().context("data-lower")?.parse()?;
         let hi: f64 = shown[1].as_str().context("data-upper")?.parse()?;
         ensure!(
@@ -200,7 +212,86 @@ async fn check(stack: &Stack, s: &DemoSummary) -> anyhow::Result<()> {
     accessible(&b, "console-campaign").await?;
 
     // A fresh draft: portfolio with marginal gains, then offers with links, codes and a control group.
-    let spec = mpb::CampaignSpec {
+    let spec = draft_spec();
+    let draft = matching
+        .create_campaign(with_key(mpb::CreateCampaignRequest { spec: Some(spec) }, &s.brand_key)?)
+        .await?
+        .into_inner()
+        .campaign
+        .context("no campaign")?;
+    b.goto(&format!("{base}/campaigns/{}", draft.id)).await?;
+    ensure!(b.text("main").await?.contains("Marginal reach"), "the draft shows its portfolio");
+    b.click(&format!("form[action='/campaigns/{}/offers'] button", draft.id)).await?;
+    b.wait_for_url(|u| u.path().ends_with("/offers")).await?;
+    ensure!(b.text("h1").await? == "Offers: Console check", "the offers page after issuing");
+    // What the page lists is what ListOffers reads back: every link, code and state, and the
+    // control group as its own list.
+    let listed = list_offers(&mut matching, &s.brand_key, &draft.id).await?;
+    let shown = shown_offers(&b).await?;
+    ensure!(shown.offered.len() >= 2, "links and codes listed, got {:?}", shown.offered);
+    ensure!(shown == expected_offers(&listed), "the page lists {shown:?}, ListOffers {listed:?}");
+    b.screenshot("console-offers").await?;
+    accessible(&b, "console-offers").await?;
+
+    // A second draft, issued over the RPC: no offers before, then exactly CreateOffers' links,
+    // codes and control group, read back whenever the brand returns, with each offer's state.
+    let spec2 = mpb::CampaignSpec { name: "Console reread".into(), budget: 10_000, ..draft_spec() };
+    let second = matching
+        .create_campaign(with_key(mpb::CreateCampaignRequest { spec: Some(spec2) }, &s.brand_key)?)
+        .await?
+        .into_inner()
+        .campaign
+        .context("no campaign")?;
+    b.goto(&format!("{base}/campaigns/{}/offers", second.id)).await?;
+    ensure!(b.text("#no-offers").await? == "No offers issued yet.", "a draft has no offers, and says so");
+    ensure!(!b.text("main").await?.contains("Control group"), "no control group before offers");
+    let created = matching
+        .create_offers(with_key(
+            mpb::CreateOffersRequest { campaign_id: second.id.clone(), holdout_seed: 7 },
+            &s.brand_key,
+        )?)
+        .await?
+        .into_inner();
+    ensure!(!created.control_group.is_empty(), "a 30 % holdout of the portfolio has a control group: {created:?}");
+    let accepted = created.offers.iter().find(|o| !o.holdout).context("no offer issued")?.clone();
+    matching
+        .transition_offer(with_key(
+            mpb::TransitionOfferRequest {
+                campaign_id: second.id.clone(),
+                account: accepted.account.clone(),
+                to_state: ipb::OfferState::Accepted as i32,
+                note: String::new(),
+                occurred_at: None,
+            },
+            &s.brand_key,
+        )?)
+        .await?;
+    b.goto(&format!("{base}/campaigns/{}/offers", second.id)).await?;
+    let shown = shown_offers(&b).await?;
+    let mut want = expected_offers(&created.offers);
+    want.offered.iter_mut().filter(|o| o.0 == accepted.link).for_each(|o| o.2 = "accepted".into());
+    want.control = created.control_group.iter().map(|a| format!("{}:{}", a.network, a.id)).collect();
+    want.control.sort();
+    ensure!(shown == want, "the page lists {shown:?}, CreateOffers answered {want:?} (one offer then accepted)");
+    ensure!(
+        shown == expected_offers(&list_offers(&mut matching, &s.brand_key, &second.id).await?),
+        "page vs ListOffers"
+    );
+    b.screenshot("console-offers-reread").await?;
+    accessible(&b, "console-offers-reread").await?;
+
+    // The model page draws a distribution per dimension with data.
+    b.goto(&format!("{base}/model")).await?;
+    b.find("figure svg").await?;
+    b.screenshot("console-model").await?;
+    accessible(&b, "console-model").await?;
+    b.wait_until_js("document.title.includes('Model')", Duration::from_secs(1)).await?;
+    b.close().await
+}
+
+/// A reach campaign on active creators, with a 30 % control group.
+fn draft_spec() -> mpb::CampaignSpec {
+    mpb::CampaignSpec {
         name: "Console check".into(),
         objective: mpb::Objective::Reach as i32,
         perk: "Tasting box".into(),
@@ -215,31 +306,88 @@ async fn check(stack: &Stack, s: &DemoSummary) -> anyhow::Result<()> {
         holdout_share: 0.3,
         attribution_window_secs: 86_400,
         ..Default::default()
-    };
-    let draft = matching
-        .create_campaign(with_key(mpb::CreateCampaignRequest { spec: Some(spec) }, &s.brand_key)?)
-        .await?
-        .into_inner()
-        .campaign
-        .context("no campaign")?;
-    b.goto(&format!("{base}/campaigns/{}", draft.id)).await?;
-    ensure!(b.text("main").await?.contains("Marginal reach"), "the draft shows its portfolio");
-    b.click(&format!("form[action='/campaigns/{}/offers'] button", draft.id)).await?;
-    b.wait_for_url(|u| u.path().ends_with("/offers")).await?;
-    ensure!(b.text("h1").await? == "Offers issued");
-    let codes = b.execute("return document.querySelectorAll('main td code').length;", vec![]).await?;
-    ensure!(codes.as_u64().unwrap_or(0) >= 2, "links and codes listed, got {codes}");
-    ensure!(b.text("main").await?.contains("Control group"));
-    b.screenshot("console-offers").await?;
-    accessible(&b, "console-offers").await?;
+    }
+}
 
-    // The model page draws a distribution per dimension with data.
-    b.goto(&format!("{base}/model")).await?;
-    b.find("figure svg").await?;
-    b.screenshot("console-model").await?;
-    accessible(&b, "console-model").await?;
-    b.wait_until_js("document.title.includes('Model')", Duration::from_secs(1)).await?;
-    b.close().await
+/// What an offers page lists: (link, code, state) per offer and the control group's
+/// accounts, each sorted.
+#[derive(Debug, PartialEq, Eq)]
+struct ShownOffers {
+    offered: Vec<(String, String, String)>,
+    control: Vec<String>,
+}
+
+async fn shown_offers(b: &Browser) -> anyhow::Result<ShownOffers> {
+    let v = b
+        .execute(
+            "return {
+                offered: [...document.querySelectorAll('#offers tbody tr')].map(r => {
+                    const c = r.querySelectorAll('td');
+                    return [c[1].innerText.trim(), c[2].innerText.trim(), c[3].querySelector('strong').innerText.trim()];
+                }),
+                control: [...document.querySelectorAll('#control-group li')].map(li => li.dataset.account),
+            };",
+            vec![],
+        )
+        .await?;
+    let strings = |x: &serde_json::Value| -> Vec<String> {
+        x.as_array().map(|a| a.iter().map(|s| s.as_str().unwrap_or_default().to_owned()).collect()).unwrap_or_default()
+    };
+    let offered = v["offered"].as_array().context("offers on the page")?;
+    let mut s = ShownOffers {
+        offered: offered
+            .iter()
+            .map(|r| match strings(r).as_slice() {
+                [link, code, state] => Ok((link.clone(), code.clone(), state.clone())),
+                other => anyhow::bail!("an offer row reads {other:?}"),
+            })
+            .collect::<anyhow::Result<_>>()?,
+        control: strings(&v["control"]),
+    };
+    s.offered.sort();
+    s.control.sort();
+    Ok(s)
+}
+
+/// What the page should list for `offers` as matching answered them.
+fn expected_offers(offers: &[mpb::Offer]) -> ShownOffers {
+    let state = |o: &mpb::Offer| {
+        lift_domain::offer::OfferState::from_code(o.state).map_or("unknown state", |s| s.name()).to_owned()
+    };
+    let mut offered: Vec<_> =
+        offers.iter().filter(|o| !o.holdout).map(|o| (o.link.clone(), o.code.clone(), state(o))).collect();
+    offered.sort();
+    let mut control: Vec<_> = offers
+        .iter()
+        .filter(|o| o.holdout && o.in_portfolio)
+        .filter_map(|o| o.account.as_ref().map(|a| format!("{}:{}", a.network, a.id)))
+        .collect();
+    control.sort();
+    ShownOffers { offered, control }
+}
+
+/// Every offer of `campaign_id`, through `ListOffers`.
+async fn list_offers(
+    m: &mut MatchingServiceClient<lift_runtime::client::Channel>,
+    key: &str,
+    campaign_id: &str,
+) -> anyhow::Result<Vec<mpb::Offer>> {
+    let mut out = Vec::new();
+    let mut token = String::new();
+    loop {
+        let r = m
+            .list_offers(with_key(
+                mpb::ListOffersRequest { campaign_id: campaign_id.into(), page_size: 0, page_token: token },
+                key,
+            )?)
+            .await?
+            .into_inner();
+        out.extend(r.offers);
+        if r.next_page_token.is_empty() {
+            return Ok(out);
+        }
+        token = r.next_page_token;
+    }
 }
 
 /// Forty new accounts repost `net:id` a minute after the ledger's latest event; returns once

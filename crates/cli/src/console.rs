@@ -53,6 +53,7 @@ pub fn print_console(addr: std::net::SocketAddr, brand_key: &str, campaign: &str
     let (net, id) = creator.split_once(':').unwrap_or((creator, ""));
     println!("\nWeb console: {base}/");
     println!("  brand (Acme Coffee), campaign report: {base}/campaigns/{campaign}/report");
+    println!("      its offers (links, codes, states, control group): {base}/campaigns/{campaign}/offers");
     println!("      sign in with {brand_key}");
     println!("  creator {creator}: {base}/creator/{net}/{id}");
     println!("      sign in with {creator_key}");

@@ -315,6 +315,8 @@ pub fn sample<T: Clone>(items: &[T], k: usize, seed: u64) -> Vec<T> {
 
 #[cfg(test)]
 mod tests {
+    use lift_proto::convert::prelude::*;
+
     use super::*;
 
     /// Pins determinism: the same spec yields the same events.

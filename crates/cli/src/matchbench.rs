@@ -10,6 +10,7 @@
 //! publishes one run; campaigns of several shapes are created and each is
 //! called once (which records its eligible set) before measuring.
 
+use lift_proto::convert::prelude::*;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
@@ -259,7 +260,7 @@ fn generate(n: usize, seed: u64, now: i64) -> anyhow::Result<Vec<(Event, Option<
             let wire = ipb::Event {
                 event_id: format!("mb{seed}-{k}"),
                 source: "matchbench".into(),
-                occurred_at: Some(lift_domain::time::to_timestamp(now - span + span * k as i64 / total)),
+                occurred_at: Some(lift_proto::convert::to_timestamp(now - span + span * k as i64 / total)),
                 kind: Some(kind),
             };
             let e = Event::from_proto(&wire, &policy)

@@ -13,6 +13,7 @@
 //! service unused. The first aggregate call includes the consumer's one-time
 //! build of the campaign's aggregate (printed apart from the timed calls).
 
+use lift_proto::convert::prelude::*;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};

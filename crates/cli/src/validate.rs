@@ -19,6 +19,7 @@ pub mod report;
 pub mod svg;
 pub mod world;
 
+use lift_proto::convert::prelude::*;
 use std::{
     collections::HashMap,
     path::{Path, PathBuf},

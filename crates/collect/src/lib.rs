@@ -19,6 +19,7 @@ pub mod agent;
 pub mod client;
 pub mod deliver;
 mod http;
+mod journal;
 pub mod resolve;
 pub mod sessions;
 pub mod spool;
@@ -149,11 +150,14 @@ impl Collector {
         let spool = spool::Spool::open(&cfg.spool_path, cfg.spool_capacity)
             .map_err(|source| Error::Spool { path: cfg.spool_path.clone(), source })?;
         let spool = Arc::new(spool);
+        let journal = journal::Journal::path_for(&cfg.spool_path);
+        let sessions = sessions::Sessions::open(&journal, cfg.engaged_dwell, cfg.session_idle, cfg.max_open_sessions)
+            .map_err(|source| Error::Spool { path: journal.clone(), source })?;
         let script = sessions::SCRIPT.replace("__ENGAGED_MS__", &cfg.engaged_dwell.as_millis().to_string());
         let inner = Arc::new(Inner {
             resolver: resolve::Resolver::new(ingest.clone(), cfg.link_ttl, cfg.unknown_link_ttl),
             bursts: agent::BurstGuard::new(cfg.burst_limit, cfg.burst_window),
-            sessions: sessions::Sessions::new(cfg.engaged_dwell, cfg.session_idle, cfg.max_open_sessions),
+            sessions,
             secrets: http::SecretCache::new(db, cfg.secret_ttl),
             spool: spool.clone(),
             script,
@@ -170,9 +174,9 @@ impl Collector {
                         () = tokio::time::sleep(period) => {}
                         () = shutdown.wait() => break,
                     }
-                    for s in inner.sessions.sweep(std::time::Instant::now()) {
+                    inner.sessions.sweep(std::time::Instant::now(), |s| {
                         http::spool_event(&inner, s.to_event(&inner.cfg.source, inner.now_ts()));
-                    }
+                    });
                 }
             }
         };
@@ -203,7 +207,7 @@ impl Inner {
     /// The time events are stamped with (the wall clock, shifted by `clock_shift_secs`).
     pub(crate) fn now_ts(&self) -> lift_proto::Timestamp {
         let shift = self.clock_shift.load(Ordering::Relaxed).saturating_mul(1_000_000);
-        lift_domain::time::to_timestamp(lift_domain::time::now().saturating_add(shift))
+        lift_proto::convert::to_timestamp(lift_domain::time::now().saturating_add(shift))
     }
 }
 

@@ -10,6 +10,7 @@ pub mod campaign;
 pub mod event;
 pub mod offer;
 pub mod score;
+pub mod stats;
 pub mod time;
 pub mod validation;
 

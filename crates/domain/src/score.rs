@@ -1,6 +1,5 @@
 //! Score dimensions: separate measures, never one number.
 
-use lift_proto::scoring::v1 as pb;
 use serde::{Deserialize, Serialize};
 
 /// One of Lift's separate influence dimensions.
@@ -29,28 +28,6 @@ impl Dimension {
 
     pub fn index(self) -> usize {
         self as usize
-    }
-
-    pub fn to_proto(self) -> pb::Dimension {
-        match self {
-            Dimension::Activity => pb::Dimension::Activity,
-            Dimension::Reach => pb::Dimension::Reach,
-            Dimension::Network => pb::Dimension::Network,
-            Dimension::Action => pb::Dimension::Action,
-            Dimension::Authenticity => pb::Dimension::Authenticity,
-        }
-    }
-
-    /// From the wire enum's number; `None` for unspecified or unknown values.
-    pub fn from_proto(v: i32) -> Option<Self> {
-        match pb::Dimension::try_from(v).ok()? {
-            pb::Dimension::Activity => Some(Dimension::Activity),
-            pb::Dimension::Reach => Some(Dimension::Reach),
-            pb::Dimension::Network => Some(Dimension::Network),
-            pb::Dimension::Action => Some(Dimension::Action),
-            pb::Dimension::Authenticity => Some(Dimension::Authenticity),
-            pb::Dimension::Unspecified => None,
-        }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
@@ -104,14 +81,12 @@ pub fn percentile_in(sorted: &[f64], v: f64) -> f64 {
 mod tests {
     use super::*;
 
-    /// Pins that every dimension survives the wire and its name.
+    /// Pins that every dimension survives its name.
     #[test]
     fn dimension_round_trips() {
         for d in Dimension::ALL {
-            assert_eq!(Dimension::from_proto(d.to_proto() as i32), Some(d));
             assert_eq!(Dimension::parse(d.name()), Some(d));
         }
-        assert_eq!(Dimension::from_proto(0), None);
-        assert_eq!(Dimension::from_proto(99), None);
+        assert_eq!(Dimension::parse("unknown"), None);
     }
 }

@@ -1,25 +1,11 @@
 //! Time as microseconds since the Unix epoch: one integer type everywhere,
 //! exact to compare and store on every backend.
 
-use lift_proto::Timestamp;
-
 /// Microseconds since 1970-01-01T00:00:00Z.
 pub type Micros = i64;
 
 pub const MICROS_PER_SEC: i64 = 1_000_000;
 pub const MICROS_PER_DAY: i64 = 86_400 * MICROS_PER_SEC;
-
-/// Converts a wire timestamp; `None` when it is out of range.
-pub fn from_timestamp(ts: &Timestamp) -> Option<Micros> {
-    if !(0..1_000_000_000).contains(&ts.nanos) {
-        return None;
-    }
-    ts.seconds.checked_mul(MICROS_PER_SEC)?.checked_add(i64::from(ts.nanos / 1000))
-}
-
-pub fn to_timestamp(m: Micros) -> Timestamp {
-    Timestamp { seconds: m.div_euclid(MICROS_PER_SEC), nanos: (m.rem_euclid(MICROS_PER_SEC) * 1000) as i32 }
-}
 
 /// Days since 1970-01-01 → (year, month, day) in the proleptic Gregorian
 /// calendar (civil-from-days in 400-year eras of 146,097 days, March-based years).
@@ -38,19 +24,4 @@ pub fn civil(days: i64) -> (i64, i64, i64) {
 /// Wall-clock now.
 pub fn now() -> Micros {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Pins the exact round trip, including times before the epoch.
-    #[test]
-    fn timestamp_round_trip() {
-        for m in [0, 1, -1, 1_700_000_000_123_456, -86_400_000_001] {
-            assert_eq!(from_timestamp(&to_timestamp(m)), Some(m));
-        }
-        assert_eq!(from_timestamp(&Timestamp { seconds: 1, nanos: -1 }), None);
-        assert_eq!(from_timestamp(&Timestamp { seconds: i64::MAX, nanos: 0 }), None);
-    }
 }

@@ -74,3 +74,48 @@ pub const CURRENCIES: &[&str] = &[
 pub fn is_known_currency(c: &str) -> bool {
     CURRENCIES.contains(&c)
 }
+
+/// Checks that an identifier is present, bounded and free of control characters.
+pub fn check_token(s: &str, field: &str, max: usize, v: &mut Violations) {
+    if s.is_empty() {
+        v.push(FieldViolation::new(field, "is required"));
+    } else if s.len() > max {
+        v.push(FieldViolation::new(field, format!("is {} bytes long; the limit is {max}", s.len())));
+    } else if s.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        v.push(FieldViolation::new(field, "must not contain whitespace or control characters"));
+    }
+}
+
+/// [`check_token`] for an optional identifier: empty means absent.
+pub fn check_opt_token(s: &str, field: &str, max: usize, v: &mut Violations) {
+    if !s.is_empty() {
+        check_token(s, field, max, v);
+    }
+}
+
+/// A bounded list of identifiers, each checked under `field[i]`.
+pub fn check_list(items: &[String], field: &str, max_items: usize, max_len: usize, v: &mut Violations) {
+    if items.len() > max_items {
+        v.push(FieldViolation::new(field, format!("has {} items; the limit is {max_items}", items.len())));
+        return;
+    }
+    for (i, s) in items.iter().enumerate() {
+        check_token(s, &format!("{field}[{i}]"), max_len, v);
+    }
+}
+
+/// Free text: bounded and free of control characters (may be empty).
+pub fn check_text(s: &str, field: &str, max: usize, v: &mut Violations) {
+    if s.len() > max {
+        v.push(FieldViolation::new(field, format!("is {} bytes long; the limit is {max}", s.len())));
+    } else if s.chars().any(char::is_control) {
+        v.push(FieldViolation::new(field, "must not contain control characters"));
+    }
+}
+
+/// A finite number within `lo..=hi`.
+pub fn check_unit_range(x: f64, lo: f64, hi: f64, field: &str, v: &mut Violations) {
+    if !x.is_finite() || x < lo || x > hi {
+        v.push(FieldViolation::new(field, format!("is {x}; it must be between {lo} and {hi}")));
+    }
+}

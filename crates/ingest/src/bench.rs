@@ -7,6 +7,7 @@
 //! on SQLite, a prepared single-row `INSERT` per event in one transaction. Event
 //! generation and the baseline's row encoding are not timed.
 
+use lift_proto::convert::prelude::*;
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -209,7 +210,7 @@ pub fn generate(n: usize, seed: u64, run: i64) -> Vec<pb::Event> {
             pb::Event {
                 event_id: format!("b{run}-{i}"),
                 source: "bench".into(),
-                occurred_at: Some(lift_domain::time::to_timestamp(base + i as i64)),
+                occurred_at: Some(lift_proto::convert::to_timestamp(base + i as i64)),
                 kind: Some(kind),
             }
         })

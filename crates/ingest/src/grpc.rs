@@ -1,5 +1,6 @@
 //! `lift.ingest.v1.IngestService` over tonic: thin handlers around [`Ingest`].
 
+use lift_proto::convert::prelude::*;
 use std::pin::Pin;
 
 use futures::{Stream, StreamExt};

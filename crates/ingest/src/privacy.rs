@@ -3,6 +3,7 @@
 //! work happens in `lift_store::privacy`; this is the edge (validation, the
 //! caller's identity for the audit log, the append queue, encoding).
 
+use lift_proto::convert::prelude::*;
 use std::pin::Pin;
 
 use futures::Stream;
@@ -182,7 +183,7 @@ impl PrivacyService for Privacy {
             .into_iter()
             .map(|a| pb::AuditEntry {
                 id: a.id,
-                at: Some(lift_domain::time::to_timestamp(a.at)),
+                at: Some(lift_proto::convert::to_timestamp(a.at)),
                 key_id: a.key_id,
                 scope: a.scope,
                 action: match a.action.as_str() {

@@ -1,5 +1,6 @@
 //! The ingestion service's operations, independent of gRPC.
 
+use lift_proto::convert::prelude::*;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -386,15 +387,7 @@ impl Ingest {
     }
 }
 
-pub(crate) fn check_token(s: &str, field: &str, max: usize, v: &mut Vec<FieldViolation>) {
-    if s.is_empty() {
-        v.push(FieldViolation::new(field, "is required"));
-    } else if s.len() > max {
-        v.push(FieldViolation::new(field, format!("is {} bytes long; the limit is {max}", s.len())));
-    } else if s.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        v.push(FieldViolation::new(field, "must not contain whitespace or control characters"));
-    }
-}
+pub(crate) use lift_domain::validation::check_token;
 
 /// `lift_ingest_events_accepted_total` and `lift_ingest_events_rejected_total{reason,field}`
 /// for one batch: `reason` is `invalid` (with the event's first invalid field, list

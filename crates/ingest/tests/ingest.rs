@@ -4,9 +4,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use futures::StreamExt;
-use lift_domain::time::{MICROS_PER_SEC, now, to_timestamp};
+use lift_domain::time::{MICROS_PER_SEC, now};
 use lift_ingest::import::{self, ImportOptions};
 use lift_ingest::{Ingest, IngestConfig};
+use lift_proto::convert::to_timestamp;
 use lift_proto::ingest::v1 as pb;
 use lift_proto::ingest::v1::ingest_service_client::IngestServiceClient;
 use lift_runtime::Shutdown;

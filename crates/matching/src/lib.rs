@@ -22,6 +22,7 @@
 mod auth;
 pub mod cache_refresh;
 mod config;
+mod convert;
 mod error;
 mod grpc;
 mod reports;

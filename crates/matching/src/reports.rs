@@ -21,6 +21,7 @@
 //! without reading events. Its lag behind the head is the gauge
 //! `lift_report_consumer_lag_events`.
 
+use lift_proto::convert::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;

@@ -6,159 +6,54 @@
 //! The scripted world: 40 creators `c00..c39`, creator `i` followed by `i + 2`
 //! fans who also like one of their posts, so reach rises with `i`.
 
+mod common;
+
 use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
 use std::time::Duration;
 
+use common::{Backend, Client, acct, ev, ingest_all, quick_scoring, serve_matching, social_world, start_backend};
 use futures::StreamExt;
-use lift_domain::time::{MICROS_PER_SEC, now, to_timestamp};
-use lift_ingest::{Ingest, IngestConfig};
-use lift_matching::{API_KEY_HEADER, Matching, MatchingConfig, create_brand};
+use lift_matching::{Matching, MatchingConfig};
 use lift_proto::ingest::v1 as ipb;
 use lift_proto::ingest::v1::OfferState;
 use lift_proto::ingest::v1::event::Kind;
-use lift_proto::ingest::v1::ingest_service_client::IngestServiceClient;
 use lift_proto::matching::v1 as pb;
-use lift_proto::matching::v1::matching_service_client::MatchingServiceClient;
 use lift_proto::scoring::v1 as spb;
-use lift_proto::scoring::v1::scoring_service_client::ScoringServiceClient;
-use lift_runtime::Shutdown;
-use lift_scoring::{Scoring, ScoringConfig};
-use tokio::net::TcpListener;
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
-use tonic::{Code, Request, Status};
+use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
 const CREATORS: usize = 40;
 
-/// Puts a brand's key on every request.
-#[derive(Clone)]
-struct Key(tonic::metadata::MetadataValue<tonic::metadata::Ascii>);
-
-impl tonic::service::Interceptor for Key {
-    fn call(&mut self, mut r: Request<()>) -> Result<Request<()>, Status> {
-        r.metadata_mut().insert(API_KEY_HEADER, self.0.clone());
-        Ok(r)
-    }
-}
-
-type Client = MatchingServiceClient<InterceptedService<Channel, Key>>;
-type Rt = lift_runtime::client::Channel;
-
+/// Ingestion and scoring (following the ledger), and matching over them.
 struct Stack {
-    ingest: IngestServiceClient<Rt>,
-    scoring: Scoring,
+    backend: Backend,
     matching: Matching,
-    addr: std::net::SocketAddr,
-    stop: Shutdown,
-}
-
-impl Drop for Stack {
-    fn drop(&mut self) {
-        self.stop.trigger();
-    }
-}
-
-fn lazy(addr: std::net::SocketAddr) -> Channel {
-    Endpoint::from_shared(format!("http://{addr}")).expect("endpoint").connect_lazy()
-}
-
-fn rt(addr: std::net::SocketAddr) -> Rt {
-    lift_runtime::client::with_credentials(lazy(addr), lift_runtime::client::Credentials::none())
-}
-
-async fn bind() -> (TcpListener, std::net::SocketAddr) {
-    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let a = l.local_addr().expect("addr");
-    (l, a)
+    addr: SocketAddr,
 }
 
 /// Ingestion, scoring (following the ledger) and matching, with the world scored.
 async fn world_stack() -> Stack {
-    let stop = Shutdown::new();
-    let ledger = Ingest::new(lift_store::connect("sqlite::memory:").await.expect("db"), IngestConfig::default());
-    let (l, ingest_addr) = bind().await;
-    tokio::spawn(lift_runtime::serve(l, ledger.grpc(), stop.clone()));
-    let cfg = ScoringConfig {
-        debounce: Duration::from_millis(30),
-        initial_backoff: Duration::from_millis(20),
-        max_backoff: Duration::from_millis(200),
-        ..ScoringConfig::default()
-    };
-    let scoring = Scoring::new(lift_store::connect("sqlite::memory:").await.expect("db"), cfg).await.expect("scoring");
-    {
-        let (s, stop) = (scoring.clone(), stop.clone());
-        let client = IngestServiceClient::new(rt(ingest_addr));
-        tokio::spawn(async move { s.run_consumer(client, stop).await });
-    }
-    let (l, scoring_addr) = bind().await;
-    tokio::spawn(lift_runtime::serve(l, scoring.grpc(), stop.clone()));
-    let matching = Matching::new(
-        lift_store::connect("sqlite::memory:").await.expect("db"),
-        ScoringServiceClient::new(rt(scoring_addr)),
-        IngestServiceClient::new(rt(ingest_addr)),
-        MatchingConfig::default(),
-    );
-    let (l, addr) = bind().await;
-    tokio::spawn(lift_runtime::serve(l, matching.grpc(), stop.clone()));
-    let s = Stack { ingest: IngestServiceClient::new(rt(ingest_addr)), scoring, matching, addr, stop };
-    let head = ingest(&s, world()).await;
+    let backend = start_backend(quick_scoring(30)).await;
+    let db = lift_store::connect("sqlite::memory:").await.expect("db");
+    let matching = common::matching(db, backend.scoring_addr, backend.ingest_addr, MatchingConfig::default());
+    let addr = serve_matching(&matching, &backend.stop).await;
+    let s = Stack { backend, matching, addr };
+    let head = ingest(&s, social_world(CREATORS, [3_600, 3_500, 3_400, 3_300], true)).await;
     scored(&s, head).await;
     s
 }
 
 async fn scored(s: &Stack, offset: u64) {
-    tokio::time::timeout(Duration::from_secs(60), s.scoring.wait_for_offset(offset))
-        .await
-        .unwrap_or_else(|_| panic!("scoring never reached offset {offset}"));
+    common::scored(&s.backend.scoring, offset).await;
 }
 
 async fn brand(s: &Stack, name: &str) -> Client {
-    let (_, key) = create_brand(s.matching.db(), name).await.expect("brand");
-    MatchingServiceClient::with_interceptor(lazy(s.addr), Key(key.parse().expect("ascii key")))
-}
-
-fn acct(id: &str) -> ipb::AccountRef {
-    ipb::AccountRef { network: "t".into(), id: id.into() }
-}
-
-fn ev(id: &str, secs_ago: i64, kind: Kind) -> ipb::Event {
-    ipb::Event {
-        event_id: id.into(),
-        source: "test".into(),
-        occurred_at: Some(to_timestamp(now() - secs_ago * MICROS_PER_SEC)),
-        kind: Some(kind),
-    }
-}
-
-fn world() -> Vec<ipb::Event> {
-    let mut out = Vec::new();
-    for i in 0..CREATORS {
-        let c = format!("c{i:02}");
-        let account = ipb::AccountUpsert { account: Some(acct(&c)), handle: format!("{c}_h"), ..Default::default() };
-        out.push(ev(&format!("acct-{c}"), 3_600, Kind::Account(account)));
-        let post = ipb::Post { author: Some(acct(&c)), post_id: format!("p-{c}"), ..Default::default() };
-        out.push(ev(&format!("post-{c}"), 3_500, Kind::Post(post)));
-        for j in 0..i + 2 {
-            let f = format!("f{i:02}_{j:02}");
-            let follow = ipb::Follow { follower: Some(acct(&f)), followee: Some(acct(&c)), unfollow: false };
-            out.push(ev(&format!("follow-{f}"), 3_400, Kind::Follow(follow)));
-            let like = ipb::Engagement {
-                kind: ipb::EngagementKind::Like as i32,
-                actor: Some(acct(&f)),
-                post_id: format!("p-{c}"),
-                target: Some(acct(&c)),
-            };
-            out.push(ev(&format!("like-{f}"), 3_300, Kind::Engagement(like)));
-        }
-    }
-    out
+    common::brand(&s.matching, s.addr, name).await
 }
 
 async fn ingest(s: &Stack, events: Vec<ipb::Event>) -> u64 {
-    let r = s.ingest.clone().ingest_batch(ipb::IngestBatchRequest { events }).await.expect("ingest").into_inner();
-    assert_eq!(r.rejected, 0, "{:?}", r.results.iter().find(|x| !x.violations.is_empty()));
-    r.results.iter().map(|x| x.offset).max().unwrap_or(0)
+    ingest_all(&s.backend.ingest, events).await
 }
 
 fn spec(name: &str) -> pb::CampaignSpec {
@@ -202,7 +97,7 @@ async fn ledger_transitions(s: &Stack) -> Vec<(u64, ipb::OfferTransition)> {
         kinds: vec![ipb::EventKind::OfferTransition as i32],
         stop_at_head: true,
     };
-    let mut st = s.ingest.clone().subscribe(req).await.expect("subscribe").into_inner();
+    let mut st = s.backend.ingest.clone().subscribe(req).await.expect("subscribe").into_inner();
     let mut out = Vec::new();
     while let Some(m) = st.next().await {
         for e in m.expect("message").events {

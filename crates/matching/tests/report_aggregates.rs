@@ -6,134 +6,44 @@
 //! Real ingestion and scoring run in-process on loopback; matching's database
 //! is SQLite, and PostgreSQL in a testcontainers container.
 
+mod common;
+
 use std::time::Duration;
 
-use lift_domain::time::{MICROS_PER_SEC, now, to_timestamp};
-use lift_ingest::{Ingest, IngestConfig};
+use common::{Backend, acct, dead_addr, ev, fan, ingest_all, social_world, start_backend};
 use lift_matching::{BrandId, Matching, MatchingConfig, create_brand};
 use lift_proto::ingest::v1 as ipb;
 use lift_proto::ingest::v1::event::Kind;
-use lift_proto::ingest::v1::ingest_service_client::IngestServiceClient;
 use lift_proto::matching::v1 as pb;
 use lift_proto::scoring::v1 as spb;
-use lift_proto::scoring::v1::scoring_service_client::ScoringServiceClient;
-use lift_runtime::Shutdown;
-use lift_runtime::client::Channel;
-use lift_scoring::{Scoring, ScoringConfig};
+use lift_scoring::ScoringConfig;
 use lift_store::DatabaseConnection;
-use tokio::net::TcpListener;
 
 const CREATORS: usize = 24;
 
-fn rt(addr: std::net::SocketAddr) -> Channel {
-    let ch = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).expect("endpoint").connect_lazy();
-    lift_runtime::client::with_credentials(ch, lift_runtime::client::Credentials::none())
-}
-
-async fn bind() -> (TcpListener, std::net::SocketAddr) {
-    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let a = l.local_addr().expect("addr");
-    (l, a)
-}
-
-struct World {
-    ingest: IngestServiceClient<Channel>,
-    scoring: Scoring,
-    scoring_addr: std::net::SocketAddr,
-    ingest_addr: std::net::SocketAddr,
-    stop: Shutdown,
-}
-
-impl Drop for World {
-    fn drop(&mut self) {
-        self.stop.trigger();
-    }
-}
+/// Ingestion and scoring following its ledger; matching is made per test on a
+/// database it chooses.
+struct World(Backend);
 
 async fn world() -> World {
-    let stop = Shutdown::new();
-    let ingest = Ingest::new(lift_store::connect("sqlite::memory:").await.expect("db"), IngestConfig::default());
-    let (l, ingest_addr) = bind().await;
-    tokio::spawn(lift_runtime::serve(l, ingest.grpc(), stop.clone()));
     let cfg = ScoringConfig { debounce: Duration::from_millis(30), ..ScoringConfig::default() };
-    let scoring = Scoring::new(lift_store::connect("sqlite::memory:").await.expect("db"), cfg).await.expect("scoring");
-    {
-        let (s, stop) = (scoring.clone(), stop.clone());
-        let client = IngestServiceClient::new(rt(ingest_addr));
-        tokio::spawn(async move { s.run_consumer(client, stop).await });
-    }
-    let (l, scoring_addr) = bind().await;
-    tokio::spawn(lift_runtime::serve(l, scoring.grpc(), stop.clone()));
-    World { ingest: IngestServiceClient::new(rt(ingest_addr)), scoring, scoring_addr, ingest_addr, stop }
+    World(start_backend(cfg).await)
 }
 
 impl World {
     fn matching(&self, db: &DatabaseConnection) -> Matching {
-        Matching::new(
-            db.clone(),
-            ScoringServiceClient::new(rt(self.scoring_addr)),
-            IngestServiceClient::new(rt(self.ingest_addr)),
-            MatchingConfig { report_patience: Duration::from_secs(30), ..MatchingConfig::default() },
-        )
+        let cfg = MatchingConfig { report_patience: Duration::from_secs(30), ..MatchingConfig::default() };
+        common::matching(db.clone(), self.0.scoring_addr, self.0.ingest_addr, cfg)
     }
 
     async fn ingest(&self, events: Vec<ipb::Event>) -> u64 {
-        let mut head = 0;
-        for chunk in events.chunks(1_000) {
-            let r = self
-                .ingest
-                .clone()
-                .ingest_batch(ipb::IngestBatchRequest { events: chunk.to_vec() })
-                .await
-                .expect("ingest")
-                .into_inner();
-            assert_eq!(r.rejected, 0, "{:?}", r.results.iter().find(|x| !x.violations.is_empty()));
-            head = head.max(r.results.iter().map(|x| x.offset).max().unwrap_or(0));
-        }
-        head
+        ingest_all(&self.0.ingest, events).await
     }
-}
-
-fn acct(id: &str) -> ipb::AccountRef {
-    ipb::AccountRef { network: "t".into(), id: id.into() }
-}
-
-fn ev(id: &str, secs_ago: i64, kind: Kind) -> ipb::Event {
-    ipb::Event {
-        event_id: id.into(),
-        source: "test".into(),
-        occurred_at: Some(to_timestamp(now() - secs_ago * MICROS_PER_SEC)),
-        kind: Some(kind),
-    }
-}
-
-fn fan(i: usize, j: usize) -> String {
-    format!("f{i:02}_{j:02}")
 }
 
 /// Creators `c00..`, creator `i` followed and liked by `i + 2` fans.
 fn social() -> Vec<ipb::Event> {
-    let mut out = Vec::new();
-    for i in 0..CREATORS {
-        let c = format!("c{i:02}");
-        let upsert = ipb::AccountUpsert { account: Some(acct(&c)), handle: format!("{c}_h"), ..Default::default() };
-        out.push(ev(&format!("acct-{c}"), 90_000, Kind::Account(upsert)));
-        let post = ipb::Post { author: Some(acct(&c)), post_id: format!("p-{c}"), ..Default::default() };
-        out.push(ev(&format!("post-{c}"), 89_000, Kind::Post(post)));
-        for j in 0..i + 2 {
-            let f = fan(i, j);
-            let follow = ipb::Follow { follower: Some(acct(&f)), followee: Some(acct(&c)), unfollow: false };
-            out.push(ev(&format!("follow-{f}"), 88_000, Kind::Follow(follow)));
-            let like = ipb::Engagement {
-                kind: ipb::EngagementKind::Like as i32,
-                actor: Some(acct(&f)),
-                post_id: format!("p-{c}"),
-                target: None,
-            };
-            out.push(ev(&format!("like-{f}"), 87_000, Kind::Engagement(like)));
-        }
-    }
-    out
+    social_world(CREATORS, [90_000, 89_000, 88_000, 87_000], false)
 }
 
 /// Outcomes for round `round`: clicks, sessions, orders through links and
@@ -227,7 +137,7 @@ async fn agrees(m: &Matching, brand: &BrandId, id: &str) -> pb::GetCampaignRepor
 async fn scenario(db: DatabaseConnection) {
     let w = world().await;
     let head = w.ingest(social()).await;
-    tokio::time::timeout(Duration::from_secs(60), w.scoring.wait_for_offset(head)).await.expect("scored");
+    tokio::time::timeout(Duration::from_secs(60), w.0.scoring.wait_for_offset(head)).await.expect("scored");
 
     let m = w.matching(&db);
     let (brand, _) = create_brand(&db, "Acme").await.expect("brand");
@@ -289,22 +199,13 @@ async fn aggregates_equal_rescans_on_postgres() {
 async fn report_without_ingestion_is_unavailable() {
     let w = world().await;
     let head = w.ingest(social()).await;
-    tokio::time::timeout(Duration::from_secs(60), w.scoring.wait_for_offset(head)).await.expect("scored");
+    tokio::time::timeout(Duration::from_secs(60), w.0.scoring.wait_for_offset(head)).await.expect("scored");
     let db = lift_store::connect("sqlite::memory:").await.expect("db");
     let m = w.matching(&db);
     let (brand, _) = create_brand(&db, "Acme").await.expect("brand");
     let (id, _) = offered(&m, &brand, "first", 7).await;
-    let dead = {
-        let (l, addr) = bind().await;
-        drop(l);
-        addr
-    };
-    let cut = Matching::new(
-        db.clone(),
-        ScoringServiceClient::new(rt(w.scoring_addr)),
-        IngestServiceClient::new(rt(dead)),
-        MatchingConfig { report_patience: Duration::from_millis(200), ..MatchingConfig::default() },
-    );
+    let cfg = MatchingConfig { report_patience: Duration::from_millis(200), ..MatchingConfig::default() };
+    let cut = common::matching(db.clone(), w.0.scoring_addr, dead_addr().await, cfg);
     let e = cut.campaign_report(&brand, &pb::GetCampaignReportRequest { campaign_id: id }).await;
     assert_eq!(tonic::Status::from(e.expect_err("no ingestion")).code(), tonic::Code::Unavailable);
 }

@@ -3,43 +3,18 @@
 //! (values, handles, topics, new accounts), and the cache's delta load from
 //! the previous run compared, column by column, with a full load of the new one.
 
-use std::time::Duration;
+mod common;
 
-use lift_domain::time::{MICROS_PER_SEC, now, to_timestamp};
-use lift_ingest::{Ingest, IngestConfig};
+use common::{Backend, Rt, acct, ingest_all, quick_scoring, start_backend};
 use lift_matching::cache_refresh::{self, CachedRun};
 use lift_proto::ingest::v1 as ipb;
 use lift_proto::ingest::v1::event::Kind;
-use lift_proto::ingest::v1::ingest_service_client::IngestServiceClient;
 use lift_proto::scoring::v1 as spb;
 use lift_proto::scoring::v1::scoring_service_client::ScoringServiceClient;
-use lift_runtime::Shutdown;
-use lift_runtime::client::Channel;
-use lift_scoring::{Scoring, ScoringConfig};
-use tokio::net::TcpListener;
 
-fn rt(addr: std::net::SocketAddr) -> Channel {
-    let ch = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).expect("endpoint").connect_lazy();
-    lift_runtime::client::with_credentials(ch, lift_runtime::client::Credentials::none())
-}
-
-async fn bind() -> (TcpListener, std::net::SocketAddr) {
-    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let a = l.local_addr().expect("addr");
-    (l, a)
-}
-
-fn acct(id: &str) -> ipb::AccountRef {
-    ipb::AccountRef { network: "t".into(), id: id.into() }
-}
-
+/// An event ten minutes old.
 fn ev(id: &str, kind: Kind) -> ipb::Event {
-    ipb::Event {
-        event_id: id.into(),
-        source: "test".into(),
-        occurred_at: Some(to_timestamp(now() - 600 * MICROS_PER_SEC)),
-        kind: Some(kind),
-    }
+    common::ev(id, 600, kind)
 }
 
 fn account(id: &str, handle: &str) -> ipb::Event {
@@ -96,54 +71,22 @@ fn world() -> Vec<ipb::Event> {
     out
 }
 
+/// Ingestion and scoring following its ledger, and a client of scoring.
 struct World {
-    ingest: IngestServiceClient<Channel>,
-    scoring: Scoring,
-    client: ScoringServiceClient<Channel>,
-    stop: Shutdown,
-}
-
-impl Drop for World {
-    fn drop(&mut self) {
-        self.stop.trigger();
-    }
+    backend: Backend,
+    client: ScoringServiceClient<Rt>,
 }
 
 async fn start() -> World {
-    let stop = Shutdown::new();
-    let ingest = Ingest::new(lift_store::connect("sqlite::memory:").await.expect("db"), IngestConfig::default());
-    let (l, ingest_addr) = bind().await;
-    tokio::spawn(lift_runtime::serve(l, ingest.grpc(), stop.clone()));
-    let cfg = ScoringConfig {
-        debounce: Duration::from_millis(20),
-        initial_backoff: Duration::from_millis(20),
-        max_backoff: Duration::from_millis(200),
-        ..ScoringConfig::default()
-    };
-    let scoring = Scoring::new(lift_store::connect("sqlite::memory:").await.expect("db"), cfg).await.expect("scoring");
-    {
-        let (s, stop) = (scoring.clone(), stop.clone());
-        let client = IngestServiceClient::new(rt(ingest_addr));
-        tokio::spawn(async move { s.run_consumer(client, stop).await });
-    }
-    let (l, addr) = bind().await;
-    tokio::spawn(lift_runtime::serve(l, scoring.grpc(), stop.clone()));
-    World {
-        ingest: IngestServiceClient::new(rt(ingest_addr)),
-        scoring,
-        client: ScoringServiceClient::new(rt(addr)),
-        stop,
-    }
+    let backend = start_backend(quick_scoring(20)).await;
+    let client = ScoringServiceClient::new(common::rt(backend.scoring_addr));
+    World { backend, client }
 }
 
 /// Ingests `events` and waits for the run that includes them.
 async fn ingest(w: &World, events: Vec<ipb::Event>) {
-    let r = w.ingest.clone().ingest_batch(ipb::IngestBatchRequest { events }).await.expect("ingest").into_inner();
-    assert_eq!(r.rejected, 0);
-    let head = r.results.iter().map(|x| x.offset).max().unwrap_or(0);
-    tokio::time::timeout(Duration::from_secs(60), w.scoring.wait_for_offset(head))
-        .await
-        .unwrap_or_else(|_| panic!("scoring never reached offset {head}"));
+    let head = ingest_all(&w.backend.ingest, events).await;
+    common::scored(&w.backend.scoring, head).await;
 }
 
 async fn assert_delta_equals_full(w: &World, base: &CachedRun) -> CachedRun {

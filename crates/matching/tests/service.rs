@@ -5,49 +5,40 @@
 //! fans who also like one of their posts, so reach rises with `i`; fans have
 //! no followers and sit at the bottom of every percentile.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use lift_domain::time::{MICROS_PER_SEC, now, to_timestamp};
-use lift_ingest::{Ingest, IngestConfig};
-use lift_matching::{API_KEY_HEADER, Matching, MatchingConfig, create_brand};
+use common::{
+    Client, Rt, acct, client, dead_addr, ev, fan, ingest_all, quick_scoring, serve_matching, social_world,
+    start_ingest, start_scoring,
+};
+use lift_matching::{Matching, MatchingConfig, create_brand};
 use lift_proto::ingest::v1 as ipb;
 use lift_proto::ingest::v1::event::Kind;
 use lift_proto::ingest::v1::ingest_service_client::IngestServiceClient;
 use lift_proto::matching::v1 as pb;
-use lift_proto::matching::v1::matching_service_client::MatchingServiceClient;
 use lift_proto::scoring::v1 as spb;
 use lift_proto::scoring::v1::scoring_service_client::ScoringServiceClient;
 use lift_runtime::Shutdown;
 use lift_scoring::{Scoring, ScoringConfig};
-use tokio::net::TcpListener;
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
-use tonic::{Code, Request, Status};
+use tonic::Code;
 use tonic_types::StatusExt;
 
 const CREATORS: usize = 40;
 
-type KeyFn = Box<dyn FnMut(Request<()>) -> Result<Request<()>, Status> + Send>;
-type Client = MatchingServiceClient<InterceptedService<Channel, KeyFn>>;
-
-/// Channels that carry credentials (none here: these servers run without the auth layer).
-type Rt = lift_runtime::client::Channel;
-
-fn rt(addr: std::net::SocketAddr) -> Rt {
-    lift_runtime::client::with_credentials(lazy(addr), lift_runtime::client::Credentials::none())
-}
-
 struct Stack {
     ingest: IngestServiceClient<Rt>,
-    ingest_addr: std::net::SocketAddr,
+    ingest_addr: SocketAddr,
     scoring_db: lift_store::DatabaseConnection,
     /// Stops scoring alone, so a test can replace its model.
     scoring_stop: Shutdown,
     scoring: Scoring,
     scoring_client: ScoringServiceClient<Rt>,
     matching: Matching,
-    addr: std::net::SocketAddr,
+    addr: SocketAddr,
     stop: Shutdown,
 }
 
@@ -58,170 +49,45 @@ impl Drop for Stack {
     }
 }
 
-fn lazy(addr: std::net::SocketAddr) -> Channel {
-    Endpoint::from_shared(format!("http://{addr}")).expect("endpoint").connect_lazy()
-}
-
-async fn bind() -> (TcpListener, std::net::SocketAddr) {
-    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let a = l.local_addr().expect("addr");
-    (l, a)
-}
-
 async fn start() -> Stack {
     let stop = Shutdown::new();
-    let ingest = Ingest::new(lift_store::connect("sqlite::memory:").await.expect("db"), IngestConfig::default());
-    let (l, ingest_addr) = bind().await;
-    tokio::spawn(lift_runtime::serve(l, ingest.grpc(), stop.clone()));
-
+    let ingest_addr = start_ingest(&stop).await;
     let scoring_db = lift_store::connect("sqlite::memory:").await.expect("db");
     let scoring_stop = Shutdown::new();
     let (scoring, scoring_addr) =
-        start_scoring(scoring_db.clone(), ingest_addr, ScoringConfig::default().model, &scoring_stop).await;
-    let matching = Matching::new(
-        lift_store::connect("sqlite::memory:").await.expect("db"),
-        ScoringServiceClient::new(rt(scoring_addr)),
-        IngestServiceClient::new(rt(ingest_addr)),
-        MatchingConfig::default(),
-    );
-    let (l, addr) = bind().await;
-    tokio::spawn(lift_runtime::serve(l, matching.grpc(), stop.clone()));
+        start_scoring(scoring_db.clone(), ingest_addr, quick_scoring(30), &scoring_stop).await;
+    let db = lift_store::connect("sqlite::memory:").await.expect("db");
+    let matching = common::matching(db, scoring_addr, ingest_addr, MatchingConfig::default());
+    let addr = serve_matching(&matching, &stop).await;
     Stack {
-        ingest: IngestServiceClient::new(rt(ingest_addr)),
+        ingest: IngestServiceClient::new(common::rt(ingest_addr)),
         ingest_addr,
         scoring_db,
         scoring_stop,
         scoring,
-        scoring_client: ScoringServiceClient::new(rt(scoring_addr)),
+        scoring_client: ScoringServiceClient::new(common::rt(scoring_addr)),
         matching,
         addr,
         stop,
     }
 }
 
-async fn start_scoring(
-    db: lift_store::DatabaseConnection,
-    ingest_addr: std::net::SocketAddr,
-    model: lift_scoring::engine::ModelParams,
-    stop: &Shutdown,
-) -> (Scoring, std::net::SocketAddr) {
-    let cfg = ScoringConfig {
-        model,
-        debounce: Duration::from_millis(30),
-        initial_backoff: Duration::from_millis(20),
-        max_backoff: Duration::from_millis(200),
-        ..ScoringConfig::default()
-    };
-    let scoring = Scoring::new(db, cfg).await.expect("scoring");
-    {
-        let (s, stop) = (scoring.clone(), stop.clone());
-        let client = IngestServiceClient::new(rt(ingest_addr));
-        tokio::spawn(async move { s.run_consumer(client, stop).await });
-    }
-    let (l, addr) = bind().await;
-    tokio::spawn(lift_runtime::serve(l, scoring.grpc(), stop.clone()));
-    (scoring, addr)
-}
-
-fn client(addr: std::net::SocketAddr, key: Option<&str>) -> Client {
-    let key: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>> =
-        key.map(|k| k.parse().expect("ascii key"));
-    let f: KeyFn = Box::new(move |mut r: Request<()>| {
-        if let Some(k) = &key {
-            r.metadata_mut().insert(API_KEY_HEADER, k.clone());
-        }
-        Ok(r)
-    });
-    MatchingServiceClient::with_interceptor(lazy(addr), f)
-}
-
 async fn brand(s: &Stack, name: &str) -> Client {
-    let (_, key) = create_brand(s.matching.db(), name).await.expect("brand");
-    client(s.addr, Some(&key))
-}
-
-fn acct(id: &str) -> ipb::AccountRef {
-    ipb::AccountRef { network: "t".into(), id: id.into() }
-}
-
-fn ev(id: &str, secs_ago: i64, kind: Kind) -> ipb::Event {
-    ipb::Event {
-        event_id: id.into(),
-        source: "test".into(),
-        occurred_at: Some(to_timestamp(now() - secs_ago * MICROS_PER_SEC)),
-        kind: Some(kind),
-    }
-}
-
-fn creator(i: usize) -> String {
-    format!("c{i:02}")
-}
-
-fn fan(i: usize, j: usize) -> String {
-    format!("f{i:02}_{j:02}")
-}
-
-fn world() -> Vec<ipb::Event> {
-    let mut out = Vec::new();
-    for i in 0..CREATORS {
-        let c = creator(i);
-        out.push(ev(
-            &format!("acct-{c}"),
-            3_600,
-            Kind::Account(ipb::AccountUpsert {
-                account: Some(acct(&c)),
-                handle: format!("{c}_h"),
-                ..Default::default()
-            }),
-        ));
-        out.push(ev(
-            &format!("post-{c}"),
-            3_500,
-            Kind::Post(ipb::Post { author: Some(acct(&c)), post_id: format!("p-{c}"), ..Default::default() }),
-        ));
-        for j in 0..i + 2 {
-            let f = fan(i, j);
-            out.push(ev(
-                &format!("follow-{f}"),
-                3_400,
-                Kind::Follow(ipb::Follow { follower: Some(acct(&f)), followee: Some(acct(&c)), unfollow: false }),
-            ));
-            out.push(ev(
-                &format!("like-{f}"),
-                3_300,
-                Kind::Engagement(ipb::Engagement {
-                    kind: ipb::EngagementKind::Like as i32,
-                    actor: Some(acct(&f)),
-                    post_id: format!("p-{c}"),
-                    target: Some(acct(&c)),
-                }),
-            ));
-        }
-    }
-    out
+    common::brand(&s.matching, s.addr, name).await
 }
 
 /// Ingests `events`, returns the highest offset stored.
 async fn ingest(s: &Stack, events: Vec<ipb::Event>) -> u64 {
-    let mut head = 0;
-    for chunk in events.chunks(1_000) {
-        let r = s
-            .ingest
-            .clone()
-            .ingest_batch(ipb::IngestBatchRequest { events: chunk.to_vec() })
-            .await
-            .expect("ingest")
-            .into_inner();
-        assert_eq!(r.rejected, 0, "{:?}", r.results.iter().find(|x| !x.violations.is_empty()));
-        head = head.max(r.results.iter().map(|x| x.offset).max().unwrap_or(0));
-    }
-    head
+    ingest_all(&s.ingest, events).await
 }
 
 async fn scored(s: &Stack, offset: u64) {
-    tokio::time::timeout(Duration::from_secs(60), s.scoring.wait_for_offset(offset))
-        .await
-        .unwrap_or_else(|_| panic!("scoring never reached offset {offset}"));
+    common::scored(&s.scoring, offset).await;
+}
+
+/// The scripted world: 40 creators, see the file's documentation.
+fn world() -> Vec<ipb::Event> {
+    social_world(CREATORS, [3_600, 3_500, 3_400, 3_300], true)
 }
 
 async fn world_stack() -> Stack {
@@ -458,19 +324,8 @@ async fn match_reports_margins_pages_and_near_misses() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scoring_down_is_unavailable() {
     let s = start().await;
-    let dead = {
-        let (l, a) = bind().await;
-        drop(l);
-        a
-    };
-    let m = Matching::new(
-        s.matching.db().clone(),
-        ScoringServiceClient::new(rt(dead)),
-        s.ingest.clone(),
-        MatchingConfig::default(),
-    );
-    let (l, addr) = bind().await;
-    tokio::spawn(lift_runtime::serve(l, m.grpc(), s.stop.clone()));
+    let m = common::matching(s.matching.db().clone(), dead_addr().await, s.ingest_addr, MatchingConfig::default());
+    let addr = serve_matching(&m, &s.stop).await;
     let (_, key) = create_brand(m.db(), "Acme").await.expect("brand");
     let mut a = client(addr, Some(&key));
     let c = create(&mut a, spec("offline")).await;
@@ -669,19 +524,14 @@ async fn model_change_records_churn_and_translates_thresholds() {
     let mut model = ScoringConfig::default().model;
     model.reach_scale *= 2.0;
     let stop2 = Shutdown::new();
-    let (scoring2, addr2) = start_scoring(s.scoring_db.clone(), s.ingest_addr, model, &stop2).await;
+    let cfg = ScoringConfig { model, ..quick_scoring(30) };
+    let (scoring2, addr2) = start_scoring(s.scoring_db.clone(), s.ingest_addr, cfg, &stop2).await;
     let head = s.ingest.clone().get_ledger_info(ipb::GetLedgerInfoRequest {}).await.expect("info").into_inner();
     tokio::time::timeout(Duration::from_secs(60), scoring2.wait_for_offset(head.head_offset))
         .await
         .expect("second model scored");
-    let m2 = Matching::new(
-        s.matching.db().clone(),
-        ScoringServiceClient::new(rt(addr2)),
-        s.ingest.clone(),
-        MatchingConfig::default(),
-    );
-    let (l, addr) = bind().await;
-    tokio::spawn(lift_runtime::serve(l, m2.grpc(), stop2.clone()));
+    let m2 = common::matching(s.matching.db().clone(), addr2, s.ingest_addr, MatchingConfig::default());
+    let addr = serve_matching(&m2, &stop2).await;
     // Same brand and key, through a matching instance that talks to the new model.
     let mut a2 = client(addr, Some(&key));
     let after = a2.match_campaign(req).await.expect("match v2").into_inner();
@@ -844,8 +694,7 @@ async fn score_cache_agrees_with_the_scan_and_follows_new_runs() {
         s.ingest.clone(),
         MatchingConfig { score_cache: false, ..MatchingConfig::default() },
     );
-    let (l, scan_addr) = bind().await;
-    tokio::spawn(lift_runtime::serve(l, scan.grpc(), s.stop.clone()));
+    let scan_addr = serve_matching(&scan, &s.stop).await;
     let (_, key) = create_brand(s.matching.db(), "Acme").await.expect("brand");
     let mut cached = client(s.addr, Some(&key));
     let mut scanned = client(scan_addr, Some(&key));

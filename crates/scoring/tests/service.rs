@@ -2,6 +2,7 @@
 //! by an in-test `IngestService` (only `Subscribe` answers; it streams from a
 //! vector and tails appends), commits runs to SQLite, and serves reads.
 
+use lift_proto::convert::prelude::*;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -22,6 +22,7 @@
 //! enrichment. Rows go in with one `INSERT ... SELECT FROM UNNEST(...)` per batch
 //! on PostgreSQL and prepared multi-row `INSERT`s on SQLite.
 
+use lift_proto::convert::prelude::*;
 use std::collections::HashMap;
 
 use lift_domain::event::Attribution;
@@ -479,7 +480,7 @@ fn decode_row(r: &QueryResult) -> Result<pb::LedgerEvent, Error> {
     Ok(pb::LedgerEvent {
         offset,
         event: Some(event),
-        ingested_at: Some(lift_domain::time::to_timestamp(ingested_at)),
+        ingested_at: Some(lift_proto::convert::to_timestamp(ingested_at)),
         attribution,
     })
 }

@@ -1,11 +1,12 @@
 //! A brand's pages (a `campaigns:write` key): its campaigns; one campaign's
 //! eligibility, shortlist with the reason for every pass and fail, near misses,
-//! portfolio with marginal gains and offers; and the campaign's report with
+//! portfolio with marginal gains (offers are in [`crate::offers`]); and the campaign's report with
 //! lift against the holdout, its interval drawn — or "no data for lift".
 
 use axum::extract::Path;
 use axum::response::Html;
 use lift_domain::Dimension;
+use lift_proto::convert::prelude::*;
 use lift_proto::matching::v1 as mpb;
 use maud::{Markup, html};
 
@@ -77,7 +78,7 @@ pub async fn campaigns(v: Visitor) -> Result<Html<String>, PageError> {
             p.nodata { "No campaigns yet. Create one with CreateCampaign (see the README)." }
         } @else {
             table {
-                thead { tr { th scope="col" { "Campaign" } th scope="col" { "Objective" } th scope="col" { "Budget" } th scope="col" { "State" } th scope="col" { "Created" } th scope="col" { "Report" } } }
+                thead { tr { th scope="col" { "Campaign" } th scope="col" { "Objective" } th scope="col" { "Budget" } th scope="col" { "State" } th scope="col" { "Created" } th scope="col" { "Offers and report" } } }
                 tbody {
                     @for c in &list.campaigns {
                         @let spec = c.spec.clone().unwrap_or_default();
@@ -87,7 +88,7 @@ pub async fn campaigns(v: Visitor) -> Result<Html<String>, PageError> {
                             td.num { (money(spec.budget, &spec.currency)) }
                             td { (state_name(c.state)) }
                             td { (when(c.created_at.as_ref())) }
-                            td { @if c.state == mpb::CampaignState::Offered as i32 { a href={"/campaigns/" (encode(&c.id)) "/report"} { "report" } } @else { span.muted { "after offers" } } }
+                            td { @if c.state == mpb::CampaignState::Offered as i32 { a href={"/campaigns/" (encode(&c.id)) "/offers"} { "offers" } " · " a href={"/campaigns/" (encode(&c.id)) "/report"} { "report" } } @else { span.muted { "after offers" } } }
                         }
                     }
                 }
@@ -179,7 +180,7 @@ pub async fn campaign(v: Visitor, Path(id): Path<String>) -> Result<Html<String>
         h2 { "Portfolio" }
         @match &portfolio {
             Some(p) => { (portfolio_section(p, &spec.currency)) }
-            None => { p { "Offers have been issued, so the portfolio is fixed; the report lists who received one." } }
+            None => { p { "Offers have been issued, so the portfolio is fixed; the offers page lists who received one." } }
         }
         h2 { "Offers" }
         @if draft {
@@ -187,7 +188,8 @@ pub async fn campaign(v: Visitor, Path(id): Path<String>) -> Result<Html<String>
                 (num(spec.holdout_share * 100.0, 0)) " % control group that gets nothing, so lift can be measured. This cannot be undone." }
             form method="post" action={"/campaigns/" (encode(&c.id)) "/offers"} { button type="submit" { "Issue offers" } }
         } @else {
-            p { "Offers issued. " a href={"/campaigns/" (encode(&c.id)) "/report"} { "See the report" } " for each creator's link and outcomes, and lift against the control group." }
+            p { a href={"/campaigns/" (encode(&c.id)) "/offers"} { "See the offers" } ": each creator's link, code and the offer's state, and the control group. "
+                a href={"/campaigns/" (encode(&c.id)) "/report"} { "See the report" } " for outcomes and lift against the control group." }
         }
     };
     Ok(Html(page(&spec.name, true, body).into_string()))
@@ -239,36 +241,18 @@ fn portfolio_section(p: &mpb::SelectPortfolioResponse, currency: &str) -> Markup
     }
 }
 
-/// `POST /campaigns/{id}/offers`: issues the offers and shows every link, code and the control group.
-pub async fn issue_offers(v: Visitor, Path(id): Path<String>) -> Result<Html<String>, PageError> {
-    let r = v
-        .matching()?
-        .create_offers(mpb::CreateOffersRequest { campaign_id: id.clone(), holdout_seed: 0 })
-        .await?
-        .into_inner();
-    let treated: Vec<&mpb::Offer> = r.offers.iter().filter(|o| !o.holdout).collect();
-    let body = html! {
-        h1 { "Offers issued" }
-        p { (treated.len()) " offers; " (r.holdout.len()) " creators in the control group (holdout seed " (r.holdout_seed) ", recorded). "
-            "Copy the codes now: this page is the one place they are shown in full." }
-        table {
-            thead { tr { th scope="col" { "Creator" } th scope="col" { "Tracking link" } th scope="col" { "Code" } } }
-            tbody { @for o in &treated { tr { td { (account_label(o.account.as_ref(), "")) } td { code { (o.link) } } td { code { (o.code) } } } } }
-        }
-        h2 { "Control group" }
-        @if r.holdout.is_empty() { p.nodata { "No control group: without one, lift cannot be measured." } }
-        @else { ul { @for a in &r.holdout { li { (a.network) ":" (a.id) } } } }
-        p { a href={"/campaigns/" (encode(&id)) "/report"} { "Go to the report" } }
-    };
-    Ok(Html(page("Offers issued", true, body).into_string()))
-}
-
 /// Days of outcomes the report page draws (the most recent).
 const DAYS_SHOWN: usize = 60;
 
-/// Whether a report's lift rests on data: both groups present and an interval with width.
+/// Whether a report's lift rests on data: matching gave no reason it could not be
+/// estimated, both groups are present and the interval has width.
 pub fn lift_has_data(l: &mpb::Lift) -> bool {
-    l.treated > 0 && l.holdout > 0 && l.upper > l.lower && l.lower.is_finite() && l.upper.is_finite()
+    l.unavailable_reason.is_empty()
+        && l.treated > 0
+        && l.holdout > 0
+        && l.upper > l.lower
+        && l.lower.is_finite()
+        && l.upper.is_finite()
 }
 
 /// `/campaigns/{id}/report`.
@@ -336,7 +320,8 @@ pub async fn report(v: Visitor, Path(id): Path<String>) -> Result<Html<String>, 
             }
             Some(l) => {
                 p.nodata #lift data-nodata="true" { "No data for lift: "
-                    @if l.holdout == 0 { "there is no control group to compare with." }
+                    @if !l.unavailable_reason.is_empty() { (l.unavailable_reason) " (" (l.treated) " with offers vs " (l.holdout) " held out)." }
+                    @else if l.holdout == 0 { "there is no control group to compare with." }
                     @else if l.treated == 0 { "no creator with an offer is in the data." }
                     @else { "the outcomes do not vary, so there is no interval to draw (" (l.treated) " with offers vs " (l.holdout) " held out)." } }
             }
@@ -396,5 +381,7 @@ mod tests {
         assert!(!lift_has_data(&zero));
         let real = mpb::Lift { treated: 5, holdout: 2, lower: -0.1, upper: 0.4, ..Default::default() };
         assert!(lift_has_data(&real));
+        let unavailable = mpb::Lift { unavailable_reason: "no orders in either group".into(), ..real };
+        assert!(!lift_has_data(&unavailable), "a lift matching calls unavailable is not drawn");
     }
 }

@@ -8,6 +8,7 @@
 use axum::extract::{Path, Query};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use lift_domain::Dimension;
+use lift_proto::convert::prelude::*;
 use lift_proto::ingest::v1::AccountRef;
 use lift_proto::scoring::v1 as spb;
 use maud::{Markup, html};

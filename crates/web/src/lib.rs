@@ -4,7 +4,9 @@
 //!
 //! - [`session`]: the login form, the cookie, and per-visitor gRPC clients;
 //! - [`creator`]: a creator's own scores, history, explanations, flags and evidence;
-//! - [`brand`]: campaigns, eligibility, shortlist, portfolio, offers and the report;
+//! - [`brand`]: campaigns, eligibility, shortlist, portfolio and the report;
+//! - [`offers`]: issuing a campaign's offers and reading them back (links, codes,
+//!   states, the control group);
 //! - [`model`]: published distributions and recalibration maps;
 //! - [`chart`]: the inline SVG charts (line, histogram, bars, interval), readable
 //!   without colour;
@@ -15,6 +17,7 @@ pub mod chart;
 pub mod creator;
 pub mod layout;
 pub mod model;
+pub mod offers;
 pub mod session;
 
 use axum::Router;
@@ -73,7 +76,7 @@ pub fn router(app: App) -> Router {
         .route("/creator/{network}/{id}", get(creator::show))
         .route("/campaigns", get(brand::campaigns))
         .route("/campaigns/{id}", get(brand::campaign))
-        .route("/campaigns/{id}/offers", post(brand::issue_offers))
+        .route("/campaigns/{id}/offers", get(offers::show).post(offers::issue))
         .route("/campaigns/{id}/report", get(brand::report))
         .route("/model", get(model::page_handler))
         .fallback(layout::not_found)

@@ -3,6 +3,7 @@
 
 use axum::response::Html;
 use lift_domain::Dimension;
+use lift_proto::convert::prelude::*;
 use lift_proto::scoring::v1 as spb;
 use maud::html;
 

@@ -9,6 +9,7 @@
 //! dedupe or attribution. CPU time is this process's (user + system, from
 //! `/proc/self/stat`): the NATS server's own CPU is not counted on either side.
 
+use lift_proto::convert::prelude::*;
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -132,7 +133,7 @@ pub async fn bench(
 /// The message bodies Lift stores for `events` (no attribution: the bench has no links).
 fn bodies(events: &[pb::Event], now: i64) -> Result<Vec<bytes::Bytes>, BenchError> {
     let policy = ValidationPolicy::at(now);
-    let ingested_at = Some(lift_domain::time::to_timestamp(now));
+    let ingested_at = Some(lift_proto::convert::to_timestamp(now));
     events
         .iter()
         .map(|e| {

@@ -46,6 +46,7 @@
 //! later conversion `UNATTRIBUTED` instead of `CLICK`; nothing is credited
 //! wrongly, and every consumer reads the same stored answer.
 
+use lift_proto::convert::prelude::*;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -297,7 +298,7 @@ impl NatsLedger {
         attributions: &[Option<Attribution>],
         head: u64,
     ) -> Result<Published, Error> {
-        let ingested_at = Some(lift_domain::time::to_timestamp(lift_domain::time::now()));
+        let ingested_at = Some(lift_proto::convert::to_timestamp(lift_domain::time::now()));
         let new: Vec<usize> = (0..events.len()).filter(|&i| plan[i].is_accepted()).collect();
         let mut last = head;
         for (n, chunk) in new.chunks(BATCH_MAX).enumerate() {

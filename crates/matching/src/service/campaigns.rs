@@ -3,6 +3,7 @@
 
 use lift_domain::campaign::{CampaignSpec, Criterion};
 use lift_domain::time;
+use lift_proto::convert::prelude::*;
 use lift_proto::matching::v1 as pb;
 use lift_store::campaigns::{self as repo, CampaignState};
 use serde::{Deserialize, Serialize};
@@ -81,7 +82,7 @@ impl StoredCampaign {
                 CampaignState::Draft => pb::CampaignState::Draft,
                 CampaignState::Offered => pb::CampaignState::Offered,
             } as i32,
-            created_at: Some(time::to_timestamp(self.row.created_at)),
+            created_at: Some(lift_proto::convert::to_timestamp(self.row.created_at)),
             model_version: self.row.model_version.clone(),
             churn: self.churn.iter().map(ChurnRecord::to_proto).collect(),
         }

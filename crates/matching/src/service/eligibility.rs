@@ -1,6 +1,7 @@
 //! Eligibility: `MatchCampaign`, and the eligible set recorded per scoring
 //! model version, with the churn each model change caused.
 
+use lift_proto::convert::prelude::*;
 use std::collections::BTreeSet;
 
 use lift_domain::AccountId;

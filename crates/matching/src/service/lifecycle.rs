@@ -13,6 +13,7 @@
 //! the ledger ends up with every step in order even if a call failed between
 //! the two writes.
 
+use lift_proto::convert::prelude::*;
 use std::collections::HashMap;
 use std::pin::Pin;
 
@@ -63,7 +64,7 @@ impl Matching {
         let now = time::now();
         let at = match &req.occurred_at {
             None => Some(now),
-            Some(ts) => match time::from_timestamp(ts) {
+            Some(ts) => match lift_proto::convert::from_timestamp(ts) {
                 Some(t) if t <= now.saturating_add(MICROS_PER_DAY) && t > 0 => Some(t),
                 _ => {
                     v.push(lift_domain::FieldViolation::new(
@@ -280,7 +281,7 @@ impl Matching {
         let event = ipb::Event {
             event_id: format!("offer-{}-{}", hex::encode(&d[..16]), t.to.name()),
             source: SOURCE.to_owned(),
-            occurred_at: Some(time::to_timestamp(at)),
+            occurred_at: Some(lift_proto::convert::to_timestamp(at)),
             kind: Some(ipb::event::Kind::Offer(t.to_proto())),
         };
         let req = ipb::IngestBatchRequest { events: vec![event] };

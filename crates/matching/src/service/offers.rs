@@ -2,6 +2,7 @@
 //! the portfolio, draws the holdout, registers the links with ingestion and
 //! records it all, once per campaign.
 
+use lift_proto::convert::prelude::*;
 use std::collections::{BTreeSet, HashMap};
 
 use lift_domain::AccountId;

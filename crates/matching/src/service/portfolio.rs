@@ -4,6 +4,7 @@
 //! `CreateOffers`. Each creator is priced from the brand's rate card (in the
 //! campaign's currency) when it has a rate, else at the campaign's unit_cost.
 
+use lift_proto::convert::prelude::*;
 use std::collections::HashMap;
 
 use lift_domain::AccountId;
@@ -20,6 +21,7 @@ use super::ranking::Judged;
 use super::{Matching, digest, to_json};
 use crate::Error;
 use crate::auth::BrandId;
+use crate::convert::ExpectedProto;
 
 /// What `SelectPortfolio` recorded, read back by `CreateOffers`.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -4,6 +4,9 @@
 //! call, or it judges over the score cache (`crate::snapshot`), an in-memory
 //! copy of scoring's latest run. Callers see a [`CampaignRanking`] either way.
 
+use lift_proto::convert::prelude::*;
+
+use crate::convert::{CriterionResultProto, ExpectedProto, percentile_filter_to_proto};
 use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -266,7 +269,7 @@ impl Scan {
     async fn rank(&self, spec: &CampaignSpec, relax: f64) -> Result<CampaignRanking, Error> {
         let Scan { scoring, retry, page_size, max_candidates, attempts } = self;
         let criteria = spec.rules();
-        let filters = spec.percentile_filters(relax);
+        let filters: Vec<_> = spec.percentile_filters(relax).iter().map(percentile_filter_to_proto).collect();
         for attempt in 1..=(*attempts).max(1) {
             let (mut eligible, mut near) = (Vec::new(), Vec::new());
             let mut seen: HashSet<AccountId> = HashSet::new();

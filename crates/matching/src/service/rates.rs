@@ -4,6 +4,7 @@
 
 use lift_domain::validation::is_known_currency;
 use lift_domain::{AccountId, FieldViolation, time};
+use lift_proto::convert::prelude::*;
 use lift_proto::matching::v1 as pb;
 use lift_store::rate_cards;
 
@@ -72,7 +73,7 @@ impl Matching {
                     account: Some(r.account.to_proto()),
                     rate: r.rate,
                     currency: r.currency,
-                    updated_at: Some(time::to_timestamp(r.updated_at)),
+                    updated_at: Some(lift_proto::convert::to_timestamp(r.updated_at)),
                 })
                 .collect(),
         })

@@ -10,6 +10,7 @@
 //! way, reading the ledger from the start on every call: the reference that
 //! tests and `lift bench report` compare the aggregates with.
 
+use lift_proto::convert::prelude::*;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -28,6 +29,7 @@ use super::Matching;
 use super::campaigns::StoredCampaign;
 use crate::Error;
 use crate::auth::BrandId;
+use crate::convert::TotalsProto;
 
 /// How often a waiting call looks at the committed position (besides being
 /// woken by this process's consumer).
@@ -206,7 +208,7 @@ pub(crate) async fn feed_ledger(
     }
     let req = ipb::SubscribeRequest {
         after_offset: 0,
-        kinds: ReportBuilder::KINDS.iter().map(|k| *k as i32).collect(),
+        kinds: ReportBuilder::KINDS.iter().map(|k| k.to_proto() as i32).collect(),
         stop_at_head: true,
     };
     let mut stream = ingest.clone().subscribe(req).await.map_err(Error::ingest)?.into_inner();

@@ -3,6 +3,7 @@
 //! accounts on the new model's scale.
 
 use lift_domain::campaign::{self as rules, Criterion, Threshold};
+use lift_proto::convert::prelude::*;
 use lift_proto::scoring::v1 as spb;
 use lift_runtime::client::retry_idempotent;
 

@@ -16,7 +16,8 @@ use std::collections::HashMap;
 
 use lift_domain::Dimension;
 
-use super::{Builder, OBJECTIVES, Row, Run, RunScores, Strings, TopicColumn, objective_index};
+use super::build::push_row;
+use super::{Builder, OBJECTIVES, Run, RunScores, Strings, TopicColumn, objective_index};
 use crate::Error;
 
 /// Where a row of the new snapshot comes from.
@@ -201,33 +202,6 @@ fn copy_row(snap: &mut RunScores, base: &RunScores, r: usize) -> Result<(), Erro
         snap.count[k].push(base.count[k][r]);
     }
     snap.flags.push(base.flags[r]);
-    Ok(())
-}
-
-/// Appends a received row to `snap`, as `Builder::finish` lays one out.
-fn push_row(snap: &mut RunScores, network_ids: &mut HashMap<String, u32>, row: &Row) -> Result<(), Error> {
-    let net = match network_ids.get(&row.account.network) {
-        Some(&k) => k,
-        None => {
-            let k = snap.networks.len() as u32;
-            snap.networks.push(row.account.network.clone());
-            network_ids.insert(row.account.network.clone(), k);
-            k
-        }
-    };
-    snap.network.push(net);
-    snap.ids.push(&row.account.id)?;
-    snap.handles.push(&row.handle)?;
-    for d in Dimension::ALL {
-        snap.value[d.index()].push(row.overall[d.index()].value);
-    }
-    snap.flags.push(row.flags());
-    for o in OBJECTIVES {
-        let (k, e) = (objective_index(o), &row.overall[o.primary_dimension().index()]);
-        snap.lower[k].push(e.lower);
-        snap.upper[k].push(e.upper);
-        snap.count[k].push(if e.present { e.count } else { f64::NAN });
-    }
     Ok(())
 }
 

@@ -420,7 +420,7 @@ impl State {
         s.offset = r.var()?;
         s.max_time = r.zig()?;
         s.events = r.var()?;
-        s.restore_columns(accounts, posts, post_ids, topics)?;
+        s.restore_columns(accounts, posts, post_ids, topics).map_err(CheckpointError::Inconsistent)?;
         s.check_ids()?;
         Ok(s)
     }

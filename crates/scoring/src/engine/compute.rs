@@ -39,19 +39,28 @@
 //! accounts with sufficient evidence: an account with insufficient evidence is
 //! placed against them by its point estimate, one with no evidence is at 0.
 
-use std::collections::HashMap;
+mod action;
+mod snapshot;
+mod topics;
 
 use lift_domain::event::EngagementKind;
 use lift_domain::{Dimension, Micros};
 use rayon::prelude::*;
 
-use super::authenticity::{self, Authenticity, Flag};
-use super::graph::{Csr, PageRankGraph, PageRankOptions, pagerank};
+use action::action_estimates;
+pub(super) use action::{action_from_counts, action_percentiles};
+pub use snapshot::{
+    ActionEstimate, ComputeStats, Phases, RateEstimate, RawMetrics, Snapshot, TOPIC_DIMENSIONS, TopicScores,
+};
+pub(super) use topics::topic_scores;
+
+use super::authenticity::{self, Authenticity};
+use super::graph::Csr;
 use super::network;
 use super::params::ModelParams;
 use super::seeds::InfluenceGraph;
-use super::state::{NONE, Node, OutcomeKind, State};
-use super::stats::{beta_summary, grid_order_desc, grid_percentiles, percentile_in, percentiles, quantize, saturate};
+use super::state::{NONE, Node, State};
+use super::stats::{grid_order_desc, quantize, saturate};
 
 /// The ledger position a snapshot is computed as of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -79,178 +88,6 @@ pub struct ComputeOptions<'a> {
     pub authenticity: Option<&'a [f64]>,
 }
 
-/// The action estimate beyond its value.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub struct ActionEstimate {
-    /// The action value's credible interval (0–100).
-    pub lower: f64,
-    pub upper: f64,
-    /// At least `action_min_clicks` attributed clicks in the window.
-    pub sufficient: bool,
-    /// Any attributed click, session or conversion in the window; without one
-    /// the account has *no evidence* and value, interval and percentile are 0.
-    pub observed: bool,
-    /// Conversion rate per click (0–1): posterior mean and credible interval.
-    pub conversion: RateEstimate,
-    /// Engaged (non-bounce) sessions per click (0–1): posterior mean and credible interval.
-    pub engaged: RateEstimate,
-}
-
-/// A rate's posterior mean and central credible interval, 0–1.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub struct RateEstimate {
-    pub mean: f64,
-    pub lower: f64,
-    pub upper: f64,
-}
-
-impl ActionEstimate {
-    /// The key *action* is ranked by: the interval's lower bound, with every
-    /// account that has sufficient evidence ahead of every account that has
-    /// not, and accounts with no evidence last. A few lucky clicks never outrank
-    /// a proven rate.
-    pub fn rank_key(&self) -> f64 {
-        match (self.sufficient, self.observed) {
-            (true, _) => self.lower,
-            (false, true) => self.lower - 1000.0,
-            (false, false) => -2000.0,
-        }
-    }
-}
-
-/// The raw metrics behind an account's values.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub struct RawMetrics {
-    pub posts: f32,
-    pub engagements_given: f32,
-    pub responses: f32,
-    pub responses_per_post: f32,
-    pub reported_followers: f32,
-    pub observed_followers: f32,
-    pub distinct_engagers: f32,
-    pub weighted_engagers: f32,
-    pub two_hop_reach: f32,
-    pub pagerank: f32,
-    pub relative_pagerank: f32,
-    pub clicks: f32,
-    pub sessions: f32,
-    pub non_bounced: f32,
-    pub conversions: f32,
-    pub code_conversions: f32,
-    pub conversion_value_minor: f32,
-    pub conversion_rate: f32,
-    pub non_bounce_rate: f32,
-    pub non_bounce_lower: f32,
-    pub non_bounce_upper: f32,
-    pub engaged_rate: f32,
-    pub engaged_lower: f32,
-    pub engaged_upper: f32,
-    pub conversion_lower: f32,
-    pub conversion_upper: f32,
-    pub authenticity_weight: f32,
-    pub suspicious_share: f32,
-    pub flags: f32,
-}
-
-impl RawMetrics {
-    /// The metrics that explain one dimension, by name.
-    pub fn for_dimension(&self, d: Dimension) -> Vec<(&'static str, f64)> {
-        let f = |x: f32| f64::from(x);
-        match d {
-            Dimension::Activity => vec![
-                ("posts", f(self.posts)),
-                ("engagements_given", f(self.engagements_given)),
-                ("responses", f(self.responses)),
-                ("responses_per_post", f(self.responses_per_post)),
-            ],
-            Dimension::Reach => vec![
-                ("reported_followers", f(self.reported_followers)),
-                ("observed_followers", f(self.observed_followers)),
-                ("distinct_engagers", f(self.distinct_engagers)),
-                ("weighted_engagers", f(self.weighted_engagers)),
-                ("two_hop_reach", f(self.two_hop_reach)),
-            ],
-            Dimension::Network => {
-                vec![("pagerank", f(self.pagerank)), ("relative_pagerank", f(self.relative_pagerank))]
-            }
-            Dimension::Action => vec![
-                ("clicks", f(self.clicks)),
-                ("sessions", f(self.sessions)),
-                ("non_bounced", f(self.non_bounced)),
-                ("conversions", f(self.conversions)),
-                ("code_conversions_without_click", f(self.code_conversions)),
-                ("conversion_value_minor", f(self.conversion_value_minor)),
-                ("conversion_rate", f(self.conversion_rate)),
-                ("conversion_rate_lower", f(self.conversion_lower)),
-                ("conversion_rate_upper", f(self.conversion_upper)),
-                ("engaged_rate", f(self.engaged_rate)),
-                ("engaged_rate_lower", f(self.engaged_lower)),
-                ("engaged_rate_upper", f(self.engaged_upper)),
-                ("non_bounce_rate", f(self.non_bounce_rate)),
-                ("non_bounce_lower", f(self.non_bounce_lower)),
-                ("non_bounce_upper", f(self.non_bounce_upper)),
-            ],
-            Dimension::Authenticity => vec![
-                ("flags", f(self.flags)),
-                ("engagement_weight", f(self.authenticity_weight)),
-                ("suspicious_engager_share", f(self.suspicious_share)),
-            ],
-        }
-    }
-}
-
-/// Dimensions that have per-topic variants.
-pub const TOPIC_DIMENSIONS: [Dimension; 2] = [Dimension::Activity, Dimension::Network];
-
-/// Scores of one topic's population (accounts that posted in it or drew engagement on such posts).
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct TopicScores {
-    pub name: String,
-    /// Sorted node ids.
-    pub members: Vec<Node>,
-    /// Per `TOPIC_DIMENSIONS`, aligned with `members`.
-    pub values: [Vec<f64>; 2],
-    pub percentiles: [Vec<f64>; 2],
-    /// Per `TOPIC_DIMENSIONS`: indexes into `members`, by value descending.
-    pub order: [Vec<u32>; 2],
-}
-
-impl TopicScores {
-    pub fn position(&self, n: Node) -> Option<usize> {
-        self.members.binary_search(&n).ok()
-    }
-
-    pub fn dim_index(d: Dimension) -> Option<usize> {
-        TOPIC_DIMENSIONS.iter().position(|x| *x == d)
-    }
-}
-
-/// Work done by one computation.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub struct ComputeStats {
-    pub edges: usize,
-    pub pagerank_iterations: u32,
-    pub graph_bytes: usize,
-    pub millis: u64,
-    /// Where the time went, in milliseconds.
-    pub phases: Phases,
-}
-
-/// A computation's phases, in milliseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub struct Phases {
-    /// The gaming detectors over the population.
-    pub authenticity: f64,
-    /// Activity, reach and action (incremental or not), with their raw metrics.
-    pub dimensions: f64,
-    /// The network graph's build and PageRank.
-    pub network: f64,
-    /// Per-topic activity and topic-sensitive PageRank.
-    pub topics: f64,
-    /// Percentiles, orders and distributions of the five columns.
-    pub columns: f64,
-}
-
 /// Milliseconds since the last lap.
 pub(super) struct Laps(std::time::Instant);
 
@@ -264,57 +101,6 @@ impl Laps {
         let ms = (now - self.0).as_secs_f64() * 1e3;
         self.0 = now;
         ms
-    }
-}
-
-/// Every account's scores as of one ledger position under one model.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct Snapshot {
-    pub model_version: String,
-    pub as_of: AsOf,
-    /// Accounts scored: node ids `0..n`.
-    pub n: usize,
-    /// Per dimension (`Dimension::index`), per node.
-    pub values: [Vec<f64>; 5],
-    pub percentiles: [Vec<f64>; 5],
-    /// Per dimension: node ids by value descending, ties by id.
-    pub order: [Vec<u32>; 5],
-    /// Node ids by the action interval's lower bound descending, ties by id:
-    /// the order `QueryAccounts` ranks *action* in, so an account whose few
-    /// clicks leave it near the prior cannot outrank one the evidence supports.
-    pub action_rank: Vec<u32>,
-    /// Per dimension: published quantiles (level, value).
-    pub distributions: [Vec<(f64, f64)>; 5],
-    pub action: Vec<ActionEstimate>,
-    /// Prior Beta(α, β) on the conversion rate, fitted to this population.
-    pub action_prior: (f64, f64),
-    pub raw: Vec<RawMetrics>,
-    pub flags: Vec<Flag>,
-    /// (node, index into `flags`), sorted.
-    pub flags_by_account: Vec<(Node, u32)>,
-    pub topics: Vec<TopicScores>,
-    /// PageRank vector, kept for the next warm start.
-    pub pagerank: Vec<f64>,
-    /// Independent-cascade edge probabilities for seed selection.
-    pub influence: InfluenceGraph,
-    pub stats: ComputeStats,
-}
-
-impl Snapshot {
-    pub fn value(&self, d: Dimension, n: Node) -> Option<f64> {
-        self.values[d.index()].get(n as usize).copied()
-    }
-
-    pub fn flags_of(&self, n: Node) -> impl Iterator<Item = &Flag> {
-        let start = self.flags_by_account.partition_point(|(a, _)| *a < n);
-        self.flags_by_account[start..]
-            .iter()
-            .take_while(move |(a, _)| *a == n)
-            .filter_map(|(_, i)| self.flags.get(*i as usize))
-    }
-
-    pub fn topic(&self, name: &str) -> Option<&TopicScores> {
-        self.topics.iter().find(|t| t.name == name)
     }
 }
 
@@ -508,26 +294,6 @@ pub fn influence_graph(engagement: &Csr, weight: &[f64]) -> InfluenceGraph {
     g
 }
 
-/// Action percentiles: against the accounts with sufficient evidence (an
-/// account with insufficient evidence is placed among them by its point
-/// estimate); 0 for accounts with no evidence at all.
-pub(super) fn action_percentiles(values: &[f64], est: &[ActionEstimate]) -> Vec<f64> {
-    let sufficient: Vec<bool> = est.iter().map(|a| a.sufficient).collect();
-    let observed: Vec<bool> = est.iter().map(|a| a.observed).collect();
-    if let Some(p) = grid_percentiles(values, Some(&sufficient), Some(&observed)) {
-        return p;
-    }
-    let mut sorted: Vec<f64> = values.iter().zip(est).filter(|(_, a)| a.sufficient).map(|(v, _)| *v).collect();
-    sorted.sort_unstable_by(f64::total_cmp);
-    values.iter().zip(est).map(|(v, a)| if a.observed { percentile_in(&sorted, *v) } else { 0.0 }).collect()
-}
-
-/// Percentiles of a column: by counting on the value grid, sorting only if a value is off it
-/// (same result either way).
-fn column_percentiles(values: &[f64]) -> Vec<f64> {
-    grid_percentiles(values, None, None).unwrap_or_else(|| percentiles(values))
-}
-
 /// Node ids by value descending, ties by id ascending.
 pub(super) fn order_desc(v: &[f64]) -> Vec<u32> {
     if let Some(o) = grid_order_desc(v) {
@@ -536,240 +302,4 @@ pub(super) fn order_desc(v: &[f64]) -> Vec<u32> {
     let mut o: Vec<u32> = (0..v.len() as u32).collect();
     o.par_sort_unstable_by(|&a, &b| v[b as usize].total_cmp(&v[a as usize]).then(a.cmp(&b)));
     o
-}
-
-pub(super) struct ActionOut {
-    pub(super) values: Vec<f64>,
-    pub(super) estimates: Vec<ActionEstimate>,
-    pub(super) prior: (f64, f64),
-}
-
-/// Beta–Binomial estimates of the conversion rate and the engaged-session
-/// rate per attributed click, each with an empirical-Bayes prior fitted by the
-/// method of moments to the accounts with enough clicks (falling back to the
-/// model's prior when too few have).
-fn action_estimates(
-    state: &State,
-    p: &ModelParams,
-    in_window: &impl Fn(Micros) -> bool,
-    raw: &mut [RawMetrics],
-) -> ActionOut {
-    let n = state.len();
-    let mut clicks = vec![0u64; n];
-    let mut conv = vec![0u64; n];
-    let mut engaged = vec![0u64; n];
-    let mut any_sessions = false;
-    for o in &state.outcomes {
-        if !in_window(o.at) {
-            continue;
-        }
-        let i = o.owner as usize;
-        let r = &mut raw[i];
-        match o.kind {
-            OutcomeKind::Click => {
-                clicks[i] += 1;
-                r.clicks += 1.0;
-            }
-            OutcomeKind::Session { bounced } => {
-                any_sessions = true;
-                r.sessions += 1.0;
-                if !bounced {
-                    engaged[i] += 1;
-                    r.non_bounced += 1.0;
-                }
-            }
-            OutcomeKind::Conversion => {
-                conv[i] += 1;
-                r.conversions += 1.0;
-                r.conversion_value_minor += o.value_minor as f32;
-            }
-            OutcomeKind::CodeConversion => {
-                r.code_conversions += 1.0;
-                r.conversion_value_minor += o.value_minor as f32;
-            }
-        }
-    }
-    action_from_counts(p, &clicks, &conv, &engaged, any_sessions, raw)
-}
-
-/// The estimation half of `action_estimates`, from per-account outcome counts
-/// in the window (and `raw`'s session, conversion and click columns), so the
-/// incremental path reaches the same estimates from counts it keeps itself.
-pub(super) fn action_from_counts(
-    p: &ModelParams,
-    clicks: &[u64],
-    conv: &[u64],
-    engaged: &[u64],
-    any_sessions: bool,
-    raw: &mut [RawMetrics],
-) -> ActionOut {
-    let n = clicks.len();
-    // A conversion or engaged session without its click in the window cannot be
-    // a success of a trial we did not see.
-    let conv: Vec<u64> = (0..n).map(|i| conv[i].min(clicks[i])).collect();
-    let engaged: Vec<u64> = (0..n).map(|i| engaged[i].min(clicks[i])).collect();
-    let min = p.action_min_clicks.max(1);
-    let conv_prior = fit_beta_prior(&conv, clicks, min, p.action_prior_mean, p);
-    let eng_prior = fit_beta_prior(&engaged, clicks, min, p.action_engaged_prior_mean, p);
-    let w = if any_sessions { p.action_engaged_weight.clamp(0.0, 1.0) } else { 0.0 };
-    let combine = |c: f64, e: f64| {
-        quantize((1.0 - w) * saturate(c, p.action_rate_scale) + w * saturate(e, p.action_engaged_scale))
-    };
-    let mut conv_cache: HashMap<(u64, u64), RateEstimate> = HashMap::new();
-    let mut eng_cache: HashMap<(u64, u64), RateEstimate> = HashMap::new();
-    let rate = |cache: &mut HashMap<(u64, u64), RateEstimate>, prior: (f64, f64), s: u64, k: u64| {
-        *cache.entry((s, k)).or_insert_with(|| {
-            let b = beta_summary(prior.0 + s as f64, prior.1 + (k - s) as f64, p.credible_mass);
-            RateEstimate { mean: b.mean, lower: b.lower, upper: b.upper }
-        })
-    };
-    let mut values = Vec::with_capacity(n);
-    let mut estimates = Vec::with_capacity(n);
-    for i in 0..n {
-        let k = clicks[i];
-        let r = &mut raw[i];
-        let observed = k > 0 || r.sessions > 0.0 || r.conversions > 0.0 || r.code_conversions > 0.0;
-        if !observed {
-            values.push(0.0);
-            estimates.push(ActionEstimate::default());
-            continue;
-        }
-        let c = rate(&mut conv_cache, conv_prior, conv[i], k);
-        let e = rate(&mut eng_cache, eng_prior, engaged[i], k);
-        let est = ActionEstimate {
-            lower: combine(c.lower, e.lower),
-            upper: combine(c.upper, e.upper),
-            sufficient: k >= min,
-            observed,
-            conversion: c,
-            engaged: e,
-        };
-        values.push(combine(c.mean, e.mean));
-        estimates.push(est);
-        r.conversion_rate = c.mean as f32;
-        r.conversion_lower = c.lower as f32;
-        r.conversion_upper = c.upper as f32;
-        if any_sessions {
-            r.engaged_rate = e.mean as f32;
-            r.engaged_lower = e.lower as f32;
-            r.engaged_upper = e.upper as f32;
-        }
-        if r.sessions > 0.0 {
-            let s = beta_summary(
-                1.0 + f64::from(r.non_bounced),
-                1.0 + f64::from(r.sessions - r.non_bounced),
-                p.credible_mass,
-            );
-            r.non_bounce_rate = s.mean as f32;
-            r.non_bounce_lower = s.lower as f32;
-            r.non_bounce_upper = s.upper as f32;
-        }
-    }
-    ActionOut { values, estimates, prior: conv_prior }
-}
-
-/// Beta(α, β) prior on a per-click rate, fitted by the method of moments to the
-/// accounts with at least `min` clicks: the pooled rate as the mean, and the
-/// spread of their observed rates minus the binomial noise as the between-account
-/// variance. Falls back to `fallback_mean` at the model's prior strength when
-/// fewer than five accounts qualify or the pooled rate is 0 or 1.
-fn fit_beta_prior(successes: &[u64], trials: &[u64], min: u64, fallback_mean: f64, p: &ModelParams) -> (f64, f64) {
-    let eligible: Vec<usize> = (0..trials.len()).filter(|&i| trials[i] >= min).collect();
-    let fallback = (fallback_mean * p.action_prior_strength, (1.0 - fallback_mean) * p.action_prior_strength);
-    let (sc, sn): (u64, u64) = eligible.iter().fold((0, 0), |(c, k), &i| (c + successes[i], k + trials[i]));
-    if eligible.len() < 5 || sc == 0 || sc == sn {
-        return fallback;
-    }
-    let m = sc as f64 / sn as f64;
-    let k = eligible.len() as f64;
-    let obs = |i: usize| successes[i] as f64 / trials[i] as f64;
-    let mean_r = eligible.iter().map(|&i| obs(i)).sum::<f64>() / k;
-    let var = eligible.iter().map(|&i| (obs(i) - mean_r).powi(2)).sum::<f64>() / k;
-    // Remove the binomial noise to get the spread of true rates between accounts.
-    let noise = eligible.iter().map(|&i| m * (1.0 - m) / trials[i] as f64).sum::<f64>() / k;
-    let between = var - noise;
-    let strength = if between > 0.0 { m * (1.0 - m) / between - 1.0 } else { p.action_prior_strength_max };
-    let strength = strength.clamp(p.action_prior_strength_min, p.action_prior_strength_max);
-    (m * strength, (1.0 - m) * strength)
-}
-
-/// Per-topic activity (topic posts and the responses they draw) and
-/// topic-sensitive PageRank (teleporting to the topic's authors).
-pub(super) fn topic_scores(
-    state: &State,
-    p: &ModelParams,
-    prg: &PageRankGraph,
-    weight: &[f64],
-    in_window: &impl Fn(Micros) -> bool,
-    decay: &impl Fn(Micros) -> f64,
-) -> Vec<TopicScores> {
-    let n = state.len();
-    let mut counts = vec![0u32; state.topics.len()];
-    for post in &state.posts {
-        if post.author != NONE && in_window(post.at) {
-            for &t in &post.topics {
-                counts[t as usize] += 1;
-            }
-        }
-    }
-    let mut chosen: Vec<usize> = (0..counts.len()).filter(|&t| counts[t] >= p.topic_min_posts.max(1)).collect();
-    chosen.sort_unstable_by(|&a, &b| counts[b].cmp(&counts[a]).then(state.topics[a].cmp(&state.topics[b])));
-    chosen.truncate(p.max_topics as usize);
-    chosen
-        .into_iter()
-        .map(|t| {
-            let tid = t as u16;
-            let mut posts = vec![0.0f64; n];
-            let mut own = vec![0.0f64; n];
-            let mut resp = vec![0.0f64; n];
-            for post in &state.posts {
-                if post.author != NONE && in_window(post.at) && post.topics.contains(&tid) {
-                    posts[post.author as usize] += decay(post.at);
-                }
-            }
-            for e in &state.engagements {
-                if e.post == NONE || !in_window(e.at) {
-                    continue;
-                }
-                let Some(post) = state.posts.get(e.post as usize) else { continue };
-                let target = state.target_of(e);
-                if !post.topics.contains(&tid) || target == NONE || target == e.actor {
-                    continue;
-                }
-                let w = kind_weight(p, e.kind) * decay(e.at);
-                own[e.actor as usize] += w;
-                resp[target as usize] += w * weight[e.actor as usize];
-            }
-            let members: Vec<Node> =
-                (0..n as Node).filter(|&u| posts[u as usize] > 0.0 || resp[u as usize] > 0.0).collect();
-            let pr = pagerank(
-                prg,
-                PageRankOptions {
-                    damping: p.damping,
-                    tolerance: p.pagerank_tolerance,
-                    max_iterations: p.pagerank_max_iterations,
-                    personalization: Some(&posts),
-                    warm_start: None,
-                },
-            );
-            let m = members.len() as f64;
-            let act: Vec<f64> = members
-                .iter()
-                .map(|&u| {
-                    let u = u as usize;
-                    let rate = resp[u] / (posts[u] + p.activity_post_prior);
-                    let raw = (1.0 + rate).ln() + p.activity_own_weight * (1.0 + weight[u] * (posts[u] + own[u])).ln();
-                    quantize(saturate(raw, p.activity_scale))
-                })
-                .collect();
-            let net: Vec<f64> = members.iter().map(|&u| network::network_value(pr.scores[u as usize] * m, p)).collect();
-            TopicScores {
-                name: state.topics[t].clone(),
-                percentiles: [column_percentiles(&act), column_percentiles(&net)],
-                order: [order_desc(&act), order_desc(&net)],
-                values: [act, net],
-                members,
-            }
-        })
-        .collect()
 }

@@ -32,4 +32,6 @@ pub use params::ModelParams;
 pub use state::{Node, State};
 
 #[cfg(test)]
+mod calibration_tests;
+#[cfg(test)]
 mod tests;

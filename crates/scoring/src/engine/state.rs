@@ -259,34 +259,35 @@ impl State {
         ids
     }
 
-    /// Installs decoded columns and rebuilds the lookup indexes from them.
+    /// Installs decoded columns and rebuilds the lookup indexes from them; the
+    /// error says why the columns do not form a state (a column too long, a
+    /// duplicate id). The state knows nothing of how the columns were stored.
     pub(super) fn restore_columns(
         &mut self,
         accounts: Vec<AccountInfo>,
         posts: Vec<PostInfo>,
         post_ids: Vec<String>,
         topics: Vec<String>,
-    ) -> Result<(), super::checkpoint::CheckpointError> {
-        use super::checkpoint::CheckpointError::Inconsistent;
+    ) -> Result<(), &'static str> {
         if accounts.len() >= NONE as usize || posts.len() >= NONE as usize || topics.len() > u16::MAX as usize {
-            return Err(Inconsistent("column too long"));
+            return Err("column too long");
         }
         self.index = HashMap::with_capacity(accounts.len());
         for (i, a) in accounts.iter().enumerate() {
             if self.index.insert(a.id.clone(), i as Node).is_some() {
-                return Err(Inconsistent("duplicate account"));
+                return Err("duplicate account");
             }
         }
         self.post_index = HashMap::with_capacity(post_ids.len());
         for (i, id) in post_ids.into_iter().enumerate() {
             if self.post_index.insert(id, i as u32).is_some() {
-                return Err(Inconsistent("duplicate post id"));
+                return Err("duplicate post id");
             }
         }
         self.topic_index = HashMap::with_capacity(topics.len());
         for (i, t) in topics.iter().enumerate() {
             if self.topic_index.insert(t.clone(), i as u16).is_some() {
-                return Err(Inconsistent("duplicate topic"));
+                return Err("duplicate topic");
             }
         }
         self.accounts = accounts;

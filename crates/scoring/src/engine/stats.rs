@@ -1,5 +1,5 @@
-//! Small numerical pieces: the Beta distribution, percentiles, quantiles, and
-//! the value grid.
+//! Small numerical pieces: Beta posterior summaries, percentiles, quantiles,
+//! and the value grid.
 
 /// Values are kept on a grid of 1/1024: dyadic numbers of that size add and
 /// subtract exactly in `f64`, so explanation contributions (differences of
@@ -121,105 +121,8 @@ pub fn published_levels() -> Vec<f64> {
     v
 }
 
-/// `ln Γ(x)` for x > 0 (Lanczos, g = 7, n = 9; ~15 digits).
-pub fn ln_gamma(x: f64) -> f64 {
-    const C: [f64; 9] = [
-        0.999_999_999_999_809_9,
-        676.520_368_121_885_1,
-        -1_259.139_216_722_402_8,
-        771.323_428_777_653_1,
-        -176.615_029_162_140_6,
-        12.507_343_278_686_905,
-        -0.138_571_095_265_720_12,
-        9.984_369_578_019_572e-6,
-        1.505_632_735_149_311_6e-7,
-    ];
-    if x < 0.5 {
-        let pi = std::f64::consts::PI;
-        return (pi / (pi * x).sin()).ln() - ln_gamma(1.0 - x);
-    }
-    let x = x - 1.0;
-    let mut a = C[0];
-    let t = x + 7.5;
-    for (i, c) in C.iter().enumerate().skip(1) {
-        a += c / (x + i as f64);
-    }
-    0.5 * (2.0 * std::f64::consts::PI).ln() + (x + 0.5) * t.ln() - t + a.ln()
-}
-
-/// Regularised incomplete beta `I_x(a, b)`, by Lentz's continued fraction.
-pub fn beta_cdf(x: f64, a: f64, b: f64) -> f64 {
-    if x <= 0.0 {
-        return 0.0;
-    }
-    if x >= 1.0 {
-        return 1.0;
-    }
-    let ln_front = ln_gamma(a + b) - ln_gamma(a) - ln_gamma(b) + a * x.ln() + b * (1.0 - x).ln();
-    // The continued fraction converges fast for x < (a+1)/(a+b+2); use the symmetry otherwise.
-    if x < (a + 1.0) / (a + b + 2.0) {
-        ln_front.exp() * beta_cf(x, a, b) / a
-    } else {
-        1.0 - ln_front.exp() * beta_cf(1.0 - x, b, a) / b
-    }
-}
-
-fn beta_cf(x: f64, a: f64, b: f64) -> f64 {
-    const TINY: f64 = 1e-300;
-    let (qab, qap, qam) = (a + b, a + 1.0, a - 1.0);
-    let mut c = 1.0;
-    let mut d = 1.0 - qab * x / qap;
-    if d.abs() < TINY {
-        d = TINY;
-    }
-    d = 1.0 / d;
-    let mut h = d;
-    for m in 1..=300 {
-        let m = f64::from(m);
-        let m2 = 2.0 * m;
-        let aa = m * (b - m) * x / ((qam + m2) * (a + m2));
-        d = 1.0 + aa * d;
-        if d.abs() < TINY {
-            d = TINY;
-        }
-        c = 1.0 + aa / c;
-        if c.abs() < TINY {
-            c = TINY;
-        }
-        d = 1.0 / d;
-        h *= d * c;
-        let aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2));
-        d = 1.0 + aa * d;
-        if d.abs() < TINY {
-            d = TINY;
-        }
-        c = 1.0 + aa / c;
-        if c.abs() < TINY {
-            c = TINY;
-        }
-        d = 1.0 / d;
-        let del = d * c;
-        h *= del;
-        if (del - 1.0).abs() < 1e-15 {
-            break;
-        }
-    }
-    h
-}
-
-/// Quantile `p` of Beta(a, b), by bisection on the CDF (to ~1e-12).
-pub fn beta_quantile(p: f64, a: f64, b: f64) -> f64 {
-    let (mut lo, mut hi) = (0.0f64, 1.0f64);
-    for _ in 0..60 {
-        let mid = 0.5 * (lo + hi);
-        if beta_cdf(mid, a, b) < p {
-            lo = mid;
-        } else {
-            hi = mid;
-        }
-    }
-    0.5 * (lo + hi)
-}
+// The distribution functions live in the domain's one statistics module (on `statrs`).
+pub use lift_domain::stats::{beta_cdf, beta_quantile, ln_gamma};
 
 /// A Beta posterior summarised for display.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -282,21 +185,18 @@ mod tests {
         assert_eq!(p.iter().filter(|&&x| x >= 90.0).count(), 995);
     }
 
-    /// Pins the Beta CDF and quantiles against known closed forms.
+    /// Pins the posterior summary: mean and central interval (the distribution
+    /// functions themselves are pinned in `lift_domain::stats`).
     #[test]
-    fn beta_functions_match_closed_forms() {
-        // Beta(1,1) is uniform; Beta(2,1) has CDF x².
-        assert!((beta_cdf(0.3, 1.0, 1.0) - 0.3).abs() < 1e-12);
-        assert!((beta_cdf(0.5, 2.0, 1.0) - 0.25).abs() < 1e-12);
-        assert!((beta_quantile(0.25, 2.0, 1.0) - 0.5).abs() < 1e-9);
-        // Symmetric: the median of Beta(7,7) is 0.5.
-        assert!((beta_quantile(0.5, 7.0, 7.0) - 0.5).abs() < 1e-9);
-        assert!((ln_gamma(5.0) - 24f64.ln()).abs() < 1e-12);
+    fn beta_summary_is_mean_and_central_interval() {
         let s = beta_summary(3.0, 97.0, 0.9);
         assert!(s.lower < s.mean && s.mean < s.upper);
+        assert!((s.mean - 0.03).abs() < 1e-15);
         // Reference: scipy.stats.beta.ppf([0.05, 0.95], 3, 97) = [0.00830942, 0.0622281]
         assert!((s.lower - 0.008_309_42).abs() < 1e-6, "{}", s.lower);
         assert!((s.upper - 0.062_228_1).abs() < 1e-6, "{}", s.upper);
+        let all = beta_summary(3.0, 97.0, 1.0);
+        assert_eq!((all.lower, all.upper), (0.0, 1.0));
     }
 
     /// Pins the grid: quantised values are exact dyadic numbers whose differences telescope exactly.

@@ -16,6 +16,7 @@
 //! With a writer lease configured, commits present the lease's fence and the
 //! lease is renewed while writing; `replica` decides when this replica writes.
 
+use lift_proto::convert::prelude::*;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;

@@ -1,6 +1,7 @@
 //! Snapshot → wire types.
 
-use lift_domain::{Dimension, time};
+use lift_domain::Dimension;
+use lift_proto::convert::prelude::*;
 use lift_proto::scoring::v1 as pb;
 
 use super::{Directory, Published};
@@ -64,8 +65,8 @@ pub(crate) fn flag(f: &Flag, dir: &Directory) -> pb::GamingFlag {
         description: f.description.clone(),
         accounts: f.accounts.iter().filter_map(|&a| dir.ids.get(a as usize)).map(|a| a.to_proto()).collect(),
         event_offsets: f.event_offsets.clone(),
-        window_start: Some(time::to_timestamp(f.window_start)),
-        window_end: Some(time::to_timestamp(f.window_end)),
+        window_start: Some(lift_proto::convert::to_timestamp(f.window_start)),
+        window_end: Some(lift_proto::convert::to_timestamp(f.window_end)),
     }
 }
 
@@ -83,7 +84,7 @@ pub(crate) fn account_scores(p: &Published, dir: &Directory, n: Node) -> pb::Acc
         flags: s.flags_of(n).map(|f| flag(f, dir)).collect(),
         model_version: s.model_version.clone(),
         as_of_offset: s.as_of.offset,
-        as_of_time: Some(time::to_timestamp(s.as_of.time)),
+        as_of_time: Some(lift_proto::convert::to_timestamp(s.as_of.time)),
         run_id: p.run_id,
     }
 }

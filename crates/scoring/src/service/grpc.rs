@@ -1,6 +1,7 @@
 //! `lift.scoring.v1.ScoringService`: thin handlers over `Scoring`'s reads.
 
-use lift_domain::{AccountId, Dimension, time};
+use lift_domain::{AccountId, Dimension};
+use lift_proto::convert::prelude::*;
 use lift_proto::scoring::v1 as pb;
 use lift_proto::scoring::v1::scoring_service_server::{ScoringService, ScoringServiceServer};
 use lift_runtime::auth::Principal;
@@ -242,8 +243,10 @@ impl Scoring {
             l => l.min(MAX_HISTORY),
         };
         let micros = |t: Option<&lift_proto::Timestamp>, field: &str| -> Result<Option<i64>, Error> {
-            t.map(|t| time::from_timestamp(t).ok_or_else(|| Error::invalid(field, "is not a valid timestamp")))
-                .transpose()
+            t.map(|t| {
+                lift_proto::convert::from_timestamp(t).ok_or_else(|| Error::invalid(field, "is not a valid timestamp"))
+            })
+            .transpose()
         };
         let (since, until) = (micros(req.since.as_ref(), "since")?, micros(req.until.as_ref(), "until")?);
         if let (Some(a), Some(b)) = (since, until)
@@ -272,7 +275,7 @@ impl Scoring {
                 run_id: run.run_id,
                 model_version: run.model_version.clone(),
                 as_of_offset: run.as_of_offset,
-                as_of_time: Some(time::to_timestamp(run.as_of_time)),
+                as_of_time: Some(lift_proto::convert::to_timestamp(run.as_of_time)),
                 scores,
             });
         }

@@ -19,6 +19,7 @@ mod replica;
 mod run;
 mod seeds;
 
+use lift_proto::convert::prelude::*;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;

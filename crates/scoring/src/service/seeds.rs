@@ -1,6 +1,7 @@
 //! `SelectSeeds`: IMM over the latest run's influence graph (see `engine::seeds`).
 
 use lift_domain::FieldViolation;
+use lift_proto::convert::prelude::*;
 use lift_proto::scoring::v1 as pb;
 
 use super::Scoring;

@@ -1,7 +1,8 @@
 use proptest::prelude::*;
 
+use lift_domain::time::{MICROS_PER_DAY, MICROS_PER_SEC, Micros};
+
 use super::*;
-use crate::time::MICROS_PER_SEC;
 
 const NOW: Micros = 1_800_000_000 * MICROS_PER_SEC;
 
@@ -107,7 +108,7 @@ fn violations_name_their_fields() {
     assert_eq!(fields(&e), vec!["follow.followee"]);
 
     let mut e = valid_events().remove(0);
-    e.occurred_at = Some(time::to_timestamp(NOW + 2 * crate::time::MICROS_PER_DAY));
+    e.occurred_at = Some(time::to_timestamp(NOW + 2 * MICROS_PER_DAY));
     assert_eq!(fields(&e), vec!["occurred_at"]);
     e.occurred_at = None;
     e.kind = None;
@@ -159,7 +160,7 @@ fn arb_event() -> impl Strategy<Value = pb::Event> {
         |(id, src, s, n, k)| pb::Event {
             event_id: id,
             source: src,
-            occurred_at: Some(lift_proto::Timestamp { seconds: s % (4_000_000_000), nanos: n }),
+            occurred_at: Some(crate::Timestamp { seconds: s % (4_000_000_000), nanos: n }),
             kind: k,
         },
     )

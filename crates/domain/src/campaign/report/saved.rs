@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Day, Report, ReportBuilder, Totals, welch};
+use super::{Day, ReportBuilder, Totals};
 use crate::account::AccountId;
+use crate::campaign::{Report, welch};
 use crate::event::{EventBody, LedgerEntry};
 
 impl ReportBuilder {
