@@ -452,19 +452,7 @@ async fn restart_from_checkpoint_replays_only_the_tail() {
     let addr = listener.local_addr().unwrap();
     let ingest_stop = Shutdown::new();
     serve_ledger(ledger.clone(), listener, ingest_stop.clone()).await;
-    // PageRank in full every run (drift tolerance 0). A local update's vector is a function of
-    // the sequence of graphs it was pushed through, not of the final state alone, and that
-    // sequence is not reproducible here: run boundaries follow the debounce timing, and the
-    // damaged-checkpoint leg below replays the whole ledger with no earlier runs at all, so
-    // keeping the push estimate in the checkpoint could not make that leg identical either.
-    // With local updates a restart agrees within the update's stated L1 bound, which
-    // `engine::incremental_tests` checks against from-scratch runs; bit-identical restarts
-    // are what full runs (this setting) give.
-    let cfg = ScoringConfig {
-        checkpoint_every_events: 900,
-        pagerank_drift_tolerance: 0.0,
-        ..test_config(ModelParams::default())
-    };
+    let cfg = ScoringConfig { checkpoint_every_events: 900, ..test_config(ModelParams::default()) };
 
     let mut run = start_scoring_with(db.clone(), addr, cfg.clone()).await;
     wait_offset(&run.scoring, 1000).await;

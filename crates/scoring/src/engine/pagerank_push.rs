@@ -65,7 +65,9 @@ use rayon::prelude::*;
 use super::graph::{Csr, PageRankGraph, PageRankOptions, pagerank};
 use super::params::ModelParams;
 
-/// Default tolerance of a local update: the L1 distance, bounded as above,
+/// Tolerance of a [`PushRank`] made with `default()` (the service's own
+/// default is 0, every run full, for bit-identical restarts; see
+/// `ScoringConfig::pagerank_drift_tolerance`): the L1 distance, bounded as above,
 /// between the served PageRank vector (summing to 1) and the exact one.
 /// `1e-4` means the accounts' relative PageRanks (1 = the average account)
 /// are off by at most 1e-4 on average, and the network values (whose slope
