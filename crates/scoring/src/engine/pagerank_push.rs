@@ -185,6 +185,10 @@ pub(super) struct Ranked {
     pub(super) prg: Option<PageRankGraph>,
 }
 
+/// One chunk of sources' change: sources changed, of them scattered, the L1
+/// norm carried instead, and the `(target, residual change)` pairs scattered.
+type ChunkChange = (usize, usize, f64, Vec<(u32, f64)>);
+
 fn coefficients(g: &Csr, retention: &[f64]) -> Vec<f64> {
     (0..g.nodes())
         .into_par_iter()
@@ -340,7 +344,7 @@ impl PushRank {
         let d = self.damping;
         let (old, old_coef, p) = (&self.graph, &self.coef, &self.p);
         const CHUNK: usize = 4096;
-        let parts: Vec<(usize, usize, f64, Vec<(u32, f64)>)> = (0..n.div_ceil(CHUNK))
+        let parts: Vec<ChunkChange> = (0..n.div_ceil(CHUNK))
             .into_par_iter()
             .map(|c| {
                 let (mut changed, mut scattered, mut carried, mut out) = (0, 0, 0.0, Vec::new());
