@@ -1,5 +1,6 @@
 //! The ingestion service over real gRPC on loopback, on SQLite and PostgreSQL.
 
+use lift_store::testing::TempSqlite;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -362,13 +363,13 @@ async fn sqlite_mixed_batch() {
 
 #[tokio::test]
 async fn sqlite_replay_idempotent() {
-    let f = TempDb::new("replay");
+    let f = TempSqlite::new("ingest-replay");
     replay_idempotent(&f.url()).await;
 }
 
 #[tokio::test]
 async fn sqlite_concurrent_writers_and_subscriber() {
-    let f = TempDb::new("concurrent");
+    let f = TempSqlite::new("ingest-concurrent");
     concurrent_writers_and_subscriber(&[f.url(), f.url()]).await;
 }
 
@@ -384,7 +385,7 @@ async fn sqlite_attribution() {
 
 #[tokio::test]
 async fn sqlite_import_collegemsg() {
-    let f = TempDb::new("collegemsg");
+    let f = TempSqlite::new("ingest-collegemsg");
     import_collegemsg(&f.url()).await;
 }
 
@@ -419,28 +420,6 @@ async fn postgres_attribution() {
 async fn postgres_import_collegemsg() {
     let (_pg, url) = postgres().await;
     import_collegemsg(&url).await;
-}
-
-/// A SQLite file removed with its WAL files when dropped.
-struct TempDb(PathBuf);
-
-impl TempDb {
-    fn new(name: &str) -> Self {
-        let nanos =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-        Self(std::env::temp_dir().join(format!("lift-ingest-{name}-{}-{nanos}.db", std::process::id())))
-    }
-    fn url(&self) -> String {
-        format!("sqlite:{}", self.0.display())
-    }
-}
-
-impl Drop for TempDb {
-    fn drop(&mut self) {
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", self.0.display()));
-        }
-    }
 }
 
 /// Pins that the benchmark loads every event through both paths (its numbers are

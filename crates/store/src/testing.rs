@@ -58,3 +58,29 @@ async fn start(host_port: Option<u16>) -> Result<(ContainerAsync<Postgres>, Stri
         container.get_host_port_ipv4(5432).await.map_err(|e| Error::Container(format!("test container port: {e}")))?;
     Ok((container, format!("postgres://postgres:postgres@{host}:{port}/postgres")))
 }
+
+/// A SQLite file in the temporary directory, removed with its WAL files when dropped. Its name
+/// carries `name`, the process id and the time, so concurrent tests never share one.
+#[derive(Debug)]
+pub struct TempSqlite(std::path::PathBuf);
+
+impl TempSqlite {
+    pub fn new(name: &str) -> Self {
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+        Self(std::env::temp_dir().join(format!("lift-{name}-{}-{nanos}.db", std::process::id())))
+    }
+
+    /// The `sqlite:` URL of the file (created on first connect).
+    pub fn url(&self) -> String {
+        format!("sqlite:{}", self.0.display())
+    }
+}
+
+impl Drop for TempSqlite {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", self.0.display()));
+        }
+    }
+}

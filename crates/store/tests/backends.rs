@@ -1,6 +1,7 @@
 //! The ledger and link registry on both backends: SQLite (file, several pools as
 //! several processes would) and PostgreSQL in a testcontainers container.
 
+use lift_store::testing::TempSqlite;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,27 +23,6 @@ fn mention(source: &str, id: &str, n: u64) -> Event {
             post_id: None,
             target: Some(AccountId::new("t", format!("b{}", n % 89))),
         }),
-    }
-}
-
-struct TempDb(std::path::PathBuf);
-
-impl TempDb {
-    fn new(name: &str) -> Self {
-        let nanos =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-        Self(std::env::temp_dir().join(format!("lift-store-{name}-{}-{nanos}.db", std::process::id())))
-    }
-    fn url(&self) -> String {
-        format!("sqlite:{}", self.0.display())
-    }
-}
-
-impl Drop for TempDb {
-    fn drop(&mut self) {
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", self.0.display()));
-        }
     }
 }
 
@@ -160,7 +140,7 @@ async fn links_register_and_attribute(db: &DatabaseConnection) -> Result<(), Err
 
 #[tokio::test]
 async fn sqlite_concurrent_writers_never_skip() {
-    let f = TempDb::new("concurrent");
+    let f = TempSqlite::new("store-concurrent");
     concurrent_writers_never_skip(vec![f.url(), f.url(), f.url()]).await.unwrap();
 }
 

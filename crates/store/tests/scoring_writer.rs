@@ -2,6 +2,7 @@
 //! default, and replicas sharing one database under the writer lease (SQLite
 //! file and PostgreSQL in a testcontainers container).
 
+use lift_store::testing::TempSqlite;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -50,33 +51,12 @@ fn rows(n: usize, v: f64) -> Vec<ScoreRow> {
         .collect()
 }
 
-struct TempDb(std::path::PathBuf);
-
-impl TempDb {
-    fn new(name: &str) -> Self {
-        let nanos =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-        Self(std::env::temp_dir().join(format!("lift-writer-{name}-{}-{nanos}.db", std::process::id())))
-    }
-    fn url(&self) -> String {
-        format!("sqlite:{}", self.0.display())
-    }
-}
-
-impl Drop for TempDb {
-    fn drop(&mut self) {
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", self.0.display()));
-        }
-    }
-}
-
 /// Pins the cause of the import stall: a scoring commit that starts while an
 /// import's batch holds SQLite's write lock waits for it and succeeds (it used
 /// to read first and then fail at once with "database is locked").
 #[tokio::test]
 async fn sqlite_commit_waits_for_an_import_batch() {
-    let file = TempDb::new("wait");
+    let file = TempSqlite::new("writer-wait");
     let ingest = lift_store::connect(&file.url()).await.unwrap();
     let scoring_db = lift_store::connect(&file.url()).await.unwrap();
     let mut appender = ledger::Appender::begin(&ingest).await.unwrap();
@@ -96,7 +76,7 @@ async fn sqlite_commit_waits_for_an_import_batch() {
 /// while scoring commits runs back to back: no scoring commit fails.
 #[tokio::test]
 async fn sqlite_import_while_scoring_commits_never_fails_a_commit() {
-    let file = TempDb::new("import");
+    let file = TempSqlite::new("writer-import");
     let ingest = lift_store::connect(&file.url()).await.unwrap();
     let scoring_db = lift_store::connect(&file.url()).await.unwrap();
     let importing = Arc::new(AtomicBool::new(true));
@@ -202,7 +182,7 @@ async fn concurrent_commits_get_global_ids(urls: &[String]) {
 /// Pins the lease and fencing on SQLite (two pools on one file).
 #[tokio::test]
 async fn sqlite_lease_fences_commits() {
-    let file = TempDb::new("lease");
+    let file = TempSqlite::new("writer-lease");
     let a = lift_store::connect(&file.url()).await.unwrap();
     let b = lift_store::connect(&file.url()).await.unwrap();
     lease_fences_commits(&a, &b).await;

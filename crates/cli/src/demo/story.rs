@@ -180,11 +180,7 @@ pub(super) async fn story(
             .criteria
             .iter()
             .map(|r| {
-                let name = r
-                    .criterion
-                    .as_ref()
-                    .and_then(|c| Dimension::from_proto(c.dimension))
-                    .map_or("authenticity", |d| d.name());
+                let name = criterion_name(r);
                 format!("{name} {:.0} ({}{:.0})", r.observed, if r.margin >= 0.0 { "+" } else { "" }, r.margin)
             })
             .collect();
@@ -199,11 +195,7 @@ pub(super) async fn story(
                 .iter()
                 .filter(|r| !r.passed)
                 .map(|r| {
-                    let name = r
-                        .criterion
-                        .as_ref()
-                        .and_then(|c| Dimension::from_proto(c.dimension))
-                        .map_or("authenticity", |d| d.name());
+                    let name = criterion_name(r);
                     format!("{name} short by {:.2}", -r.margin)
                 })
                 .collect();
@@ -260,4 +252,10 @@ fn criterion(d: Dimension, p: f64) -> mpb::Criterion {
         topic: String::new(),
         threshold: Some(mpb::criterion::Threshold::MinPercentile(p)),
     }
+}
+
+/// The dimension a criterion result is about, by name (a criterion without one reads as
+/// authenticity, as the demo has always printed it).
+fn criterion_name(r: &lift_proto::matching::v1::CriterionResult) -> &'static str {
+    r.criterion.as_ref().and_then(|c| Dimension::from_proto(c.dimension)).map_or("authenticity", |d| d.name())
 }
