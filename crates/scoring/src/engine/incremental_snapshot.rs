@@ -49,13 +49,13 @@ pub fn compute_incremental(
     phases.dimensions = laps.lap();
 
     let mut edges: Vec<(u32, u32, f32)> = Vec::with_capacity(state.engagements.len() + state.follows.len());
-    network::window_engagements(state, p, &in_window, &decay, &mut edges, |_, _, _| {});
+    network::window_engagements(state, p, &in_window, &decay, &network::edge_decay(p, now), &mut edges, |_, _, _| {});
     let influence = influence_graph(&Csr::from_edges(n, &edges), &weight);
     let follows = network::current_follows(state);
     let graph = network::network_graph(n, edges, &follows, p);
     drop(follows);
     let edge_count = graph.edges();
-    let ranked = inc.network.update(graph, &weight, p, warm_start);
+    let ranked = inc.network.update(graph, &weight, p, now, warm_start);
     let topics_needed = topics_needed(state, p, &in_window);
     // Topic PageRank runs on the prepared graph, which a local update does not build.
     let prg = match ranked.prg {

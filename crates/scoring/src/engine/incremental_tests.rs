@@ -152,8 +152,16 @@ fn assert_snapshot_within_tolerance(a: &Snapshot, b: &Snapshot, tolerance: f64, 
 /// Runs the incremental paths over `stream(seed, accounts, n)` cut into
 /// `chunks`, checking every run against a from-scratch `compute`; the
 /// service's path updates PageRank locally within `drift` (see
-/// `pagerank_push`). Returns the service path's local and full network runs.
-fn run_sequence(seed: u64, accounts: usize, n: usize, chunks: &[usize], p: &ModelParams, drift: f64) -> (u64, u64) {
+/// `pagerank_push`). Returns the service path's local and full network runs,
+/// and of the full runs those at a decay step.
+fn run_sequence(
+    seed: u64,
+    accounts: usize,
+    n: usize,
+    chunks: &[usize],
+    p: &ModelParams,
+    drift: f64,
+) -> (u64, u64, u64) {
     let entries = stream(seed, accounts, n);
     let mut state = State::new();
     let mut inc = IncrementalScores::new();
@@ -200,7 +208,8 @@ fn run_sequence(seed: u64, accounts: usize, n: usize, chunks: &[usize], p: &Mode
         fresh.run(&state, p);
         assert_identical(&inc, &fresh, &ctx);
     }
-    (served.network.stats.local_runs, served.network.stats.full_runs)
+    let st = served.network.stats;
+    (st.local_runs, st.full_runs, st.step_runs)
 }
 
 /// Pins that runs after small batches recompute only the touched accounts.
@@ -232,24 +241,67 @@ fn fast_window_sequence_matches() {
     run_sequence(3, 60, 2000, &[1, 37, 250, 5, 400], &fast_params(), DEFAULT_TOLERANCE);
 }
 
+/// The default model with a network decay step of 30 days: a test stream
+/// (an event every ~10 minutes) then crosses at most one step boundary, so
+/// runs between boundaries can be local.
+fn long_step_params() -> ModelParams {
+    ModelParams { network_decay_step_secs: 30.0 * 86_400.0, ..ModelParams::default() }
+}
+
 /// Pins that small batches update PageRank locally, that only the first run
-/// (no estimate yet) is full, and that a tolerance of 0 makes every run full.
+/// (no estimate yet) and a run whose decay reference moved a step are full,
+/// that a tolerance of 0 makes every run full, and that with the default
+/// hourly step a stream whose runs each cross an hour ranks every run in full.
 #[test]
 fn small_batches_update_pagerank_locally() {
-    let p = ModelParams::default();
-    let (local, full) = run_sequence(13, 300, 2500, &[400, 20, 35, 10], &p, DEFAULT_TOLERANCE);
-    assert_eq!(full, 1, "{local} local runs");
+    let p = long_step_params();
+    let (local, full, steps) = run_sequence(13, 300, 2500, &[400, 20, 35, 10], &p, DEFAULT_TOLERANCE);
+    assert!(steps <= 1, "{steps} step runs");
+    assert_eq!(full, 1 + steps, "{local} local runs");
     assert!(local >= 10, "{local} local runs");
-    let (local, full) = run_sequence(13, 300, 1200, &[400, 50], &p, 0.0);
+    let (local, full, _) = run_sequence(13, 300, 1200, &[400, 50], &p, 0.0);
     assert_eq!(local, 0);
     assert!(full >= 5);
+    let (local, full, steps) = run_sequence(13, 300, 1200, &[400, 50], &ModelParams::default(), DEFAULT_TOLERANCE);
+    assert_eq!((local, full - 1), (0, steps));
 }
 
 /// Pins that a tight tolerance is met, locally or by a full run.
 #[test]
 fn tight_tolerance_is_met() {
-    let (local, full) = run_sequence(17, 200, 1500, &[300, 30, 7], &ModelParams::default(), 1e-7);
+    let (local, full, _) = run_sequence(17, 200, 1500, &[300, 30, 7], &long_step_params(), 1e-7);
     assert!(local + full > 0);
+}
+
+/// Pins why local updates can pay: between decay steps, only the rows of
+/// accounts whose own edges changed differ from the previous run's graph,
+/// where a decay measured from the as-of time itself moves nearly every row.
+#[test]
+fn rows_change_only_where_events_land() {
+    let entries = stream(21, 300, 2000);
+    let changed = |p: &ModelParams| {
+        let mut state = State::new();
+        let mut served = IncrementalScores::new();
+        for e in &entries[..1900] {
+            state.apply(e);
+        }
+        compute_incremental(&state, p, None, &mut served);
+        for e in &entries[1900..1910] {
+            state.apply(e);
+        }
+        compute_incremental(&state, p, None, &mut served);
+        let net = served.network.stats.last;
+        assert_eq!(net.kind, NetworkRunKind::Local, "{p:?}");
+        net
+    };
+    let stepped = changed(&long_step_params());
+    // Ten entries: each changes at most its own actor's row, and may resolve
+    // one engagement that waited for its post (another row).
+    assert!(stepped.retargeted_sources + stepped.reweighted_sources <= 20, "{stepped:?}");
+    let continuous = changed(&ModelParams { network_decay_step_secs: 0.0, ..ModelParams::default() });
+    assert!(continuous.sources > 200, "{continuous:?}");
+    assert!(continuous.changed_sources > continuous.sources * 3 / 4, "{continuous:?}");
+    assert!(stepped.changed_sources * 5 < continuous.changed_sources, "{stepped:?} vs {continuous:?}");
 }
 
 /// Pins that a model change starts over.
@@ -285,8 +337,10 @@ proptest! {
         chunks in proptest::collection::vec(20usize..300, 1..6),
         fast in any::<bool>(),
         drift in prop_oneof![Just(DEFAULT_TOLERANCE), Just(1e-3), Just(1e-6), Just(0.0)],
+        step in prop_oneof![Just(0.0), Just(3600.0), Just(30.0 * 86_400.0)],
     ) {
         let p = if fast { fast_params() } else { ModelParams::default() };
+        let p = ModelParams { network_decay_step_secs: step, ..p };
         run_sequence(seed, accounts, n, &chunks, &p, drift);
     }
 }

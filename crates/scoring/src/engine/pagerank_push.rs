@@ -52,14 +52,23 @@
 //! round), until the bound is at most half the tolerance. It runs a full power
 //! iteration instead (warm-started from the current estimate) when there is no
 //! estimate yet, the model changed, the node set shrank (the state was
-//! rebuilt), the pushes would cost more than [`WORK_CAP`] sweeps of the edges,
-//! or the bound cannot be brought under the tolerance. After a full run, `p`
+//! rebuilt), the network decay reference moved to the next step
+//! (`ModelParams::network_decay_step_secs`: every row that mixes decaying
+//! engagement with follows changes then, so pushing would touch most of the
+//! graph), the pushes would cost more than [`WORK_CAP`] sweeps of the edges,
+//! or the bound cannot be brought under the tolerance.
+//!
+//! Between step boundaries an account's row changes only when one of its own
+//! engagements or follows arrives or leaves the window, a late post author
+//! resolves one of its engagements, or its authenticity weight moves; the
+//! other rows are bit for bit the previous run's and cost one comparison. After a full run, `p`
 //! is the power iteration's vector scaled to `y`'s norm and `r` is computed
 //! from it exactly, so the bound then covers the power iteration's own
 //! convergence error too, and `U` starts again from 0.
 
 use std::time::Instant;
 
+use lift_domain::Micros;
 use rayon::prelude::*;
 
 use super::graph::{Csr, PageRankGraph, PageRankOptions, pagerank};
@@ -95,6 +104,8 @@ pub enum NetworkRunKind {
     FullRebuilt,
     /// Pushing would have cost more than a full run.
     FullWork,
+    /// The network decay reference moved to its next step.
+    FullStep,
     /// The tolerance is 0: every run is full.
     FullAlways,
 }
@@ -114,6 +125,13 @@ pub struct NetworkRun {
     /// Sources whose row changed / of them scattered into residuals.
     pub changed_sources: usize,
     pub scattered_sources: usize,
+    /// Of the changed sources: those whose targets changed, and those with
+    /// the same targets but other weights (the rest changed only their
+    /// authenticity retention).
+    pub retargeted_sources: usize,
+    pub reweighted_sources: usize,
+    /// Sources with at least one out-edge.
+    pub sources: usize,
     /// Pushes, and edges they visited.
     pub pushes: usize,
     pub pushed_edges: usize,
@@ -128,6 +146,12 @@ pub struct NetworkRun {
     pub diff_ms: f64,
     pub push_ms: f64,
     pub full_ms: f64,
+    /// With [`PushRank::reference_runs`], after a local update: the
+    /// milliseconds of the full run it replaced (prepared graph and power
+    /// iteration warm-started from the previous served vector, as a full run
+    /// would be), and the L1 distance between its vector and the served one.
+    pub reference_ms: f64,
+    pub reference_l1: f64,
 }
 
 /// Local and full updates since this state was created.
@@ -135,6 +159,8 @@ pub struct NetworkRun {
 pub struct NetworkStats {
     pub local_runs: u64,
     pub full_runs: u64,
+    /// Of the full runs: those because the decay reference moved a step.
+    pub step_runs: u64,
     pub last: NetworkRun,
 }
 
@@ -143,9 +169,15 @@ pub struct NetworkStats {
 pub struct PushRank {
     /// L1 tolerance on the served vector; 0 makes every run full.
     pub tolerance: f64,
+    /// Benchmarks only: after each local update, also run the full power
+    /// iteration it replaced, to time it and measure the served vector's
+    /// error in the same run (`NetworkRun::reference_ms`, `reference_l1`).
+    pub reference_runs: bool,
     pub stats: NetworkStats,
     model: String,
     damping: f64,
+    /// `ModelParams::network_decay_reference` of the last update.
+    reference: Micros,
     graph: Csr,
     /// `retention(u)/Σ w(u→·)` (0 for dangling `u`): `P[v,u] = coef[u]·w(u→v)`.
     coef: Vec<f64>,
@@ -161,9 +193,11 @@ impl Default for PushRank {
     fn default() -> Self {
         Self {
             tolerance: DEFAULT_TOLERANCE,
+            reference_runs: false,
             stats: NetworkStats::default(),
             model: String::new(),
             damping: 0.0,
+            reference: 0,
             graph: Csr::default(),
             coef: Vec::new(),
             p: Vec::new(),
@@ -185,9 +219,18 @@ pub(super) struct Ranked {
     pub(super) prg: Option<PageRankGraph>,
 }
 
-/// One chunk of sources' change: sources changed, of them scattered, the L1
-/// norm carried instead, and the `(target, residual change)` pairs scattered.
-type ChunkChange = (usize, usize, f64, Vec<(u32, f64)>);
+/// One chunk of sources' change.
+#[derive(Default)]
+struct ChunkChange {
+    changed: usize,
+    scattered: usize,
+    retargeted: usize,
+    reweighted: usize,
+    /// The L1 norm carried instead of scattered.
+    carried: f64,
+    /// `(target, residual change)` pairs scattered.
+    out: Vec<(u32, f64)>,
+}
 
 fn coefficients(g: &Csr, retention: &[f64]) -> Vec<f64> {
     (0..g.nodes())
@@ -202,31 +245,38 @@ fn coefficients(g: &Csr, retention: &[f64]) -> Vec<f64> {
 
 impl PushRank {
     /// Brings the ranking up to the graph `graph` (out-rows, as
-    /// `network::network_graph` builds them) with `retention` per node, and
-    /// returns the served vector. `warm_start` seeds a full run when there is
-    /// no estimate of our own.
+    /// `network::network_graph` builds them as of `now`) with `retention` per
+    /// node, and returns the served vector. `warm_start` seeds a full run
+    /// when there is no estimate of our own.
     pub(super) fn update(
         &mut self,
         graph: Csr,
         retention: &[f64],
         params: &ModelParams,
+        now: Micros,
         warm_start: Option<&[f64]>,
     ) -> Ranked {
         let n = graph.nodes();
         let coef = coefficients(&graph, retention);
         let version = params.version();
+        let reference = params.network_decay_reference(now);
+        let stepped = params.network_decay_step_micros() > 0 && reference != self.reference;
         let kind = if self.tolerance <= 0.0 {
             Some(NetworkRunKind::FullAlways)
         } else if !self.valid {
             Some(if self.rebuilt { NetworkRunKind::FullRebuilt } else { NetworkRunKind::FullFirst })
         } else if version != self.model || n < self.p.len() || self.damping != params.damping {
             Some(NetworkRunKind::FullRebuilt)
+        } else if stepped {
+            Some(NetworkRunKind::FullStep)
         } else {
             None
         };
+        self.reference = reference;
         self.damping = params.damping;
         self.model = version;
         let mut run = NetworkRun::default();
+        let previous = (kind.is_none() && self.reference_runs).then(|| self.served());
         let local_ok = if kind.is_none() {
             let t = Instant::now();
             self.apply_change(&graph, &coef, &mut run);
@@ -245,8 +295,27 @@ impl PushRank {
         let mut prg = None;
         if local_ok {
             self.stats.local_runs += 1;
+            if let Some(previous) = previous {
+                let t = Instant::now();
+                let g = PageRankGraph::with_retention(&self.graph, Some(retention));
+                let pr = pagerank(
+                    &g,
+                    PageRankOptions {
+                        damping: params.damping,
+                        tolerance: params.pagerank_tolerance,
+                        max_iterations: params.pagerank_max_iterations,
+                        personalization: None,
+                        warm_start: Some(&previous),
+                    },
+                );
+                run.reference_ms = ms(t);
+                run.reference_l1 = pr.scores.iter().zip(self.served()).map(|(a, b)| (a - b).abs()).sum();
+            }
         } else {
             run.kind = kind.unwrap_or(NetworkRunKind::FullWork);
+            if run.kind == NetworkRunKind::FullStep {
+                self.stats.step_runs += 1;
+            }
             let t = Instant::now();
             let g = PageRankGraph::with_retention(&self.graph, Some(retention));
             let warm = if self.valid { Some(self.served()) } else { warm_start.map(<[f64]>::to_vec) };
@@ -347,7 +416,7 @@ impl PushRank {
         let parts: Vec<ChunkChange> = (0..n.div_ceil(CHUNK))
             .into_par_iter()
             .map(|c| {
-                let (mut changed, mut scattered, mut carried, mut out) = (0, 0, 0.0, Vec::new());
+                let mut ch = ChunkChange::default();
                 for u in c * CHUNK..((c + 1) * CHUNK).min(n) {
                     if u >= n0 || p[u] == 0.0 {
                         continue;
@@ -358,8 +427,14 @@ impl PushRank {
                     if c0 == c1 && t0 == t1 && w0 == w1 {
                         continue;
                     }
-                    changed += 1;
+                    ch.changed += 1;
+                    if t0 != t1 {
+                        ch.retargeted += 1;
+                    } else if w0 != w1 {
+                        ch.reweighted += 1;
+                    }
                     let f = d * p[u];
+                    let out = &mut ch.out;
                     let start = out.len();
                     let mut l1 = 0.0;
                     let (mut i, mut j) = (0, 0);
@@ -392,19 +467,22 @@ impl PushRank {
                     }
                     if l1 < SKIP {
                         out.truncate(start);
-                        carried += l1;
+                        ch.carried += l1;
                     } else {
-                        scattered += 1;
+                        ch.scattered += 1;
                     }
                 }
-                (changed, scattered, carried, out)
+                ch
             })
             .collect();
-        for (changed, scattered, carried, out) in parts {
-            run.changed_sources += changed;
-            run.scattered_sources += scattered;
-            self.carried += carried;
-            for (v, x) in out {
+        run.sources = (0..n).filter(|&u| graph.degree(u) > 0).count();
+        for ch in parts {
+            run.changed_sources += ch.changed;
+            run.scattered_sources += ch.scattered;
+            run.retargeted_sources += ch.retargeted;
+            run.reweighted_sources += ch.reweighted;
+            self.carried += ch.carried;
+            for (v, x) in ch.out {
                 self.r[v as usize] += x;
             }
         }
