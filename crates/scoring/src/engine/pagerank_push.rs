@@ -530,7 +530,7 @@ impl PushRank {
                 for (&v, &w) in ts.iter().zip(ws) {
                     let v = v as usize;
                     self.r[v] += f * f64::from(w);
-                    if !queued[v] && self.r[v].abs() > threshold {
+                    if self.r[v].abs() > threshold && !queued[v] {
                         queued[v] = true;
                         queue.push_back(v as u32);
                     }
