@@ -336,7 +336,7 @@ proptest! {
         n in 50usize..900,
         chunks in proptest::collection::vec(20usize..300, 1..6),
         fast in any::<bool>(),
-        drift in prop_oneof![Just(DEFAULT_TOLERANCE), Just(1e-3), Just(1e-6), Just(0.0)],
+        drift in prop_oneof![Just(DEFAULT_TOLERANCE), Just(1e-4), Just(1e-6), Just(0.0)],
         step in prop_oneof![Just(0.0), Just(3600.0), Just(30.0 * 86_400.0)],
     ) {
         let p = if fast { fast_params() } else { ModelParams::default() };

@@ -74,15 +74,15 @@ pub struct ScoringConfig {
     /// With `incremental_runs`: between full runs PageRank is updated locally
     /// by residual push (`engine::pagerank_push`) while its stated L1 error
     /// bound on the PageRank vector stays within this; past it a run ranks
-    /// the graph in full. 0 (the default) makes every run full: a local
-    /// update's vector depends on the sequence of runs before it (their
-    /// boundaries follow the debounce timing), so only full runs give a
-    /// restart, or a replay of the whole ledger, the uninterrupted run's
-    /// scores bit for bit; with a positive tolerance they agree within the
-    /// stated bound. `engine::pagerank_push::DEFAULT_TOLERANCE` (1e-4) is the
-    /// value its tests and benchmark use; measured there (`docs/benchmarks.md`)
-    /// a local update after a 10,000-event run was no faster than the full run
-    /// at 100k accounts and 1.2–1.8× faster at 1M.
+    /// the graph in full. The default is
+    /// `engine::pagerank_push::DEFAULT_TOLERANCE` (1e-3 in L1 on the vector
+    /// summing to 1): measured after 10,000-event runs (`docs/benchmarks.md`)
+    /// a local update took a third of the full run at 1M accounts. 0 makes
+    /// every run full: a local update's vector depends on the sequence of
+    /// runs before it (their boundaries follow the debounce timing), so only
+    /// full runs give a restart, or a replay of the whole ledger, the
+    /// uninterrupted run's scores bit for bit; with a positive tolerance they
+    /// agree within the stated bound.
     pub pagerank_drift_tolerance: f64,
 }
 
@@ -109,7 +109,7 @@ impl Default for ScoringConfig {
             writer_lease: None,
             history_resolution: 0.5,
             incremental_runs: false,
-            pagerank_drift_tolerance: 0.0,
+            pagerank_drift_tolerance: crate::engine::pagerank_push::DEFAULT_TOLERANCE,
         }
     }
 }
