@@ -77,7 +77,7 @@ pub struct ScoringConfig {
     /// the graph in full. The default is
     /// `engine::pagerank_push::DEFAULT_TOLERANCE` (1e-3 in L1 on the vector
     /// summing to 1): measured after 10,000-event runs (`docs/benchmarks.md`)
-    /// a local update took a third of the full run at 1M accounts. 0 makes
+    /// a local update took a third of the full run's time at 1M accounts. 0 makes
     /// every run full: a local update's vector depends on the sequence of
     /// runs before it (their boundaries follow the debounce timing), so only
     /// full runs give a restart, or a replay of the whole ledger, the
