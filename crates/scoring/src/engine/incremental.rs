@@ -28,7 +28,12 @@
 //! clock without touching its events; the activity formula (cheap, O(1)) is
 //! then evaluated for every account each run. `base` is `now` rounded down to
 //! a multiple of 64 half-lives, so factors stay within f64 range; when it
-//! moves, every account's activity statistics are recomputed.
+//! moves, every account's activity statistics are recomputed. The network
+//! graph's edges decay separately, from `ModelParams::network_decay_reference`
+//! (the as-of time rounded up to `network_decay_step_secs`), built by
+//! `network::window_engagements` for both this path and `compute`, so an
+//! edge's weight changes only at a step boundary and `PushRank` ranks in full
+//! there.
 //!
 //! **Percentiles** move for everyone when any value moves, so each run
 //! recomputes them all, by counting over the 102,401 grid points instead of
