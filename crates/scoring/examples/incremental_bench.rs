@@ -1,13 +1,20 @@
 //! Incremental-run benchmark: after a ledger of `events` generated events over
-//! `accounts` accounts, `runs` batches of `batch` further events each; per
+//! `accounts` accounts (spread over 180 days), `runs` batches of `batch`
+//! further events each, arriving live at `per_sec` events a second; per
 //! batch, the from-scratch `compute` (graph build included, every dimension)
 //! beside the incremental run (activity, reach, action and authenticity), in
 //! the same process on the same state, with the largest difference between
 //! the two printed.
 //!
 //! ```text
-//! cargo run --release -p lift-scoring --example incremental_bench -- 1000000 10000000 [batch] [runs]
+//! cargo run --release -p lift-scoring --example incremental_bench -- 1000000 10000000 [batch] [runs] [network_decay_step_secs] [per_sec] [tolerance]
 //! ```
+//!
+//! `batch` defaults to 10,000 and `per_sec` to 10,000 (a run a second at the
+//! issue's ingest rate), `network_decay_step_secs` to the model's (0: the
+//! network graph's decay follows the as-of time continuously), `tolerance`
+//! (the local PageRank update's L1 drift tolerance) to
+//! `pagerank_push::DEFAULT_TOLERANCE`.
 
 use std::time::Instant;
 
@@ -19,14 +26,19 @@ use lift_scoring::engine::{
 };
 
 fn main() {
-    let nums: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
-    let accounts = nums.first().copied().unwrap_or(200_000).max(2);
-    let events = nums.get(1).copied().unwrap_or(10 * accounts);
-    let batch = nums.get(2).copied().unwrap_or(10_000).max(1);
-    let runs = nums.get(3).copied().unwrap_or(3).max(1);
-    let p = ModelParams::default();
+    let args: Vec<f64> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let arg = |i: usize| args.get(i).copied().filter(|x| x.is_finite() && *x >= 0.0);
+    let accounts = arg(0).map_or(200_000, |x| x as usize).max(2);
+    let events = arg(1).map_or(10 * accounts, |x| x as usize);
+    let batch = arg(2).map_or(10_000, |x| x as usize).max(1);
+    let runs = arg(3).map_or(3, |x| x as usize).max(1);
+    let mut p = ModelParams::default();
+    if let Some(step) = arg(4) {
+        p.network_decay_step_secs = step;
+    }
+    let per_sec = arg(5).unwrap_or(10_000.0).max(1e-3);
     // The ledger holds the prefix plus every batch.
-    let mut ledger = SyntheticLedger::new(accounts, events + batch * runs, 5);
+    let mut ledger = SyntheticLedger::new(accounts, events + batch * runs, 5).with_live_tail(events, per_sec);
     let mut state = State::new();
     let apply_s = ledger.apply_to(&mut state, events);
     let mut inc = IncrementalScores::new();
@@ -35,14 +47,27 @@ fn main() {
     let build_s = t.elapsed().as_secs_f64();
     // The service's path: whole snapshots, PageRank warm-started from the previous run.
     let mut served = IncrementalScores::new();
+    if let Some(tolerance) = arg(6) {
+        served.network.tolerance = tolerance;
+    }
+    // After each local update, the full power iteration it replaced, on the same graph.
+    served.network.reference_runs = true;
     let mut warm = compute_incremental(&state, &p, None, &mut served).pagerank;
     let mut whole: Vec<String> = Vec::new();
+    let mut network_rows: Vec<String> = Vec::new();
+    // Per run: from-scratch network ms, incremental network ms, changed share of sources, local?, L1 / bound.
+    let mut net_runs: Vec<(f64, f64, f64, bool, f64, f64)> = Vec::new();
     println!(
         "prefix: {} accounts, {} events (apply {:.1} s); first incremental run (builds its indexes, as after a restart): {:.2} s",
         state.len(),
         state.events,
         apply_s,
         build_s
+    );
+    println!(
+        "batches arrive at {per_sec} events/s; network_decay_step_secs = {} (model {})",
+        p.network_decay_step_secs,
+        p.version()
     );
     println!();
     println!(
@@ -68,11 +93,50 @@ fn main() {
         let net = Dimension::Network.index();
         let net_diff =
             whole_snap.values[net].iter().zip(&scratch.values[net]).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
-        let ph = |s: &lift_scoring::engine::Snapshot| {
+        let l1: f64 = whole_snap.pagerank.iter().zip(&scratch.pagerank).map(|(x, y)| (x - y).abs()).sum();
+        let nr = served.network.stats.last;
+        // The reference full run is not part of the incremental path: take it out of its laps.
+        let inc_network = whole_snap.stats.phases.network - nr.reference_ms;
+        let snap_s = snap_s - nr.reference_ms / 1e3;
+        let share = nr.changed_sources as f64 / nr.sources.max(1) as f64;
+        let local = !nr.kind.is_full();
+        let update_ms = if local { nr.diff_ms + nr.push_ms } else { nr.full_ms };
+        net_runs.push((nr.reference_ms, update_ms, share, local, nr.reference_l1, nr.bound));
+        network_rows.push(format!(
+            "| {r} | {} | {} | {:.0} ({:.0} + {:.0}) | {} | {:.0} / {:.0} | {} of {} ({:.2} %): {} / {} / {}; {} | {} / {} | {:.3e} / {:.3e} | {:.2e} | {} | {:.2e} | {:.4} |",
+            if local { "local".into() } else { format!("full ({:?}, {} iterations)", nr.kind, nr.iterations) },
+            if local { format!("{:.0}", nr.reference_ms) } else { "-".into() },
+            update_ms,
+            if local { nr.diff_ms } else { 0.0 },
+            if local { nr.push_ms } else { nr.full_ms },
+            if local { format!("{:.1}x", nr.reference_ms / update_ms.max(1e-9)) } else { "-".into() },
+            scratch.stats.phases.network,
+            inc_network,
+            nr.changed_sources,
+            nr.sources,
+            100.0 * share,
+            nr.retargeted_sources,
+            nr.reweighted_sources,
+            nr.changed_sources - nr.retargeted_sources - nr.reweighted_sources,
+            nr.scattered_sources,
+            nr.pushes,
+            nr.pushed_edges,
+            nr.residual_before,
+            nr.residual,
+            nr.bound,
+            if local { format!("{:.2e}", nr.reference_l1) } else { "-".into() },
+            l1,
+            net_diff,
+        ));
+        let ph = |s: &lift_scoring::engine::Snapshot, reference_ms: f64| {
             let p = s.stats.phases;
             format!(
                 "{:.0} / {:.0} / {:.0} / {:.0} / {:.0}",
-                p.authenticity, p.dimensions, p.network, p.topics, p.columns
+                p.authenticity,
+                p.dimensions,
+                p.network - reference_ms,
+                p.topics,
+                p.columns
             )
         };
         whole.push(format!(
@@ -82,8 +146,8 @@ fn main() {
             snap_s,
             whole_snap.stats.pagerank_iterations,
             scratch_s / snap_s.max(1e-9),
-            ph(&scratch),
-            ph(&whole_snap),
+            ph(&scratch, 0.0),
+            ph(&whole_snap, nr.reference_ms),
             net_diff
         ));
         warm = whole_snap.pagerank;
@@ -136,5 +200,51 @@ fn main() {
     println!("|---|---|---|---|---|---|---|");
     for row in whole {
         println!("{row}");
+    }
+    println!();
+    println!(
+        "PageRank in those runs: the incremental path's update (a local residual-push update of the kept PageRank, or a full run when there is no estimate, the decay step moved, or the bound would pass the tolerance {:e}) beside the full power iteration it replaced, run on the same graph in the same run (prepared graph, warm-started from the previous served vector); then the whole network laps (from scratch: graph build and power iteration; incremental: window edges, seed probabilities, follows, graph build and update):",
+        served.network.tolerance
+    );
+    println!();
+    println!(
+        "| run | update | full run on the same graph (ms) | update: diff + push, or full (ms) | speed-up | network lap from scratch / incremental (ms) | changed sources of sources with out-edges: new targets / same targets, new weights / retention only; scattered | pushes / edges visited | residual L1 before / after push | stated L1 bound | measured L1 vs that full run | measured L1 vs compute_with | max abs. network value diff |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for row in network_rows {
+        println!("{row}");
+    }
+    let st = served.network.stats;
+    println!();
+    println!(
+        "network updates in this process: {} local, {} full (the first builds the estimate; {} at a decay step)",
+        st.local_runs, st.full_runs, st.step_runs
+    );
+    let median = |mut v: Vec<f64>| -> f64 {
+        if v.is_empty() {
+            return f64::NAN;
+        }
+        v.sort_unstable_by(f64::total_cmp);
+        let m = v.len() / 2;
+        if v.len() % 2 == 1 { v[m] } else { (v[m - 1] + v[m]) / 2.0 }
+    };
+    let local: Vec<_> = net_runs.iter().filter(|r| r.3).copied().collect();
+    println!(
+        "changed sources: median {:.2} % over {} runs",
+        100.0 * median(net_runs.iter().map(|r| r.2).collect()),
+        net_runs.len()
+    );
+    if !local.is_empty() {
+        let worst = local.iter().map(|r| r.4 / r.5.max(f64::MIN_POSITIVE)).fold(0.0, f64::max);
+        let (full, upd) = (median(local.iter().map(|r| r.0).collect()), median(local.iter().map(|r| r.1).collect()));
+        println!(
+            "medians over the {} local runs: full run on the same graph {:.0} ms, local update {:.0} ms ({:.1}x); changed sources {:.3} %; measured L1 vs that full run at most {:.2} of the stated bound",
+            local.len(),
+            full,
+            upd,
+            full / upd.max(1e-9),
+            100.0 * median(local.iter().map(|r| r.2).collect()),
+            worst
+        );
     }
 }

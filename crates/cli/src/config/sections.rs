@@ -129,6 +129,10 @@ pub struct ScoringSection {
     pub history_resolution: f64,
     /// Recompute only what changed each run (false: everything, every run).
     pub incremental_runs: bool,
+    /// With incremental runs: L1 bound on the served PageRank vector's error
+    /// past which a run ranks the network graph in full instead of locally
+    /// (0: always in full).
+    pub pagerank_drift_tolerance: f64,
     pub model: lift_scoring::engine::ModelParams,
 }
 
@@ -292,6 +296,7 @@ impl From<&lift_scoring::ScoringConfig> for ScoringSection {
             writer_lease_ttl_ms: c.writer_lease.as_ref().map_or(10_000, |l| millis(l.ttl)),
             history_resolution: c.history_resolution,
             incremental_runs: c.incremental_runs,
+            pagerank_drift_tolerance: c.pagerank_drift_tolerance,
             model: c.model.clone(),
         }
     }
@@ -351,6 +356,11 @@ impl ScoringSection {
             }),
             history_resolution: self.history_resolution,
             incremental_runs: self.incremental_runs,
+            pagerank_drift_tolerance: if self.pagerank_drift_tolerance.is_finite() {
+                self.pagerank_drift_tolerance.max(0.0)
+            } else {
+                0.0
+            },
         }
     }
 }

@@ -18,7 +18,8 @@
 //!   (distinct accounts that engage with or follow the account's reposters).
 //! - **network** = `100·(1 − (1 + x)^(−1/network_scale))` where `x` is the
 //!   account's weighted PageRank times the population size (1 = average) on the
-//!   graph of engagement (actor → target, kind weight × decay) and follows; a
+//!   graph of engagement (actor → target, kind weight × decay, the decay
+//!   measured from the as-of time rounded up to `network_decay_step_secs`) and follows; a
 //!   low-authenticity account passes on only its weight's share of its rank
 //!   (the rest teleports), so its votes count less.
 //! - **action** = `(1 − w)·saturate(θ_c, action_rate_scale) + w·saturate(θ_e, action_engaged_scale)`
@@ -158,7 +159,8 @@ pub fn compute_with(state: &State, p: &ModelParams, as_of: AsOf, opts: ComputeOp
     // Engagement edges: network graph, distinct engagers, reposters.
     let mut edges: Vec<(u32, u32, f32)> = Vec::with_capacity(state.engagements.len() + state.follows.len());
     let mut repost_edges: Vec<(u32, u32, f32)> = Vec::new();
-    network::window_engagements(state, p, &in_window, &decay, &mut edges, |e, t, w| {
+    let edge_decay = network::edge_decay(p, now);
+    network::window_engagements(state, p, &in_window, &decay, &edge_decay, &mut edges, |e, t, w| {
         own[e.actor as usize] += w;
         raw[e.actor as usize].engagements_given += 1.0;
         responses[t as usize] += w * weight[e.actor as usize];

@@ -28,7 +28,12 @@
 //! clock without touching its events; the activity formula (cheap, O(1)) is
 //! then evaluated for every account each run. `base` is `now` rounded down to
 //! a multiple of 64 half-lives, so factors stay within f64 range; when it
-//! moves, every account's activity statistics are recomputed.
+//! moves, every account's activity statistics are recomputed. The network
+//! graph's edges decay separately, from `ModelParams::network_decay_reference`
+//! (the as-of time rounded up to `network_decay_step_secs`), built by
+//! `network::window_engagements` for both this path and `compute`, so an
+//! edge's weight changes only at a step boundary and `PushRank` ranks in full
+//! there.
 //!
 //! **Percentiles** move for everyone when any value moves, so each run
 //! recomputes them all, by counting over the 102,401 grid points instead of
@@ -52,6 +57,7 @@ use lift_domain::{Dimension, Micros};
 
 use super::authenticity::{self, Authenticity};
 use super::compute::{ActionEstimate, RawMetrics, action_from_counts, action_percentiles, kind_weight};
+use super::pagerank_push::PushRank;
 use super::params::ModelParams;
 use super::state::{NONE, Node, OutcomeKind, State};
 use super::stats::{grid_percentiles, percentiles, quantize, saturate};
@@ -165,6 +171,8 @@ pub struct IncrementalScores {
     /// Accounts whose value in any of the four columns moved in the last run, ascending.
     pub changed: Vec<Node>,
     pub last: IncrementalRun,
+    /// PageRank kept between runs and updated locally (`compute_incremental`).
+    pub network: PushRank,
 }
 
 fn is_repost(k: EngagementKind) -> bool {
@@ -212,7 +220,9 @@ impl IncrementalScores {
         let mut full = false;
         if version != self.model || state.offset < self.offset || state.events < self.events {
             // A new model or a state that is not an extension of the one followed: start over.
-            *self = Self { model: version, ..Self::default() };
+            let mut network = std::mem::take(&mut self.network);
+            network.invalidate();
+            *self = Self { model: version, network, ..Self::default() };
             full = true;
         }
         let new_entries = state.events - self.events;

@@ -1,23 +1,26 @@
 //! A whole snapshot from an incremental run: activity, reach, action and
 //! authenticity (with their percentiles) come from [`IncrementalScores`],
 //! which recomputes only the accounts whose inputs changed; *network* is
-//! PageRank warm-started from the previous run's vector on the graph of the
-//! window, and topics and seed probabilities are formed as `compute` forms
+//! PageRank on the graph of the window, kept in `IncrementalScores::network`
+//! and updated locally by residual push (`pagerank_push`) while its stated
+//! L1 error bound stays within the drift tolerance, in full (warm-started)
+//! otherwise; topics and seed probabilities are formed as `compute` forms
 //! them. The result equals `compute`'s on the same state within the
-//! incremental run's stated tolerance (activity within one grid step, the
-//! rest exactly) and PageRank's convergence tolerance.
+//! incremental run's stated tolerance (activity within one grid step; reach,
+//! action and authenticity exactly; PageRank within the update's reported bound
+//! plus the from-scratch run's own convergence tolerance).
 
 use std::time::Instant;
 
-use lift_domain::Dimension;
+use lift_domain::{Dimension, Micros};
 
 use super::authenticity::{self, Authenticity};
 use super::compute::{AsOf, ComputeStats, Laps, Phases, Snapshot, influence_graph, topic_scores};
-use super::graph::Csr;
+use super::graph::{Csr, PageRank, PageRankGraph};
 use super::incremental::IncrementalScores;
-use super::network::{self, Ranked};
+use super::network;
 use super::params::ModelParams;
-use super::state::{Node, State};
+use super::state::{NONE, Node, State};
 
 /// Brings `inc` up to date with `state` and forms the snapshot as of the
 /// state's own position (`AsOf::of(state)`), warm-starting PageRank from
@@ -46,11 +49,22 @@ pub fn compute_incremental(
     phases.dimensions = laps.lap();
 
     let mut edges: Vec<(u32, u32, f32)> = Vec::with_capacity(state.engagements.len() + state.follows.len());
-    network::window_engagements(state, p, &in_window, &decay, &mut edges, |_, _, _| {});
+    network::window_engagements(state, p, &in_window, &decay, &network::edge_decay(p, now), &mut edges, |_, _, _| {});
     let influence = influence_graph(&Csr::from_edges(n, &edges), &weight);
     let follows = network::current_follows(state);
-    let Ranked { prg, pr, graph_bytes } = network::rank(n, edges, &follows, p, &weight, warm_start);
+    let graph = network::network_graph(n, edges, &follows, p);
     drop(follows);
+    let edge_count = graph.edges();
+    let ranked = inc.network.update(graph, &weight, p, now, warm_start);
+    let topics_needed = topics_needed(state, p, &in_window);
+    // Topic PageRank runs on the prepared graph, which a local update does not build.
+    let prg = match ranked.prg {
+        Some(g) => g,
+        None if topics_needed => PageRankGraph::with_retention(inc.network.graph(), Some(&weight)),
+        None => PageRankGraph::default(),
+    };
+    let graph_bytes = inc.network.bytes() + prg.bytes();
+    let pr = PageRank { scores: ranked.scores, iterations: ranked.iterations, delta: 0.0 };
     phases.network = laps.lap();
 
     let mut values = inc.values.clone();
@@ -92,7 +106,7 @@ pub fn compute_incremental(
         flags_by_account,
         topics,
         stats: ComputeStats {
-            edges: prg.edges(),
+            edges: edge_count,
             pagerank_iterations: pr.iterations,
             graph_bytes,
             millis: started.elapsed().as_millis() as u64,
@@ -101,4 +115,21 @@ pub fn compute_incremental(
         pagerank: pr.scores,
         influence,
     }
+}
+
+/// Whether `topic_scores` will rank any topic: some topic has at least
+/// `topic_min_posts` posts in the window (its own selection rule).
+fn topics_needed(state: &State, p: &ModelParams, in_window: &impl Fn(Micros) -> bool) -> bool {
+    if p.max_topics == 0 || state.topics.is_empty() {
+        return false;
+    }
+    let mut counts = vec![0u32; state.topics.len()];
+    for post in &state.posts {
+        if post.author != NONE && in_window(post.at) {
+            for &t in &post.topics {
+                counts[t as usize] += 1;
+            }
+        }
+    }
+    counts.iter().any(|&c| c >= p.topic_min_posts.max(1))
 }

@@ -12,6 +12,7 @@ pub mod graph;
 pub mod incremental;
 mod incremental_snapshot;
 mod network;
+pub mod pagerank_push;
 pub mod params;
 pub mod seeds;
 pub mod state;

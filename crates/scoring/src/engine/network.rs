@@ -15,14 +15,26 @@ use super::params::ModelParams;
 use super::state::{EngagementRec, NONE, Node, State};
 use super::stats::{grid_percentiles, percentiles, published_levels, quantiles, quantize};
 
+/// Decay of the network graph's engagement edges as of `now`, measured from
+/// `ModelParams::network_decay_reference(now)`: it moves only when the as-of
+/// time crosses a step boundary, so between boundaries an edge's weight is
+/// the same run after run.
+pub(super) fn edge_decay(p: &ModelParams, now: Micros) -> impl Fn(Micros) -> f64 + use<> {
+    let reference = p.network_decay_reference(now);
+    let hl = p.half_life_micros();
+    move |at: Micros| if hl > 0.0 { 0.5f64.powf((reference - at).max(0) as f64 / hl) } else { 1.0 }
+}
+
 /// Visits every engagement of the window that counts for the graph (a known
 /// target other than the actor) with its target and weight (kind weight ×
-/// decay), after pushing its edge (actor → target) onto `edges`.
+/// `decay`), after pushing its edge (actor → target, kind weight ×
+/// `edge_decay`) onto `edges`.
 pub(super) fn window_engagements(
     state: &State,
     p: &ModelParams,
     in_window: &impl Fn(Micros) -> bool,
     decay: &impl Fn(Micros) -> f64,
+    edge_decay: &impl Fn(Micros) -> f64,
     edges: &mut Vec<(u32, u32, f32)>,
     mut visit: impl FnMut(&EngagementRec, Node, f64),
 ) {
@@ -31,9 +43,12 @@ pub(super) fn window_engagements(
         if t == NONE || t == e.actor || !in_window(e.at) {
             continue;
         }
-        let w = kind_weight(p, e.kind) * decay(e.at);
-        edges.push((e.actor, t, w as f32));
-        visit(e, t, w);
+        let k = kind_weight(p, e.kind);
+        // An edge of positive kind weight stays an edge however far it decayed
+        // (f32 would round a weight below 2^-149 to 0, which drops it).
+        let w = (k * edge_decay(e.at)) as f32;
+        edges.push((e.actor, t, if k > 0.0 { w.max(f32::MIN_POSITIVE) } else { w }));
+        visit(e, t, k * decay(e.at));
     }
 }
 
@@ -50,6 +65,18 @@ pub(super) fn current_follows(state: &State) -> Vec<(u32, u32, f32)> {
     out
 }
 
+/// The network graph's out-rows: the engagement edges plus follows (follower
+/// → followee at the follow kind weight).
+pub(super) fn network_graph(
+    n: usize,
+    mut edges: Vec<(u32, u32, f32)>,
+    follows: &[(u32, u32, f32)],
+    p: &ModelParams,
+) -> Csr {
+    edges.extend(follows.iter().map(|&(followee, follower, _)| (follower, followee, p.kind_weights.follow as f32)));
+    Csr::from_edges(n, &edges)
+}
+
 /// The ranked network graph.
 pub(super) struct Ranked {
     pub(super) prg: PageRankGraph,
@@ -62,15 +89,13 @@ pub(super) struct Ranked {
 /// count less: it passes on only its weight's share of its rank.
 pub(super) fn rank(
     n: usize,
-    mut edges: Vec<(u32, u32, f32)>,
+    edges: Vec<(u32, u32, f32)>,
     follows: &[(u32, u32, f32)],
     p: &ModelParams,
     weight: &[f64],
     warm_start: Option<&[f64]>,
 ) -> Ranked {
-    edges.extend(follows.iter().map(|&(followee, follower, _)| (follower, followee, p.kind_weights.follow as f32)));
-    let graph = Csr::from_edges(n, &edges);
-    drop(edges);
+    let graph = network_graph(n, edges, follows, p);
     let prg = PageRankGraph::with_retention(&graph, Some(weight));
     let graph_bytes = graph.bytes() + prg.bytes();
     drop(graph);

@@ -57,6 +57,18 @@ pub struct ModelParams {
     pub pagerank_max_iterations: u32,
     /// Value = 100·(1 − (1 + x)^(−1/scale)) where x is PageRank relative to the mean.
     pub network_scale: f64,
+    /// The network graph's engagement edges decay from a reference time that
+    /// moves in steps of this many seconds: the as-of time rounded up to a
+    /// multiple of it (counted from the Unix epoch). Between step boundaries an
+    /// account's out-edges, and so its transition probabilities, change only
+    /// when its own events arrive, leave the window or are re-weighted by
+    /// authenticity, which is what lets PageRank be updated locally; engagement
+    /// against follows (which do not decay) is then weighed up to one step
+    /// late. 0: from the as-of time itself (every run moves every row that
+    /// mixes follows and engagement). Parameters stored before it existed read
+    /// as 0: the decay was continuous then.
+    #[serde(default)]
+    pub network_decay_step_secs: f64,
 
     // --- action ---
     /// Attributed clicks below which the action estimate is "insufficient evidence".
@@ -152,6 +164,7 @@ impl Default for ModelParams {
             pagerank_tolerance: 1e-10,
             pagerank_max_iterations: 200,
             network_scale: 2.0,
+            network_decay_step_secs: 3600.0,
             action_min_clicks: 20,
             action_rate_scale: 0.05,
             action_prior_mean: 0.02,
@@ -223,6 +236,26 @@ impl ModelParams {
     pub fn window_micros(&self) -> i64 {
         (self.window_days * 86_400e6) as i64
     }
+
+    /// The network decay step in microseconds (0: continuous).
+    pub fn network_decay_step_micros(&self) -> i64 {
+        if self.network_decay_step_secs.is_finite() && self.network_decay_step_secs > 0.0 {
+            ((self.network_decay_step_secs * 1e6) as i64).max(1)
+        } else {
+            0
+        }
+    }
+
+    /// The time the network graph's engagement edges decay from, as of `now`:
+    /// `now` rounded up to a multiple of the step (itself when the step is 0).
+    pub fn network_decay_reference(&self, now: i64) -> i64 {
+        let step = self.network_decay_step_micros();
+        if step == 0 {
+            return now;
+        }
+        let r = now.rem_euclid(step);
+        if r == 0 { now } else { now.saturating_add(step - r) }
+    }
 }
 
 fn flatten(prefix: &str, map: &serde_json::Map<String, serde_json::Value>, out: &mut BTreeMap<String, f64>) {
@@ -256,5 +289,23 @@ mod tests {
         assert_eq!(a.flat().get("kind_weights.like"), Some(&1.0));
         let back: ModelParams = serde_json::from_str(&serde_json::to_string(&a).unwrap()).unwrap();
         assert_eq!(back.version(), a.version());
+        let mut c = a.clone();
+        c.network_decay_step_secs = 60.0;
+        assert_ne!(a.version(), c.version());
+    }
+
+    /// Pins the network decay reference: the as-of time rounded up to the step.
+    #[test]
+    fn network_decay_reference_rounds_up_to_the_step() {
+        let mut p = ModelParams { network_decay_step_secs: 3600.0, ..ModelParams::default() };
+        let hour = 3_600_000_000i64;
+        assert_eq!(p.network_decay_reference(5 * hour), 5 * hour);
+        assert_eq!(p.network_decay_reference(5 * hour + 1), 6 * hour);
+        assert_eq!(p.network_decay_reference(6 * hour - 1), 6 * hour);
+        assert_eq!(p.network_decay_reference(-hour - 1), -hour);
+        p.network_decay_step_secs = 0.0;
+        assert_eq!(p.network_decay_reference(5 * hour + 1), 5 * hour + 1);
+        p.network_decay_step_secs = f64::NAN;
+        assert_eq!(p.network_decay_reference(7), 7);
     }
 }

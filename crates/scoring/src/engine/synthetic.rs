@@ -8,7 +8,9 @@ use rand::{Rng, SeedableRng};
 
 use super::testutil::{SEC, T0, click, conversion, engage, follow, post};
 
-/// Generates ledger entries with offsets `1..=events`, spread over 180 days.
+/// Generates ledger entries with offsets `1..=events`, spread over 180 days
+/// (or, with [`SyntheticLedger::with_live_tail`], a prefix spread over 180
+/// days followed by entries arriving at a steady rate).
 #[derive(Debug)]
 pub struct SyntheticLedger {
     rng: rand_chacha::ChaCha8Rng,
@@ -16,6 +18,8 @@ pub struct SyntheticLedger {
     events: usize,
     next: usize,
     posts: Vec<(u32, u64)>,
+    /// `(prefix, entries per second)`: entries from `prefix` on arrive live.
+    tail: Option<(usize, f64)>,
 }
 
 impl SyntheticLedger {
@@ -26,7 +30,16 @@ impl SyntheticLedger {
             events,
             next: 0,
             posts: Vec::new(),
+            tail: None,
         }
+    }
+
+    /// The first `prefix` entries spread over 180 days, every later one
+    /// arriving `1/per_sec` seconds after the one before (at whole seconds),
+    /// as a live ledger grows between runs of the service.
+    pub fn with_live_tail(mut self, prefix: usize, per_sec: f64) -> Self {
+        self.tail = Some((prefix.max(1), if per_sec.is_finite() && per_sec > 0.0 { per_sec } else { 1.0 }));
+        self
     }
 
     /// Applies `n` more generated entries to `state`, in batches of `BATCH`
@@ -75,7 +88,12 @@ impl SyntheticLedger {
     fn one(&mut self, i: usize) -> LedgerEntry {
         let accounts = self.accounts;
         let off = i as u64 + 1;
-        let at = T0 / SEC + (i as i64 * 180 * 86_400) / self.events.max(1) as i64;
+        const SPAN: i64 = 180 * 86_400;
+        let at = match self.tail {
+            Some((prefix, per_sec)) if i >= prefix => T0 / SEC + SPAN + ((i - prefix) as f64 / per_sec) as i64,
+            Some((prefix, _)) => T0 / SEC + (i as i64 * SPAN) / prefix as i64,
+            None => T0 / SEC + (i as i64 * SPAN) / self.events.max(1) as i64,
+        };
         let a = self.rng.random_range(0..accounts);
         match self.rng.random_range(0..100) {
             0..20 => {

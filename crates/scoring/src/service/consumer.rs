@@ -343,7 +343,11 @@ impl Scoring {
                 Err(e) => return (state, Err(e)),
             }
         }
-        let mut incremental = self.cfg().incremental_runs.then(|| self.take_incremental().unwrap_or_default());
+        let mut incremental = self.cfg().incremental_runs.then(|| {
+            let mut inc = self.take_incremental().unwrap_or_default();
+            inc.network.tolerance = self.cfg().pagerank_drift_tolerance;
+            inc
+        });
         let joined = tokio::task::spawn_blocking(move || {
             let warm_start = warm.as_ref().map(|p| p.snap.pagerank.as_slice());
             let snap = match incremental.as_deref_mut() {
