@@ -99,9 +99,9 @@ pub async fn run(spool: Arc<Spool>, ingest: IngestServiceClient<Channel>, cfg: D
 
 /// One `IngestBatch`. Rejected events (invalid: retrying cannot help) are logged and
 /// counted as delivered; accepted and duplicate ones are on the ledger.
-async fn send(ingest: &IngestServiceClient<Channel>, batch: &[pb::Event], timeout: Duration) -> Result<(), String> {
+async fn send(ingest: &IngestServiceClient<Channel>, batch: &[Arc<pb::Event>], timeout: Duration) -> Result<(), String> {
     let mut client = ingest.clone();
-    let req = pb::IngestBatchRequest { events: batch.to_vec() };
+    let req = pb::IngestBatchRequest { events: batch.iter().map(|e| pb::Event::clone(e)).collect() };
     let resp = match tokio::time::timeout(timeout, client.ingest_batch(req)).await {
         Err(_) => return Err(format!("no answer within {timeout:?}")),
         Ok(Err(status)) if status.code() == tonic::Code::InvalidArgument => {

@@ -20,7 +20,7 @@ use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use lift_proto::ingest::v1 as pb;
 use prost::Message;
@@ -38,8 +38,9 @@ pub enum SpoolError {
 #[derive(Debug)]
 struct State {
     file: File,
-    /// Undelivered events, oldest first (a copy of the file's tail).
-    pending: VecDeque<pb::Event>,
+    /// Undelivered events, oldest first (a copy of the file's tail). Shared, so that
+    /// delivery takes a batch without copying events while redirects wait for the lock.
+    pending: VecDeque<Arc<pb::Event>>,
     /// Records in the file, delivered or not.
     total: u64,
     /// Records from the start of the file already delivered.
@@ -86,7 +87,7 @@ impl Spool {
         }
         let total = records.len() as u64;
         let delivered = delivered.min(total);
-        let pending: VecDeque<pb::Event> = records.into_iter().skip(delivered as usize).collect();
+        let pending: VecDeque<Arc<pb::Event>> = records.into_iter().skip(delivered as usize).map(Arc::new).collect();
         if !pending.is_empty() {
             tracing::info!(path = %path.display(), pending = pending.len(), "spool: undelivered records loaded");
         }
@@ -106,6 +107,13 @@ impl Spool {
 
     /// Appends one event; it is on disk (in the OS's hands) when this returns `Ok`.
     pub fn push(&self, event: pb::Event) -> Result<(), SpoolError> {
+        // Encoded before the lock is taken: concurrent redirects wait only for the write.
+        let body = event.encode_to_vec();
+        let len = u32::try_from(body.len()).map_err(|_| io::Error::other("event too large for the spool"))?;
+        let mut rec = Vec::with_capacity(4 + body.len());
+        rec.extend_from_slice(&len.to_le_bytes());
+        rec.extend_from_slice(&body);
+        let event = Arc::new(event);
         let mut st = self.lock();
         if st.pending.len() >= self.capacity {
             st.dropped += 1;
@@ -118,22 +126,19 @@ impl Spool {
             }
             return Err(SpoolError::Full(self.capacity));
         }
-        let body = event.encode_to_vec();
-        let len = u32::try_from(body.len()).map_err(|_| io::Error::other("event too large for the spool"))?;
-        let mut rec = Vec::with_capacity(4 + body.len());
-        rec.extend_from_slice(&len.to_le_bytes());
-        rec.extend_from_slice(&body);
         st.file.write_all(&rec)?;
         st.total += 1;
         st.pending.push_back(event);
-        metrics::gauge!("lift_collect_spool_pending").set(st.pending.len() as f64);
+        let pending = st.pending.len();
         drop(st);
+        metrics::gauge!("lift_collect_spool_pending").set(pending as f64);
         self.pushed.notify_one();
         Ok(())
     }
 
-    /// Up to `n` oldest undelivered events.
-    pub fn peek(&self, n: usize) -> Vec<pb::Event> {
+    /// Up to `n` oldest undelivered events (shared with the spool: no event is copied
+    /// while the lock is held).
+    pub fn peek(&self, n: usize) -> Vec<Arc<pb::Event>> {
         self.lock().pending.iter().take(n).cloned().collect()
     }
 
@@ -225,7 +230,7 @@ mod tests {
         // A crash mid-write leaves half a record.
         OpenOptions::new().append(true).open(&path)?.write_all(&[9, 0, 0, 0, 1, 2])?;
         let s = Spool::open(&path, 10)?;
-        let ids: Vec<String> = s.peek(10).into_iter().map(|e| e.event_id).collect();
+        let ids: Vec<String> = s.peek(10).into_iter().map(|e| e.event_id.clone()).collect();
         assert_eq!(ids, ["e1", "e2", "e3"]);
         s.push(ev("e4"))?;
         s.ack(4)?;
