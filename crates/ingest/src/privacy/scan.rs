@@ -42,7 +42,7 @@ use crate::ledger::sql;
 /// Ledger events read per page while scanning.
 const PAGE: u32 = 5_000;
 /// The source of erasure marker events.
-pub(crate) const MARKER_SOURCE: &str = "lift-privacy";
+const MARKER_SOURCE: &str = "lift-privacy";
 
 /// What ingestion holds about a subject.
 #[derive(Debug, Clone, Default)]
