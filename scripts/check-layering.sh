@@ -7,15 +7,15 @@
 #     real neighbour, code talks to it over gRPC only.
 # Reads `cargo metadata --no-deps` (no build; about a second).
 #
-# KNOWN_EXCEPTIONS lists edges that break a rule today and are being removed (issue #17's
-# remaining work: the ledger store keeps bytes plus indexed columns instead of prost `Event`s).
-# An exception that no longer applies also fails the check, so the list only shrinks.
+# KNOWN_EXCEPTIONS lists edges that break a rule for a while and are being removed (none today;
+# write `from->to`, space-separated, with the issue that removes it in this comment). An
+# exception that no longer applies also fails the check, so the list only shrinks.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 WIRE_FREE="lift-domain lift-store"
 SERVICES="lift-ingest lift-scoring lift-matching lift-collect"
-KNOWN_EXCEPTIONS="lift-store->lift-proto"
+KNOWN_EXCEPTIONS=""
 
 meta="$(mktemp)"
 trap 'rm -f "$meta"' EXIT
@@ -65,5 +65,5 @@ if problems:
 present = sorted(services & packages.keys())
 print(f"layering ok: {len(packages)} crates; no service crate depends on another ({', '.join(present)}); "
       f"{', '.join(sorted(wire_free))} free of lift-proto except the known exceptions "
-      f"({', '.join(sorted(excepted)) or 'none'}; issue #17)")
+      f"({', '.join(sorted(excepted)) or 'none'})")
 PY

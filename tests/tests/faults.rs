@@ -235,7 +235,7 @@ async fn database_down_during_ingestion_is_unavailable_then_loses_nothing() -> a
     );
     let db = lift_store::connect(&url).await?;
     let limit = u32::try_from(total + 10)?;
-    let stored = lift_store::ledger::read_after_wire(&db, 0, &[], limit).await?;
+    let stored = lift_ingest::ledger::sql::read_after_wire(&db, 0, &[], limit).await?;
     let distinct: BTreeSet<(String, String)> =
         stored.iter().filter_map(|e| e.event.as_ref().map(|ev| (ev.source.clone(), ev.event_id.clone()))).collect();
     ensure!(distinct.len() as u64 == total, "distinct stored events {} != {total}", distinct.len());

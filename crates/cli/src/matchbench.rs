@@ -3,7 +3,7 @@
 //! scan of scoring's `QueryAccounts` it replaces.
 //!
 //! Setup (not timed as part of the calls): generated events are appended to a
-//! fresh SQLite ledger through the store's `Appender` (the path ingestion
+//! fresh SQLite ledger through `lift_ingest::ledger::sql::append_new` (the path ingestion
 //! writes with; outcome events carry the attribution ingestion would give a
 //! registered link). Then ingestion, scoring and two matching services (cache
 //! on, cache off) start on loopback; scoring consumes the ledger over gRPC and
@@ -281,11 +281,9 @@ async fn append(db: &lift_store::DatabaseConnection, events: Vec<(Event, Option<
     let mut head = 0;
     for chunk in events.chunks(20_000) {
         let (evs, attrs): (Vec<Event>, Vec<Option<Attribution>>) = chunk.iter().cloned().unzip();
-        let mut a = lift_store::ledger::Appender::begin(db).await?;
-        let plan = a.plan_new(&evs);
-        let written = a.write_new(&evs, &plan, &attrs).await?;
-        ensure!(written == Some(evs.len()), "the benchmark ledger was not empty");
-        head = a.commit().await?;
+        let written = lift_ingest::ledger::sql::append_new(db, &evs, &attrs).await?;
+        ensure!(written.map(|(n, _)| n) == Some(evs.len()), "the benchmark ledger was not empty");
+        head = written.map_or(head, |(_, h)| h);
     }
     Ok(head)
 }

@@ -229,11 +229,9 @@ async fn append(
         let end = (k + 20_000).min(range.end);
         let (evs, attrs): (Vec<Event>, Vec<Option<Attribution>>) =
             (k..end).map(|i| event(i, total, opts, now, rng)).unzip();
-        let mut a = lift_store::ledger::Appender::begin(db).await?;
-        let plan = a.plan_new(&evs);
-        let written = a.write_new(&evs, &plan, &attrs).await?;
-        ensure!(written == Some(evs.len()), "the benchmark ledger was not empty");
-        head = a.commit().await?;
+        let written = lift_ingest::ledger::sql::append_new(db, &evs, &attrs).await?;
+        ensure!(written.map(|(n, _)| n) == Some(evs.len()), "the benchmark ledger was not empty");
+        head = written.map_or(head, |(_, h)| h);
         k = end;
     }
     Ok(head)

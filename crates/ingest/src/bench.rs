@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use lift_domain::{Event, ValidationPolicy};
 use lift_proto::ingest::v1 as pb;
 use lift_proto::ingest::v1::ingest_service_client::IngestServiceClient;
+use lift_store::ledger::NewEvent;
 use lift_store::{ConnectionTrait, DatabaseConnection, DbBackend};
-use prost::Message;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tokio::sync::oneshot;
@@ -217,37 +217,19 @@ pub fn generate(n: usize, seed: u64, run: i64) -> Vec<pb::Event> {
         .collect()
 }
 
-struct BaselineRow {
-    source: String,
-    event_id: String,
-    kind: i16,
-    occurred_at: i64,
-    account: Option<String>,
-    body: Vec<u8>,
-}
-
-fn baseline_rows(events: &[pb::Event], now: i64) -> Result<Vec<BaselineRow>, BenchError> {
+/// The baseline's rows: what the ledger would store, encoded by the same code.
+fn baseline_rows(events: &[pb::Event], now: i64) -> Result<Vec<NewEvent>, BenchError> {
     let policy = ValidationPolicy::at(now);
     events
         .iter()
-        .map(|e| {
-            let ev = Event::from_proto(e, &policy).map_err(BenchError::Invalid)?;
-            Ok(BaselineRow {
-                kind: ev.kind().code(),
-                occurred_at: ev.occurred_at,
-                account: ev.primary_account().map(ToString::to_string),
-                body: ev.to_proto().encode_to_vec(),
-                source: ev.source,
-                event_id: ev.event_id,
-            })
-        })
+        .map(|e| Ok(crate::ledger::sql::encode(&Event::from_proto(e, &policy).map_err(BenchError::Invalid)?)))
         .collect()
 }
 
 const BASELINE_TABLE: &str = "bench_ledger_baseline";
 const COLUMNS: &str = "ledger_offset, source, event_id, kind, occurred_at, ingested_at, account, attribution, body";
 
-async fn copy_postgres(db: &DatabaseConnection, rows: &[BaselineRow]) -> Result<Duration, BenchError> {
+async fn copy_postgres(db: &DatabaseConnection, rows: &[NewEvent]) -> Result<Duration, BenchError> {
     use lift_store::sqlx::postgres::PgPoolCopyExt;
     let pool = db.get_postgres_connection_pool();
     let sql_err = |e: lift_store::sqlx::Error| BenchError::Failed(format!("baseline: {e}"));
@@ -267,7 +249,7 @@ async fn copy_postgres(db: &DatabaseConnection, rows: &[BaselineRow]) -> Result<
                 i * 10_000 + j + 1,
                 copy_text(&r.source),
                 copy_text(&r.event_id),
-                r.kind,
+                r.kind.code(),
                 r.occurred_at,
                 ingested_at,
                 r.account.as_deref().map(copy_text).unwrap_or_else(|| "\\N".into()),
@@ -295,7 +277,7 @@ fn copy_text(s: &str) -> String {
     s.replace('\\', "\\\\").replace('\t', "\\t").replace('\n', "\\n").replace('\r', "\\r")
 }
 
-async fn insert_sqlite(db: &DatabaseConnection, rows: &[BaselineRow]) -> Result<Duration, BenchError> {
+async fn insert_sqlite(db: &DatabaseConnection, rows: &[NewEvent]) -> Result<Duration, BenchError> {
     use lift_store::sqlx::{self, Row};
     let pool = db.get_sqlite_connection_pool();
     let sql_err = |e: sqlx::Error| BenchError::Failed(format!("baseline: {e}"));
@@ -325,7 +307,7 @@ async fn insert_sqlite(db: &DatabaseConnection, rows: &[BaselineRow]) -> Result<
             .bind(i as i64 + 1)
             .bind(r.source.as_str())
             .bind(r.event_id.as_str())
-            .bind(r.kind)
+            .bind(r.kind.code())
             .bind(r.occurred_at)
             .bind(ingested_at)
             .bind(r.account.as_deref())

@@ -7,9 +7,11 @@
 //! - `attribution` credits clicks and conversions to link owners inside the append
 //!   transaction, so every consumer sees the same answer.
 //! - [`ledger`] chooses where the ledger lives: the SQL database (default) or a
-//!   NATS JetStream stream (`LIFT_LEDGER=nats://…`).
+//!   NATS JetStream stream (`LIFT_LEDGER=nats://…`); [`ledger::sql`] encodes events
+//!   into the SQL ledger's bytes and decodes them for every reader.
 //! - `privacy` serves `lift.privacy.v1.PrivacyService` beside it: a subject's export,
-//!   erasure (tombstones and an erasure marker; see `lift_store::privacy`) and the audit log.
+//!   erasure (tombstones and an erasure marker, on `lift_store::privacy`'s primitives)
+//!   and the audit log.
 //! - [`import`] reads NDJSON (proto JSON) and edge-list CSV (CollegeMsg) files and
 //!   streams them to a server.
 //! - [`bench`] measures ingestion against the database's own bulk load.
@@ -34,6 +36,6 @@ pub use config::IngestConfig;
 pub use error::Error;
 pub use grpc::IngestServer;
 pub use ledger::Ledger;
-pub use privacy::{NOT_COVERED, Privacy, PrivacyServer};
+pub use privacy::{Erased, NOT_COVERED, Privacy, PrivacyServer};
 pub use run::{IngestDeps, run};
 pub use service::{BatchOutcome, Ingest};

@@ -1,7 +1,10 @@
 //! `lift.privacy.v1.PrivacyService` over tonic: a person's access (export) and
 //! erasure requests against ingestion's tables, and the audit log of both. The
-//! work happens in `lift_store::privacy`; this is the edge (validation, the
-//! caller's identity for the audit log, the append queue, encoding).
+//! rules of what involves a subject and the erasure itself are in [`scan`], on
+//! the store's primitives (`lift_store::privacy`); this is the edge (validation,
+//! the caller's identity for the audit log, the append queue, encoding).
+
+mod scan;
 
 use lift_proto::convert::prelude::*;
 use std::pin::Pin;
@@ -14,6 +17,8 @@ use lift_proto::privacy::v1::privacy_service_server::{PrivacyService, PrivacySer
 use lift_runtime::auth::{Principal, Scope};
 use lift_store::privacy::{self as store, Actor, Subject};
 use tonic::{Request, Response, Status};
+
+pub use scan::Erased;
 
 use crate::service::check_token;
 use crate::{Error, Ingest};
@@ -58,9 +63,9 @@ impl Privacy {
 
     /// Erases `subject` holding the append queue, so no append of this process
     /// waits on the database lock meanwhile; wakes subscribers for the marker.
-    pub async fn erase(&self, subject: &Subject, actor: &Actor) -> Result<store::Erased, Error> {
+    pub async fn erase(&self, subject: &Subject, actor: &Actor) -> Result<Erased, Error> {
         let _queued = self.ingest.append_queue().lock().await;
-        let erased = store::erase(self.ingest.db(), subject, actor, lift_domain::time::now()).await?;
+        let erased = scan::erase(self.ingest.db(), subject, actor, lift_domain::time::now()).await?;
         self.ingest.erased(erased.marker_offset);
         Ok(erased)
     }
@@ -119,7 +124,7 @@ impl PrivacyService for Privacy {
         let who = actor(&req);
         let subject = subject(req.get_ref().subject.as_ref())?;
         let db = self.ingest.db();
-        let found = store::find(db, &subject).await.map_err(Error::from)?;
+        let found = scan::find(db, &subject).await.map_err(Error::from)?;
         let hash = subject.hash();
         let events = found.events.len() as u64;
         store::audit(db, &who, "export", &hash, events, lift_domain::time::now()).await.map_err(Error::from)?;

@@ -10,6 +10,7 @@ use lift_store::ledger::{Appender, Outcome};
 use lift_store::{DatabaseConnection, links};
 use tokio::sync::{Mutex, mpsc, watch};
 
+use crate::ledger::sql;
 use crate::{Error, IngestConfig, Ledger, attribution};
 
 /// The ingestion service: cheap to clone, every clone shares the database, the
@@ -228,13 +229,14 @@ impl Ingest {
 
     /// One SQL transaction: plan, attribute, write, index clicks, commit.
     async fn append_in(&self, mut appender: Appender, events: &[Event]) -> Result<(Vec<Outcome>, u64), Error> {
+        let rows = sql::encode_all(events);
         // Try the common case (nothing stored yet) without the dedupe lookup first.
-        let mut plan = appender.plan_new(events);
+        let mut plan = appender.plan_new(&rows);
         let (attributions, mut clicks) = attribution::attribute(appender.txn(), events, &plan).await?;
-        if appender.write_new(events, &plan, &attributions).await?.is_none() {
-            plan = appender.plan(events).await?;
+        if appender.write_new(&rows, &plan, &sql::encode_attributions(&attributions)).await?.is_none() {
+            plan = appender.plan(&rows).await?;
             let (attributions, c) = attribution::attribute(appender.txn(), events, &plan).await?;
-            appender.write(events, &plan, &attributions).await?;
+            appender.write(&rows, &plan, &sql::encode_attributions(&attributions)).await?;
             clicks = c;
         }
         links::record_clicks(appender.txn(), &clicks).await?;

@@ -117,7 +117,7 @@ async fn erasure_purges_scoring_and_rescores_the_others() {
     );
 
     // The others' scores: a from-scratch computation on the ledger as it now reads.
-    let entries = lift_store::ledger::read_after(&ledger_db, 0, &[], 100_000).await.unwrap();
+    let entries = lift_ingest::ledger::sql::read_after(&ledger_db, 0, &[], 100_000).await.unwrap();
     let mut direct = State::new();
     for e in &entries {
         direct.apply(e);

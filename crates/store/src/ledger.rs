@@ -21,14 +21,19 @@
 //! to be stored already, the savepoint is rolled back and the caller plans properly. [`append`] does all three for callers that need no
 //! enrichment. Rows go in with one `INSERT ... SELECT FROM UNNEST(...)` per batch
 //! on PostgreSQL and prepared multi-row `INSERT`s on SQLite.
+//!
+//! # Bytes and columns
+//! The ledger does not know the wire format. A row's body and attribution are
+//! bytes encoded by the ledger's owner (ingestion, `lift_ingest::ledger::sql`,
+//! which also decodes them for every reader); the store keeps them as given and
+//! indexes the columns it needs itself: the dedupe key (source, event id), the
+//! kind for filtered reads, the primary account and the times. [`NewEvent::new`]
+//! derives those columns from the domain event, so they mean the same whoever
+//! writes.
 
-use lift_proto::convert::prelude::*;
 use std::collections::HashMap;
 
-use lift_domain::event::Attribution;
-use lift_domain::{Event, EventKind, LedgerEntry, Micros};
-use lift_proto::ingest::v1 as pb;
-use prost::Message;
+use lift_domain::{Event, EventKind, Micros};
 use sea_orm::sea_query::{ArrayType, Value};
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, QueryResult, Statement, TransactionTrait,
@@ -55,6 +60,46 @@ impl Outcome {
     pub fn is_accepted(self) -> bool {
         matches!(self, Outcome::Accepted(_))
     }
+}
+
+/// One event to append: its encoded body and the columns the ledger indexes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    pub source: String,
+    pub event_id: String,
+    pub kind: EventKind,
+    pub occurred_at: Micros,
+    /// The account the event is primarily about, `network:id` (see
+    /// [`Event::primary_account`]).
+    pub account: Option<String>,
+    /// The encoded event, stored as given.
+    pub body: Vec<u8>,
+}
+
+impl NewEvent {
+    /// `e`'s indexed columns with `body`, its encoding.
+    pub fn new(e: &Event, body: Vec<u8>) -> Self {
+        Self {
+            source: e.source.clone(),
+            event_id: e.event_id.clone(),
+            kind: e.kind(),
+            occurred_at: e.occurred_at,
+            account: e.primary_account().map(ToString::to_string),
+            body,
+        }
+    }
+}
+
+/// One live event read back: the bytes as they were written, and what the ledger
+/// added (its offset and ingestion time).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvent {
+    pub offset: u64,
+    pub ingested_at: Micros,
+    /// The encoded attribution, when the event was written with one.
+    pub attribution: Option<Vec<u8>>,
+    /// The encoded event.
+    pub body: Vec<u8>,
 }
 
 /// SQLite rows per multi-row `INSERT`: 9 parameters each stays well under
@@ -105,7 +150,7 @@ impl Appender {
     /// Assigns each event its outcome: a duplicate of a stored event, or of an
     /// earlier event in `events`, gets the original's offset; the rest get the next
     /// offsets in order. Call [`Appender::write`] with the result before planning again.
-    pub async fn plan(&mut self, events: &[Event]) -> Result<Vec<Outcome>, Error> {
+    pub async fn plan(&mut self, events: &[NewEvent]) -> Result<Vec<Outcome>, Error> {
         let stored = self.lookup(events).await?;
         let mut seen: HashMap<(&str, &str), u64> = HashMap::with_capacity(events.len());
         let mut out = Vec::with_capacity(events.len());
@@ -128,7 +173,7 @@ impl Appender {
     /// Like [`Appender::plan`] but assumes no event is stored yet (repeats within
     /// `events` are still duplicates). Write it with [`Appender::write_new`], which
     /// checks the assumption.
-    pub fn plan_new(&mut self, events: &[Event]) -> Vec<Outcome> {
+    pub fn plan_new(&mut self, events: &[NewEvent]) -> Vec<Outcome> {
         let mut seen: HashMap<(&str, &str), u64> = HashMap::with_capacity(events.len());
         events
             .iter()
@@ -149,9 +194,9 @@ impl Appender {
     /// [`Appender::plan`] and [`Appender::write`] must be used instead.
     pub async fn write_new(
         &mut self,
-        events: &[Event],
+        events: &[NewEvent],
         plan: &[Outcome],
-        attributions: &[Option<Attribution>],
+        attributions: &[Option<Vec<u8>>],
     ) -> Result<Option<usize>, Error> {
         let rows = rows(events, plan, attributions);
         let n = rows.len();
@@ -174,13 +219,13 @@ impl Appender {
         }
     }
 
-    /// Writes the accepted events of `plan` with their attribution
+    /// Writes the accepted events of `plan` with their encoded attribution
     /// (`attributions[i]` belongs to `events[i]`; missing entries mean none).
     pub async fn write(
         &mut self,
-        events: &[Event],
+        events: &[NewEvent],
         plan: &[Outcome],
-        attributions: &[Option<Attribution>],
+        attributions: &[Option<Vec<u8>>],
     ) -> Result<usize, Error> {
         let rows = rows(events, plan, attributions);
         let n = rows.len();
@@ -214,7 +259,7 @@ impl Appender {
     }
 
     /// Stored offsets of those events that are already in the ledger.
-    async fn lookup(&self, events: &[Event]) -> Result<HashMap<(String, String), u64>, Error> {
+    async fn lookup(&self, events: &[NewEvent]) -> Result<HashMap<(String, String), u64>, Error> {
         let mut found = HashMap::new();
         if events.is_empty() {
             return Ok(found);
@@ -261,7 +306,7 @@ impl Appender {
 }
 
 /// Appends `events` without attribution; see [`Appender`] for the guarantees.
-pub async fn append(db: &DatabaseConnection, events: &[Event]) -> Result<Vec<Outcome>, Error> {
+pub async fn append(db: &DatabaseConnection, events: &[NewEvent]) -> Result<Vec<Outcome>, Error> {
     let mut a = Appender::begin(db).await?;
     let plan = a.plan(events).await?;
     a.write(events, &plan, &[]).await?;
@@ -270,7 +315,7 @@ pub async fn append(db: &DatabaseConnection, events: &[Event]) -> Result<Vec<Out
 }
 
 /// The rows of the accepted events of `plan`.
-fn rows(events: &[Event], plan: &[Outcome], attributions: &[Option<Attribution>]) -> Vec<Row> {
+fn rows(events: &[NewEvent], plan: &[Outcome], attributions: &[Option<Vec<u8>>]) -> Vec<Row> {
     let ingested_at = lift_domain::time::now();
     events
         .iter()
@@ -278,7 +323,7 @@ fn rows(events: &[Event], plan: &[Outcome], attributions: &[Option<Attribution>]
         .enumerate()
         .filter_map(|(i, (e, o))| match o {
             Outcome::Accepted(offset) => {
-                Some(Row::new(*offset, e, attributions.get(i).and_then(Option::as_ref), ingested_at))
+                Some(Row::new(*offset, e, attributions.get(i).cloned().flatten(), ingested_at))
             }
             Outcome::Duplicate(_) => None,
         })
@@ -303,17 +348,17 @@ struct Row {
 }
 
 impl Row {
-    fn new(offset: u64, e: &Event, a: Option<&Attribution>, ingested_at: Micros) -> Self {
+    fn new(offset: u64, e: &NewEvent, attribution: Option<Vec<u8>>, ingested_at: Micros) -> Self {
         Self {
             offset: to_db(offset),
             source: e.source.clone(),
             event_id: e.event_id.clone(),
-            kind: e.kind().code(),
+            kind: e.kind.code(),
             occurred_at: e.occurred_at,
             ingested_at,
-            account: e.primary_account().map(ToString::to_string),
-            attribution: a.map(|a| a.to_proto().encode_to_vec()),
-            body: e.to_proto().encode_to_vec(),
+            account: e.account.clone(),
+            attribution,
+            body: e.body.clone(),
         }
     }
 }
@@ -419,15 +464,15 @@ pub async fn head(db: &impl ConnectionTrait) -> Result<u64, Error> {
 }
 
 /// Up to `limit` events with offset greater than `after`, in offset order, only of
-/// `kinds` (all kinds when empty), in their wire form — what `Subscribe` sends.
-/// Tombstones of erased events (`crate::privacy`) are left out: their offsets stay
-/// taken, so a reader sees a gap there, as with a kind filter.
-pub async fn read_after_wire(
+/// `kinds` (all kinds when empty), as stored. Tombstones of erased events
+/// (`crate::privacy`) are left out: their offsets stay taken, so a reader sees a
+/// gap there, as with a kind filter.
+pub async fn read_after(
     db: &impl ConnectionTrait,
     after: u64,
     kinds: &[EventKind],
     limit: u32,
-) -> Result<Vec<pb::LedgerEvent>, Error> {
+) -> Result<Vec<StoredEvent>, Error> {
     let backend = db.get_database_backend();
     let p = |i: usize| if backend == DbBackend::Postgres { format!("${i}") } else { "?".to_owned() };
     let mut sql = format!(
@@ -444,44 +489,15 @@ pub async fn read_after_wire(
     sql.push_str(&format!(" ORDER BY ledger_offset LIMIT {}", p(2)));
     params.push(Value::BigInt(Some(i64::from(limit))));
     let rows = db.query_all_raw(Statement::from_sql_and_values(backend, sql, params)).await?;
-    rows.iter().map(decode_row).collect()
+    rows.iter().map(stored).collect()
 }
 
-/// Like [`read_after_wire`], decoded into domain entries.
-pub async fn read_after(
-    db: &impl ConnectionTrait,
-    after: u64,
-    kinds: &[EventKind],
-    limit: u32,
-) -> Result<Vec<LedgerEntry>, Error> {
-    read_after_wire(db, after, kinds, limit)
-        .await?
-        .iter()
-        .map(|e| {
-            LedgerEntry::from_proto(e).map_err(|v| Error::Corrupt {
-                offset: e.offset,
-                reason: v.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
-            })
-        })
-        .collect()
-}
-
-fn decode_row(r: &QueryResult) -> Result<pb::LedgerEvent, Error> {
-    let offset = to_offset(r.try_get_by_index::<i64>(0)?)?;
-    let ingested_at: i64 = r.try_get_by_index(1)?;
-    let attribution: Option<Vec<u8>> = r.try_get_by_index(2)?;
-    let body: Vec<u8> = r.try_get_by_index(3)?;
-    let corrupt = |what: &str, e: prost::DecodeError| Error::Corrupt { offset, reason: format!("{what}: {e}") };
-    let event = pb::Event::decode(body.as_slice()).map_err(|e| corrupt("body", e))?;
-    let attribution = attribution
-        .map(|a| pb::Attribution::decode(a.as_slice()))
-        .transpose()
-        .map_err(|e| corrupt("attribution", e))?;
-    Ok(pb::LedgerEvent {
-        offset,
-        event: Some(event),
-        ingested_at: Some(lift_proto::convert::to_timestamp(ingested_at)),
-        attribution,
+fn stored(r: &QueryResult) -> Result<StoredEvent, Error> {
+    Ok(StoredEvent {
+        offset: to_offset(r.try_get_by_index::<i64>(0)?)?,
+        ingested_at: r.try_get_by_index(1)?,
+        attribution: r.try_get_by_index(2)?,
+        body: r.try_get_by_index(3)?,
     })
 }
 

@@ -3,14 +3,15 @@
 //!
 //! - [`connect`] opens a pool tuned for the backend and runs [`migration::Migrator`].
 //! - [`ledger`] is the append-only event ledger: idempotent batch appends with dense,
-//!   commit-ordered offsets, and reads after an offset.
+//!   commit-ordered offsets, and reads after an offset. It keeps encoded bodies plus
+//!   indexed columns and does not know the wire format (ingestion encodes and decodes).
 //! - [`api_keys`] holds API keys (hashed) with their scopes, brand and revocation.
 //! - [`checkpoints`] stores the scoring engine's state at an offset, in chunks.
 //! - [`lease`] is the scoring writer lease (fencing token) and the global run-id counter.
 //! - [`links`] is the link registry and the click index attribution reads.
 //! - [`rate_cards`] holds each brand's per-creator rates (prices of a perk).
-//! - [`privacy`] exports and erases one subject's ledger events and links, and keeps
-//!   the append-only privacy audit log.
+//! - [`privacy`] holds the storage side of erasure (subject hashes, rewriting rows as
+//!   tombstones, deleting links and click-index rows) and the append-only privacy audit log.
 //! - [`reports`] holds matching's campaign report aggregates and their consumer's position.
 //! - [`webhook_secrets`] holds each brand's order-webhook secret (lift-collect).
 //! - [`testing`] (feature `testing`) starts a PostgreSQL container for tests.

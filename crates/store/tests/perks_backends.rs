@@ -1,6 +1,7 @@
 //! Perks' tables on both backends: rate cards (upsert, replace, brand scope),
 //! offer states (the compare-and-set that serialises steps) and offer
-//! transitions on the ledger, read back by kind.
+//! transitions on the ledger, read back by kind (their encoding round trip is
+//! ingestion's: `lift_ingest::ledger::sql`).
 
 use lift_domain::AccountId;
 use lift_domain::event::{Event, EventBody, EventKind};
@@ -71,12 +72,14 @@ async fn perks_tables(db: &DatabaseConnection) {
         event_id: "offer-1".into(),
         source: "lift-matching".into(),
         occurred_at: 1_700_000_000_000_000,
-        body: EventBody::OfferTransition(t.clone()),
+        body: EventBody::OfferTransition(t),
     };
-    ledger::append(db, &[ev.clone(), ev.clone()]).await.expect("append");
+    let row = ledger::NewEvent::new(&ev, b"offer-1 body".to_vec());
+    assert_eq!(row.account, Some("x:anna".to_owned()), "an offer's steps index the creator");
+    ledger::append(db, &[row.clone(), row.clone()]).await.expect("append");
     let back = ledger::read_after(db, 0, &[EventKind::OfferTransition], 10).await.expect("read");
     assert_eq!(back.len(), 1, "stored once");
-    assert_eq!(back[0].event.body, EventBody::OfferTransition(t));
+    assert_eq!(back[0].body, row.body);
     assert!(ledger::read_after(db, 0, &[EventKind::Conversion], 10).await.expect("read").is_empty());
 }
 

@@ -10,11 +10,12 @@ use std::time::Duration;
 
 use lift_domain::event::{self, EngagementKind, EventBody};
 use lift_domain::{AccountId, Event};
+use lift_store::ledger::NewEvent;
 use lift_store::scoring::{self, NewRun, ScoreRow};
 use lift_store::{DatabaseConnection, Error, lease, ledger};
 
-fn mention(id: &str, n: u64) -> Event {
-    Event {
+fn mention(id: &str, n: u64) -> NewEvent {
+    let e = Event {
         event_id: id.into(),
         source: "import".into(),
         occurred_at: 1_700_000_000_000_000 + n as i64,
@@ -24,7 +25,8 @@ fn mention(id: &str, n: u64) -> Event {
             post_id: None,
             target: Some(AccountId::new("t", format!("b{}", n % 989))),
         }),
-    }
+    };
+    NewEvent::new(&e, format!("import/{id}").into_bytes())
 }
 
 fn run(offset: u64) -> NewRun {
@@ -60,7 +62,7 @@ async fn sqlite_commit_waits_for_an_import_batch() {
     let ingest = lift_store::connect(&file.url()).await.unwrap();
     let scoring_db = lift_store::connect(&file.url()).await.unwrap();
     let mut appender = ledger::Appender::begin(&ingest).await.unwrap();
-    let batch: Vec<Event> = (0..2000).map(|i| mention(&format!("e{i}"), i)).collect();
+    let batch: Vec<NewEvent> = (0..2000).map(|i| mention(&format!("e{i}"), i)).collect();
     let plan = appender.plan(&batch).await.unwrap();
     appender.write(&batch, &plan, &vec![None; batch.len()]).await.unwrap();
     let commit = tokio::spawn(async move { scoring::commit_run(&scoring_db, &run(0), &rows(50, 1.0)).await });
@@ -90,7 +92,7 @@ async fn sqlite_import_while_scoring_commits_never_fails_a_commit() {
             // the cap keeps a starved scoring writer a failure, not a hang.
             let mut b = 0u64;
             while b < 30 || (commits_seen.load(Ordering::Acquire) < 3 && b < 1000) {
-                let batch: Vec<Event> = (0..2000).map(|i| mention(&format!("{b}-{i}"), b * 2000 + i)).collect();
+                let batch: Vec<NewEvent> = (0..2000).map(|i| mention(&format!("{b}-{i}"), b * 2000 + i)).collect();
                 let out = ledger::append(&ingest, &batch).await?;
                 imported.fetch_add(out.len() as u64, Ordering::AcqRel);
                 b += 1;

@@ -1,5 +1,6 @@
 //! Where the ledger lives: the SQL database (SQLite or PostgreSQL, the default;
-//! see `lift_store::ledger`) or a NATS JetStream stream ([`NatsLedger`]).
+//! see `lift_store::ledger`, with its encoding in [`sql`]) or a NATS JetStream
+//! stream ([`NatsLedger`]).
 //!
 //! The service keeps one code path for validation, per-event results,
 //! attribution and `Subscribe`; only appending, the head and paged reads go
@@ -9,6 +10,7 @@
 
 pub mod bench;
 pub mod nats;
+pub mod sql;
 
 use std::sync::Arc;
 
@@ -69,7 +71,7 @@ impl Ledger {
         limit: u32,
     ) -> Result<Vec<pb::LedgerEvent>, Error> {
         match self {
-            Ledger::Sql => Ok(ledger::read_after_wire(db, after, kinds, limit).await?),
+            Ledger::Sql => Ok(sql::read_after_wire(db, after, kinds, limit).await?),
             Ledger::Nats(n) => n.read_after_wire(after, kinds, limit).await,
         }
     }

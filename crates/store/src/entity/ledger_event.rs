@@ -1,4 +1,6 @@
-//! One stored event; `body` is the prost-encoded `lift.ingest.v1.Event`.
+//! One stored event; `body` and `attribution` are bytes as the ledger's writer
+//! encoded them (ingestion: prost-encoded `lift.ingest.v1.Event` and
+//! `lift.ingest.v1.Attribution`; see `lift_ingest::ledger::sql`).
 
 use sea_orm::entity::prelude::*;
 
@@ -13,7 +15,6 @@ pub struct Model {
     pub occurred_at: i64,
     pub ingested_at: i64,
     pub account: Option<String>,
-    /// prost-encoded `lift.ingest.v1.Attribution`.
     pub attribution: Option<Vec<u8>>,
     pub body: Vec<u8>,
 }

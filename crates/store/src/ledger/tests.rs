@@ -1,10 +1,15 @@
-use lift_domain::event::{AttributionStatus, EngagementKind, EventBody};
+use lift_domain::event::{EngagementKind, EventBody};
 use lift_domain::{AccountId, event};
 
 use super::*;
 
-fn mention(source: &str, id: &str, actor: &str, target: &str) -> Event {
-    Event {
+/// The store keeps bodies as given: any bytes do, these name the event.
+fn body(e: &Event) -> Vec<u8> {
+    format!("{}/{}", e.source, e.event_id).into_bytes()
+}
+
+fn mention(source: &str, id: &str, actor: &str, target: &str) -> NewEvent {
+    let e = Event {
         event_id: id.into(),
         source: source.into(),
         occurred_at: 1_700_000_000_000_000,
@@ -14,7 +19,18 @@ fn mention(source: &str, id: &str, actor: &str, target: &str) -> Event {
             post_id: None,
             target: Some(AccountId::new("t", target)),
         }),
-    }
+    };
+    NewEvent::new(&e, body(&e))
+}
+
+/// Pins the indexed columns: what the kind filter, the dedupe key and the
+/// account index see.
+#[test]
+fn new_event_indexes_the_domain_event() {
+    let e = mention("s", "1", "a", "b");
+    assert_eq!((e.source.as_str(), e.event_id.as_str(), e.kind), ("s", "1", EventKind::Engagement));
+    assert_eq!((e.occurred_at, e.account.as_deref()), (1_700_000_000_000_000, Some("t:a")));
+    assert_eq!(e.body, b"s/1");
 }
 
 /// Pins idempotency on (source, event_id): replays and in-batch repeats keep the
@@ -30,7 +46,8 @@ async fn append_is_idempotent_and_dense() {
     assert_eq!(head(&db).await.unwrap(), 3);
     let read = read_after(&db, 0, &[], 10).await.unwrap();
     assert_eq!(read.iter().map(|e| e.offset).collect::<Vec<_>>(), vec![1, 2, 3]);
-    assert_eq!(read[0].event, batch[0]);
+    assert_eq!(read[0].body, batch[0].body);
+    assert_eq!(read[0].attribution, None);
 }
 
 /// Pins that attribution is stored with the event and read back, and that the
@@ -38,7 +55,7 @@ async fn append_is_idempotent_and_dense() {
 #[tokio::test]
 async fn attribution_and_kind_filter_round_trip() {
     let db = crate::connect("sqlite::memory:").await.unwrap();
-    let click = Event {
+    let click = &Event {
         event_id: "c".into(),
         source: "pixel".into(),
         occurred_at: 1_700_000_000_000_000,
@@ -50,14 +67,8 @@ async fn attribution_and_kind_filter_round_trip() {
             not_counted: None,
         }),
     };
-    let attr = Attribution {
-        status: AttributionStatus::Click,
-        link: "L".into(),
-        owner: Some(AccountId::new("x", "anna")),
-        campaign_id: "c1".into(),
-        click_offset: 0,
-    };
-    let events = vec![mention("s", "1", "a", "b"), click];
+    let attr = b"credited to anna".to_vec();
+    let events = vec![mention("s", "1", "a", "b"), NewEvent::new(click, body(click))];
     let mut a = Appender::begin(&db).await.unwrap();
     let plan = a.plan(&events).await.unwrap();
     a.write(&events, &plan, &[None, Some(attr.clone())]).await.unwrap();
@@ -66,6 +77,7 @@ async fn attribution_and_kind_filter_round_trip() {
     assert_eq!(clicks.len(), 1);
     assert_eq!(clicks[0].offset, 2);
     assert_eq!(clicks[0].attribution, Some(attr));
+    assert_eq!(clicks[0].body, b"pixel/c");
     assert_eq!(read_after(&db, 0, &[], 1).await.unwrap().len(), 1);
     assert!(read_after(&db, 2, &[], 10).await.unwrap().is_empty());
 }
