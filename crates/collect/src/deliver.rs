@@ -99,7 +99,11 @@ pub async fn run(spool: Arc<Spool>, ingest: IngestServiceClient<Channel>, cfg: D
 
 /// One `IngestBatch`. Rejected events (invalid: retrying cannot help) are logged and
 /// counted as delivered; accepted and duplicate ones are on the ledger.
-async fn send(ingest: &IngestServiceClient<Channel>, batch: &[Arc<pb::Event>], timeout: Duration) -> Result<(), String> {
+async fn send(
+    ingest: &IngestServiceClient<Channel>,
+    batch: &[Arc<pb::Event>],
+    timeout: Duration,
+) -> Result<(), String> {
     let mut client = ingest.clone();
     let req = pb::IngestBatchRequest { events: batch.iter().map(|e| pb::Event::clone(e)).collect() };
     let resp = match tokio::time::timeout(timeout, client.ingest_batch(req)).await {

@@ -224,16 +224,14 @@ pub(crate) fn is_token(s: &str, min: usize, max: usize) -> bool {
 /// about a quarter of the collector's process time at full load). The random part
 /// alone keeps ids unguessable and unique.
 pub(crate) fn ordered_id(random_bytes: usize) -> String {
-    use std::fmt::Write as _;
     let micros = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros());
+    let micros = u64::try_from(micros).unwrap_or(u64::MAX) & 0xff_ffff_ffff_ffff;
     let mut b = [0u8; 32];
     let b = &mut b[..random_bytes.min(32)];
     rand::fill(b);
     let mut id = String::with_capacity(14 + 2 * b.len());
-    let _ = write!(id, "{:014x}", micros & 0xff_ffff_ffff_ffff);
-    for x in b.iter() {
-        let _ = write!(id, "{x:02x}");
-    }
+    id.push_str(&hex::encode(&micros.to_be_bytes()[1..]));
+    id.push_str(&hex::encode(b));
     id
 }
 

@@ -19,6 +19,15 @@ pub struct ResolvedLink {
     pub campaign_id: String,
     /// Empty = the redirector's default landing page.
     pub landing_url: String,
+    /// Where this link redirects, around the visitor id (built on first use: see
+    /// `http::Location`).
+    pub(crate) location: std::sync::OnceLock<crate::http::Location>,
+}
+
+impl ResolvedLink {
+    pub fn new(link: String, campaign_id: String, landing_url: String) -> Self {
+        Self { link, campaign_id, landing_url, location: std::sync::OnceLock::new() }
+    }
 }
 
 /// The answer for one code.
@@ -67,9 +76,12 @@ impl Resolver {
         let req = pb::ResolveLinksRequest { links: vec![link.to_owned()] };
         match tokio::time::timeout(self.call_timeout, client.resolve_links(req)).await {
             Ok(Ok(resp)) => {
-                let entry = resp.into_inner().links.into_iter().find(|l| l.link == link).map(|l| {
-                    Arc::new(ResolvedLink { link: l.link, campaign_id: l.campaign_id, landing_url: l.landing_url })
-                });
+                let entry = resp
+                    .into_inner()
+                    .links
+                    .into_iter()
+                    .find(|l| l.link == link)
+                    .map(|l| Arc::new(ResolvedLink::new(l.link, l.campaign_id, l.landing_url)));
                 let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
                 if cache.len() >= MAX_CACHED {
                     cache.clear();
