@@ -71,7 +71,7 @@ use std::time::Instant;
 use lift_domain::Micros;
 use rayon::prelude::*;
 
-use super::graph::{Csr, PageRankGraph, PageRankOptions, pagerank};
+use super::graph::{Csr, PageRank, PageRankGraph, PageRankOptions, pagerank};
 use super::params::ModelParams;
 
 /// Tolerance of a [`PushRank`] made with `default()`, and the service's
@@ -300,17 +300,7 @@ impl PushRank {
             self.stats.local_runs += 1;
             if let Some(previous) = previous {
                 let t = Instant::now();
-                let g = PageRankGraph::with_retention(&self.graph, Some(retention));
-                let pr = pagerank(
-                    &g,
-                    PageRankOptions {
-                        damping: params.damping,
-                        tolerance: params.pagerank_tolerance,
-                        max_iterations: params.pagerank_max_iterations,
-                        personalization: None,
-                        warm_start: Some(&previous),
-                    },
-                );
+                let (pr, _) = self.full_run(params, retention, Some(&previous));
                 run.reference_ms = ms(t);
                 run.reference_l1 = pr.scores.iter().zip(self.served()).map(|(a, b)| (a - b).abs()).sum();
             }
@@ -320,18 +310,8 @@ impl PushRank {
                 self.stats.step_runs += 1;
             }
             let t = Instant::now();
-            let g = PageRankGraph::with_retention(&self.graph, Some(retention));
             let warm = if self.valid { Some(self.served()) } else { warm_start.map(<[f64]>::to_vec) };
-            let pr = pagerank(
-                &g,
-                PageRankOptions {
-                    damping: params.damping,
-                    tolerance: params.pagerank_tolerance,
-                    max_iterations: params.pagerank_max_iterations,
-                    personalization: None,
-                    warm_start: warm.as_deref(),
-                },
-            );
+            let (pr, g) = self.full_run(params, retention, warm.as_deref());
             run.iterations = pr.iterations;
             self.stats.full_runs += 1;
             if run.kind == NetworkRunKind::FullAlways {
@@ -398,6 +378,23 @@ impl PushRank {
     }
 
     /// `p⁺/‖p⁺‖₁`.
+    /// The full power iteration on the kept graph, from `warm` when given, and the
+    /// prepared graph it ran on.
+    fn full_run(&self, params: &ModelParams, retention: &[f64], warm: Option<&[f64]>) -> (PageRank, PageRankGraph) {
+        let g = PageRankGraph::with_retention(&self.graph, Some(retention));
+        let pr = pagerank(
+            &g,
+            PageRankOptions {
+                damping: params.damping,
+                tolerance: params.pagerank_tolerance,
+                max_iterations: params.pagerank_max_iterations,
+                personalization: None,
+                warm_start: warm,
+            },
+        );
+        (pr, g)
+    }
+
     fn served(&self) -> Vec<f64> {
         let s: f64 = self.p.iter().map(|x| x.max(0.0)).sum();
         if s > 0.0 {
