@@ -170,6 +170,9 @@ pub fn gaming_table(g: &GamingResult) -> String {
 /// The goal: coverage within this many points of nominal at every level with ≥ 30 clicks.
 pub const COVERAGE_GOAL_POINTS: f64 = 3.0;
 
+/// Which interval's coverage a table shows.
+type CellShare = fn(&CoverageCell) -> f64;
+
 pub fn coverage_table(c: &Coverage) -> String {
     let mut s = String::new();
     let _ = writeln!(
@@ -181,7 +184,7 @@ pub fn coverage_table(c: &Coverage) -> String {
         c.replicates,
         c.population.name()
     );
-    let kinds: [(&str, fn(&CoverageCell) -> f64); 3] = [
+    let kinds: [(&str, CellShare); 3] = [
         ("conversion rate per click", |x| x.conversion),
         ("engaged-session rate per click", |x| x.engaged),
         ("action value as served (the two rates blended 3:1, 0–100)", |x| x.action),
@@ -218,7 +221,7 @@ pub fn coverage_table(c: &Coverage) -> String {
 
 /// The coverage minus nominal of largest magnitude over every level and every
 /// bin from 30 clicks up (NaN when no such bin has creators).
-pub fn worst_gap(c: &Coverage, get: fn(&CoverageCell) -> f64) -> f64 {
+pub fn worst_gap(c: &Coverage, get: CellShare) -> f64 {
     c.cells
         .iter()
         .filter(|x| x.bin.0 >= 30 && x.creators > 0)
