@@ -20,6 +20,7 @@ pub mod client;
 pub mod deliver;
 mod http;
 mod journal;
+mod location;
 pub mod resolve;
 pub mod sessions;
 pub mod spool;

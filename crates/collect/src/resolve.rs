@@ -20,8 +20,8 @@ pub struct ResolvedLink {
     /// Empty = the redirector's default landing page.
     pub landing_url: String,
     /// Where this link redirects, around the visitor id (built on first use: see
-    /// `http::Location`).
-    pub(crate) location: std::sync::OnceLock<crate::http::Location>,
+    /// `location::Location`).
+    pub(crate) location: std::sync::OnceLock<crate::location::Location>,
 }
 
 impl ResolvedLink {
