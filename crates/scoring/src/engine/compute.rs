@@ -53,7 +53,7 @@ pub(super) use action::{action_from_counts, action_percentiles};
 pub use snapshot::{
     ActionEstimate, ComputeStats, Phases, RateEstimate, RawMetrics, Snapshot, TOPIC_DIMENSIONS, TopicScores,
 };
-pub(super) use topics::topic_scores;
+pub(super) use topics::{chosen_topics, topic_scores};
 
 use super::authenticity::{self, Authenticity};
 use super::graph::Csr;

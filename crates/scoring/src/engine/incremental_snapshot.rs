@@ -12,15 +12,15 @@
 
 use std::time::Instant;
 
-use lift_domain::{Dimension, Micros};
+use lift_domain::Dimension;
 
 use super::authenticity::{self, Authenticity};
-use super::compute::{AsOf, ComputeStats, Laps, Phases, Snapshot, influence_graph, topic_scores};
+use super::compute::{AsOf, ComputeStats, Laps, Phases, Snapshot, chosen_topics, influence_graph, topic_scores};
 use super::graph::{Csr, PageRank, PageRankGraph};
 use super::incremental::IncrementalScores;
 use super::network;
 use super::params::ModelParams;
-use super::state::{NONE, Node, State};
+use super::state::{Node, State};
 
 /// Brings `inc` up to date with `state` and forms the snapshot as of the
 /// state's own position (`AsOf::of(state)`), warm-starting PageRank from
@@ -56,7 +56,7 @@ pub fn compute_incremental(
     drop(follows);
     let edge_count = graph.edges();
     let ranked = inc.network.update(graph, &weight, p, now, warm_start);
-    let topics_needed = topics_needed(state, p, &in_window);
+    let topics_needed = !chosen_topics(state, p, &in_window).is_empty();
     // Topic PageRank runs on the prepared graph, which a local update does not build.
     let prg = match ranked.prg {
         Some(g) => g,
@@ -115,21 +115,4 @@ pub fn compute_incremental(
         pagerank: pr.scores,
         influence,
     }
-}
-
-/// Whether `topic_scores` will rank any topic: some topic has at least
-/// `topic_min_posts` posts in the window (its own selection rule).
-fn topics_needed(state: &State, p: &ModelParams, in_window: &impl Fn(Micros) -> bool) -> bool {
-    if p.max_topics == 0 || state.topics.is_empty() {
-        return false;
-    }
-    let mut counts = vec![0u32; state.topics.len()];
-    for post in &state.posts {
-        if post.author != NONE && in_window(post.at) {
-            for &t in &post.topics {
-                counts[t as usize] += 1;
-            }
-        }
-    }
-    counts.iter().any(|&c| c >= p.topic_min_posts.max(1))
 }

@@ -16,17 +16,13 @@ fn column_percentiles(values: &[f64]) -> Vec<f64> {
     grid_percentiles(values, None, None).unwrap_or_else(|| percentiles(values))
 }
 
-/// Per-topic activity (topic posts and the responses they draw) and
-/// topic-sensitive PageRank (teleporting to the topic's authors).
-pub(in crate::engine) fn topic_scores(
+/// The topics that get scores: those with at least `topic_min_posts` posts in the
+/// window, most posts first (ties by name), at most `max_topics`.
+pub(in crate::engine) fn chosen_topics(
     state: &State,
     p: &ModelParams,
-    prg: &PageRankGraph,
-    weight: &[f64],
     in_window: &impl Fn(Micros) -> bool,
-    decay: &impl Fn(Micros) -> f64,
-) -> Vec<TopicScores> {
-    let n = state.len();
+) -> Vec<usize> {
     let mut counts = vec![0u32; state.topics.len()];
     for post in &state.posts {
         if post.author != NONE && in_window(post.at) {
@@ -39,6 +35,20 @@ pub(in crate::engine) fn topic_scores(
     chosen.sort_unstable_by(|&a, &b| counts[b].cmp(&counts[a]).then(state.topics[a].cmp(&state.topics[b])));
     chosen.truncate(p.max_topics as usize);
     chosen
+}
+
+/// Per-topic activity (topic posts and the responses they draw) and
+/// topic-sensitive PageRank (teleporting to the topic's authors).
+pub(in crate::engine) fn topic_scores(
+    state: &State,
+    p: &ModelParams,
+    prg: &PageRankGraph,
+    weight: &[f64],
+    in_window: &impl Fn(Micros) -> bool,
+    decay: &impl Fn(Micros) -> f64,
+) -> Vec<TopicScores> {
+    let n = state.len();
+    chosen_topics(state, p, in_window)
         .into_iter()
         .map(|t| {
             let tid = t as u16;
