@@ -29,7 +29,6 @@
 //!   down its own ranking, skipping creators it can no longer afford.
 
 use lift_domain::Dimension;
-use lift_scoring::engine::stats::{quantize, saturate};
 use lift_scoring::engine::{ModelParams, Snapshot, compute};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -175,12 +174,8 @@ fn replicate(population: Population, creators: usize, seed: u64, base: &ModelPar
         .iter()
         .map(|(owner, ..)| state.node(&lift_domain::AccountId::new("cov", owner.as_str())).map(|n| n as usize))
         .collect();
-    // The action value the planted rates would have: the engine's blend of the two
-    // rates (every creator reports sessions), on the engine's value grid.
-    let w = base.action_engaged_weight.clamp(0.0, 1.0);
-    let planted_value = |tc: f64, te: f64| {
-        quantize((1.0 - w) * saturate(tc, base.action_rate_scale) + w * saturate(te, base.action_engaged_scale))
-    };
+    // The action value the planted rates would have (every creator reports sessions).
+    let planted_value = |tc: f64, te: f64| base.action_value(tc, te, true);
     for (li, &level) in LEVELS.iter().enumerate() {
         let p = ModelParams { credible_mass: level, ..base.clone() };
         let snap = compute(&state, &p);

@@ -7,7 +7,6 @@ use rand_chacha::ChaCha8Rng;
 
 use super::compute::{RawMetrics, action_from_counts};
 use super::params::ModelParams;
-use super::stats::{quantize, saturate};
 
 const LEVELS: [f64; 4] = [0.5, 0.8, 0.9, 0.95];
 /// Click-count bins from 30 clicks up, as in `lift validate --report`.
@@ -45,11 +44,8 @@ fn measure(creators: usize, seed: u64) -> Vec<Cell> {
         let mut raw: Vec<RawMetrics> =
             clicks.iter().map(|&k| RawMetrics { sessions: k as f32, clicks: k as f32, ..Default::default() }).collect();
         let est = action_from_counts(&p, &clicks, &conv, &engaged, true, &mut raw).estimates;
-        // The action value the planted rates give: the engine's blend, on its grid.
-        let w = p.action_engaged_weight;
-        let planted = |tc: f64, te: f64| {
-            quantize((1.0 - w) * saturate(tc, p.action_rate_scale) + w * saturate(te, p.action_engaged_scale))
-        };
+        // The action value the planted rates give (every creator reports sessions).
+        let planted = |tc: f64, te: f64| p.action_value(tc, te, true);
         for bin in BINS {
             let (mut n, mut cc, mut ce, mut ca) = (0usize, 0usize, 0usize, 0usize);
             for i in (0..creators).filter(|&i| bin.0 <= clicks[i] && clicks[i] < bin.1) {

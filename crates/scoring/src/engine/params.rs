@@ -213,6 +213,18 @@ fn fifty() -> u32 {
 }
 
 impl ModelParams {
+    /// The action value (0–100, on the value grid) of a conversion rate and an
+    /// engaged-session rate per click: each through `saturate`, blended by
+    /// `action_engaged_weight` when engaged sessions are measured at all
+    /// (`sessions`), otherwise conversion alone.
+    pub fn action_value(&self, conversion: f64, engaged: f64, sessions: bool) -> f64 {
+        use super::stats::{quantize, saturate};
+        let w = if sessions { self.action_engaged_weight.clamp(0.0, 1.0) } else { 0.0 };
+        quantize(
+            (1.0 - w) * saturate(conversion, self.action_rate_scale) + w * saturate(engaged, self.action_engaged_scale),
+        )
+    }
+
     /// `name-hash`: changes whenever any parameter changes.
     pub fn version(&self) -> String {
         let json = serde_json::to_vec(self).unwrap_or_default();

@@ -9,7 +9,7 @@ use lift_domain::Micros;
 use super::{ActionEstimate, RateEstimate, RawMetrics};
 use crate::engine::params::ModelParams;
 use crate::engine::state::{OutcomeKind, State};
-use crate::engine::stats::{beta_summary, grid_percentiles, percentile_in, quantize, saturate, saturated_beta_moments};
+use crate::engine::stats::{beta_summary, grid_percentiles, percentile_in, quantize, saturated_beta_moments};
 
 /// Action percentiles: against the accounts with sufficient evidence (an
 /// account with insufficient evidence is placed among them by its point
@@ -99,9 +99,7 @@ pub(in crate::engine) fn action_from_counts(
     let conv_prior = fit_beta_prior(&conv, clicks, min, p.action_prior_mean, p);
     let eng_prior = fit_beta_prior(&engaged, clicks, min, p.action_engaged_prior_mean, p);
     let w = if any_sessions { p.action_engaged_weight.clamp(0.0, 1.0) } else { 0.0 };
-    let combine = |c: f64, e: f64| {
-        quantize((1.0 - w) * saturate(c, p.action_rate_scale) + w * saturate(e, p.action_engaged_scale))
-    };
+    let combine = |c: f64, e: f64| p.action_value(c, e, any_sessions);
     let mut conv_cache: HashMap<(u64, u64), Rate> = HashMap::new();
     let mut eng_cache: HashMap<(u64, u64), Rate> = HashMap::new();
     let rate = |cache: &mut HashMap<(u64, u64), Rate>, prior: (f64, f64), s: u64, k: u64, scale: f64| {
