@@ -41,6 +41,7 @@
 //! placed against them by its point estimate, one with no evidence is at 0.
 
 mod action;
+mod rate_prior;
 mod snapshot;
 mod topics;
 
@@ -50,6 +51,8 @@ use rayon::prelude::*;
 
 use action::action_estimates;
 pub(super) use action::{action_from_counts, action_percentiles};
+#[cfg(test)]
+pub(super) use rate_prior::fit_rate_prior;
 pub use snapshot::{
     ActionEstimate, ComputeStats, Phases, RateEstimate, RawMetrics, Snapshot, TOPIC_DIMENSIONS, TopicScores,
 };

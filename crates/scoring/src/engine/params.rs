@@ -94,6 +94,25 @@ pub struct ModelParams {
     /// Prior mean of the engaged-session rate when the population is too small to fit one.
     #[serde(default = "half")]
     pub action_engaged_prior_mean: f64,
+    /// Kernels of the mixture prior's dictionary (Beta kernels with means evenly
+    /// spaced on the logit scale; see `compute::rate_prior`); below 2, every
+    /// rate's prior is the one Beta. Parameters stored before it existed read
+    /// as 0: the prior was always one Beta then.
+    #[serde(default)]
+    pub action_prior_components: u32,
+    /// Accounts with `action_min_clicks` clicks needed before a mixture prior is tried.
+    #[serde(default)]
+    pub action_prior_mixture_min_accounts: u64,
+    /// Marginal log-likelihood (nats) per √(accounts fitted) that the mixture
+    /// must gain over the one Beta to replace it.
+    #[serde(default)]
+    pub action_prior_mixture_min_gain: f64,
+    /// Bound on the EM iterations fitting the mixture's weights.
+    #[serde(default)]
+    pub action_prior_em_max_iterations: u32,
+    /// EM stops when an iteration gains less than this many nats per account.
+    #[serde(default)]
+    pub action_prior_em_tolerance: f64,
 
     // --- authenticity ---
     /// Engagement within this many seconds of the engaged post is "quick".
@@ -149,7 +168,7 @@ pub struct ModelParams {
 impl Default for ModelParams {
     fn default() -> Self {
         Self {
-            name: "lift-4".into(),
+            name: "lift-5".into(),
             window_days: 365.0,
             half_life_days: 30.0,
             kind_weights: KindWeights { repost: 3.0, quote: 3.0, reply: 2.0, like: 1.0, mention: 1.5, follow: 0.5 },
@@ -175,6 +194,11 @@ impl Default for ModelParams {
             action_engaged_weight: 0.25,
             action_engaged_scale: 0.5,
             action_engaged_prior_mean: 0.5,
+            action_prior_components: 64,
+            action_prior_mixture_min_accounts: 100,
+            action_prior_mixture_min_gain: 0.5,
+            action_prior_em_max_iterations: 500,
+            action_prior_em_tolerance: 1e-9,
             pod_quick_secs: 600.0,
             pod_min_quick: 3,
             pod_min_quick_pair: 3,
@@ -297,7 +321,7 @@ mod tests {
         assert_eq!(a.version(), b.version());
         b.kind_weights.like = 1.5;
         assert_ne!(a.version(), b.version());
-        assert!(a.version().starts_with("lift-4-"));
+        assert!(a.version().starts_with("lift-5-"));
         assert_eq!(a.flat().get("kind_weights.like"), Some(&1.0));
         let back: ModelParams = serde_json::from_str(&serde_json::to_string(&a).unwrap()).unwrap();
         assert_eq!(back.version(), a.version());

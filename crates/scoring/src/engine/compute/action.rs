@@ -9,7 +9,9 @@ use lift_domain::Micros;
 use super::{ActionEstimate, RateEstimate, RawMetrics};
 use crate::engine::params::ModelParams;
 use crate::engine::state::{OutcomeKind, State};
-use crate::engine::stats::{beta_summary, grid_percentiles, percentile_in, quantize, saturated_beta_moments};
+use crate::engine::stats::{beta_summary, grid_percentiles, percentile_in, quantize};
+
+use super::rate_prior::{NEGLIGIBLE, RatePrior, fit_rate_prior, mixture_summary};
 
 /// Action percentiles: against the accounts with sufficient evidence (an
 /// account with insufficient evidence is placed among them by its point
@@ -96,41 +98,51 @@ pub(in crate::engine) fn action_from_counts(
     let conv: Vec<u64> = (0..n).map(|i| conv[i].min(clicks[i])).collect();
     let engaged: Vec<u64> = (0..n).map(|i| engaged[i].min(clicks[i])).collect();
     let min = p.action_min_clicks.max(1);
-    let conv_prior = fit_beta_prior(&conv, clicks, min, p.action_prior_mean, p);
-    let eng_prior = fit_beta_prior(&engaged, clicks, min, p.action_engaged_prior_mean, p);
+    let conv_prior = fit_rate_prior(&conv, clicks, min, p.action_prior_mean, p);
+    let eng_prior = fit_rate_prior(&engaged, clicks, min, p.action_engaged_prior_mean, p);
     let w = if any_sessions { p.action_engaged_weight.clamp(0.0, 1.0) } else { 0.0 };
     let combine = |c: f64, e: f64| p.action_value(c, e, any_sessions);
     let mut conv_cache: HashMap<(u64, u64), Rate> = HashMap::new();
     let mut eng_cache: HashMap<(u64, u64), Rate> = HashMap::new();
-    let rate = |cache: &mut HashMap<(u64, u64), Rate>, prior: (f64, f64), s: u64, k: u64, scale: f64| {
-        *cache.entry((s, k)).or_insert_with(|| {
-            let (a, b) = (prior.0 + s as f64, prior.1 + (k - s) as f64);
-            let sum = beta_summary(a, b, p.credible_mass);
+    let rate = |cache: &mut HashMap<(u64, u64), Rate>, prior: &RatePrior, s: u64, k: u64, scale: f64| {
+        cache.entry((s, k)).or_insert_with(|| {
+            let post = prior.posterior(s, k);
+            let sum = post.summary(p.credible_mass);
             Rate {
                 est: RateEstimate { mean: sum.mean, lower: sum.lower, upper: sum.upper },
-                saturated: saturated_beta_moments(a, b, scale),
+                saturated: if w > 0.0 && w < 1.0 { post.saturated_components(scale) } else { None },
             }
-        })
+        });
     };
     // The value's interval. With one rate (w = 0 or 1) it is that rate's interval
     // mapped through `saturate`, exact because the map is increasing. A blend of
     // two rates is not: both rates are rarely at their bounds together, so
     // blending the bounds over-covers (measured at 95.6 % for a 90 % interval).
     // Its interval is instead that of a Beta on 0–100 with the blend's exact mean
-    // and variance (the two posteriors independent).
+    // and variance (the two posteriors independent) — per component of the
+    // conversion posterior when its prior is a mixture, weighted as a mixture.
     let interval = |c: &Rate, e: &Rate| -> (f64, f64) {
         let by_bounds = (combine(c.est.lower, e.est.lower), combine(c.est.upper, e.est.upper));
         if w <= 0.0 || w >= 1.0 {
             return by_bounds;
         }
-        let (Some((mc, vc)), Some((me, ve))) = (c.saturated, e.saturated) else { return by_bounds };
-        let mean = ((1.0 - w) * mc + w * me) / 100.0;
-        let var = ((1.0 - w).powi(2) * vc + w * w * ve) / 1e4;
-        let strength = mean * (1.0 - mean) / var - 1.0;
-        if !(mean > 0.0 && mean < 1.0 && var > 0.0 && strength.is_finite() && strength > 0.0) {
-            return by_bounds;
+        let (Some(cs), Some(es)) = (&c.saturated, &e.saturated) else { return by_bounds };
+        // The engaged part (a quarter of the value, on a gentler scale) enters by
+        // its mean and variance; the conversion posterior's components one by one.
+        let (me, ve) = moments(es);
+        let mut pairs = Vec::with_capacity(cs.len());
+        for &(wc, mc, vc) in cs {
+            let mean = ((1.0 - w) * mc + w * me) / 100.0;
+            let var = ((1.0 - w).powi(2) * vc + w * w * ve) / 1e4;
+            let strength = mean * (1.0 - mean) / var - 1.0;
+            if !(mean > 0.0 && mean < 1.0 && var > 0.0 && strength.is_finite() && strength > 0.0) {
+                return by_bounds;
+            }
+            if wc >= NEGLIGIBLE {
+                pairs.push((wc, mean * strength, (1.0 - mean) * strength));
+            }
         }
-        let b = beta_summary(mean * strength, (1.0 - mean) * strength, p.credible_mass);
+        let b = mixture_summary(&pairs, p.credible_mass);
         (quantize(100.0 * b.lower), quantize(100.0 * b.upper))
     };
     let mut blend_cache: HashMap<(u64, u64, u64), (f64, f64)> = HashMap::new();
@@ -145,13 +157,14 @@ pub(in crate::engine) fn action_from_counts(
             estimates.push(ActionEstimate::default());
             continue;
         }
-        let cr = rate(&mut conv_cache, conv_prior, conv[i], k, p.action_rate_scale);
-        let er = rate(&mut eng_cache, eng_prior, engaged[i], k, p.action_engaged_scale);
+        rate(&mut conv_cache, &conv_prior, conv[i], k, p.action_rate_scale);
+        rate(&mut eng_cache, &eng_prior, engaged[i], k, p.action_engaged_scale);
+        let (cr, er) = (&conv_cache[&(conv[i], k)], &eng_cache[&(engaged[i], k)]);
         let (c, e) = (cr.est, er.est);
         let value = combine(c.mean, e.mean);
         // The value is the blend of the posterior means, which the matched Beta's
         // central interval can miss at low masses; the interval shown always holds it.
-        let (lower, upper) = *blend_cache.entry((conv[i], engaged[i], k)).or_insert_with(|| interval(&cr, &er));
+        let (lower, upper) = *blend_cache.entry((conv[i], engaged[i], k)).or_insert_with(|| interval(cr, er));
         let (lower, upper) = (lower.min(value), upper.max(value));
         let est = ActionEstimate { lower, upper, sufficient: k >= min, observed, conversion: c, engaged: e };
         values.push(value);
@@ -175,38 +188,24 @@ pub(in crate::engine) fn action_from_counts(
             r.non_bounce_upper = s.upper as f32;
         }
     }
-    ActionOut { values, estimates, prior: conv_prior }
+    ActionOut { values, estimates, prior: conv_prior.as_beta() }
+}
+
+/// Mean and variance of a mixture given per component (weight, mean, variance).
+fn moments(components: &[(f64, f64, f64)]) -> (f64, f64) {
+    let (mut m1, mut m2) = (0.0, 0.0);
+    for &(w, m, v) in components {
+        m1 += w * m;
+        m2 += w * (v + m * m);
+    }
+    (m1, (m2 - m1 * m1).max(0.0))
 }
 
 /// One rate's posterior: its summary, and the mean and variance of its
 /// saturated value (0–100), for the blend's interval.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Rate {
     est: RateEstimate,
-    saturated: Option<(f64, f64)>,
-}
-
-/// Beta(α, β) prior on a per-click rate, fitted by the method of moments to the
-/// accounts with at least `min` clicks: the pooled rate as the mean, and the
-/// spread of their observed rates minus the binomial noise as the between-account
-/// variance. Falls back to `fallback_mean` at the model's prior strength when
-/// fewer than five accounts qualify or the pooled rate is 0 or 1.
-fn fit_beta_prior(successes: &[u64], trials: &[u64], min: u64, fallback_mean: f64, p: &ModelParams) -> (f64, f64) {
-    let eligible: Vec<usize> = (0..trials.len()).filter(|&i| trials[i] >= min).collect();
-    let fallback = (fallback_mean * p.action_prior_strength, (1.0 - fallback_mean) * p.action_prior_strength);
-    let (sc, sn): (u64, u64) = eligible.iter().fold((0, 0), |(c, k), &i| (c + successes[i], k + trials[i]));
-    if eligible.len() < 5 || sc == 0 || sc == sn {
-        return fallback;
-    }
-    let m = sc as f64 / sn as f64;
-    let k = eligible.len() as f64;
-    let obs = |i: usize| successes[i] as f64 / trials[i] as f64;
-    let mean_r = eligible.iter().map(|&i| obs(i)).sum::<f64>() / k;
-    let var = eligible.iter().map(|&i| (obs(i) - mean_r).powi(2)).sum::<f64>() / k;
-    // Remove the binomial noise to get the spread of true rates between accounts.
-    let noise = eligible.iter().map(|&i| m * (1.0 - m) / trials[i] as f64).sum::<f64>() / k;
-    let between = var - noise;
-    let strength = if between > 0.0 { m * (1.0 - m) / between - 1.0 } else { p.action_prior_strength_max };
-    let strength = strength.clamp(p.action_prior_strength_min, p.action_prior_strength_max);
-    (m * strength, (1.0 - m) * strength)
+    /// Per posterior component: weight, and the saturated value's mean and variance.
+    saturated: Option<Vec<(f64, f64, f64)>>,
 }

@@ -1,0 +1,289 @@
+//! Empirical-Bayes priors on a per-click rate, and the posteriors they give.
+//!
+//! The prior is either one Beta fitted by the method of moments, or, when the
+//! population's rates are not Beta-shaped (two groups of creators, say), a
+//! mixture of Betas fitted by maximum marginal likelihood in the manner of
+//! Efron's g-modelling: a fixed dictionary of narrow Beta kernels whose means
+//! lie evenly on the logit scale, of which only the weights are fitted, by EM
+//! on the histogram of (clicks, successes). Fitting weights alone is a concave
+//! problem with one optimum, so EM from uniform weights is deterministic; it
+//! stops after `action_prior_em_max_iterations` or when an iteration raises the
+//! log-likelihood by less than `action_prior_em_tolerance` nats per account.
+//! The mixture replaces the Beta only when it raises the marginal
+//! log-likelihood by more than `action_prior_mixture_min_gain` nats per
+//! √(accounts): on a Beta-shaped population the single Beta is kept, and the
+//! model is today's rule exactly.
+//!
+//! Under a mixture prior an account's posterior is a mixture of Betas (each
+//! kernel updated by the account's counts, reweighted by how well it predicts
+//! them); its mean is the weighted mean, its interval's ends are quantiles of
+//! the mixture found by bisection on its CDF, and the moments of
+//! `saturate(rate)` are weighted sums of each component's Kummer moments.
+
+use std::collections::BTreeMap;
+
+use crate::engine::params::ModelParams;
+use crate::engine::stats::{BetaSummary, beta_cdf, beta_summary, ln_gamma, saturated_beta_moments};
+
+/// Components whose weight falls below this are dropped (the rest renormalised).
+pub(in crate::engine) const NEGLIGIBLE: f64 = 1e-7;
+/// Kernel means lie on the logit scale between logit(RANGE) and logit(1 − RANGE).
+const RANGE: f64 = 1e-3;
+/// A kernel's standard deviation on the logit scale, in grid steps.
+const KERNEL_WIDTH: f64 = 1.0;
+/// Bisection of a quantile stops when the bracket is this narrow (rate units).
+const QUANTILE_TOLERANCE: f64 = 1e-10;
+
+/// A prior on a per-click rate: Beta components (weight, α, β), weights summing to 1.
+#[derive(Debug, Clone, PartialEq)]
+pub(in crate::engine) struct RatePrior {
+    components: Vec<(f64, f64, f64)>,
+}
+
+/// A posterior on a per-click rate: Beta components (weight, α, β).
+#[derive(Debug, Clone)]
+pub(in crate::engine) struct RatePosterior {
+    components: Vec<(f64, f64, f64)>,
+}
+
+fn ln_beta(a: f64, b: f64) -> f64 {
+    ln_gamma(a) + ln_gamma(b) - ln_gamma(a + b)
+}
+
+impl RatePrior {
+    fn single(a: f64, b: f64) -> Self {
+        Self { components: vec![(1.0, a, b)] }
+    }
+
+    /// Components (weight, α, β).
+    #[cfg(test)]
+    pub(in crate::engine) fn components(&self) -> &[(f64, f64, f64)] {
+        &self.components
+    }
+
+    /// The prior summarised as one Beta with its mean and variance.
+    pub(in crate::engine) fn as_beta(&self) -> (f64, f64) {
+        if let [(_, a, b)] = self.components[..] {
+            return (a, b);
+        }
+        let (mut m1, mut m2) = (0.0, 0.0);
+        for &(w, a, b) in &self.components {
+            let m = a / (a + b);
+            m1 += w * m;
+            m2 += w * (m * m + m * (1.0 - m) / (a + b + 1.0));
+        }
+        let var = m2 - m1 * m1;
+        let strength = if var > 0.0 { m1 * (1.0 - m1) / var - 1.0 } else { f64::INFINITY };
+        (m1 * strength, (1.0 - m1) * strength)
+    }
+
+    /// The posterior after `s` successes in `k` trials.
+    pub(in crate::engine) fn posterior(&self, s: u64, k: u64) -> RatePosterior {
+        let (s, f) = (s as f64, k.saturating_sub(s) as f64);
+        if let [(_, a, b)] = self.components[..] {
+            return RatePosterior { components: vec![(1.0, a + s, b + f)] };
+        }
+        let logs: Vec<f64> =
+            self.components.iter().map(|&(w, a, b)| w.ln() + ln_beta(a + s, b + f) - ln_beta(a, b)).collect();
+        let top = logs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let mut components: Vec<(f64, f64, f64)> =
+            self.components.iter().zip(&logs).map(|(&(_, a, b), &l)| ((l - top).exp(), a + s, b + f)).collect();
+        let total: f64 = components.iter().map(|c| c.0).sum();
+        components.retain(|c| c.0 / total >= NEGLIGIBLE);
+        let total: f64 = components.iter().map(|c| c.0).sum();
+        for c in &mut components {
+            c.0 /= total;
+        }
+        RatePosterior { components }
+    }
+}
+
+impl RatePosterior {
+    /// Mean and central interval of mass `mass`.
+    pub(in crate::engine) fn summary(&self, mass: f64) -> BetaSummary {
+        mixture_summary(&self.components, mass)
+    }
+
+    /// Per component: its weight and the mean and variance of `saturate(rate,
+    /// scale)` under it (`saturated_beta_moments`).
+    pub(in crate::engine) fn saturated_components(&self, scale: f64) -> Option<Vec<(f64, f64, f64)>> {
+        self.components.iter().map(|&(w, a, b)| saturated_beta_moments(a, b, scale).map(|(m, v)| (w, m, v))).collect()
+    }
+}
+
+/// Mean and central interval of mass `mass` of a mixture of Betas (weight, α, β):
+/// `beta_summary` for one component, otherwise quantiles by bisection on the
+/// mixture's CDF to `QUANTILE_TOLERANCE`.
+pub(in crate::engine) fn mixture_summary(components: &[(f64, f64, f64)], mass: f64) -> BetaSummary {
+    if let [(_, a, b)] = components[..] {
+        return beta_summary(a, b, mass);
+    }
+    let mean = components.iter().map(|&(w, a, b)| w * a / (a + b)).sum();
+    let tail = (1.0 - mass.clamp(0.0, 1.0)) / 2.0;
+    if tail <= 0.0 {
+        return BetaSummary { mean, lower: 0.0, upper: 1.0 };
+    }
+    let quantile = |q: f64| mixture_quantile(components, q, mean);
+    BetaSummary { mean, lower: quantile(tail), upper: quantile(1.0 - tail) }
+}
+
+/// The `q` quantile of a mixture of Betas (weight, α, β), to `QUANTILE_TOLERANCE`:
+/// Newton's method on the CDF from `start`, kept inside a bracket that every
+/// step narrows, bisecting whenever a Newton step would leave it.
+fn mixture_quantile(components: &[(f64, f64, f64)], q: f64, start: f64) -> f64 {
+    let ln_norm: Vec<f64> = components.iter().map(|&(_, a, b)| ln_beta(a, b)).collect();
+    let (mut lo, mut hi) = (0.0f64, 1.0f64);
+    let mut x = if start > 0.0 && start < 1.0 { start } else { 0.5 };
+    for _ in 0..200 {
+        let f: f64 = components.iter().map(|&(w, a, b)| w * beta_cdf(x, a, b)).sum::<f64>() - q;
+        if f < 0.0 {
+            lo = x
+        } else {
+            hi = x
+        }
+        if hi - lo <= QUANTILE_TOLERANCE {
+            break;
+        }
+        let (lx, l1x) = (x.ln(), (-x).ln_1p());
+        let d: f64 = components
+            .iter()
+            .zip(&ln_norm)
+            .map(|(&(w, a, b), n)| w * ((a - 1.0) * lx + (b - 1.0) * l1x - n).exp())
+            .sum();
+        let next = x - f / d;
+        if !(next > lo && next < hi) {
+            x = 0.5 * (lo + hi);
+        } else if (next - x).abs() <= 0.25 * QUANTILE_TOLERANCE {
+            return next;
+        } else {
+            x = next;
+        }
+    }
+    x.clamp(lo, hi)
+}
+
+/// The prior of one rate, fitted to the accounts with at least `min` trials.
+pub(in crate::engine) fn fit_rate_prior(
+    successes: &[u64],
+    trials: &[u64],
+    min: u64,
+    fallback_mean: f64,
+    p: &ModelParams,
+) -> RatePrior {
+    let (a, b) = fit_beta_prior(successes, trials, min, fallback_mean, p);
+    let kernels = p.action_prior_components as usize;
+    // (trials, successes) → accounts, in a fixed order so every sum below is too.
+    let mut hist: BTreeMap<(u64, u64), u64> = BTreeMap::new();
+    for (&s, &k) in successes.iter().zip(trials) {
+        if k >= min {
+            *hist.entry((k, s.min(k))).or_insert(0) += 1;
+        }
+    }
+    let accounts: u64 = hist.values().sum();
+    if kernels < 2 || accounts < p.action_prior_mixture_min_accounts.max(5) {
+        return RatePrior::single(a, b);
+    }
+    let cells: Vec<(f64, f64, f64)> = hist.iter().map(|(&(k, s), &n)| (s as f64, (k - s) as f64, n as f64)).collect();
+    let beta_ll: f64 = cells.iter().map(|&(s, f, n)| n * (ln_beta(a + s, b + f) - ln_beta(a, b))).sum();
+    let Some((mixture, mixture_ll)) = fit_mixture(&cells, kernels, p) else { return RatePrior::single(a, b) };
+    if mixture_ll - beta_ll > p.action_prior_mixture_min_gain * (accounts as f64).sqrt() {
+        mixture
+    } else {
+        RatePrior::single(a, b)
+    }
+}
+
+/// The dictionary: `m` Beta kernels with means evenly spaced on the logit scale
+/// and a logit-scale spread of `KERNEL_WIDTH` steps.
+fn kernels(m: usize) -> Vec<(f64, f64)> {
+    let (lo, hi) = ((RANGE / (1.0 - RANGE)).ln(), ((1.0 - RANGE) / RANGE).ln());
+    let step = (hi - lo) / (m - 1) as f64;
+    let sd = KERNEL_WIDTH * step;
+    (0..m)
+        .map(|j| {
+            let mu = 1.0 / (1.0 + (-(lo + step * j as f64)).exp());
+            // Var[logit X] ≈ 1/(ν·μ(1 − μ)) for X ~ Beta(μν, (1 − μ)ν).
+            let nu = 1.0 / (sd * sd * mu * (1.0 - mu));
+            (mu * nu, (1.0 - mu) * nu)
+        })
+        .collect()
+}
+
+/// Weights of the kernel dictionary maximising the marginal likelihood of
+/// `cells` (successes, failures, accounts), by EM; the prior and its
+/// log-likelihood (without the binomial coefficients, as the Beta's).
+fn fit_mixture(cells: &[(f64, f64, f64)], m: usize, p: &ModelParams) -> Option<(RatePrior, f64)> {
+    let dict = kernels(m);
+    let total: f64 = cells.iter().map(|c| c.2).sum();
+    // Per cell, each kernel's likelihood relative to the cell's best, and the best's log.
+    let mut like = vec![0.0f64; cells.len() * m];
+    let mut top = vec![0.0f64; cells.len()];
+    for (c, &(s, f, _)) in cells.iter().enumerate() {
+        let row = &mut like[c * m..(c + 1) * m];
+        for (x, &(a, b)) in row.iter_mut().zip(&dict) {
+            *x = ln_beta(a + s, b + f) - ln_beta(a, b);
+        }
+        let t = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        if !t.is_finite() {
+            return None;
+        }
+        row.iter_mut().for_each(|x| *x = (*x - t).exp());
+        top[c] = t;
+    }
+    let base: f64 = cells.iter().zip(&top).map(|(c, t)| c.2 * t).sum();
+    let mut w = vec![1.0 / m as f64; m];
+    let mut next = vec![0.0f64; m];
+    let mut ll = f64::NEG_INFINITY;
+    for _ in 0..p.action_prior_em_max_iterations.max(1) {
+        next.iter_mut().for_each(|x| *x = 0.0);
+        let mut new_ll = base;
+        for (c, cell) in cells.iter().enumerate() {
+            let row = &like[c * m..(c + 1) * m];
+            let d: f64 = row.iter().zip(&w).map(|(l, w)| l * w).sum();
+            new_ll += cell.2 * d.ln();
+            let r = cell.2 / d;
+            for ((x, l), w) in next.iter_mut().zip(row).zip(&w) {
+                *x += r * l * w;
+            }
+        }
+        // `new_ll` is the likelihood of the weights this iteration started from.
+        let gain = new_ll - ll;
+        ll = new_ll;
+        w.iter_mut().zip(&next).for_each(|(w, x)| *w = x / total);
+        if gain < p.action_prior_em_tolerance * total {
+            break;
+        }
+    }
+    if !ll.is_finite() {
+        return None;
+    }
+    let kept: f64 = w.iter().filter(|&&x| x >= NEGLIGIBLE).sum();
+    let components =
+        w.iter().zip(&dict).filter(|(w, _)| **w >= NEGLIGIBLE).map(|(w, &(a, b))| (w / kept, a, b)).collect();
+    Some((RatePrior { components }, ll))
+}
+
+/// Beta(α, β) prior on a per-click rate, fitted by the method of moments to the
+/// accounts with at least `min` clicks: the pooled rate as the mean, and the
+/// spread of their observed rates minus the binomial noise as the between-account
+/// variance. Falls back to `fallback_mean` at the model's prior strength when
+/// fewer than five accounts qualify or the pooled rate is 0 or 1.
+fn fit_beta_prior(successes: &[u64], trials: &[u64], min: u64, fallback_mean: f64, p: &ModelParams) -> (f64, f64) {
+    let eligible: Vec<usize> = (0..trials.len()).filter(|&i| trials[i] >= min).collect();
+    let fallback = (fallback_mean * p.action_prior_strength, (1.0 - fallback_mean) * p.action_prior_strength);
+    let (sc, sn): (u64, u64) = eligible.iter().fold((0, 0), |(c, k), &i| (c + successes[i], k + trials[i]));
+    if eligible.len() < 5 || sc == 0 || sc == sn {
+        return fallback;
+    }
+    let m = sc as f64 / sn as f64;
+    let k = eligible.len() as f64;
+    let obs = |i: usize| successes[i] as f64 / trials[i] as f64;
+    let mean_r = eligible.iter().map(|&i| obs(i)).sum::<f64>() / k;
+    let var = eligible.iter().map(|&i| (obs(i) - mean_r).powi(2)).sum::<f64>() / k;
+    // Remove the binomial noise to get the spread of true rates between accounts.
+    let noise = eligible.iter().map(|&i| m * (1.0 - m) / trials[i] as f64).sum::<f64>() / k;
+    let between = var - noise;
+    let strength = if between > 0.0 { m * (1.0 - m) / between - 1.0 } else { p.action_prior_strength_max };
+    let strength = strength.clamp(p.action_prior_strength_min, p.action_prior_strength_max);
+    (m * strength, (1.0 - m) * strength)
+}
