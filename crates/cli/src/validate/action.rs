@@ -11,9 +11,10 @@
 //! served) covers the value the planted rates give. Independent replicates are
 //! pooled, so each cell has enough creators for its sampling error to be
 //! small next to the ±3-point goal; the report prints that error beside it.
-//! Two populations: rates drawn from Beta distributions (the model's own prior
-//! family) and a two-group mixture (a quarter of creators convert at 6–20 %,
-//! the rest at 0–4 %) that the Beta prior fits only approximately.
+//! Two populations: rates drawn from Beta distributions (the one-Beta prior's
+//! own family) and a two-group mixture (a quarter of creators convert at 6–20 %,
+//! the rest at 0–4 %) that one Beta fits only approximately and the mixture
+//! prior (`action_prior_components`) is for.
 //!
 //! Back-test assumptions (stated beside the figure in the report):
 //! - creators are the base network's accounts with any received engagement;

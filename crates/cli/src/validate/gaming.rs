@@ -548,7 +548,7 @@ mod tests {
         }
     }
 
-    // Bounds just below what the shipped model (lift-3, whose detectors lift-4 keeps) measures here — pod AUC 0.952
+    // Bounds just below what the shipped model (lift-3, whose detectors lift-4 and lift-5 keep) measures here — pod AUC 0.952
     // (recall 90.4 %), follower buying 1.000, authenticity 0.956, no untouched account and
     // no decoy flagged — so a model change that loses detection or adds false flags fails.
     // The follower-buying bound allows one of the 10 buyers to be missed; the rates allow

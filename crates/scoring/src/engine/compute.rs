@@ -25,11 +25,12 @@
 //! - **action** = `(1 − w)·saturate(θ_c, action_rate_scale) + w·saturate(θ_e, action_engaged_scale)`
 //!   where `θ_c` is the posterior mean conversion rate per attributed click and
 //!   `θ_e` the posterior mean rate of engaged (non-bounce) sessions per click,
-//!   each under its own Beta prior fitted to the population (empirical Bayes)
-//!   and each with its own 90 % credible interval; `w = action_engaged_weight`
-//!   when the population has any session tracking, else 0. `lower`/`upper` map
-//!   the two intervals' ends the same way (the value is monotone in both rates,
-//!   so the combined interval is conservative). Below `action_min_clicks`
+//!   each under its own prior fitted to the population (empirical Bayes: one
+//!   Beta, or a mixture of Betas when the population's rates are not
+//!   Beta-shaped, see `rate_prior`) and each with its own 90 % credible interval; `w = action_engaged_weight`
+//!   when the population has any session tracking, else 0. `lower`/`upper` is a
+//!   central credible interval of that blend (one rate's interval through
+//!   `saturate` when `w` is 0; see `action` for the blend's). Below `action_min_clicks`
 //!   clicks the evidence is *insufficient*; with no attributed click, session
 //!   or conversion at all there is *no evidence*: value, interval and
 //!   percentile are 0 and the state says so — the prior is never shown as a score.
@@ -51,7 +52,6 @@ use rayon::prelude::*;
 
 use action::action_estimates;
 pub(super) use action::{action_from_counts, action_percentiles};
-#[cfg(test)]
 pub(super) use rate_prior::fit_rate_prior;
 pub use snapshot::{
     ActionEstimate, ComputeStats, Phases, RateEstimate, RawMetrics, Snapshot, TOPIC_DIMENSIONS, TopicScores,

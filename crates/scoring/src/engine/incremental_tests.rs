@@ -241,6 +241,27 @@ fn fast_window_sequence_matches() {
     run_sequence(3, 60, 2000, &[1, 37, 250, 5, 400], &fast_params(), DEFAULT_TOLERANCE);
 }
 
+/// The default model with the mixture prior tried on any population (every
+/// account with a click fitted, no likelihood gain needed), so the test
+/// streams' few clicks exercise it.
+fn mixture_params(p: ModelParams) -> ModelParams {
+    ModelParams { action_min_clicks: 1, action_prior_mixture_min_accounts: 1, action_prior_mixture_min_gain: -1e9, ..p }
+}
+
+/// Pins the incremental path against from-scratch runs under a mixture prior,
+/// which the stream really reaches (the action estimates differ from the one Beta's).
+#[test]
+fn mixture_prior_sequence_matches() {
+    let p = mixture_params(ModelParams::default());
+    run_sequence(5, 40, 1500, &[1, 37, 250, 5, 400], &p, DEFAULT_TOLERANCE);
+    let mut state = State::new();
+    for e in &stream(5, 40, 1500) {
+        state.apply(e);
+    }
+    let one_beta = ModelParams { action_prior_components: 0, ..p.clone() };
+    assert_ne!(compute(&state, &p).action, compute(&state, &one_beta).action, "the mixture prior is in play");
+}
+
 /// The default model with a network decay step of 30 days: a test stream
 /// (an event every ~10 minutes) then crosses at most one step boundary, so
 /// runs between boundaries can be local.
@@ -338,9 +359,11 @@ proptest! {
         fast in any::<bool>(),
         drift in prop_oneof![Just(DEFAULT_TOLERANCE), Just(1e-4), Just(1e-6), Just(0.0)],
         step in prop_oneof![Just(0.0), Just(3600.0), Just(30.0 * 86_400.0)],
+        mixture in any::<bool>(),
     ) {
         let p = if fast { fast_params() } else { ModelParams::default() };
         let p = ModelParams { network_decay_step_secs: step, ..p };
+        let p = if mixture { mixture_params(p) } else { p };
         run_sequence(seed, accounts, n, &chunks, &p, drift);
     }
 }

@@ -3,6 +3,7 @@
 //! `State::apply` folds ledger entries in; `compute` turns a state and a
 //! `ModelParams` into a `Snapshot` of every account's five dimensions.
 
+pub mod action_bench;
 pub mod authenticity;
 pub mod bench;
 pub mod checkpoint;

@@ -1,6 +1,6 @@
 //! The *action* dimension: Beta–Binomial estimates of per-click rates under
-//! priors fitted to the population, and action's percentiles against the
-//! accounts with sufficient evidence.
+//! priors fitted to the population (`rate_prior`), and action's percentiles
+//! against the accounts with sufficient evidence.
 
 use std::collections::HashMap;
 
@@ -34,9 +34,9 @@ pub(in crate::engine) struct ActionOut {
 }
 
 /// Beta–Binomial estimates of the conversion rate and the engaged-session
-/// rate per attributed click, each with an empirical-Bayes prior fitted by the
-/// method of moments to the accounts with enough clicks (falling back to the
-/// model's prior when too few have).
+/// rate per attributed click, each with an empirical-Bayes prior fitted to the
+/// accounts with enough clicks (one Beta by the method of moments, or a
+/// mixture of Betas, see `rate_prior`; the model's prior when too few have).
 pub(super) fn action_estimates(
     state: &State,
     p: &ModelParams,

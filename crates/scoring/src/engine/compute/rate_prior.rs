@@ -31,6 +31,9 @@ pub(in crate::engine) const NEGLIGIBLE: f64 = 1e-7;
 const RANGE: f64 = 1e-3;
 /// A kernel's standard deviation on the logit scale, in grid steps.
 const KERNEL_WIDTH: f64 = 1.0;
+/// In the fit, a kernel whose likelihood of a cell is below e^BAND times the
+/// best kernel's is taken to have none (e^−30 ≈ 10⁻¹³).
+const BAND: f64 = -30.0;
 /// Bisection of a quantile stops when the bracket is this narrow (rate units).
 const QUANTILE_TOLERANCE: f64 = 1e-10;
 
@@ -59,6 +62,11 @@ impl RatePrior {
     #[cfg(test)]
     pub(in crate::engine) fn components(&self) -> &[(f64, f64, f64)] {
         &self.components
+    }
+
+    /// How many components: 1 for the one Beta.
+    pub(in crate::engine) fn component_count(&self) -> usize {
+        self.components.len()
     }
 
     /// The prior summarised as one Beta with its mean and variance.
@@ -214,35 +222,42 @@ fn kernels(m: usize) -> Vec<(f64, f64)> {
 /// log-likelihood (without the binomial coefficients, as the Beta's).
 fn fit_mixture(cells: &[(f64, f64, f64)], m: usize, p: &ModelParams) -> Option<(RatePrior, f64)> {
     let dict = kernels(m);
+    let dict_norm: Vec<f64> = dict.iter().map(|&(a, b)| ln_beta(a, b)).collect();
     let total: f64 = cells.iter().map(|c| c.2).sum();
-    // Per cell, each kernel's likelihood relative to the cell's best, and the best's log.
-    let mut like = vec![0.0f64; cells.len() * m];
-    let mut top = vec![0.0f64; cells.len()];
-    for (c, &(s, f, _)) in cells.iter().enumerate() {
-        let row = &mut like[c * m..(c + 1) * m];
-        for (x, &(a, b)) in row.iter_mut().zip(&dict) {
-            *x = ln_beta(a + s, b + f) - ln_beta(a, b);
+    // Per cell, the band of kernels whose likelihood is within e^BAND of the
+    // cell's best (the likelihood is unimodal along the grid), relative to the
+    // best; outside it the likelihood is taken as 0. `base` sums the bests' logs.
+    let mut bands: Vec<(usize, usize, usize)> = Vec::with_capacity(cells.len());
+    let mut like: Vec<f64> = Vec::new();
+    let mut base = 0.0;
+    let mut row = vec![0.0f64; m];
+    for &(s, f, n) in cells {
+        for ((x, &(a, b)), norm) in row.iter_mut().zip(&dict).zip(&dict_norm) {
+            *x = ln_gamma(a + s) + ln_gamma(b + f) - ln_gamma(a + b + s + f) - norm;
         }
         let t = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         if !t.is_finite() {
             return None;
         }
-        row.iter_mut().for_each(|x| *x = (*x - t).exp());
-        top[c] = t;
+        let first = row.iter().position(|&x| x - t >= BAND).unwrap_or(0);
+        let last = row.iter().rposition(|&x| x - t >= BAND).unwrap_or(m - 1);
+        bands.push((like.len(), first, last + 1 - first));
+        like.extend(row[first..=last].iter().map(|&x| (x - t).exp()));
+        base += n * t;
     }
-    let base: f64 = cells.iter().zip(&top).map(|(c, t)| c.2 * t).sum();
     let mut w = vec![1.0 / m as f64; m];
     let mut next = vec![0.0f64; m];
     let mut ll = f64::NEG_INFINITY;
     for _ in 0..p.action_prior_em_max_iterations.max(1) {
         next.iter_mut().for_each(|x| *x = 0.0);
         let mut new_ll = base;
-        for (c, cell) in cells.iter().enumerate() {
-            let row = &like[c * m..(c + 1) * m];
-            let d: f64 = row.iter().zip(&w).map(|(l, w)| l * w).sum();
+        for (cell, &(at, first, len)) in cells.iter().zip(&bands) {
+            let l = &like[at..at + len];
+            let wj = &w[first..first + len];
+            let d: f64 = l.iter().zip(wj).map(|(l, w)| l * w).sum();
             new_ll += cell.2 * d.ln();
             let r = cell.2 / d;
-            for ((x, l), w) in next.iter_mut().zip(row).zip(&w) {
+            for ((x, l), w) in next[first..first + len].iter_mut().zip(l).zip(wj) {
                 *x += r * l * w;
             }
         }
@@ -286,4 +301,66 @@ fn fit_beta_prior(successes: &[u64], trials: &[u64], min: u64, fallback_mean: f6
     let strength = if between > 0.0 { m * (1.0 - m) / between - 1.0 } else { p.action_prior_strength_max };
     let strength = strength.clamp(p.action_prior_strength_min, p.action_prior_strength_max);
     (m * strength, (1.0 - m) * strength)
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    use super::*;
+
+    /// Pins the mixture's quantiles against bisection on its CDF, and the one-component
+    /// case against `beta_summary` exactly.
+    #[test]
+    fn mixture_quantiles_match_bisection() {
+        let one = [(1.0, 3.0, 97.0)];
+        assert_eq!(mixture_summary(&one, 0.9), beta_summary(3.0, 97.0, 0.9));
+        let two = [(0.7, 4.0, 196.0), (0.3, 12.0, 88.0)];
+        let s = mixture_summary(&two, 0.8);
+        for (q, got) in [(0.1, s.lower), (0.9, s.upper)] {
+            let (mut lo, mut hi) = (0.0f64, 1.0f64);
+            for _ in 0..200 {
+                let mid = 0.5 * (lo + hi);
+                let f: f64 = two.iter().map(|&(w, a, b)| w * beta_cdf(mid, a, b)).sum();
+                if f < q { lo = mid } else { hi = mid }
+            }
+            assert!((got - lo).abs() < 1e-9, "{q}: {got} vs {lo}");
+        }
+        assert!((s.mean - (0.7 * 0.02 + 0.3 * 0.12)).abs() < 1e-15);
+    }
+
+    /// Pins the fit: on two groups of creators (rates near 1 % and near 15 %) the
+    /// mixture replaces the one Beta, puts about a quarter of its weight near
+    /// 15 %, and is the same prior whatever order the accounts come in; on few
+    /// accounts the one Beta is kept.
+    #[test]
+    fn mixture_prior_finds_two_groups_deterministically() {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let (mut s, mut k) = (Vec::new(), Vec::new());
+        for _ in 0..3000 {
+            let rate = if rng.random_bool(0.25) { 0.15 } else { 0.01 };
+            let clicks = rng.random_range(20..400u64);
+            k.push(clicks);
+            s.push((0..clicks).filter(|_| rng.random_bool(rate)).count() as u64);
+        }
+        let p = ModelParams::default();
+        let prior = fit_rate_prior(&s, &k, 20, 0.02, &p);
+        assert!(prior.components().len() > 1);
+        let high: f64 = prior.components().iter().filter(|c| c.1 / (c.1 + c.2) > 0.06).map(|c| c.0).sum();
+        assert!((high - 0.25).abs() < 0.03, "{high}");
+        let (mut rs, mut rk) = (s.clone(), k.clone());
+        rs.reverse();
+        rk.reverse();
+        assert_eq!(fit_rate_prior(&rs, &rk, 20, 0.02, &p), prior);
+        // An account with 2 of 30 could be in either group; with 40 of 300 it is in the high one.
+        let low = prior.posterior(2, 30).summary(0.9);
+        let top = prior.posterior(40, 300).summary(0.9);
+        assert!(low.lower < 0.03 && low.upper > 0.03, "{low:?}");
+        assert!(top.lower > 0.09 && top.upper < 0.2, "{top:?}");
+        let few = fit_rate_prior(&s[..50], &k[..50], 20, 0.02, &p);
+        assert_eq!(few.components().len(), 1, "50 accounts: below action_prior_mixture_min_accounts");
+        let off = ModelParams { action_prior_components: 0, ..p };
+        assert_eq!(fit_rate_prior(&s, &k, 20, 0.02, &off).components().len(), 1);
+    }
 }
