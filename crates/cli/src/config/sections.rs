@@ -378,6 +378,7 @@ impl MatchingSection {
             score_cache: self.score_cache,
             score_cache_patience: Duration::from_millis(self.score_cache_patience_ms),
             report_patience: Duration::from_millis(self.report_patience_ms),
+            ..lift_matching::MatchingConfig::default()
         }
     }
 }
