@@ -238,10 +238,20 @@ async fn standing_program_offers_once_per_account_as_runs_arrive() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn budget_and_cap_hold_under_concurrent_evaluations() {
     let file = lift_store::testing::TempSqlite::new("standing-budget");
-    let s = start(lift_store::connect(&file.url()).await.expect("db")).await;
+    budget_and_cap(&file.url()).await;
+}
+
+/// The same on PostgreSQL, where the replicas' grants run side by side.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn budget_and_cap_hold_under_concurrent_evaluations_on_postgres() {
+    let (_pg, url) = lift_store::testing::postgres().await.expect("PostgreSQL test container");
+    budget_and_cap(&url).await;
+}
+
+async fn budget_and_cap(url: &str) {
+    let s = start(lift_store::connect(url).await.expect("db")).await;
     world(&s, 40).await;
-    let replica =
-        common::matching(lift_store::connect(&file.url()).await.expect("db"), s.scoring_addr, s.ingest_addr, cfg());
+    let replica = common::matching(lift_store::connect(url).await.expect("db"), s.scoring_addr, s.ingest_addr, cfg());
     let mut b = common::brand(&s.matching, s.addr, "Sharpie").await;
     // Unequal prices: the ten best-reached creators ask 2,500; everyone else costs the unit cost, 1,000.
     let rates = (30..40).map(|i| pb::CreatorRate { account: Some(acct(&common::creator(i))), rate: 2_500 }).collect();
@@ -376,4 +386,56 @@ async fn model_change_translates_the_threshold_and_reports_churn() {
         assert_eq!(&k.model_version, want, "{a} qualified first under {want}");
     }
     stop2.trigger();
+}
+
+/// Pins the program's dates and bad input: a program that has not started or
+/// has ended gives nothing on a run, bad rules are INVALID_ARGUMENT naming
+/// each field, and another brand's campaign looks missing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dates_and_bad_input() {
+    use lift_domain::time::{MICROS_PER_SEC, now};
+    use lift_proto::convert::to_timestamp;
+    use tonic_types::StatusExt;
+
+    let s = start(lift_store::connect("sqlite::memory:").await.expect("db")).await;
+    world(&s, 12).await;
+    let mut b = common::brand(&s.matching, s.addr, "Sharpie").await;
+    let mut other = common::brand(&s.matching, s.addr, "Other").await;
+    let bar = || reach(pb::criterion::Threshold::MinPercentile(50.0));
+    let create = |name: &str| pb::CreateCampaignRequest { spec: Some(spec(name, bar(), 100_000, 0.0)) };
+    let hour = 3_600 * MICROS_PER_SEC;
+    let mut ids = Vec::new();
+    for (name, starts, ends) in [("later", now() + hour, None), ("over", now() - 2 * hour, Some(now() - hour))] {
+        let c = b.create_campaign(create(name)).await.expect("create").into_inner().campaign.expect("campaign");
+        let rules =
+            pb::StandingRules { max_offers: 0, starts_at: Some(to_timestamp(starts)), ends_at: ends.map(to_timestamp) };
+        let req = pb::StartStandingProgramRequest { campaign_id: c.id.clone(), rules: Some(rules) };
+        let started = b.start_standing_program(req).await.expect("start").into_inner().program.expect("program");
+        assert_eq!(started.status, if ends.is_some() { "ended" } else { "not started" });
+        ids.push(c.id);
+    }
+    let runs = s.matching.evaluate_standing().await.expect("evaluate");
+    assert!(runs.is_empty(), "closed programs are not evaluated: {runs:?}");
+    for id in &ids {
+        let p = program(&mut b, id).await;
+        assert!(p.perks.is_empty() && p.program.expect("status").runs_evaluated == 0);
+        assert!(offers(&mut b, id).await.is_empty());
+    }
+
+    let c = b.create_campaign(create("bad")).await.expect("create").into_inner().campaign.expect("campaign");
+    let rules = pb::StandingRules {
+        max_offers: u64::MAX,
+        starts_at: Some(to_timestamp(now())),
+        ends_at: Some(to_timestamp(now() - hour)),
+    };
+    let req = pb::StartStandingProgramRequest { campaign_id: c.id.clone(), rules: Some(rules) };
+    let err = b.start_standing_program(req).await.expect_err("bad rules");
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let fields: Vec<String> =
+        err.get_details_bad_request().expect("details").field_violations.into_iter().map(|v| v.field).collect();
+    assert_eq!(fields, ["rules.ends_at", "rules.max_offers"]);
+    let req = pb::StartStandingProgramRequest { campaign_id: c.id.clone(), rules: None };
+    assert_eq!(other.start_standing_program(req).await.expect_err("not theirs").code(), Code::NotFound);
+    let req = pb::GetStandingProgramRequest { campaign_id: c.id.clone(), ..Default::default() };
+    assert_eq!(b.get_standing_program(req).await.expect_err("not standing").code(), Code::FailedPrecondition);
 }

@@ -288,7 +288,14 @@ impl Matching {
             {
                 continue;
             }
-            out.push(self.evaluate_program(&p).await?);
+            match self.evaluate_program(&p).await {
+                Ok(r) => out.push(r),
+                // The consumer keeps going with the other programs; this one is tried on the next poll.
+                Err(e) if only_new => {
+                    tracing::warn!(campaign = %p.campaign_id, error = %e, "evaluating a standing program failed");
+                }
+                Err(e) => return Err(e),
+            }
         }
         Ok(out)
     }
