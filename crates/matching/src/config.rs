@@ -28,6 +28,9 @@ pub struct MatchingConfig {
     /// How long `GetCampaignReport` waits for the report consumer to reach the
     /// ledger head seen at the call's start before answering UNAVAILABLE.
     pub report_patience: std::time::Duration,
+    /// How often the standing consumer asks scoring whether it has published a
+    /// new run (only while some standing program is open).
+    pub standing_poll: std::time::Duration,
 }
 
 impl Default for MatchingConfig {
@@ -43,6 +46,7 @@ impl Default for MatchingConfig {
             score_cache: true,
             score_cache_patience: std::time::Duration::from_secs(2),
             report_patience: std::time::Duration::from_secs(5),
+            standing_poll: std::time::Duration::from_secs(1),
         }
     }
 }

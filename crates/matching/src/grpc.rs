@@ -135,4 +135,22 @@ impl MatchingService for Matching {
         let brand = Matching::brand(req.extensions())?;
         Ok(Response::new(self.get_rate_card(&brand, req.get_ref()).await?))
     }
+
+    #[tracing::instrument(skip_all, fields(campaign = %req.get_ref().campaign_id))]
+    async fn start_standing_program(
+        &self,
+        req: Request<pb::StartStandingProgramRequest>,
+    ) -> Result<Response<pb::StartStandingProgramResponse>, Status> {
+        let brand = Matching::brand(req.extensions())?;
+        Ok(Response::new(self.start_standing_program(&brand, req.get_ref()).await?))
+    }
+
+    #[tracing::instrument(skip_all, fields(campaign = %req.get_ref().campaign_id))]
+    async fn get_standing_program(
+        &self,
+        req: Request<pb::GetStandingProgramRequest>,
+    ) -> Result<Response<pb::GetStandingProgramResponse>, Status> {
+        let brand = Matching::brand(req.extensions())?;
+        Ok(Response::new(self.get_standing_program(&brand, req.get_ref()).await?))
+    }
 }

@@ -11,6 +11,8 @@
 //!   scoring run in columns, which ranking judges campaigns over.
 //! - `reports` — the report consumer: per-campaign report aggregates kept from
 //!   the ledger with their own committed position, which `GetCampaignReport` reads.
+//! - `standing_feed` — the standing consumer: evaluates standing perk programs
+//!   once per scoring run (`Matching::evaluate_standing`).
 //! - [`create_brand`] — creates a tenant and its key (`auth`).
 //! - [`cache_refresh`] — the score cache's full and delta loads, for benchmarks.
 //! - [`run`] — starts the server with its config and dependencies passed in.
@@ -29,11 +31,12 @@ mod reports;
 mod run;
 mod service;
 mod snapshot;
+mod standing_feed;
 
 pub use auth::{API_KEY_HEADER, BrandId, create_brand};
 pub use config::MatchingConfig;
 pub use error::Error;
 pub use grpc::MatchingServer;
 pub use run::{MatchingDeps, run};
-pub use service::{Matching, WatchOffersStream};
+pub use service::{Matching, StandingRun, WatchOffersStream};
 pub use snapshot::ScoreCacheStats;

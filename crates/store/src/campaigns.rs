@@ -482,6 +482,15 @@ where
     C: ConnectionTrait + TransactionTrait,
 {
     let txn = db.begin().await?;
+    // The campaign's row first: its lock makes concurrent replacements of one
+    // campaign's set (two matching replicas) take turns, so the second one's
+    // delete sees the first one's rows instead of colliding with them on insert.
+    campaign::Entity::update_many()
+        .col_expr(campaign::Column::ModelVersion, Expr::value(model_version.to_owned()))
+        .col_expr(campaign::Column::Churn, Expr::value(churn.to_owned()))
+        .filter(campaign::Column::Id.eq(campaign_id))
+        .exec(&txn)
+        .await?;
     eligibility::Entity::delete_many().filter(eligibility::Column::CampaignId.eq(campaign_id)).exec(&txn).await?;
     for chunk in eligible.chunks(300) {
         eligibility::Entity::insert_many(chunk.iter().map(|a| eligibility::ActiveModel {
@@ -492,12 +501,6 @@ where
         .exec(&txn)
         .await?;
     }
-    campaign::Entity::update_many()
-        .col_expr(campaign::Column::ModelVersion, Expr::value(model_version.to_owned()))
-        .col_expr(campaign::Column::Churn, Expr::value(churn.to_owned()))
-        .filter(campaign::Column::Id.eq(campaign_id))
-        .exec(&txn)
-        .await?;
     txn.commit().await?;
     Ok(())
 }

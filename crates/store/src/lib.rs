@@ -12,6 +12,8 @@
 //! - [`rate_cards`] holds each brand's per-creator rates (prices of a perk).
 //! - [`privacy`] holds the storage side of erasure (subject hashes, rewriting rows as
 //!   tombstones, deleting links and click-index rows) and the append-only privacy audit log.
+//! - [`standing`] holds matching's standing perk programs: rules and totals, one row per
+//!   perk given (at most one per campaign and account), and recalibrations.
 //! - [`reports`] holds matching's campaign report aggregates and their consumer's position.
 //! - [`webhook_secrets`] holds each brand's order-webhook secret (lift-collect).
 //! - [`testing`] (feature `testing`) starts a PostgreSQL container for tests.
@@ -33,6 +35,7 @@ pub mod privacy;
 pub mod rate_cards;
 pub mod reports;
 pub mod scoring;
+pub mod standing;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod webhook_secrets;

@@ -151,6 +151,8 @@ pub struct MatchingSection {
     pub score_cache_patience_ms: u64,
     /// How long a report waits for the report consumer to reach the ledger head.
     pub report_patience_ms: u64,
+    /// How often the standing consumer asks scoring for a new run (while a standing program is open).
+    pub standing_poll_ms: u64,
 }
 
 /// The link collector (`serve links`, part of `serve all`): its address and spool. Its
@@ -315,6 +317,7 @@ impl From<&lift_matching::MatchingConfig> for MatchingSection {
             score_cache: c.score_cache,
             score_cache_patience_ms: millis(c.score_cache_patience),
             report_patience_ms: millis(c.report_patience),
+            standing_poll_ms: millis(c.standing_poll),
         }
     }
 }
@@ -378,6 +381,7 @@ impl MatchingSection {
             score_cache: self.score_cache,
             score_cache_patience: Duration::from_millis(self.score_cache_patience_ms),
             report_patience: Duration::from_millis(self.report_patience_ms),
+            standing_poll: Duration::from_millis(self.standing_poll_ms.max(10)),
         }
     }
 }

@@ -4,12 +4,14 @@
 //!
 //! - [`story`]: the steps up to the brand's campaign and its shortlist (2–6);
 //! - [`campaign`]: the campaign's life — portfolio, offers, simulated outcomes, report (7–10);
+//! - [`standing`]: a standing perk program giving its perk as scores change (11);
 //! - [`outcomes`]: the simulated audience's clicks, sessions and orders;
 //! - [`rpc`]: the calls the demo (and the tests) make against the stack.
 
 mod campaign;
 mod outcomes;
 mod rpc;
+mod standing;
 mod story;
 
 use std::{

@@ -18,6 +18,7 @@ use super::rpc::{
     SIMULATED_WINDOW_SECS, import_summary, register_simulated_links, scoring_snapshot_accounts, stream_events,
     wait_scored, with_key,
 };
+use super::standing::{Clients, standing_program};
 use super::{DemoOptions, DemoSummary, Outlet, step};
 use crate::dataset::{self, NetworkSpec};
 use crate::stack::Stack;
@@ -205,6 +206,8 @@ pub(super) async fn story(
 
     let shop = Shop { outlet, brand_id: &brand.0, secret: &secret };
     let report = campaign_life(&mut ingest, &mut matching, &key, &campaign.id, end, &shop).await?;
+    let clients = Clients { ingest: &mut ingest, scoring: &mut scoring, matching: &mut matching };
+    standing_program(clients, &key, &network, end).await?;
 
     println!(
         "\nDone in {:.1}s: dataset {dataset}, {} ledger events, {} accounts scored.",

@@ -62,6 +62,7 @@ impl Matching {
             return Ok(ranking);
         }
         let from = c.row.model_version.clone();
+        let old_criteria = spec.criteria.clone();
         let mut translated = Vec::new();
         if !from.is_empty() && spec.criteria.iter().any(|c| matches!(c.threshold, Threshold::MinValue(_))) {
             translated = self.translate(&spec.criteria, &from, &ranking.model_version).await?;
@@ -79,6 +80,8 @@ impl Matching {
         if !from.is_empty() {
             let before: BTreeSet<AccountId> = repo::eligibility(&self.inner.db, &c.row.id).await?.into_iter().collect();
             let (entered, left, stayed) = rules::churn(&before, &now);
+            let versions = (from.as_str(), ranking.model_version.as_str());
+            self.note_recalibration(&c.row.id, versions, &old_criteria, &translated, (&before, &now)).await?;
             c.churn.push(ChurnRecord {
                 from_version: from,
                 to_version: ranking.model_version.clone(),

@@ -17,6 +17,9 @@
 //!   offers' states, each step an `OfferTransition` event on the ledger.
 //! - `rates`: `SetRateCard`, `GetRateCard` — the brand's per-creator prices,
 //!   which `portfolio` prices creators with.
+//! - `standing`: `StartStandingProgram`, `GetStandingProgram` and the
+//!   evaluation of standing perk programs on every scoring run (driven by
+//!   `crate::standing_feed`).
 //! - `tokens`: the page tokens of `MatchCampaign` and `ListCampaigns`.
 
 mod campaigns;
@@ -27,6 +30,7 @@ mod portfolio;
 mod ranking;
 mod rates;
 mod report;
+mod standing;
 mod thresholds;
 mod tokens;
 
@@ -44,6 +48,7 @@ use sha2::{Digest, Sha256};
 
 pub use self::lifecycle::WatchOffersStream;
 use self::ranking::ScoreSource;
+pub use self::standing::StandingRun;
 use crate::auth::BrandId;
 use crate::reports::{self, ReportFeed};
 use crate::snapshot::ScoreCacheStats;
@@ -56,7 +61,7 @@ pub struct Matching {
 }
 
 #[derive(Debug)]
-struct Inner {
+pub(crate) struct Inner {
     db: DatabaseConnection,
     scoring: ScoringServiceClient<Channel>,
     ingest: IngestServiceClient<Channel>,
@@ -70,11 +75,16 @@ struct Inner {
     scores: ScoreSource,
     /// The report consumer keeping campaign reports up to date (`crate::reports`).
     reports: Arc<ReportFeed>,
+    /// Asks the standing consumer (`crate::standing_feed`) to look now.
+    standing_wake: Arc<tokio::sync::Notify>,
+    /// Stops the standing consumer.
+    standing_stop: lift_runtime::Shutdown,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
         self.reports.stop();
+        self.standing_stop.trigger();
     }
 }
 
@@ -93,7 +103,36 @@ impl Matching {
         let scores = ScoreSource::new(scoring.clone(), retry, &cfg);
         let reports = ReportFeed::new();
         reports::spawn(db.clone(), ingest.clone(), reports.clone());
-        Self { inner: Arc::new(Inner { db, scoring, ingest, cfg, guard, retry, scores, reports }) }
+        let (standing_wake, standing_stop) = (Arc::new(tokio::sync::Notify::new()), lift_runtime::Shutdown::new());
+        let me = Self {
+            inner: Arc::new(Inner {
+                db,
+                scoring,
+                ingest,
+                cfg,
+                guard,
+                retry,
+                scores,
+                reports,
+                standing_wake,
+                standing_stop,
+            }),
+        };
+        crate::standing_feed::spawn(&me);
+        me
+    }
+
+    /// A handle the standing consumer holds without keeping the service alive.
+    pub(crate) fn downgrade(&self) -> std::sync::Weak<Inner> {
+        Arc::downgrade(&self.inner)
+    }
+
+    pub(crate) fn upgrade(weak: &std::sync::Weak<Inner>) -> Option<Self> {
+        weak.upgrade().map(|inner| Self { inner })
+    }
+
+    pub(crate) fn standing_signals(&self) -> (Arc<tokio::sync::Notify>, lift_runtime::Shutdown) {
+        (self.inner.standing_wake.clone(), self.inner.standing_stop.clone())
     }
 
     /// What the score cache holds and how often it loaded (all zero when

@@ -25,6 +25,12 @@ impl Matching {
         req: &pb::CreateOffersRequest,
     ) -> Result<pb::CreateOffersResponse, Error> {
         let mut c = self.load(brand, &req.campaign_id).await?;
+        if lift_store::standing::program(&self.inner.db, &c.row.id).await?.is_some() {
+            return Err(Error::FailedPrecondition(format!(
+                "campaign {} is a standing program: it issues its offers itself on every scoring run",
+                c.row.id
+            )));
+        }
         if c.row.state != CampaignState::Draft {
             return Err(Error::AlreadyExists(format!("offers for campaign {} have already been issued", c.row.id)));
         }
@@ -136,7 +142,7 @@ impl Matching {
     /// A creator's tracking link and code: derived from campaign and account, so
     /// a retried `CreateOffers` registers the same ones (ingestion treats that as
     /// unchanged) instead of orphaning the first attempt's.
-    fn tracking(&self, campaign: &str, account: &AccountId, handle: &str) -> (String, String) {
+    pub(super) fn tracking(&self, campaign: &str, account: &AccountId, handle: &str) -> (String, String) {
         let d = digest(&[campaign, &account.network, &account.id]);
         let link = format!("{}/{}", self.inner.cfg.link_base.trim_end_matches('/'), hex::encode(&d[..6]));
         let mut prefix: String =

@@ -21,6 +21,7 @@ mod m20261202_010000_privacy;
 mod m20261202_110000_report_aggregates;
 mod m20261202_120000_rate_cards;
 mod m20261202_120100_offer_states;
+mod m20261202_130000_standing_programs;
 
 #[derive(Debug)]
 pub struct Migrator;
@@ -44,6 +45,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_110000_report_aggregates::Migration),
             Box::new(m20261202_120000_rate_cards::Migration),
             Box::new(m20261202_120100_offer_states::Migration),
+            Box::new(m20261202_130000_standing_programs::Migration),
         ]
     }
 }
