@@ -92,11 +92,12 @@ fn utc(ts: Option<&prost_types::Timestamp>) -> String {
     format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}Z", secs / 3600, secs / 60 % 60, secs % 60)
 }
 
-/// `export`, `erase`, or `unspecified` for a value this version does not know.
+/// `export`, `erase`, `retention`, or `unspecified` for a value this version does not know.
 pub fn action_name(action: i32) -> &'static str {
     match pb::AuditAction::try_from(action) {
         Ok(pb::AuditAction::Export) => "export",
         Ok(pb::AuditAction::Erase) => "erase",
+        Ok(pb::AuditAction::Retention) => "retention",
         _ => "unspecified",
     }
 }

@@ -4,6 +4,7 @@
 //! the store's primitives (`lift_store::privacy`); this is the edge (validation,
 //! the caller's identity for the audit log, the append queue, encoding).
 
+mod retention;
 mod scan;
 
 use lift_proto::convert::prelude::*;
@@ -18,6 +19,7 @@ use lift_runtime::auth::{Principal, Scope};
 use lift_store::privacy::{self as store, Actor, Subject};
 use tonic::{Request, Response, Status};
 
+pub use retention::Retained;
 pub use scan::Erased;
 
 use crate::service::check_token;
@@ -194,6 +196,7 @@ impl PrivacyService for Privacy {
                 action: match a.action.as_str() {
                     "export" => pb::AuditAction::Export,
                     "erase" => pb::AuditAction::Erase,
+                    "retention" => pb::AuditAction::Retention,
                     _ => pb::AuditAction::Unspecified,
                 } as i32,
                 subject_hash: a.subject_hash,
