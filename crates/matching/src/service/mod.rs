@@ -92,7 +92,8 @@ impl Matching {
         let retry = RetryPolicy::default();
         let scores = ScoreSource::new(scoring.clone(), retry, &cfg);
         let reports = ReportFeed::new();
-        reports::spawn(db.clone(), ingest.clone(), reports.clone());
+        let hooks = crate::erasure::Hooks { scoring: scoring.clone(), retry, cache: scores.cache() };
+        reports::spawn(db.clone(), ingest.clone(), hooks, reports.clone());
         Self { inner: Arc::new(Inner { db, scoring, ingest, cfg, guard, retry, scores, reports }) }
     }
 
