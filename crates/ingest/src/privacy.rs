@@ -34,7 +34,7 @@ const DEFAULT_AUDIT_PAGE: u32 = 100;
 
 /// What an export from ingestion does not contain: other services' own databases.
 pub const NOT_COVERED: [&str; 2] = [
-    "scoring: score history, explanations and checkpoints live in scoring's database and are not exported yet",
+    "scoring: score history, explanations and checkpoints live in scoring's database; `lift privacy export` adds the scores and score history from scoring",
     "matching: campaign eligibility, offers and reports live in matching's database and are not exported yet",
 ];
 
@@ -137,6 +137,7 @@ impl PrivacyService for Privacy {
             subject_hash: hash,
             through_offset: found.through,
             not_covered: NOT_COVERED.iter().map(|s| (*s).to_owned()).collect(),
+            score_history_points: 0,
         };
         let items = found
             .events

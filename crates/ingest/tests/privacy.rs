@@ -138,6 +138,7 @@ async fn export(
             Some(ppb::export_response::Item::Event(e)) => events.push(e),
             Some(ppb::export_response::Item::Link(l)) => links.push(l),
             Some(ppb::export_response::Item::Summary(x)) => summary = Some(x),
+            Some(other) => panic!("ingestion's export sends no {other:?}"),
             None => panic!("empty export message"),
         }
     }
