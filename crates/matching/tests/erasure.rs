@@ -2,7 +2,8 @@
 //! privacy service) and scoring on loopback: after a creator with an offer, a
 //! recorded eligibility, a portfolio seat, a rate card and a report is erased,
 //! no table of matching's database names it, the report is rebuilt and still
-//! equals a rescan of the redacted ledger, and matching no longer offers it.
+//! equals a rescan of the redacted ledger, and matching no longer offers it —
+//! with matching's database on SQLite and on PostgreSQL.
 
 mod common;
 
@@ -49,21 +50,28 @@ async fn report(m: &Matching, brand: &BrandId, id: &str) -> pb::GetCampaignRepor
 /// Every `table.column` of matching's database whose text holds one of `needles`.
 async fn scan_tables(db: &DatabaseConnection, needles: &[String]) -> Vec<String> {
     let backend = db.get_database_backend();
-    let sql = "SELECT m.name, p.name FROM sqlite_master m JOIN pragma_table_info(m.name) p \
-               WHERE m.type = 'table' ORDER BY m.name, p.name";
+    let sql = match backend {
+        DbBackend::Postgres => {
+            "SELECT table_name::text, column_name::text FROM information_schema.columns \
+             WHERE table_schema = 'public' ORDER BY table_name, column_name"
+        }
+        _ => {
+            "SELECT m.name, p.name FROM sqlite_master m JOIN pragma_table_info(m.name) p \
+             WHERE m.type = 'table' ORDER BY m.name, p.name"
+        }
+    };
     let cols = db.query_all_raw(Statement::from_string(backend, sql)).await.expect("columns");
     assert!(cols.len() > 30, "the scan must see the schema ({} columns)", cols.len());
     let mut hits = Vec::new();
     for c in cols {
         let (table, column): (String, String) = (c.try_get_by_index(0).unwrap(), c.try_get_by_index(1).unwrap());
         for needle in needles {
+            let text = format!("CAST(\"{column}\" AS TEXT)");
             let sql = format!(
-                "SELECT COUNT(*) FROM \"{table}\" WHERE CAST(\"{column}\" AS TEXT) = '{needle}' \
-                               OR CAST(\"{column}\" AS TEXT) LIKE '%\"{needle}\"%' \
-                               OR CAST(\"{column}\" AS TEXT) LIKE '%{needle}\\_h%' ESCAPE '\\'"
+                "SELECT COUNT(*) FROM \"{table}\" WHERE {text} = '{needle}' OR {text} LIKE '%\"{needle}\"%' \
+                 OR {text} LIKE '%{needle}\\_h%' ESCAPE '\\'"
             );
-            let row =
-                db.query_one_raw(Statement::from_string(DbBackend::Sqlite, sql)).await.expect("scan").expect("row");
+            let row = db.query_one_raw(Statement::from_string(backend, sql)).await.expect("scan").expect("row");
             let n: i64 = row.try_get_by_index(0).unwrap();
             if n > 0 {
                 hits.push(format!("{table}.{column} ({n} rows name {needle:?})"));
@@ -73,8 +81,20 @@ async fn scan_tables(db: &DatabaseConnection, needles: &[String]) -> Vec<String>
     hits
 }
 
+/// Pins matching's purge on SQLite.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn erasure_leaves_no_matching_row_naming_the_account() {
+async fn erasure_leaves_no_matching_row_naming_the_account_on_sqlite() {
+    scenario(lift_store::connect("sqlite::memory:").await.expect("db")).await;
+}
+
+/// Pins matching's purge on PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erasure_leaves_no_matching_row_naming_the_account_on_postgres() {
+    let (_pg, url) = lift_store::testing::postgres().await.expect("postgres");
+    scenario(lift_store::connect(&url).await.expect("db")).await;
+}
+
+async fn scenario(db: DatabaseConnection) {
     let stop = Shutdown::new();
     let ingest = Ingest::new(lift_store::connect("sqlite::memory:").await.expect("db"), IngestConfig::default());
     let (l, ingest_addr) = bind().await;
@@ -85,7 +105,6 @@ async fn erasure_leaves_no_matching_row_naming_the_account() {
     let head = ingest_all(&client, social_world(CREATORS, [90_000, 89_000, 88_000, 87_000], false)).await;
     scored(&scoring, head).await;
 
-    let db = lift_store::connect("sqlite::memory:").await.expect("db");
     let cfg = MatchingConfig { report_patience: Duration::from_secs(30), ..MatchingConfig::default() };
     let m = common::matching(db.clone(), scoring_addr, ingest_addr, cfg);
     let (brand, _) = create_brand(&db, "Acme").await.expect("brand");
