@@ -75,6 +75,10 @@ pub(crate) enum Command {
 pub(crate) struct PrivacyArgs {
     #[arg(long, env = "LIFT_INGEST_URL", default_value = "http://127.0.0.1:50051", global = true)]
     pub(crate) ingest_url: String,
+    /// Where `export` reads an account's scores and score history; `none` leaves
+    /// scoring's part out.
+    #[arg(long, env = "LIFT_SCORING_URL", default_value = "http://127.0.0.1:50052", global = true)]
+    pub(crate) scoring_url: String,
     /// A key with privacy:admin (when the server runs with authentication).
     #[arg(long, env = "LIFT_API_KEY", hide_env_values = true, global = true)]
     pub(crate) api_key: Option<String>,

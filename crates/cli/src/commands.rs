@@ -186,11 +186,18 @@ pub(crate) async fn privacy(a: PrivacyArgs) -> anyhow::Result<()> {
         PrivacyCommand::Export { account, visitor } => {
             let subject = p::subject(account.as_deref(), visitor.as_deref())?;
             let mut out = std::io::stdout().lock();
-            let s = p::export(&mut client, subject, &mut out).await?;
+            let mut scoring = match a.scoring_url.as_str() {
+                "none" => None,
+                url => Some(lift_proto::scoring::v1::scoring_service_client::ScoringServiceClient::new(
+                    stack::channel_with_key(url, a.api_key.as_deref())?,
+                )),
+            };
+            let s = p::export(&mut client, scoring.as_mut(), subject, &mut out).await?;
             eprintln!(
-                "exported {} events and {} links (ledger read through offset {}); not covered: {}",
+                "exported {} events, {} links and {} score-history points (ledger read through offset {}); not covered: {}",
                 s.events,
                 s.links,
+                s.score_history_points,
                 s.through_offset,
                 s.not_covered.join("; ")
             );

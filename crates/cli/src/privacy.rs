@@ -2,8 +2,11 @@
 //! ingestion's `PrivacyService` (a key with `privacy:admin`).
 //!
 //! `export` prints NDJSON, one `lift.privacy.v1.ExportResponse` per line in proto
-//! JSON (`{"event": …}`, `{"link": …}`, and a final `{"summary": …}` that says what
-//! the export does not cover). `erase` is irreversible and asks for `--yes`.
+//! JSON: ingestion's `{"event": …}` and `{"link": …}`, then — for an account, from
+//! scoring's `GetScores` and `GetScoreHistory` — `{"scores": …}` (current scores
+//! with gaming flags) and one `{"history": …}` per score-history point, and a
+//! final `{"summary": …}` that counts them and says what the export does not
+//! cover. `erase` is irreversible and asks for `--yes`.
 
 use std::io::Write;
 
@@ -11,6 +14,8 @@ use anyhow::{Context, bail};
 use lift_proto::ingest::v1 as ipb;
 use lift_proto::privacy::v1 as pb;
 use lift_proto::privacy::v1::privacy_service_client::PrivacyServiceClient;
+use lift_proto::scoring::v1 as spb;
+use lift_proto::scoring::v1::scoring_service_client::ScoringServiceClient;
 use lift_runtime::client::Channel;
 use prost::Message;
 use prost_reflect::{DescriptorPool, DynamicMessage, SerializeOptions};
@@ -45,21 +50,86 @@ fn json_line(msg: &pb::ExportResponse) -> anyhow::Result<String> {
     Ok(String::from_utf8(out)?)
 }
 
-/// Streams the export to `out` as NDJSON; returns its summary.
+/// The `not_covered` entry ingestion's summary gives for scoring's data.
+const SCORING_PREFIX: &str = "scoring:";
+
+/// What an export with scoring's part still does not cover of scoring's data.
+pub const SCORING_NOT_COVERED: &str = "scoring: explanations of score changes are computed on request \
+     (ExplainScoreChange between two history points) and are not part of the export";
+
+/// Streams the export to `out` as NDJSON: ingestion's part, then (for an account,
+/// when `scoring` is given) scoring's, then the summary; returns the summary.
 pub async fn export(
     client: &mut PrivacyServiceClient<Channel>,
+    scoring: Option<&mut ScoringServiceClient<Channel>>,
     subject: pb::Subject,
     out: &mut impl Write,
 ) -> anyhow::Result<pb::ExportSummary> {
+    let account = match &subject.kind {
+        Some(pb::subject::Kind::Account(a)) => Some(a.clone()),
+        _ => None,
+    };
     let mut stream = client.export(pb::ExportRequest { subject: Some(subject) }).await?.into_inner();
     let mut summary = None;
     while let Some(msg) = stream.message().await? {
-        writeln!(out, "{}", json_line(&msg)?)?;
-        if let Some(pb::export_response::Item::Summary(s)) = msg.item {
-            summary = Some(s);
+        match msg.item {
+            Some(pb::export_response::Item::Summary(s)) => summary = Some(s),
+            _ => writeln!(out, "{}", json_line(&msg)?)?,
         }
     }
-    summary.context("the export ended without its summary")
+    let mut summary = summary.context("the export ended without its summary")?;
+    if let (Some(scoring), Some(account)) = (scoring, account) {
+        summary.score_history_points = export_scores(scoring, account, out).await?;
+        summary.not_covered.retain(|s| !s.starts_with(SCORING_PREFIX));
+        summary.not_covered.insert(0, SCORING_NOT_COVERED.to_owned());
+    }
+    let line = pb::ExportResponse { item: Some(pb::export_response::Item::Summary(summary.clone())) };
+    writeln!(out, "{}", json_line(&line)?)?;
+    Ok(summary)
+}
+
+/// Scoring's part: the current scores with gaming flags, then every history
+/// point, newest first. Returns the number of points.
+async fn export_scores(
+    scoring: &mut ScoringServiceClient<Channel>,
+    account: ipb::AccountRef,
+    out: &mut impl Write,
+) -> anyhow::Result<u64> {
+    let current = scoring
+        .get_scores(spb::GetScoresRequest { accounts: vec![account.clone()] })
+        .await
+        .context("reading the account's scores from scoring")?
+        .into_inner();
+    for s in current.accounts {
+        let line = pb::ExportResponse { item: Some(pb::export_response::Item::Scores(s)) };
+        writeln!(out, "{}", json_line(&line)?)?;
+    }
+    let mut points = 0u64;
+    let mut page_token = String::new();
+    loop {
+        let req = spb::GetScoreHistoryRequest {
+            account: Some(account.clone()),
+            limit: 1_000,
+            page_token: std::mem::take(&mut page_token),
+            ..Default::default()
+        };
+        let page = match scoring.get_score_history(req).await {
+            Ok(r) => r.into_inner(),
+            // An account scoring never scored has no history.
+            Err(s) if s.code() == tonic::Code::NotFound => break,
+            Err(s) => return Err(anyhow::Error::new(s).context("reading the account's score history from scoring")),
+        };
+        for p in page.points {
+            points += 1;
+            let line = pb::ExportResponse { item: Some(pb::export_response::Item::History(p)) };
+            writeln!(out, "{}", json_line(&line)?)?;
+        }
+        if page.next_page_token.is_empty() {
+            return Ok(points);
+        }
+        page_token = page.next_page_token;
+    }
+    Ok(points)
 }
 
 /// Erases the subject.
@@ -92,11 +162,12 @@ fn utc(ts: Option<&prost_types::Timestamp>) -> String {
     format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}Z", secs / 3600, secs / 60 % 60, secs % 60)
 }
 
-/// `export`, `erase`, or `unspecified` for a value this version does not know.
+/// `export`, `erase`, `retention`, or `unspecified` for a value this version does not know.
 pub fn action_name(action: i32) -> &'static str {
     match pb::AuditAction::try_from(action) {
         Ok(pb::AuditAction::Export) => "export",
         Ok(pb::AuditAction::Erase) => "erase",
+        Ok(pb::AuditAction::Retention) => "retention",
         _ => "unspecified",
     }
 }

@@ -264,6 +264,9 @@ pub(crate) async fn serve(a: ServeArgs) -> anyhow::Result<()> {
         addr("server.scoring_addr", &c.server.scoring_addr)?,
         addr("server.matching_addr", &c.server.matching_addr)?,
     );
+    if matches!(a.which, Which::Ingest | Which::All) {
+        c.check_retention()?;
+    }
     match a.which {
         Which::Ingest => {
             let db = stack::connect_db(&database_url, &opts).await?;

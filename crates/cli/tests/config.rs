@@ -139,3 +139,31 @@ fn lift_config_show_prints_the_effective_configuration() -> anyhow::Result<()> {
     assert!(stdout.contains("rate_limit = 5.0  # file"), "{stdout}");
     Ok(())
 }
+
+/// Pins the retention setting: off by default, a horizon within the scoring model's
+/// window refused with a message naming both settings, a longer one accepted and
+/// carried into ingestion's config.
+#[test]
+fn retention_must_outlast_the_model_window() -> anyhow::Result<()> {
+    let d = resolve(&layers(None, &[], &[]))?;
+    assert_eq!(d.config.ingest.retention_days, 0.0);
+    assert!(d.config.ingest.to_config().retention.is_none(), "off by default");
+    d.config.check_retention()?;
+
+    let short = resolve(&layers(None, &[("LIFT_INGEST__RETENTION_DAYS", "90")], &[]))?;
+    let err = short.config.check_retention().expect_err("90 days is inside the 365-day window").to_string();
+    assert!(err.contains("ingest.retention_days = 90"), "{err}");
+    assert!(err.contains("scoring.model.window_days = 365"), "{err}");
+    let equal = resolve(&layers(None, &[], &[("ingest.retention_days", "365")]))?;
+    assert!(equal.config.check_retention().is_err(), "the horizon must be longer than the window");
+    let negative = resolve(&layers(None, &[], &[("ingest.retention_days", "-1")]))?;
+    assert!(negative.config.check_retention().is_err());
+
+    let ok =
+        resolve(&layers(Some(FILE), &[], &[("ingest.retention_days", "200"), ("ingest.retention_every_secs", "600")]))?;
+    ok.config.check_retention()?; // the file's window is 180 days
+    let r = ok.config.ingest.to_config().retention.expect("on");
+    assert_eq!(r.horizon.as_secs(), 200 * 86_400);
+    assert_eq!(r.every.as_secs(), 600);
+    Ok(())
+}

@@ -156,6 +156,10 @@ pub struct Erasure {
     /// Hex SHA-256 of the subject (`lift_store::privacy::subject_hash`).
     pub subject_hash: String,
     pub events_erased: u64,
+    /// Set on a retention marker: every event that occurred before this time
+    /// was removed; `subject_hash` then hashes the cutoff, not a person.
+    #[serde(default)]
+    pub retention_before: Option<Micros>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -31,6 +31,48 @@ pub struct IngestConfig {
     /// or `nats://host:port[?replicas=N&stream=NAME]` for NATS JetStream (see
     /// [`crate::ledger`]).
     pub ledger: String,
+    /// The retention horizon and how often it is enforced; `None` (the default)
+    /// keeps events until they are erased. See [`Retention`].
+    pub retention: Option<Retention>,
+}
+
+/// Events that occurred longer ago than `horizon` are removed (rewritten as
+/// tombstones, as an erasure does) every `every`, and refused at ingest. The
+/// horizon must be longer than the scoring model's window
+/// ([`Retention::check_window`]), so no event a score still weighs is removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    pub horizon: Duration,
+    pub every: Duration,
+}
+
+impl Retention {
+    /// The horizon in µs.
+    pub fn horizon_micros(&self) -> Micros {
+        i64::try_from(self.horizon.as_micros()).unwrap_or(i64::MAX)
+    }
+
+    /// The occurrence time before which events are removed, at time `now`.
+    pub fn cutoff(&self, now: Micros) -> Micros {
+        now.saturating_sub(self.horizon_micros())
+    }
+
+    /// Refuses a horizon not longer than the scoring model's `window`: retention
+    /// would remove events that scores still weigh.
+    pub fn check_window(&self, window: Duration) -> Result<(), String> {
+        if self.horizon <= window {
+            return Err(format!(
+                "the retention horizon ({:.1} days) must be longer than the scoring model's window ({:.1} days): \
+                 a shorter one would remove events that scores still use",
+                self.horizon.as_secs_f64() / 86_400.0,
+                window.as_secs_f64() / 86_400.0
+            ));
+        }
+        if self.every.is_zero() {
+            return Err("the retention interval must be above zero".to_owned());
+        }
+        Ok(())
+    }
 }
 
 impl Default for IngestConfig {
@@ -46,6 +88,7 @@ impl Default for IngestConfig {
             poll_interval: Duration::from_millis(250),
             max_stream_rejections: 1_000,
             ledger: String::new(),
+            retention: None,
         }
     }
 }
@@ -58,6 +101,10 @@ impl IngestConfig {
             p.min_time = t;
         }
         p.max_future = i64::try_from(self.max_future.as_micros()).unwrap_or(i64::MAX);
+        // An event past the retention horizon would be removed at the next run.
+        if let Some(r) = &self.retention {
+            p.min_time = p.min_time.max(r.cutoff(now));
+        }
         p
     }
 }

@@ -11,7 +11,8 @@
 //!   into the SQL ledger's bytes and decodes them for every reader.
 //! - `privacy` serves `lift.privacy.v1.PrivacyService` beside it: a subject's export,
 //!   erasure (tombstones and an erasure marker, on `lift_store::privacy`'s primitives)
-//!   and the audit log.
+//!   and the audit log; and the retention horizon ([`Retention`], [`Ingest::retain`],
+//!   run on a schedule by [`run`] when configured).
 //! - [`import`] reads NDJSON (proto JSON) and edge-list CSV (CollegeMsg) files and
 //!   streams them to a server.
 //! - [`bench`] measures ingestion against the database's own bulk load.
@@ -32,10 +33,10 @@ mod privacy;
 mod run;
 mod service;
 
-pub use config::IngestConfig;
+pub use config::{IngestConfig, Retention};
 pub use error::Error;
 pub use grpc::IngestServer;
 pub use ledger::Ledger;
-pub use privacy::{Erased, NOT_COVERED, Privacy, PrivacyServer};
+pub use privacy::{Erased, NOT_COVERED, Privacy, PrivacyServer, Retained};
 pub use run::{IngestDeps, run};
 pub use service::{BatchOutcome, Ingest};

@@ -4,6 +4,7 @@
 //! the store's primitives (`lift_store::privacy`); this is the edge (validation,
 //! the caller's identity for the audit log, the append queue, encoding).
 
+mod retention;
 mod scan;
 
 use lift_proto::convert::prelude::*;
@@ -18,6 +19,7 @@ use lift_runtime::auth::{Principal, Scope};
 use lift_store::privacy::{self as store, Actor, Subject};
 use tonic::{Request, Response, Status};
 
+pub use retention::Retained;
 pub use scan::Erased;
 
 use crate::service::check_token;
@@ -32,7 +34,7 @@ const DEFAULT_AUDIT_PAGE: u32 = 100;
 
 /// What an export from ingestion does not contain: other services' own databases.
 pub const NOT_COVERED: [&str; 2] = [
-    "scoring: score history, explanations and checkpoints live in scoring's database and are not exported yet",
+    "scoring: score history, explanations and checkpoints live in scoring's database; `lift privacy export` adds the scores and score history from scoring",
     "matching: campaign eligibility, offers and reports live in matching's database and are not exported yet",
 ];
 
@@ -135,6 +137,7 @@ impl PrivacyService for Privacy {
             subject_hash: hash,
             through_offset: found.through,
             not_covered: NOT_COVERED.iter().map(|s| (*s).to_owned()).collect(),
+            score_history_points: 0,
         };
         let items = found
             .events
@@ -194,6 +197,7 @@ impl PrivacyService for Privacy {
                 action: match a.action.as_str() {
                     "export" => pb::AuditAction::Export,
                     "erase" => pb::AuditAction::Erase,
+                    "retention" => pb::AuditAction::Retention,
                     _ => pb::AuditAction::Unspecified,
                 } as i32,
                 subject_hash: a.subject_hash,

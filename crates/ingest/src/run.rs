@@ -15,7 +15,8 @@ pub struct IngestDeps {
     pub serve: ServeOptions,
 }
 
-/// Serves ingestion (and its privacy service) on `listener` until `shutdown` fires, then drains.
+/// Serves ingestion (and its privacy service) on `listener` until `shutdown` fires, then drains;
+/// with a retention horizon configured, runs retention on its schedule meanwhile.
 pub async fn run(
     listener: TcpListener,
     config: IngestConfig,
@@ -27,8 +28,27 @@ pub async fn run(
         reason: format!("the ledger cannot be opened: {e}"),
     })?;
     tracing::info!(ledger = ledger.kind(), "ledger");
+    let retention = config.retention;
+    if retention.is_some() && matches!(ledger, Ledger::Nats(_)) {
+        return Err(lift_runtime::Error::Url {
+            url: redact(&config.ledger),
+            reason: "a retention horizon is configured (ingest.retention_days), and a JetStream stream cannot be \
+                     rewritten in place: retention works on the SQL ledger only"
+                .into(),
+        });
+    }
     let ingest = Ingest::with_ledger(deps.db, ledger, config);
-    lift_runtime::serve_pair(listener, ingest.grpc(), ingest.privacy(), shutdown, deps.serve).await
+    let job = retention.map(|r| {
+        tracing::info!(horizon_days = r.horizon.as_secs_f64() / 86_400.0, every = ?r.every, "retention horizon");
+        let (ingest, stop) = (ingest.clone(), shutdown.clone());
+        tokio::spawn(async move { ingest.run_retention(r, stop).await })
+    });
+    let served = lift_runtime::serve_pair(listener, ingest.grpc(), ingest.privacy(), shutdown, deps.serve).await;
+    if let Some(job) = job {
+        // A run cut short rolls back (its transaction is dropped).
+        job.abort();
+    }
+    served
 }
 
 /// The ledger setting without credentials (`nats://user:pass@host` → `nats://host`).

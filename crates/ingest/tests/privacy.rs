@@ -138,6 +138,7 @@ async fn export(
             Some(ppb::export_response::Item::Event(e)) => events.push(e),
             Some(ppb::export_response::Item::Link(l)) => links.push(l),
             Some(ppb::export_response::Item::Summary(x)) => summary = Some(x),
+            Some(other) => panic!("ingestion's export sends no {other:?}"),
             None => panic!("empty export message"),
         }
     }
@@ -220,7 +221,8 @@ async fn scenario(url: &str) {
         .await
         .expect_err("ingest:write may not export");
     assert_eq!(refused.code(), Code::PermissionDenied);
-    let fake = ev("fake", Kind::Erasure(pb::Erasure { subject_hash: "0".repeat(64), events_erased: 1 }));
+    let fake =
+        ev("fake", Kind::Erasure(pb::Erasure { subject_hash: "0".repeat(64), events_erased: 1, ..Default::default() }));
     let s = ingest_client.ingest_batch(pb::IngestBatchRequest { events: vec![fake] }).await.expect_err("refused");
     assert_eq!(s.get_details_bad_request().expect("details").field_violations[0].field, "events[0].erasure");
     let bad = privacy.erase(ppb::EraseRequest { subject: None }).await.expect_err("no subject");

@@ -10,7 +10,9 @@
 //! - `snapshot` — the score cache: `RunScores`, every scored account of one
 //!   scoring run in columns, which ranking judges campaigns over.
 //! - `reports` — the report consumer: per-campaign report aggregates kept from
-//!   the ledger with their own committed position, which `GetCampaignReport` reads.
+//!   the ledger with their own committed position, which `GetCampaignReport` reads;
+//!   it also acts on erasure markers (`erasure`: matching's rows naming the
+//!   erased account are deleted or redacted, reports rebuilt, the cache dropped).
 //! - `standing_feed` — the standing consumer: evaluates standing perk programs
 //!   once per scoring run (`Matching::evaluate_standing`).
 //! - [`create_brand`] — creates a tenant and its key (`auth`).
@@ -25,6 +27,7 @@ mod auth;
 pub mod cache_refresh;
 mod config;
 mod convert;
+mod erasure;
 mod error;
 mod grpc;
 mod reports;

@@ -18,8 +18,14 @@
 //! A campaign that gets offers is adopted by reading the ledger from the start
 //! up to the committed position once, then follows the tail with the others.
 //! With no offered campaign at all, the position follows the ledger head
-//! without reading events. Its lag behind the head is the gauge
-//! `lift_report_consumer_lag_events`.
+//! without reading events (but it asks for erasure markers in between). Its lag
+//! behind the head is the gauge `lift_report_consumer_lag_events`.
+//!
+//! An erasure marker (or a retention run's) stops the consumer before it: it
+//! acts on it (`crate::erasure`: matching's rows naming the erased account go,
+//! every aggregate is deleted), commits its position at the marker, and starts
+//! a new session, which rebuilds every offered campaign's report from the
+//! redacted ledger.
 
 use lift_proto::convert::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
@@ -38,6 +44,7 @@ use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
 use crate::Error;
+use crate::erasure::{self, Hooks};
 
 /// Format of the stored builder state (serde JSON of `ReportBuilder`); a state
 /// in any other format is dropped and the campaign adopted again.
@@ -84,10 +91,10 @@ impl ReportFeed {
 
 /// Starts the consumer on the current tokio runtime (none outside one: then
 /// reports wait and answer UNAVAILABLE, which the log explains).
-pub(crate) fn spawn(db: DatabaseConnection, ingest: IngestServiceClient<Channel>, feed: Arc<ReportFeed>) {
+pub(crate) fn spawn(db: DatabaseConnection, ingest: IngestServiceClient<Channel>, hooks: Hooks, feed: Arc<ReportFeed>) {
     match tokio::runtime::Handle::try_current() {
         Ok(rt) => {
-            rt.spawn(Consumer { db, ingest, feed }.run());
+            rt.spawn(Consumer { db, ingest, hooks, feed }.run());
         }
         Err(_) => tracing::error!("no tokio runtime: the report consumer is not running"),
     }
@@ -96,6 +103,8 @@ pub(crate) fn spawn(db: DatabaseConnection, ingest: IngestServiceClient<Channel>
 struct Consumer {
     db: DatabaseConnection,
     ingest: IngestServiceClient<Channel>,
+    /// What acting on an erasure marker needs (`crate::erasure`).
+    hooks: Hooks,
     feed: Arc<ReportFeed>,
 }
 
@@ -200,6 +209,11 @@ impl Consumer {
     async fn follow_head(&self, mut live: Live) -> Result<End, Error> {
         loop {
             let head = self.head().await?;
+            if head > live.position
+                && let Some((offset, hash)) = self.first_marker(live.position, head).await?
+            {
+                return self.erased(&mut live, offset, &hash).await;
+            }
             if head > live.position {
                 if !store::commit(&self.db, live.position, head, &[], lift_domain::time::now()).await? {
                     return Ok(End::Reload);
@@ -217,6 +231,52 @@ impl Consumer {
                 return Ok(End::Reload);
             }
         }
+    }
+
+    /// The first erasure marker in `(after, head]`, if any (its offset and hash).
+    async fn first_marker(&self, after: u64, head: u64) -> Result<Option<(u64, String)>, Error> {
+        let req = ipb::SubscribeRequest {
+            after_offset: after,
+            kinds: vec![ipb::EventKind::Erasure as i32],
+            stop_at_head: true,
+        };
+        let mut stream = self.ingest.clone().subscribe(req).await.map_err(Error::ingest)?.into_inner();
+        while let Some(msg) = stream.message().await.map_err(Error::ingest)? {
+            if let Some(found) = msg.events.iter().filter(|e| e.offset <= head).find_map(marker) {
+                return Ok(Some(found));
+            }
+            if msg.caught_up {
+                break;
+            }
+        }
+        Ok(None)
+    }
+
+    /// Acts on the erasure marker at `offset` (`crate::erasure`), then commits the
+    /// position at the marker; the next session rebuilds the reports.
+    async fn erased(&self, live: &mut Live, offset: u64, hash: &str) -> Result<End, Error> {
+        if !erasure::wait_for_scoring(&self.hooks, offset, &self.feed.stop).await {
+            return Ok(End::Stopped);
+        }
+        let purged = erasure::purge(&self.db, hash).await?;
+        erasure::forget_cached(&self.hooks);
+        metrics::counter!("lift_matching_erasures_total").increment(1);
+        tracing::info!(
+            subject = hash,
+            marker = offset,
+            account_known = purged.account_known,
+            offers = purged.rows.offers,
+            eligibility = purged.rows.eligibility,
+            rate_cards = purged.rows.rate_cards,
+            portfolios = purged.portfolios,
+            report_aggregates = purged.aggregates,
+            "erasure: purged matching's rows; rebuilding reports from the redacted ledger"
+        );
+        if store::commit(&self.db, live.position, offset, &[], lift_domain::time::now()).await? {
+            live.position = offset;
+            self.feed.committed.send_replace(offset);
+        }
+        Ok(End::Reload)
     }
 
     async fn head(&self) -> Result<u64, Error> {
@@ -269,6 +329,11 @@ impl Consumer {
                         return self.commit(&mut live, read, &mut dirty).await.map(|_| End::Reload);
                     };
                     for e in &msg.events {
+                        if e.offset > live.position
+                            && let Some((offset, hash)) = marker(e)
+                        {
+                            return self.erased(&mut live, offset, &hash).await;
+                        }
                         read = read.max(e.offset);
                         since_commit += 1;
                         let Ok(entry) = LedgerEntry::from_proto(e) else { continue };
@@ -316,6 +381,14 @@ impl Consumer {
         live.position = read;
         self.feed.committed.send_replace(read);
         Ok(true)
+    }
+}
+
+/// An erasure marker's offset and subject hash.
+fn marker(e: &ipb::LedgerEvent) -> Option<(u64, String)> {
+    match e.event.as_ref().and_then(|ev| ev.kind.as_ref()) {
+        Some(ipb::event::Kind::Erasure(x)) => Some((e.offset, x.subject_hash.clone())),
+        _ => None,
     }
 }
 

@@ -119,8 +119,9 @@ pub fn access(path: &str) -> Access {
         },
         "lift.scoring.v1.ScoringService" => match method {
             // A creator's own scores; scoring checks the accounts against the key's.
+            // A privacy officer exports any account's (docs/privacy.md).
             "GetScores" | "GetScoreHistory" | "ExplainScoreChange" => {
-                Access::RequiresAny(&[Scope::ScoresRead, Scope::CreatorRead])
+                Access::RequiresAny(&[Scope::ScoresRead, Scope::CreatorRead, Scope::PrivacyAdmin])
             }
             // Population-level only: what percentiles are measured against, for
             // creators and brands alike.
@@ -156,9 +157,11 @@ impl Principal {
     }
 
     /// Whether this caller may read account `network:id`'s scores: any account with
-    /// `scores:read`, only its own accounts with `creator:read` alone.
+    /// `scores:read` or `privacy:admin` (an access request), only its own accounts
+    /// with `creator:read` alone.
     pub fn may_read_account(&self, network: &str, id: &str) -> bool {
         self.has(Scope::ScoresRead)
+            || self.has(Scope::PrivacyAdmin)
             || (self.has(Scope::CreatorRead) && self.accounts.iter().any(|(n, i)| n == network && i == id))
     }
 

@@ -9,6 +9,7 @@
 //! - [`checkpoints`] stores the scoring engine's state at an offset, in chunks.
 //! - [`lease`] is the scoring writer lease (fencing token) and the global run-id counter.
 //! - [`links`] is the link registry and the click index attribution reads.
+//! - [`matching_erasure`] finds and deletes matching's rows that name an erased account.
 //! - [`rate_cards`] holds each brand's per-creator rates (prices of a perk).
 //! - [`privacy`] holds the storage side of erasure (subject hashes, rewriting rows as
 //!   tombstones, deleting links and click-index rows) and the append-only privacy audit log.
@@ -30,6 +31,7 @@ mod error;
 pub mod lease;
 pub mod ledger;
 pub mod links;
+pub mod matching_erasure;
 pub mod migration;
 pub mod privacy;
 pub mod rate_cards;

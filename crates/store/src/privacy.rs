@@ -63,6 +63,49 @@ fn digest(parts: &[&str]) -> String {
     hex::encode(h.finalize())
 }
 
+/// The hash a retention run's marker and audit row carry in place of a
+/// subject's: it names the cutoff (µs since the epoch), not a person.
+pub fn retention_hash(cutoff: Micros) -> String {
+    digest(&["lift-privacy-v1", "retention", &cutoff.to_string()])
+}
+
+/// A live ledger row that occurred before a retention cutoff: what its
+/// tombstone needs (the body is rebuilt from these, not decoded).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expired {
+    pub offset: u64,
+    pub source: String,
+    pub event_id: String,
+    pub occurred_at: Micros,
+}
+
+/// Every live (not yet erased) ledger row that occurred before `cutoff`, except
+/// privacy markers (`kind` 9: they name no person, and a consumer catching up
+/// must still see that an erasure happened), in offset order. There is no index
+/// on the occurrence time (it would cost every append a B-tree insert), so this
+/// reads the table once — run it in the append transaction
+/// ([`crate::ledger::Appender::txn`]) that rewrites the rows.
+pub async fn expired(db: &impl ConnectionTrait, cutoff: Micros) -> Result<Vec<Expired>, Error> {
+    let backend = db.get_database_backend();
+    let p = if backend == DbBackend::Postgres { "$1" } else { "?" };
+    let marker = lift_domain::event::EventKind::Erasure as i16;
+    let sql = format!(
+        "SELECT ledger_offset, source, event_id, occurred_at FROM ledger_events \
+         WHERE occurred_at < {p} AND erased_at IS NULL AND kind <> {marker} ORDER BY ledger_offset"
+    );
+    let rows = db.query_all_raw(Statement::from_sql_and_values(backend, sql, [Value::BigInt(Some(cutoff))])).await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Expired {
+                offset: to_offset(r.try_get_by_index::<i64>(0)?)?,
+                source: r.try_get_by_index(1)?,
+                event_id: r.try_get_by_index(2)?,
+                occurred_at: r.try_get_by_index(3)?,
+            })
+        })
+        .collect()
+}
+
 /// The event id a tombstone keeps in place of `(source, event_id)`.
 pub fn tombstone_id(source: &str, event_id: &str) -> String {
     format!("erased-{}", digest(&[source, event_id]))
@@ -82,7 +125,7 @@ pub struct AuditEntry {
     pub at: Micros,
     pub key_id: String,
     pub scope: String,
-    /// `export` or `erase`.
+    /// `export`, `erase` or `retention`.
     pub action: String,
     pub subject_hash: String,
     pub events: u64,
@@ -219,9 +262,10 @@ pub async fn erased_duplicates(db: &impl ConnectionTrait, keys: &[(&str, &str)])
     Ok(out)
 }
 
-/// Whether any event was ever erased (cheap: the audit log is small).
+/// Whether any event was ever erased or removed by retention (cheap: the audit
+/// log is small).
 pub async fn any_erased(db: &impl ConnectionTrait) -> Result<bool, Error> {
-    let sql = "SELECT 1 FROM privacy_audit WHERE action = 'erase' LIMIT 1";
+    let sql = "SELECT 1 FROM privacy_audit WHERE action IN ('erase', 'retention') LIMIT 1";
     Ok(db.query_one_raw(Statement::from_string(db.get_database_backend(), sql)).await?.is_some())
 }
 

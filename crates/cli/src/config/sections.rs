@@ -106,6 +106,12 @@ pub struct IngestSection {
     /// Where the ledger lives: empty for the database's own table, or
     /// `nats://host:port[?replicas=N&stream=NAME]` for NATS JetStream.
     pub ledger: String,
+    /// Events that occurred more than this many days ago are removed (rewritten
+    /// as tombstones, see docs/privacy.md) and refused at ingest; 0 (the default)
+    /// keeps them until erased. Must be above `scoring.model.window_days`.
+    pub retention_days: f64,
+    /// How often the retention job runs, in seconds (the first run at start).
+    pub retention_every_secs: u64,
 }
 
 /// [`lift_scoring::ScoringConfig`] in configuration units, with the model.
@@ -281,6 +287,8 @@ impl From<&lift_ingest::IngestConfig> for IngestSection {
             poll_interval_ms: millis(c.poll_interval),
             max_stream_rejections: c.max_stream_rejections,
             ledger: c.ledger.clone(),
+            retention_days: c.retention.map_or(0.0, |r| r.horizon.as_secs_f64() / 86_400.0),
+            retention_every_secs: c.retention.map_or(3_600, |r| r.every.as_secs()),
         }
     }
 }
@@ -339,7 +347,36 @@ impl IngestSection {
             poll_interval: Duration::from_millis(self.poll_interval_ms.max(1)),
             max_stream_rejections: self.max_stream_rejections,
             ledger: self.ledger.clone(),
+            retention: self.retention(),
         }
+    }
+
+    /// The retention horizon, if on (`retention_days` above 0).
+    pub fn retention(&self) -> Option<lift_ingest::Retention> {
+        (self.retention_days.is_finite() && self.retention_days > 0.0).then(|| lift_ingest::Retention {
+            horizon: Duration::try_from_secs_f64(self.retention_days * 86_400.0).unwrap_or(Duration::MAX),
+            every: Duration::from_secs(self.retention_every_secs),
+        })
+    }
+}
+
+impl LiftConfig {
+    /// Refuses a retention horizon that is not longer than the scoring model's
+    /// window (retention would remove events the scores still use), or a zero
+    /// interval. Checked before ingestion starts.
+    pub fn check_retention(&self) -> anyhow::Result<()> {
+        let days = self.ingest.retention_days;
+        if !days.is_finite() || days < 0.0 {
+            anyhow::bail!("ingest.retention_days = {days}: must be 0 (off) or a number of days");
+        }
+        let Some(r) = self.ingest.retention() else { return Ok(()) };
+        let window = Duration::try_from_secs_f64(self.scoring.model.window_days * 86_400.0).unwrap_or(Duration::MAX);
+        r.check_window(window).map_err(|e| {
+            anyhow::anyhow!(
+                "ingest.retention_days = {days}: {e}; set it above scoring.model.window_days = {}, or to 0 (off)",
+                self.scoring.model.window_days
+            )
+        })
     }
 }
 

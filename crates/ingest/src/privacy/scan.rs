@@ -42,7 +42,7 @@ use crate::ledger::sql;
 /// Ledger events read per page while scanning.
 const PAGE: u32 = 5_000;
 /// The source of erasure marker events.
-const MARKER_SOURCE: &str = "lift-privacy";
+pub(super) const MARKER_SOURCE: &str = "lift-privacy";
 
 /// What ingestion holds about a subject.
 #[derive(Debug, Clone, Default)]
@@ -204,7 +204,7 @@ pub(crate) async fn erase(
         event_id: format!("erasure-{}-{now}", &subject_hash[..16]),
         source: MARKER_SOURCE.to_owned(),
         occurred_at: now,
-        body: EventBody::Erasure(Erasure { subject_hash: subject_hash.clone(), events_erased }),
+        body: EventBody::Erasure(Erasure { subject_hash: subject_hash.clone(), events_erased, retention_before: None }),
     };
     let marker = [sql::encode(&marker)];
     let plan = appender.plan(&marker).await?;

@@ -102,7 +102,8 @@ impl Matching {
         let retry = RetryPolicy::default();
         let scores = ScoreSource::new(scoring.clone(), retry, &cfg);
         let reports = ReportFeed::new();
-        reports::spawn(db.clone(), ingest.clone(), reports.clone());
+        let hooks = crate::erasure::Hooks { scoring: scoring.clone(), retry, cache: scores.cache() };
+        reports::spawn(db.clone(), ingest.clone(), hooks, reports.clone());
         let (standing_wake, standing_stop) = (Arc::new(tokio::sync::Notify::new()), lift_runtime::Shutdown::new());
         let me = Self {
             inner: Arc::new(Inner {

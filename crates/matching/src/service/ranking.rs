@@ -197,6 +197,14 @@ impl ScoreSource {
         }
     }
 
+    /// The score cache, when this source keeps one.
+    pub(super) fn cache(&self) -> Option<Arc<ScoreCache>> {
+        match self {
+            ScoreSource::Cache(c) => Some(c.cache.clone()),
+            ScoreSource::Scan(_) => None,
+        }
+    }
+
     pub(super) fn cache_stats(&self) -> ScoreCacheStats {
         match self {
             ScoreSource::Cache(c) => c.cache.stats(),

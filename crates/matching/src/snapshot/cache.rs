@@ -66,6 +66,12 @@ impl ScoreCache {
         self.current.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
+    /// Drops the current snapshot (an erasure: it may hold the erased account),
+    /// so the next caller waits for a load instead of falling back on it.
+    pub(crate) fn forget(&self) {
+        *self.current.write().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+    }
+
     fn serves(s: &RunScores, run: &Run) -> bool {
         s.model_version == run.0 && s.as_of == run.1
     }

@@ -303,7 +303,21 @@ fn body_from_proto(k: &pb::event::Kind, policy: &ValidationPolicy, v: &mut Viola
             {
                 v.push(FieldViolation::new("erasure.subject_hash", "must be 64 lowercase hex digits"));
             }
-            Some(EventBody::Erasure(Erasure { subject_hash: x.subject_hash.clone(), events_erased: x.events_erased }))
+            let retention_before = match &x.retention_before {
+                None => None,
+                Some(ts) => {
+                    let t = time::from_timestamp(ts);
+                    if t.is_none() {
+                        v.push(FieldViolation::new("erasure.retention_before", "is not a valid timestamp"));
+                    }
+                    t
+                }
+            };
+            Some(EventBody::Erasure(Erasure {
+                subject_hash: x.subject_hash.clone(),
+                events_erased: x.events_erased,
+                retention_before,
+            }))
         }
     };
     if v.len() == before { body } else { None }
@@ -362,9 +376,11 @@ fn body_to_proto(b: &EventBody) -> pb::event::Kind {
             customer: c.customer.as_ref().map(AccountId::to_proto),
         }),
         EventBody::OfferTransition(o) => Kind::Offer(o.to_proto()),
-        EventBody::Erasure(x) => {
-            Kind::Erasure(pb::Erasure { subject_hash: x.subject_hash.clone(), events_erased: x.events_erased })
-        }
+        EventBody::Erasure(x) => Kind::Erasure(pb::Erasure {
+            subject_hash: x.subject_hash.clone(),
+            events_erased: x.events_erased,
+            retention_before: x.retention_before.map(time::to_timestamp),
+        }),
     }
 }
 

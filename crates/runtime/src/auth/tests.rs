@@ -14,7 +14,7 @@ fn every_method_has_its_scope() {
     assert_eq!(access(&format!("{ingest}GetLedgerInfo")), Access::Requires(Scope::IngestRead));
     assert_eq!(access(&format!("{ingest}RegisterLinks")), Access::Requires(Scope::LinksWrite));
     assert_eq!(access(&format!("{ingest}Nope")), Access::Unknown);
-    let creator = Access::RequiresAny(&[Scope::ScoresRead, Scope::CreatorRead]);
+    let creator = Access::RequiresAny(&[Scope::ScoresRead, Scope::CreatorRead, Scope::PrivacyAdmin]);
     assert_eq!(access("/lift.scoring.v1.ScoringService/GetScores"), creator);
     assert_eq!(access("/lift.scoring.v1.ScoringService/ExplainScoreChange"), creator);
     assert_eq!(
