@@ -200,7 +200,8 @@ pub struct Snapshot {
     /// Per dimension: published quantiles (level, value).
     pub distributions: [Vec<(f64, f64)>; 5],
     pub action: Vec<ActionEstimate>,
-    /// Prior Beta(α, β) on the conversion rate, fitted to this population.
+    /// Prior Beta(α, β) on the conversion rate, fitted to this population (a
+    /// mixture prior summarised as the Beta with its mean and variance).
     pub action_prior: (f64, f64),
     pub raw: Vec<RawMetrics>,
     pub flags: Vec<Flag>,
