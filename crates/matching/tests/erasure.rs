@@ -130,7 +130,8 @@ async fn scenario(db: DatabaseConnection) {
     m.set_rate_card(&brand, &rates).await.expect("rate card");
     // A standing program with the same criteria, no holdout and room for everyone: it
     // gives the creator a perk too (a grant row naming it).
-    let standing_spec = pb::CampaignSpec { name: "standing boxes".into(), budget: 1_000_000, holdout_share: 0.0, ..spec() };
+    let standing_spec =
+        pb::CampaignSpec { name: "standing boxes".into(), budget: 1_000_000, holdout_share: 0.0, ..spec() };
     let s = m.create_campaign(&brand, Some(&standing_spec)).await.expect("create standing");
     let start = pb::StartStandingProgramRequest { campaign_id: s.id.clone(), rules: None };
     m.start_standing_program(&brand, &start).await.expect("start standing");
