@@ -3,6 +3,8 @@
 //! go, the others' scores equal a from-scratch computation on the redacted
 //! ledger, and a restart does not bring the account back.
 
+mod common;
+
 use std::time::Duration;
 
 use lift_domain::AccountId;
@@ -10,58 +12,12 @@ use lift_ingest::{Ingest, IngestConfig};
 use lift_proto::ingest::v1 as ipb;
 use lift_proto::privacy::v1 as ppb;
 use lift_proto::scoring::v1 as pb;
-use lift_proto::scoring::v1::scoring_service_client::ScoringServiceClient;
-use lift_runtime::client::{Credentials, with_credentials};
-use lift_runtime::{ServeOptions, Shutdown};
+use lift_runtime::Shutdown;
 use lift_scoring::engine::testutil::random_stream;
 use lift_scoring::engine::{ModelParams, State, compute};
-use lift_scoring::{Scoring, ScoringConfig};
 use lift_store::{ConnectionTrait, DatabaseConnection, Statement, checkpoints};
-use tokio::net::TcpListener;
 
-fn config() -> ScoringConfig {
-    ScoringConfig {
-        model: ModelParams::default(),
-        debounce: Duration::from_millis(50),
-        initial_backoff: Duration::from_millis(20),
-        max_backoff: Duration::from_millis(200),
-        max_rr_sets: 200_000,
-        history_resolution: 0.0,
-        checkpoint_every_events: 100,
-        ..ScoringConfig::default()
-    }
-}
-
-struct Scorer {
-    scoring: Scoring,
-    client: ScoringServiceClient<tonic::transport::Channel>,
-    stop: Shutdown,
-    consumer: tokio::task::JoinHandle<Result<(), lift_scoring::Error>>,
-}
-
-async fn start(db: DatabaseConnection, ingest: &str) -> Scorer {
-    let channel = tonic::transport::Endpoint::from_shared(ingest.to_owned()).unwrap().connect_lazy();
-    let ledger = ipb::ingest_service_client::IngestServiceClient::new(with_credentials(channel, Credentials::none()));
-    let scoring = Scoring::with_ledger(db, config(), ledger.clone()).await.unwrap();
-    let stop = Shutdown::new();
-    let consumer = {
-        let (s, stop) = (scoring.clone(), stop.clone());
-        tokio::spawn(async move { s.run_consumer(ledger, stop).await })
-    };
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(lift_runtime::serve(listener, scoring.grpc(), stop.clone()));
-    let client = ScoringServiceClient::new(
-        tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap().connect_lazy(),
-    );
-    Scorer { scoring, client, stop, consumer }
-}
-
-async fn wait_offset(s: &Scoring, offset: u64) {
-    tokio::time::timeout(Duration::from_secs(60), s.wait_for_offset(offset))
-        .await
-        .unwrap_or_else(|_| panic!("no run as of {offset}; at {}", s.as_of_offset()));
-}
+use common::{serve_ingest, start, wait_offset};
 
 async fn score_rows(db: &DatabaseConnection, account: &str) -> i64 {
     let sql = format!("SELECT COUNT(*) FROM scoring_scores WHERE account = '{account}'");
@@ -79,16 +35,8 @@ async fn erasure_purges_scoring_and_rescores_the_others() {
     let ingest = Ingest::new(ledger_db.clone(), IngestConfig::default());
     let events: Vec<_> = random_stream(3, 10, 600).into_iter().map(|e| e.event).collect();
     ingest.append(&events).await.unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let ingest_url = format!("http://{}", listener.local_addr().unwrap());
     let ingest_stop = Shutdown::new();
-    tokio::spawn(lift_runtime::serve_pair(
-        listener,
-        ingest.grpc(),
-        ingest.privacy(),
-        ingest_stop.clone(),
-        ServeOptions::default(),
-    ));
+    let ingest_url = serve_ingest(&ingest, &ingest_stop).await;
 
     let db = lift_store::connect("sqlite::memory:").await.unwrap();
     let mut run = start(db.clone(), &ingest_url).await;

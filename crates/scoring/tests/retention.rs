@@ -5,6 +5,8 @@
 //! scheduled job started by `lift_ingest::run` does the same and refuses events
 //! past the horizon at ingest.
 
+mod common;
+
 use std::time::Duration;
 
 use lift_domain::time::{MICROS_PER_SEC, now};
@@ -13,32 +15,18 @@ use lift_ingest::{Ingest, IngestConfig, Retention};
 use lift_proto::ingest::v1 as ipb;
 use lift_proto::privacy::v1 as ppb;
 use lift_proto::scoring::v1 as pb;
-use lift_proto::scoring::v1::scoring_service_client::ScoringServiceClient;
-use lift_runtime::client::{Credentials, with_credentials};
 use lift_runtime::{ServeOptions, Shutdown};
 use lift_scoring::engine::testutil::random_stream;
 use lift_scoring::engine::{ModelParams, State, compute};
-use lift_scoring::{Scoring, ScoringConfig};
 use lift_store::{ConnectionTrait, DatabaseConnection, Statement};
 use tokio::net::TcpListener;
+
+use common::{serve_ingest, start, wait_offset};
 
 const DAY: i64 = 86_400 * MICROS_PER_SEC;
 /// Longer than the default model's 365-day window.
 const HORIZON_DAYS: u64 = 500;
 const EVENTS: usize = 600;
-
-fn config() -> ScoringConfig {
-    ScoringConfig {
-        model: ModelParams::default(),
-        debounce: Duration::from_millis(50),
-        initial_backoff: Duration::from_millis(20),
-        max_backoff: Duration::from_millis(200),
-        max_rr_sets: 200_000,
-        history_resolution: 0.0,
-        checkpoint_every_events: 100,
-        ..ScoringConfig::default()
-    }
-}
 
 /// A random world whose events are spread evenly over the last 800 days, oldest first.
 fn world(at: i64) -> Vec<Event> {
@@ -56,36 +44,6 @@ fn world(at: i64) -> Vec<Event> {
 
 fn horizon() -> Duration {
     Duration::from_secs(HORIZON_DAYS * 86_400)
-}
-
-struct Scorer {
-    scoring: Scoring,
-    client: ScoringServiceClient<tonic::transport::Channel>,
-    stop: Shutdown,
-}
-
-async fn start_scorer(db: DatabaseConnection, ingest: &str) -> Scorer {
-    let channel = tonic::transport::Endpoint::from_shared(ingest.to_owned()).unwrap().connect_lazy();
-    let ledger = ipb::ingest_service_client::IngestServiceClient::new(with_credentials(channel, Credentials::none()));
-    let scoring = Scoring::with_ledger(db, config(), ledger.clone()).await.unwrap();
-    let stop = Shutdown::new();
-    {
-        let (s, stop) = (scoring.clone(), stop.clone());
-        tokio::spawn(async move { s.run_consumer(ledger, stop).await });
-    }
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(lift_runtime::serve(listener, scoring.grpc(), stop.clone()));
-    let client = ScoringServiceClient::new(
-        tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap().connect_lazy(),
-    );
-    Scorer { scoring, client, stop }
-}
-
-async fn wait_offset(s: &Scoring, offset: u64) {
-    tokio::time::timeout(Duration::from_secs(60), s.wait_for_offset(offset))
-        .await
-        .unwrap_or_else(|_| panic!("no run as of {offset}; at {}", s.as_of_offset()));
 }
 
 /// Offsets of the ledger's tombstones, ascending.
@@ -107,18 +65,10 @@ async fn retention_removes_exactly_the_old_events_and_scores_stay_consistent() {
     let ledger_db = lift_store::connect("sqlite::memory:").await.unwrap();
     let ingest = Ingest::new(ledger_db.clone(), IngestConfig::default());
     ingest.append(&events).await.unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let ingest_url = format!("http://{}", listener.local_addr().unwrap());
     let ingest_stop = Shutdown::new();
-    tokio::spawn(lift_runtime::serve_pair(
-        listener,
-        ingest.grpc(),
-        ingest.privacy(),
-        ingest_stop.clone(),
-        ServeOptions::default(),
-    ));
+    let ingest_url = serve_ingest(&ingest, &ingest_stop).await;
     let db = lift_store::connect("sqlite::memory:").await.unwrap();
-    let run = start_scorer(db.clone(), &ingest_url).await;
+    let run = start(db.clone(), &ingest_url).await;
     wait_offset(&run.scoring, EVENTS as u64).await;
 
     let r = ingest.retain(horizon(), at).await.unwrap();
