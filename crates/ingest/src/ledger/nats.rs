@@ -98,6 +98,11 @@ impl NatsSettings {
         if !servers.split(',').all(|s| s.starts_with("nats://") || s.starts_with("tls://")) {
             return Err(bad("expected nats://host:port".into()));
         }
+        for server in servers.split(',') {
+            if let Err(e) = server.parse::<async_nats::ServerAddr>() {
+                return Err(bad(format!("{server:?}: {e}")));
+            }
+        }
         let mut out = NatsSettings { servers: servers.to_owned(), stream: "LIFT_LEDGER".into(), replicas: 3 };
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             match pair.split_once('=') {
@@ -133,9 +138,12 @@ impl NatsLedger {
     /// Connects, and creates the stream and its index if they do not exist (an
     /// existing stream keeps its configuration, replicas included).
     pub async fn connect(s: &NatsSettings) -> Result<Self, Error> {
+        // A list is several addresses: the client tries them in turn and reconnects to
+        // any of them (one string with commas would be parsed as a single address).
+        let servers: Vec<&str> = s.servers.split(',').collect();
         let client = async_nats::ConnectOptions::new()
             .name("lift-ingest")
-            .connect(s.servers.as_str())
+            .connect(servers)
             .await
             .map_err(|e| unavailable("connecting", e))?;
         let js = jetstream::new(client.clone());
@@ -500,7 +508,14 @@ mod tests {
         assert_eq!((s.servers.as_str(), s.stream.as_str(), s.replicas), ("nats://127.0.0.1:4222", "LIFT_LEDGER", 3));
         let s = NatsSettings::parse("nats://a:1,nats://b:2?replicas=1&stream=L2").expect("params");
         assert_eq!((s.servers.as_str(), s.stream.as_str(), s.replicas), ("nats://a:1,nats://b:2", "L2", 1));
-        for bad in ["http://x", "nats://x?replicas=0", "nats://x?replicas=9", "nats://x?foo=1", "nats://x?stream=a.b"] {
+        for bad in [
+            "http://x",
+            "nats://x?replicas=0",
+            "nats://x?replicas=9",
+            "nats://x?foo=1",
+            "nats://x?stream=a.b",
+            "nats://a:1,nats://b:x",
+        ] {
             assert!(NatsSettings::parse(bad).is_err(), "{bad}");
         }
     }
