@@ -530,6 +530,6 @@ async fn cut_off_node_never_acknowledges() {
     eprintln!("cut_off: healed node acknowledged by {:?}", t0.elapsed());
     ingest_until_acked(&mut major.client, &batch_of("healed", 5), &mut acks).await;
     let stored = read_all(&mut major.client).await;
-    assert_eq!(stored.len(), 20 + 5 + 5 * 20 + 10 + 5);
     assert_exactly_once(&stored, &acks);
+    assert_eq!(stored.len(), 20 + 5 + 5 * 20 + 10 + 5);
 }

@@ -55,6 +55,7 @@ use async_nats::header::{NATS_BATCH_COMMIT, NATS_BATCH_ID, NATS_BATCH_SEQUENCE, 
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
 use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::message::PublishMessage;
+use async_nats::jetstream::stream::LastRawMessageErrorKind;
 use async_nats::jetstream::{self, kv, stream};
 use futures::{StreamExt, TryStreamExt, stream as fstream};
 use lift_domain::event::Attribution;
@@ -76,6 +77,8 @@ pub const MAX_ATTEMPTS: usize = 32;
 const CONCURRENCY: usize = 64;
 /// The idempotency key header.
 const KEY_HEADER: &str = "Lift-Key";
+/// The header marking a KV delete or purge.
+const KV_OPERATION: &str = "KV-Operation";
 /// The index key holding the offset up to which every event is indexed.
 const INDEXED: &str = "indexed";
 
@@ -403,15 +406,31 @@ impl NatsLedger {
     }
 
     async fn get(&self, i: usize, key: &str) -> Result<Option<(usize, u64)>, Error> {
-        let v = self.ids.get(key).await.map_err(|e| unavailable("looking up", e))?;
-        v.map(|v| parse_offset(&v).map(|o| (i, o))).transpose()
+        let v = self.read_key(key, "looking up").await?;
+        v.map(|(v, _)| parse_offset(&v).map(|o| (i, o))).transpose()
     }
 
     /// `indexed` and its revision (0, 0 when unset).
     async fn indexed(&self) -> Result<(u64, u64), Error> {
-        match self.ids.entry(INDEXED).await.map_err(|e| unavailable("reading the index mark", e))? {
-            Some(e) if e.operation == kv::Operation::Put => Ok((parse_offset(&e.value)?, e.revision)),
-            _ => Ok((0, 0)),
+        match self.read_key(INDEXED, "reading the index mark").await? {
+            Some((v, revision)) => Ok((parse_offset(&v)?, revision)),
+            None => Ok((0, 0)),
+        }
+    }
+
+    /// The latest value of an index key and its revision, answered by the index
+    /// stream's leader. Not the bucket's direct get: any replica answers that,
+    /// and one that lags (a node back from a partition) misses keys the leader
+    /// holds — an append planned on such a read would store an event twice (the
+    /// three-node partition test caught it).
+    async fn read_key(&self, key: &str, what: &str) -> Result<Option<(bytes::Bytes, u64)>, Error> {
+        let subject = format!("{}{key}", self.ids.prefix);
+        match self.ids.stream.get_last_raw_message_by_subject(&subject).await {
+            // A delete or purge marker carries a KV-Operation header; puts carry none.
+            Ok(m) if m.headers.get(KV_OPERATION).is_some() => Ok(None),
+            Ok(m) => Ok(Some((m.payload, m.sequence))),
+            Err(e) if matches!(e.kind(), LastRawMessageErrorKind::NoMessageFound) => Ok(None),
+            Err(e) => Err(unavailable(what, e)),
         }
     }
 
