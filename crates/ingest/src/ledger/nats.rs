@@ -16,7 +16,9 @@
 //! every stored event is in that map. An append:
 //! 1. reads the stream's last sequence `head`, and indexes any stored event
 //!    after `indexed` up to `head` (reading its `Lift-Key`), then raises `indexed`;
-//! 2. looks every key up: found → `Duplicate(offset)`; repeated within the batch →
+//! 2. looks every key up (read from the index stream's leader, never by direct
+//!    get, which a lagging replica may answer): found → `Duplicate(offset)`;
+//!    repeated within the batch →
 //!    the first one's offset; the rest get `head+1, head+2, …`;
 //! 3. publishes the new events as one JetStream atomic batch (≤ [`BATCH_MAX`]
 //!    messages) whose first message says `Nats-Expected-Last-Sequence: head`. It
