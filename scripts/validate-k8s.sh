@@ -12,7 +12,8 @@
 #      no privilege escalation, all capabilities dropped, seccomp RuntimeDefault, requests and
 #      limits, native gRPC probes on grpc.health.v1, terminationGracePeriodSeconds above the
 #      10 s drain bound, ServiceAccounts without token automount, migrations in init containers;
-#      prod additionally: HPA for ingestion, PDBs and NetworkPolicies.
+#      prod additionally: HPA for ingestion, PDBs and NetworkPolicies; jetstream: a 3-node
+#      JetStream StatefulSet with volumes and a PDB, and ingestion's LIFT_LEDGER naming its nodes.
 #
 # Environment (optional):
 #   LIFT_K8S_VERSION   Kubernetes version to validate against      (default 1.32.0)
@@ -241,7 +242,33 @@ if overlay == "prod":
             err(scoring[0], "LIFT_SCORING_REPLICA must come from the pod name (the writer lease's holder)")
         if "secretKeyRef" not in env.get("DATABASE_URL", {}).get("valueFrom", {}):
             err(scoring[0], "DATABASE_URL must be the shared database from the lift-database Secret")
-if overlay in ("prod", "dev"):
+if overlay == "jetstream":
+    # The ledger on a three-node JetStream cluster: every node with its own volume, a quorum kept
+    # through voluntary disruptions, and ingestion given every node's address.
+    nats = [s for s in by_kind.get("StatefulSet", []) if s["metadata"]["name"] == "nats"]
+    if not nats:
+        errors.append("jetstream: no StatefulSet nats")
+    else:
+        n = nats[0]
+        if n["spec"].get("replicas") != 3:
+            err(n, "needs 3 replicas (R3 streams)")
+        if not n["spec"].get("volumeClaimTemplates"):
+            err(n, "each node needs its own volume claim")
+        args = n["spec"]["template"]["spec"]["containers"][0].get("args", [])
+        if "-js" not in args or "--routes" not in args:
+            err(n, "must run JetStream (-js) with routes to its peers")
+    if not any(p["spec"]["selector"]["matchLabels"].get("app.kubernetes.io/name") == "nats"
+               for p in by_kind.get("PodDisruptionBudget", [])):
+        errors.append("jetstream: no PodDisruptionBudget for nats")
+    ledger = [c["data"].get("LIFT_LEDGER", "") for c in by_kind.get("ConfigMap", [])
+              if c["metadata"]["name"].startswith("lift-config")]
+    if not ledger or sorted(ledger[0].split("?")[0].split(",")) != [f"nats://nats-{i}.nats:4222" for i in range(3)]:
+        errors.append(f"jetstream: LIFT_LEDGER in lift-config must list the three nodes, got {ledger}")
+    nps = {n["metadata"]["name"] for n in by_kind.get("NetworkPolicy", [])}
+    for name in ("nats", "lift-ingest-to-nats"):
+        if name not in nps:
+            errors.append(f"jetstream: NetworkPolicy {name} missing")
+if overlay in ("prod", "dev", "jetstream"):
     nps = {n["metadata"]["name"]: n for n in by_kind.get("NetworkPolicy", [])}
     deny = nps.get("default-deny")
     if not deny or deny["spec"].get("podSelector") != {} or set(deny["spec"].get("policyTypes", [])) != {"Ingress", "Egress"}:

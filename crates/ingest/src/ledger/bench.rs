@@ -40,6 +40,9 @@ pub struct NatsBenchReport {
     pub raw: Load,
     /// The database ledger on the same events (same generator, other ids).
     pub sql: BenchReport,
+    /// What JetStream stores for Lift's load, one replica: (events, ledger stream
+    /// bytes, index bucket bytes); `None` when the stream could not be read.
+    pub stored: Option<(u64, u64, u64)>,
 }
 
 impl NatsBenchReport {
@@ -72,6 +75,17 @@ impl fmt::Display for NatsBenchReport {
         let sql = Load { wall: self.sql.service, cpu: None };
         row(f, &format!("lift IngestStream over gRPC -> {} ledger", self.sql.backend), self.sql.events, sql)?;
         writeln!(f, "{:<52} {:>45.1} %", "lift on JetStream / raw publisher", self.ratio() * 100.0)?;
+        match self.stored {
+            Some((n, ledger, index)) if n > 0 => writeln!(
+                f,
+                "stored per event, one replica (JetStream's stored bytes, record framing included): \
+                 ledger {:.0} B + index {:.0} B = {:.0} B ({n} events)",
+                ledger as f64 / n as f64,
+                index as f64 / n as f64,
+                (ledger + index) as f64 / n as f64
+            )?,
+            _ => writeln!(f, "stored per event: no data (the stream's state could not be read)")?,
+        }
         write!(f, "(CPU: this process only; the NATS server's is not counted; the SQL row's CPU is not measured)")
     }
 }
@@ -95,9 +109,16 @@ pub async fn bench(
     let cpu0 = cpu_time();
     let lift_wall = stream_through(ingest, &events, opts).await?;
     let lift = Load { wall: lift_wall, cpu: cpu_since(cpu0) };
+    let stored = stored_bytes(&jetstream::new(ledger.client()), &settings.stream).await;
 
     let bodies = bodies(&events, run)?;
-    let js = jetstream::new(ledger.client());
+    // Room for every stream's whole batch of unacknowledged publishes (the default
+    // in-flight limit, 5,000, is below two batches of 5,000).
+    let per_stream_batch = opts.batch_size.max(1);
+    let js = jetstream::context::ContextBuilder::new()
+        .max_ack_inflight(per_stream_batch * opts.streams.max(1) + 1)
+        .backpressure_on_inflight(true)
+        .build(ledger.client());
     let subject = format!("lift.ledger.{}.raw", settings.stream.to_ascii_lowercase());
     let cpu0 = cpu_time();
     let started = Instant::now();
@@ -127,7 +148,14 @@ pub async fn bench(
     let _ = ctx.delete_key_value(format!("{}_IDS", settings.stream)).await;
     let _ = ctx.delete_stream(&settings.stream).await;
     let sql = crate::bench::bench(db, opts).await?;
-    Ok(NatsBenchReport { events: events.len(), replicas: settings.replicas, lift, raw, sql })
+    Ok(NatsBenchReport { events: events.len(), replicas: settings.replicas, lift, raw, sql, stored })
+}
+
+/// (messages, bytes) of the ledger stream and bytes of its index bucket's stream.
+async fn stored_bytes(js: &jetstream::Context, stream: &str) -> Option<(u64, u64, u64)> {
+    let ledger = js.get_stream(stream).await.ok()?.get_info().await.ok()?.state;
+    let index = js.get_stream(format!("KV_{stream}_IDS")).await.ok()?.get_info().await.ok()?.state;
+    Some((ledger.messages, ledger.bytes, index.bytes))
 }
 
 /// The message bodies Lift stores for `events` (no attribution: the bench has no links).

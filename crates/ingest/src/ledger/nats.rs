@@ -16,7 +16,9 @@
 //! every stored event is in that map. An append:
 //! 1. reads the stream's last sequence `head`, and indexes any stored event
 //!    after `indexed` up to `head` (reading its `Lift-Key`), then raises `indexed`;
-//! 2. looks every key up: found → `Duplicate(offset)`; repeated within the batch →
+//! 2. looks every key up (read from the index stream's leader, never by direct
+//!    get, which a lagging replica may answer): found → `Duplicate(offset)`;
+//!    repeated within the batch →
 //!    the first one's offset; the rest get `head+1, head+2, …`;
 //! 3. publishes the new events as one JetStream atomic batch (≤ [`BATCH_MAX`]
 //!    messages) whose first message says `Nats-Expected-Last-Sequence: head`. It
@@ -55,6 +57,7 @@ use async_nats::header::{NATS_BATCH_COMMIT, NATS_BATCH_ID, NATS_BATCH_SEQUENCE, 
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
 use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::message::PublishMessage;
+use async_nats::jetstream::stream::LastRawMessageErrorKind;
 use async_nats::jetstream::{self, kv, stream};
 use futures::{StreamExt, TryStreamExt, stream as fstream};
 use lift_domain::event::Attribution;
@@ -76,6 +79,8 @@ pub const MAX_ATTEMPTS: usize = 32;
 const CONCURRENCY: usize = 64;
 /// The idempotency key header.
 const KEY_HEADER: &str = "Lift-Key";
+/// The header marking a KV delete or purge.
+const KV_OPERATION: &str = "KV-Operation";
 /// The index key holding the offset up to which every event is indexed.
 const INDEXED: &str = "indexed";
 
@@ -97,6 +102,11 @@ impl NatsSettings {
         let (servers, query) = url.split_once('?').unwrap_or((url, ""));
         if !servers.split(',').all(|s| s.starts_with("nats://") || s.starts_with("tls://")) {
             return Err(bad("expected nats://host:port".into()));
+        }
+        for server in servers.split(',') {
+            if let Err(e) = server.parse::<async_nats::ServerAddr>() {
+                return Err(bad(format!("{server:?}: {e}")));
+            }
         }
         let mut out = NatsSettings { servers: servers.to_owned(), stream: "LIFT_LEDGER".into(), replicas: 3 };
         for pair in query.split('&').filter(|p| !p.is_empty()) {
@@ -133,9 +143,12 @@ impl NatsLedger {
     /// Connects, and creates the stream and its index if they do not exist (an
     /// existing stream keeps its configuration, replicas included).
     pub async fn connect(s: &NatsSettings) -> Result<Self, Error> {
+        // A list is several addresses: the client tries them in turn and reconnects to
+        // any of them (one string with commas would be parsed as a single address).
+        let servers: Vec<&str> = s.servers.split(',').collect();
         let client = async_nats::ConnectOptions::new()
             .name("lift-ingest")
-            .connect(s.servers.as_str())
+            .connect(servers)
             .await
             .map_err(|e| unavailable("connecting", e))?;
         let js = jetstream::new(client.clone());
@@ -395,15 +408,31 @@ impl NatsLedger {
     }
 
     async fn get(&self, i: usize, key: &str) -> Result<Option<(usize, u64)>, Error> {
-        let v = self.ids.get(key).await.map_err(|e| unavailable("looking up", e))?;
-        v.map(|v| parse_offset(&v).map(|o| (i, o))).transpose()
+        let v = self.read_key(key, "looking up").await?;
+        v.map(|(v, _)| parse_offset(&v).map(|o| (i, o))).transpose()
     }
 
     /// `indexed` and its revision (0, 0 when unset).
     async fn indexed(&self) -> Result<(u64, u64), Error> {
-        match self.ids.entry(INDEXED).await.map_err(|e| unavailable("reading the index mark", e))? {
-            Some(e) if e.operation == kv::Operation::Put => Ok((parse_offset(&e.value)?, e.revision)),
-            _ => Ok((0, 0)),
+        match self.read_key(INDEXED, "reading the index mark").await? {
+            Some((v, revision)) => Ok((parse_offset(&v)?, revision)),
+            None => Ok((0, 0)),
+        }
+    }
+
+    /// The latest value of an index key and its revision, answered by the index
+    /// stream's leader. Not the bucket's direct get: any replica answers that,
+    /// and one that lags (a node back from a partition) misses keys the leader
+    /// holds — an append planned on such a read would store an event twice (the
+    /// three-node partition test caught it).
+    async fn read_key(&self, key: &str, what: &str) -> Result<Option<(bytes::Bytes, u64)>, Error> {
+        let subject = format!("{}{key}", self.ids.prefix);
+        match self.ids.stream.get_last_raw_message_by_subject(&subject).await {
+            // A delete or purge marker carries a KV-Operation header; puts carry none.
+            Ok(m) if m.headers.get(KV_OPERATION).is_some() => Ok(None),
+            Ok(m) => Ok(Some((m.payload, m.sequence))),
+            Err(e) if matches!(e.kind(), LastRawMessageErrorKind::NoMessageFound) => Ok(None),
+            Err(e) => Err(unavailable(what, e)),
         }
     }
 
@@ -500,7 +529,14 @@ mod tests {
         assert_eq!((s.servers.as_str(), s.stream.as_str(), s.replicas), ("nats://127.0.0.1:4222", "LIFT_LEDGER", 3));
         let s = NatsSettings::parse("nats://a:1,nats://b:2?replicas=1&stream=L2").expect("params");
         assert_eq!((s.servers.as_str(), s.stream.as_str(), s.replicas), ("nats://a:1,nats://b:2", "L2", 1));
-        for bad in ["http://x", "nats://x?replicas=0", "nats://x?replicas=9", "nats://x?foo=1", "nats://x?stream=a.b"] {
+        for bad in [
+            "http://x",
+            "nats://x?replicas=0",
+            "nats://x?replicas=9",
+            "nats://x?foo=1",
+            "nats://x?stream=a.b",
+            "nats://a:1,nats://b:x",
+        ] {
             assert!(NatsSettings::parse(bad).is_err(), "{bad}");
         }
     }
