@@ -138,7 +138,13 @@ fn print_run(run: usize, after: u64, all: &[mpb::StandingPerk], p: &mpb::Standin
         );
     }
     if before > 0 {
-        println!("      the {} who already had the perk were not offered it again", count(before, "creator"));
+        let held_before = all.iter().filter(|k| k.as_of_offset <= after && k.holdout).count();
+        println!(
+            "      the {} decided on earlier runs ({} with the perk, {} held out) were not offered it again",
+            count(before, "creator"),
+            before - held_before,
+            held_before
+        );
     }
     println!(
         "    budget: spent {} of {}, {} left; {} sent and {} so far{}",
