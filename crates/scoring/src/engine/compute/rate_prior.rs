@@ -16,8 +16,9 @@
 //!
 //! Under a mixture prior an account's posterior is a mixture of Betas (each
 //! kernel updated by the account's counts, reweighted by how well it predicts
-//! them); its mean is the weighted mean, its interval's ends are quantiles of
-//! the mixture found by bisection on its CDF, and the moments of
+//! them, its lightest components, together at most 10⁻⁶ of its weight, dropped);
+//! its mean is the weighted mean, its interval's ends are quantiles of the
+//! mixture found by safeguarded Newton on its CDF, and the moments of
 //! `saturate(rate)` are weighted sums of each component's Kummer moments.
 
 use std::collections::BTreeMap;
@@ -25,8 +26,11 @@ use std::collections::BTreeMap;
 use crate::engine::params::ModelParams;
 use crate::engine::stats::{BetaSummary, beta_cdf, beta_summary, ln_gamma, saturated_beta_moments};
 
-/// Components whose weight falls below this are dropped (the rest renormalised).
+/// Prior components whose weight falls below this are dropped (the rest renormalised).
 pub(in crate::engine) const NEGLIGIBLE: f64 = 1e-7;
+/// A posterior's lightest components, together at most this share of its
+/// weight, are dropped (the rest renormalised): see `prune`.
+const PRUNED_MASS: f64 = 1e-6;
 /// Kernel means lie on the logit scale between logit(RANGE) and logit(1 − RANGE).
 const RANGE: f64 = 1e-3;
 /// A kernel's standard deviation on the logit scale, in grid steps.
@@ -34,8 +38,11 @@ const KERNEL_WIDTH: f64 = 1.0;
 /// In the fit, a kernel whose likelihood of a cell is below e^BAND times the
 /// best kernel's is taken to have none (e^−30 ≈ 10⁻¹³).
 const BAND: f64 = -30.0;
-/// Bisection of a quantile stops when the bracket is this narrow (rate units).
+/// A quantile's search stops when the bracket is this narrow (rate units)…
 const QUANTILE_TOLERANCE: f64 = 1e-10;
+/// …or at an x whose CDF is within this of the level sought: x is then the
+/// exact quantile of a level at most this far from it.
+const LEVEL_TOLERANCE: f64 = 1e-9;
 
 /// A prior on a per-click rate: Beta components (weight, α, β), weights summing to 1.
 #[derive(Debug, Clone, PartialEq)]
@@ -96,13 +103,40 @@ impl RatePrior {
         let top = logs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         let mut components: Vec<(f64, f64, f64)> =
             self.components.iter().zip(&logs).map(|(&(_, a, b), &l)| ((l - top).exp(), a + s, b + f)).collect();
-        let total: f64 = components.iter().map(|c| c.0).sum();
-        components.retain(|c| c.0 / total >= NEGLIGIBLE);
-        let total: f64 = components.iter().map(|c| c.0).sum();
-        for c in &mut components {
-            c.0 /= total;
-        }
+        prune(&mut components);
         RatePosterior { components }
+    }
+}
+
+/// Drops the lightest components of a mixture (weight, α, β) while their weights
+/// together stay within `PRUNED_MASS` of the total, and renormalises the rest
+/// (kept in their order). The mixture's CDF moves by at most `PRUNED_MASS` at
+/// any point (F − F′ = ε·(F_dropped − F′) with ε ≤ `PRUNED_MASS`), so a q
+/// quantile becomes one between the old q ∓ `PRUNED_MASS` quantiles, and the
+/// mean of any function with values in [0, 1] (the rate, or a saturated value
+/// over 100) moves by at most `PRUNED_MASS`.
+fn prune(components: &mut Vec<(f64, f64, f64)>) {
+    let total: f64 = components.iter().map(|c| c.0).sum();
+    let mut order: Vec<usize> = (0..components.len()).collect();
+    order.sort_by(|&i, &j| components[i].0.total_cmp(&components[j].0).then(i.cmp(&j)));
+    let mut keep = vec![true; components.len()];
+    let mut dropped = 0.0;
+    // Never all: the heaviest component alone holds at least 1/len of the total.
+    for &i in &order[..components.len().saturating_sub(1)] {
+        dropped += components[i].0;
+        if dropped > PRUNED_MASS * total {
+            break;
+        }
+        keep[i] = false;
+    }
+    let mut at = 0;
+    components.retain(|_| {
+        at += 1;
+        keep[at - 1]
+    });
+    let kept: f64 = components.iter().map(|c| c.0).sum();
+    for c in components.iter_mut() {
+        c.0 /= kept;
     }
 }
 
@@ -120,8 +154,9 @@ impl RatePosterior {
 }
 
 /// Mean and central interval of mass `mass` of a mixture of Betas (weight, α, β):
-/// `beta_summary` for one component, otherwise quantiles by bisection on the
-/// mixture's CDF to `QUANTILE_TOLERANCE`.
+/// `beta_summary` for one component, otherwise quantiles by safeguarded Newton
+/// on the mixture's CDF to `QUANTILE_TOLERANCE`, started from the quantiles of
+/// the Beta with the mixture's mean and variance.
 pub(in crate::engine) fn mixture_summary(components: &[(f64, f64, f64)], mass: f64) -> BetaSummary {
     if let [(_, a, b)] = components[..] {
         return beta_summary(a, b, mass);
@@ -131,11 +166,22 @@ pub(in crate::engine) fn mixture_summary(components: &[(f64, f64, f64)], mass: f
     if tail <= 0.0 {
         return BetaSummary { mean, lower: 0.0, upper: 1.0 };
     }
-    let quantile = |q: f64| mixture_quantile(components, q, mean);
-    BetaSummary { mean, lower: quantile(tail), upper: quantile(1.0 - tail) }
+    // Newton starts from the quantiles of the Beta with the mixture's mean and
+    // variance, which are close whenever the mixture is near unimodal.
+    let second: f64 = components.iter().map(|&(w, a, b)| w * a * (a + 1.0) / ((a + b) * (a + b + 1.0))).sum();
+    let var = second - mean * mean;
+    let strength = mean * (1.0 - mean) / var - 1.0;
+    let start = if var > 0.0 && strength.is_finite() && strength > 0.0 {
+        beta_summary(mean * strength, (1.0 - mean) * strength, mass)
+    } else {
+        BetaSummary { mean, lower: mean, upper: mean }
+    };
+    let quantile = |q: f64, x: f64| mixture_quantile(components, q, x);
+    BetaSummary { mean, lower: quantile(tail, start.lower), upper: quantile(1.0 - tail, start.upper) }
 }
 
-/// The `q` quantile of a mixture of Betas (weight, α, β), to `QUANTILE_TOLERANCE`:
+/// The `q` quantile of a mixture of Betas (weight, α, β), to `QUANTILE_TOLERANCE`
+/// or `LEVEL_TOLERANCE`:
 /// Newton's method on the CDF from `start`, kept inside a bracket that every
 /// step narrows, bisecting whenever a Newton step would leave it.
 fn mixture_quantile(components: &[(f64, f64, f64)], q: f64, start: f64) -> f64 {
@@ -144,6 +190,9 @@ fn mixture_quantile(components: &[(f64, f64, f64)], q: f64, start: f64) -> f64 {
     let mut x = if start > 0.0 && start < 1.0 { start } else { 0.5 };
     for _ in 0..200 {
         let f: f64 = components.iter().map(|&(w, a, b)| w * beta_cdf(x, a, b)).sum::<f64>() - q;
+        if f.abs() <= LEVEL_TOLERANCE {
+            return x;
+        }
         if f < 0.0 {
             lo = x
         } else {
@@ -328,6 +377,25 @@ mod tests {
             assert!((got - lo).abs() < 1e-9, "{q}: {got} vs {lo}");
         }
         assert!((s.mean - (0.7 * 0.02 + 0.3 * 0.12)).abs() < 1e-15);
+    }
+
+    /// Pins the pruning bound: the dropped components hold at most `PRUNED_MASS`
+    /// of the weight, the rest sum to 1, and the CDF moves by at most that anywhere.
+    #[test]
+    fn pruning_moves_the_cdf_by_at_most_the_pruned_mass() {
+        let full: Vec<(f64, f64, f64)> =
+            (0..20).map(|j| ((-0.5 * (j as f64 - 8.0).powi(2)).exp(), 2.0 + 3.0 * j as f64, 200.0)).collect();
+        let total: f64 = full.iter().map(|c| c.0).sum();
+        let mut pruned = full.clone();
+        prune(&mut pruned);
+        assert!(pruned.len() < full.len() && pruned.len() > 1, "{}", pruned.len());
+        assert!((pruned.iter().map(|c| c.0).sum::<f64>() - 1.0).abs() < 1e-12);
+        for i in 1..200 {
+            let x = i as f64 / 1000.0;
+            let f: f64 = full.iter().map(|&(w, a, b)| w / total * beta_cdf(x, a, b)).sum();
+            let g: f64 = pruned.iter().map(|&(w, a, b)| w * beta_cdf(x, a, b)).sum();
+            assert!((f - g).abs() <= PRUNED_MASS * (1.0 + 1e-9), "{x}: {f} vs {g}");
+        }
     }
 
     /// Pins the fit: on two groups of creators (rates near 1 % and near 15 %) the
