@@ -75,6 +75,8 @@ use crate::{Error, attribution};
 pub const BATCH_MAX: usize = 500;
 /// Appends retried after losing a race to another appender before giving up.
 pub const MAX_ATTEMPTS: usize = 32;
+/// How long one ledger read may wait for JetStream before it is answered UNAVAILABLE.
+const READ_STALL: Duration = Duration::from_secs(10);
 /// Index lookups and writes in flight at once.
 const CONCURRENCY: usize = 64;
 /// The idempotency key header.
@@ -228,7 +230,11 @@ impl NatsLedger {
             .await
             .map_err(|e| unavailable("opening a ledger reader", e))?;
         let mut out = Vec::with_capacity(limit.min(1024));
-        let result = async {
+        // A pull request is a message to the consumer's leader; while a leader is
+        // being elected nobody answers it and the client would wait for ever. A read
+        // that stalls is answered UNAVAILABLE instead, so a subscriber resumes from
+        // its last offset (as after any other failed read) rather than hang.
+        let read = async {
             loop {
                 let mut batch = consumer
                     .fetch()
@@ -248,8 +254,11 @@ impl NatsLedger {
                     return Ok::<_, Error>(());
                 }
             }
-        }
-        .await;
+        };
+        let result = match tokio::time::timeout(READ_STALL, read).await {
+            Ok(r) => r,
+            Err(_) => Err(unavailable("reading the ledger", format!("no answer within {READ_STALL:?}"))),
+        };
         let name = consumer.cached_info().name.clone();
         if let Err(e) = self.stream.delete_consumer(&name).await {
             // It expires by itself after its inactivity threshold.
