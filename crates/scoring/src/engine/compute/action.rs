@@ -2,7 +2,9 @@
 //! priors fitted to the population (`rate_prior`), and action's percentiles
 //! against the accounts with sufficient evidence.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+
+use rayon::prelude::*;
 
 use lift_domain::Micros;
 
@@ -102,17 +104,13 @@ pub(in crate::engine) fn action_from_counts(
     let eng_prior = fit_rate_prior(&engaged, clicks, min, p.action_engaged_prior_mean, p);
     let w = if any_sessions { p.action_engaged_weight.clamp(0.0, 1.0) } else { 0.0 };
     let combine = |c: f64, e: f64| p.action_value(c, e, any_sessions);
-    let mut conv_cache: HashMap<(u64, u64), Rate> = HashMap::new();
-    let mut eng_cache: HashMap<(u64, u64), Rate> = HashMap::new();
-    let rate = |cache: &mut HashMap<(u64, u64), Rate>, prior: &RatePrior, s: u64, k: u64, scale: f64| {
-        cache.entry((s, k)).or_insert_with(|| {
-            let post = prior.posterior(s, k);
-            let sum = post.summary(p.credible_mass);
-            Rate {
-                est: RateEstimate { mean: sum.mean, lower: sum.lower, upper: sum.upper },
-                saturated: if w > 0.0 && w < 1.0 { post.saturated_components(scale) } else { None },
-            }
-        });
+    let rate = |prior: &RatePrior, s: u64, k: u64, scale: f64| {
+        let post = prior.posterior(s, k);
+        let sum = post.summary(p.credible_mass);
+        Rate {
+            est: RateEstimate { mean: sum.mean, lower: sum.lower, upper: sum.upper },
+            saturated: if w > 0.0 && w < 1.0 { post.saturated_components(scale) } else { None },
+        }
     };
     // The value's interval. With one rate (w = 0 or 1) it is that rate's interval
     // mapped through `saturate`, exact because the map is increasing. A blend of
@@ -145,28 +143,47 @@ pub(in crate::engine) fn action_from_counts(
         let b = mixture_summary(&pairs, p.credible_mass);
         (quantize(100.0 * b.lower), quantize(100.0 * b.upper))
     };
-    let mut blend_cache: HashMap<(u64, u64, u64), (f64, f64)> = HashMap::new();
+    // Accounts share posteriors by their counts: each distinct (successes,
+    // clicks) pair and (conversions, engaged, clicks) triple is summarised
+    // once, the distinct ones in parallel (each a pure function of its counts
+    // and the priors, so the result does not depend on the threads).
+    let observed_at = |i: usize| {
+        let r = &raw[i];
+        clicks[i] > 0 || r.sessions > 0.0 || r.conversions > 0.0 || r.code_conversions > 0.0
+    };
+    let observed: Vec<bool> = (0..n).map(observed_at).collect();
+    let distinct = |succ: &[u64]| -> Vec<(u64, u64)> {
+        let set: HashSet<(u64, u64)> = (0..n).filter(|&i| observed[i]).map(|i| (succ[i], clicks[i])).collect();
+        set.into_iter().collect()
+    };
+    let summarise = |prior: &RatePrior, keys: Vec<(u64, u64)>, scale: f64| -> HashMap<(u64, u64), Rate> {
+        keys.into_par_iter().map(|(s, k)| ((s, k), rate(prior, s, k, scale))).collect()
+    };
+    let conv_cache = summarise(&conv_prior, distinct(&conv), p.action_rate_scale);
+    let eng_cache = summarise(&eng_prior, distinct(&engaged), p.action_engaged_scale);
+    let triples: HashSet<(u64, u64, u64)> =
+        (0..n).filter(|&i| observed[i]).map(|i| (conv[i], engaged[i], clicks[i])).collect();
+    let blend_cache: HashMap<(u64, u64, u64), (f64, f64)> = triples
+        .into_par_iter()
+        .map(|(c, e, k)| ((c, e, k), interval(&conv_cache[&(c, k)], &eng_cache[&(e, k)])))
+        .collect();
     let mut values = Vec::with_capacity(n);
     let mut estimates = Vec::with_capacity(n);
     for i in 0..n {
         let k = clicks[i];
         let r = &mut raw[i];
-        let observed = k > 0 || r.sessions > 0.0 || r.conversions > 0.0 || r.code_conversions > 0.0;
-        if !observed {
+        if !observed[i] {
             values.push(0.0);
             estimates.push(ActionEstimate::default());
             continue;
         }
-        rate(&mut conv_cache, &conv_prior, conv[i], k, p.action_rate_scale);
-        rate(&mut eng_cache, &eng_prior, engaged[i], k, p.action_engaged_scale);
-        let (cr, er) = (&conv_cache[&(conv[i], k)], &eng_cache[&(engaged[i], k)]);
-        let (c, e) = (cr.est, er.est);
+        let (c, e) = (conv_cache[&(conv[i], k)].est, eng_cache[&(engaged[i], k)].est);
         let value = combine(c.mean, e.mean);
         // The value is the blend of the posterior means, which the matched Beta's
         // central interval can miss at low masses; the interval shown always holds it.
-        let (lower, upper) = *blend_cache.entry((conv[i], engaged[i], k)).or_insert_with(|| interval(cr, er));
+        let (lower, upper) = blend_cache[&(conv[i], engaged[i], k)];
         let (lower, upper) = (lower.min(value), upper.max(value));
-        let est = ActionEstimate { lower, upper, sufficient: k >= min, observed, conversion: c, engaged: e };
+        let est = ActionEstimate { lower, upper, sufficient: k >= min, observed: true, conversion: c, engaged: e };
         values.push(value);
         estimates.push(est);
         r.conversion_rate = c.mean as f32;

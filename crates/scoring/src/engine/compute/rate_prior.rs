@@ -23,8 +23,10 @@
 
 use std::collections::BTreeMap;
 
+use rayon::prelude::*;
+
 use crate::engine::params::ModelParams;
-use crate::engine::stats::{BetaSummary, beta_cdf, beta_summary, ln_gamma, saturated_beta_moments};
+use crate::engine::stats::{BetaSummary, beta_summary, ln_gamma, saturated_beta_moments};
 
 /// Prior components whose weight falls below this are dropped (the rest renormalised).
 pub(in crate::engine) const NEGLIGIBLE: f64 = 1e-7;
@@ -185,11 +187,14 @@ pub(in crate::engine) fn mixture_summary(components: &[(f64, f64, f64)], mass: f
 /// Newton's method on the CDF from `start`, kept inside a bracket that every
 /// step narrows, bisecting whenever a Newton step would leave it.
 fn mixture_quantile(components: &[(f64, f64, f64)], q: f64, start: f64) -> f64 {
-    let ln_norm: Vec<f64> = components.iter().map(|&(_, a, b)| ln_beta(a, b)).collect();
+    // ln B(α, β) once per component, not once per CDF evaluation: with ln x and
+    // ln(1 − x) shared by all components, an evaluation costs no log-gamma.
+    let prepared: Vec<(f64, f64, f64, f64)> = components.iter().map(|&(w, a, b)| (w, a, b, ln_beta(a, b))).collect();
     let (mut lo, mut hi) = (0.0f64, 1.0f64);
     let mut x = if start > 0.0 && start < 1.0 { start } else { 0.5 };
     for _ in 0..200 {
-        let f: f64 = components.iter().map(|&(w, a, b)| w * beta_cdf(x, a, b)).sum::<f64>() - q;
+        let (lx, l1x) = (x.ln(), (-x).ln_1p());
+        let f: f64 = prepared.iter().map(|&(w, a, b, n)| w * beta_reg(x, lx, l1x, a, b, n)).sum::<f64>() - q;
         if f.abs() <= LEVEL_TOLERANCE {
             return x;
         }
@@ -201,12 +206,7 @@ fn mixture_quantile(components: &[(f64, f64, f64)], q: f64, start: f64) -> f64 {
         if hi - lo <= QUANTILE_TOLERANCE {
             break;
         }
-        let (lx, l1x) = (x.ln(), (-x).ln_1p());
-        let d: f64 = components
-            .iter()
-            .zip(&ln_norm)
-            .map(|(&(w, a, b), n)| w * ((a - 1.0) * lx + (b - 1.0) * l1x - n).exp())
-            .sum();
+        let d: f64 = prepared.iter().map(|&(w, a, b, n)| w * ((a - 1.0) * lx + (b - 1.0) * l1x - n).exp()).sum();
         let next = x - f / d;
         if !(next > lo && next < hi) {
             x = 0.5 * (lo + hi);
@@ -217,6 +217,68 @@ fn mixture_quantile(components: &[(f64, f64, f64)], q: f64, start: f64) -> f64 {
         }
     }
     x.clamp(lo, hi)
+}
+
+/// The regularised incomplete beta function I_x(a, b) for 0 < x < 1, given
+/// ln x, ln(1 − x) and ln B(a, b): the continued fraction of DLMF 8.17.22,
+/// evaluated by the modified Lentz method on whichever of I_x(a, b) and
+/// 1 − I_{1−x}(b, a) converges faster (x below or above (a + 1)/(a + b + 2)).
+fn beta_reg(x: f64, lx: f64, l1x: f64, a: f64, b: f64, ln_b: f64) -> f64 {
+    if x <= 0.0 {
+        return 0.0;
+    }
+    if x >= 1.0 {
+        return 1.0;
+    }
+    let front = (a * lx + b * l1x - ln_b).exp();
+    // Far in a tail the value is within 10⁻¹⁷ of 0 or 1 and the continued
+    // fraction need not be summed: I_x(a, b) = front/a · Σₙ (a+b)ₙ/(a+1)ₙ · xⁿ
+    // (DLMF 8.17.8), whose term ratio (a+b+n)x/(a+1+n) is at most r = (a+b)x/(a+1)
+    // for b ≥ 1, so I_x(a, b) ≤ front/(a(1 − r)) when r < 1; likewise for
+    // 1 − I_x(a, b) = I_{1−x}(b, a) with the roles of a and b swapped.
+    const FAR: f64 = 1e-17;
+    let r = (a + b) * x / (a + 1.0);
+    if b >= 1.0 && r < 1.0 && front <= FAR * a * (1.0 - r) {
+        return 0.0;
+    }
+    let r = (a + b) * (1.0 - x) / (b + 1.0);
+    if a >= 1.0 && r < 1.0 && front <= FAR * b * (1.0 - r) {
+        return 1.0;
+    }
+    if x < (a + 1.0) / (a + b + 2.0) {
+        front * continued_fraction(x, a, b) / a
+    } else {
+        1.0 - front * continued_fraction(1.0 - x, b, a) / b
+    }
+}
+
+/// The continued fraction 1/(1+ d₁/(1+ d₂/(1+ …))) of DLMF 8.17.22 with
+/// d₂ₘ = m(b − m)x / ((a + 2m − 1)(a + 2m)) and
+/// d₂ₘ₊₁ = −(a + m)(a + b + m)x / ((a + 2m)(a + 2m + 1)), by modified Lentz.
+fn continued_fraction(x: f64, a: f64, b: f64) -> f64 {
+    const TINY: f64 = 1e-300;
+    const EPS: f64 = 1e-15;
+    let guard = |v: f64| if v.abs() < TINY { TINY } else { v };
+    // The first step (d₁ = −(a + b)x/(a + 1)), then pairs of steps.
+    let mut c = 1.0;
+    let mut d = 1.0 / guard(1.0 - (a + b) * x / (a + 1.0));
+    let mut f = d;
+    for m in 1..=1000 {
+        let m = f64::from(m);
+        let even = m * (b - m) * x / ((a + 2.0 * m - 1.0) * (a + 2.0 * m));
+        d = 1.0 / guard(1.0 + even * d);
+        c = guard(1.0 + even / c);
+        f *= d * c;
+        let odd = -(a + m) * (a + b + m) * x / ((a + 2.0 * m) * (a + 2.0 * m + 1.0));
+        d = 1.0 / guard(1.0 + odd * d);
+        c = guard(1.0 + odd / c);
+        let step = d * c;
+        f *= step;
+        if (step - 1.0).abs() < EPS {
+            break;
+        }
+    }
+    f
 }
 
 /// The prior of one rate, fitted to the accounts with at least `min` trials.
@@ -279,19 +341,14 @@ fn fit_mixture(cells: &[(f64, f64, f64)], m: usize, p: &ModelParams) -> Option<(
     let mut bands: Vec<(usize, usize, usize)> = Vec::with_capacity(cells.len());
     let mut like: Vec<f64> = Vec::new();
     let mut base = 0.0;
-    let mut row = vec![0.0f64; m];
-    for &(s, f, n) in cells {
-        for ((x, &(a, b)), norm) in row.iter_mut().zip(&dict).zip(&dict_norm) {
-            *x = ln_gamma(a + s) + ln_gamma(b + f) - ln_gamma(a + b + s + f) - norm;
-        }
-        let t = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        if !t.is_finite() {
-            return None;
-        }
-        let first = row.iter().position(|&x| x - t >= BAND).unwrap_or(0);
-        let last = row.iter().rposition(|&x| x - t >= BAND).unwrap_or(m - 1);
-        bands.push((like.len(), first, last + 1 - first));
-        like.extend(row[first..=last].iter().map(|&x| (x - t).exp()));
+    // The bands, computed per cell in parallel (each a pure function of its
+    // cell), gathered in the cells' order, so the sums below keep theirs.
+    let rows: Vec<Option<(f64, usize, Vec<f64>)>> =
+        cells.par_iter().map(|&(s, f, _)| band(&dict, &dict_norm, s, f)).collect();
+    for (&(_, _, n), row) in cells.iter().zip(rows) {
+        let (t, first, row) = row?;
+        bands.push((like.len(), first, row.len()));
+        like.extend(row);
         base += n * t;
     }
     let mut w = vec![1.0 / m as f64; m];
@@ -327,6 +384,65 @@ fn fit_mixture(cells: &[(f64, f64, f64)], m: usize, p: &ModelParams) -> Option<(
     Some((RatePrior { components }, ll))
 }
 
+/// One cell's band: the best kernel's log-likelihood t of `s` successes and
+/// `f` failures, and the likelihoods relative to it, e^(ℓⱼ − t), of the
+/// contiguous kernels j = first, first + 1, … whose ℓⱼ − t ≥ `BAND`.
+///
+/// The log-likelihood is unimodal along the grid (pinned over the counts a
+/// cell takes by `band_walk_equals_the_full_scan`), so the best kernel is found
+/// by climbing from the kernel nearest the cell's observed rate and the band by
+/// walking out from it: a cell costs the kernels near its rate, not all of them.
+/// `None` when a likelihood is not finite.
+fn band(dict: &[(f64, f64)], norm: &[f64], s: f64, f: f64) -> Option<(f64, usize, Vec<f64>)> {
+    let m = dict.len();
+    let ll = |j: usize| {
+        let (a, b) = dict[j];
+        ln_gamma(a + s) + ln_gamma(b + f) - ln_gamma(a + b + s + f) - norm[j]
+    };
+    let rate = (s + 0.5) / (s + f + 1.0);
+    let mut best = (0..m)
+        .min_by(|&i, &j| {
+            let d = |j: usize| (dict[j].0 / (dict[j].0 + dict[j].1) - rate).abs();
+            d(i).total_cmp(&d(j))
+        })
+        .unwrap_or(0);
+    let mut t = ll(best);
+    loop {
+        let up = (best + 1 < m).then(|| ll(best + 1)).filter(|&x| x > t);
+        let down = (best > 0).then(|| ll(best - 1)).filter(|&x| x > t);
+        match (up, down) {
+            (Some(x), _) => (best, t) = (best + 1, x),
+            (None, Some(x)) => (best, t) = (best - 1, x),
+            (None, None) => break,
+        }
+    }
+    if !t.is_finite() {
+        return None;
+    }
+    let mut left = vec![];
+    let mut first = best;
+    while first > 0 {
+        let x = ll(first - 1) - t;
+        if x < BAND {
+            break;
+        }
+        left.push(x.exp());
+        first -= 1;
+    }
+    left.reverse();
+    left.push(1.0);
+    let mut j = best + 1;
+    while j < m {
+        let x = ll(j) - t;
+        if x < BAND {
+            break;
+        }
+        left.push(x.exp());
+        j += 1;
+    }
+    Some((t, first, left))
+}
+
 /// Beta(α, β) prior on a per-click rate, fitted by the method of moments to the
 /// accounts with at least `min` clicks: the pooled rate as the mean, and the
 /// spread of their observed rates minus the binomial noise as the between-account
@@ -358,6 +474,7 @@ mod tests {
     use rand_chacha::ChaCha8Rng;
 
     use super::*;
+    use crate::engine::stats::beta_cdf;
 
     /// Pins the mixture's quantiles against bisection on its CDF, and the one-component
     /// case against `beta_summary` exactly.
@@ -377,6 +494,51 @@ mod tests {
             assert!((got - lo).abs() < 1e-9, "{q}: {got} vs {lo}");
         }
         assert!((s.mean - (0.7 * 0.02 + 0.3 * 0.12)).abs() < 1e-15);
+    }
+
+    /// Pins the incomplete beta function used by the quantiles against the
+    /// library's (`beta_cdf`), over the shapes posteriors and matched Betas take.
+    #[test]
+    fn incomplete_beta_matches_the_library() {
+        for &(a, b) in
+            &[(0.5, 0.5), (2.0, 48.0), (3.0, 97.0), (40.0, 260.0), (900.0, 100.0), (5000.0, 20.0), (1.0, 1.0)]
+        {
+            for i in 1..1000 {
+                let x = i as f64 / 1000.0;
+                let got = beta_reg(x, x.ln(), (-x).ln_1p(), a, b, ln_beta(a, b));
+                let want = beta_cdf(x, a, b);
+                // Both round ln B(a, b) (about 10⁴ at the largest shapes) to 10⁻¹⁶ relative.
+                assert!((got - want).abs() <= 1e-11, "I_{x}({a}, {b}): {got} vs {want}");
+            }
+        }
+    }
+
+    /// Pins `band`'s walk against the full scan it replaces (every kernel's
+    /// log-likelihood, the maximum, the first and last within `BAND` of it) over
+    /// the counts a cell takes, so the fitted prior is the same as by the scan.
+    #[test]
+    fn band_walk_equals_the_full_scan() {
+        let dict = kernels(ModelParams::default().action_prior_components as usize);
+        let norm: Vec<f64> = dict.iter().map(|&(a, b)| ln_beta(a, b)).collect();
+        let counts = (1..=40u64).flat_map(|k| (0..=k).map(move |s| (s, k))).chain(
+            (41..=3000u64).step_by(37).flat_map(|k| (0..=k).step_by((k / 60).max(1) as usize).map(move |s| (s, k))),
+        );
+        let mut checked = 0;
+        for (s, k) in counts {
+            let (s, f) = (s as f64, (k - s) as f64);
+            let row: Vec<f64> = dict
+                .iter()
+                .zip(&norm)
+                .map(|(&(a, b), n)| ln_gamma(a + s) + ln_gamma(b + f) - ln_gamma(a + b + s + f) - n)
+                .collect();
+            let t = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let first = row.iter().position(|&x| x - t >= BAND).unwrap();
+            let last = row.iter().rposition(|&x| x - t >= BAND).unwrap();
+            let want: Vec<f64> = row[first..=last].iter().map(|&x| (x - t).exp()).collect();
+            assert_eq!(band(&dict, &norm, s, f), Some((t, first, want)), "{s} of {k}");
+            checked += 1;
+        }
+        assert!(checked > 5000, "{checked}");
     }
 
     /// Pins the pruning bound: the dropped components hold at most `PRUNED_MASS`
