@@ -33,6 +33,9 @@ pub(in crate::engine) const NEGLIGIBLE: f64 = 1e-7;
 /// A posterior's lightest components, together at most this share of its
 /// weight, are dropped (the rest renormalised): see `prune`.
 const PRUNED_MASS: f64 = 1e-6;
+/// Cells per EM work unit: large enough that a unit outweighs its scheduling
+/// (about 20 kernels a cell), fixed so the sums never depend on the threads.
+const EM_CHUNK: usize = 2048;
 /// Kernel means lie on the logit scale between logit(RANGE) and logit(1 − RANGE).
 const RANGE: f64 = 1e-3;
 /// A kernel's standard deviation on the logit scale, in grid steps.
@@ -352,20 +355,35 @@ fn fit_mixture(cells: &[(f64, f64, f64)], m: usize, p: &ModelParams) -> Option<(
         base += n * t;
     }
     let mut w = vec![1.0 / m as f64; m];
-    let mut next = vec![0.0f64; m];
     let mut ll = f64::NEG_INFINITY;
-    for _ in 0..p.action_prior_em_max_iterations.max(1) {
-        next.iter_mut().for_each(|x| *x = 0.0);
-        let mut new_ll = base;
-        for (cell, &(at, first, len)) in cells.iter().zip(&bands) {
-            let l = &like[at..at + len];
+    // One EM step over a fixed chunk of cells: its share of the next weights
+    // (unnormalised) and of the log-likelihood of the current ones.
+    let step = |chunk: usize, w: &[f64]| -> (Vec<f64>, f64) {
+        let mut next = vec![0.0f64; m];
+        let mut part = 0.0;
+        let at = chunk * EM_CHUNK;
+        for (cell, &(from, first, len)) in cells[at..].iter().zip(&bands[at..]).take(EM_CHUNK) {
+            let l = &like[from..from + len];
             let wj = &w[first..first + len];
             let d: f64 = l.iter().zip(wj).map(|(l, w)| l * w).sum();
-            new_ll += cell.2 * d.ln();
+            part += cell.2 * d.ln();
             let r = cell.2 / d;
             for ((x, l), w) in next[first..first + len].iter_mut().zip(l).zip(wj) {
                 *x += r * l * w;
             }
+        }
+        (next, part)
+    };
+    let chunks = cells.len().div_ceil(EM_CHUNK);
+    for _ in 0..p.action_prior_em_max_iterations.max(1) {
+        // Chunks run in parallel and are summed in their order: the same sums
+        // whatever the number of threads.
+        let parts: Vec<(Vec<f64>, f64)> = (0..chunks).into_par_iter().map(|c| step(c, &w)).collect();
+        let mut next = vec![0.0f64; m];
+        let mut new_ll = base;
+        for (part, l) in &parts {
+            next.iter_mut().zip(part).for_each(|(x, y)| *x += y);
+            new_ll += l;
         }
         // `new_ll` is the likelihood of the weights this iteration started from.
         let gain = new_ll - ll;
