@@ -226,3 +226,53 @@ struct Rate {
     /// Per posterior component: weight, and the saturated value's mean and variance.
     saturated: Option<Vec<(f64, f64, f64)>>,
 }
+
+#[cfg(test)]
+mod tests {
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    use super::*;
+
+    /// Pins that the estimates under a mixture prior, computed in parallel, are
+    /// the same bits on one thread and on three.
+    #[test]
+    fn mixture_estimates_do_not_depend_on_threads() {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let n = 4000;
+        let (mut clicks, mut conv, mut engaged) = (vec![0u64; n], vec![0u64; n], vec![0u64; n]);
+        for i in 0..n {
+            let k = rng.random_range(0..300u64);
+            let rate = if rng.random_bool(0.25) { 0.15 } else { 0.01 };
+            clicks[i] = k;
+            conv[i] = (0..k).filter(|_| rng.random_bool(rate)).count() as u64;
+            engaged[i] = (0..k).filter(|_| rng.random_bool(0.4)).count() as u64;
+        }
+        let p = ModelParams::default();
+        assert!(fit_rate_prior(&conv, &clicks, p.action_min_clicks, p.action_prior_mean, &p).component_count() > 1);
+        let run = |threads: usize| {
+            let mut raw: Vec<RawMetrics> = clicks
+                .iter()
+                .map(|&k| RawMetrics { clicks: k as f32, sessions: k as f32, ..Default::default() })
+                .collect();
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("thread pool");
+            let out = pool.install(|| action_from_counts(&p, &clicks, &conv, &engaged, true, &mut raw));
+            let bits: Vec<[u64; 5]> = out
+                .values
+                .iter()
+                .zip(&out.estimates)
+                .map(|(v, e)| {
+                    [
+                        v.to_bits(),
+                        e.lower.to_bits(),
+                        e.upper.to_bits(),
+                        e.conversion.lower.to_bits(),
+                        e.engaged.upper.to_bits(),
+                    ]
+                })
+                .collect();
+            bits
+        };
+        assert_eq!(run(1), run(3));
+    }
+}
