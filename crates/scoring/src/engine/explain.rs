@@ -20,6 +20,19 @@
 //! Population effects (the empirical-Bayes action prior, PageRank relative to
 //! the population) move with the events that cause them, so they fall under
 //! "new events" or "aged out"; "recalibration" is the model change alone.
+//!
+//! Both prefixes are read from the ledger as it is now. When data was removed
+//! from it after a run was computed (an erasure at a person's request, or a
+//! retention run: see `docs/privacy.md`), the run's recorded score differs from
+//! what its prefix gives now; [`across_removals`] rebases the explanation on the
+//! recorded scores and shows that difference as its own part, [`Cause::Erasure`]:
+//!
+//! ```text
+//! r0 = recorded by the from run        erasure = (v0 − r0) + (r4 − v4)
+//! r4 = recorded by the to run (v4 unless the removal came after it too)
+//! ```
+//!
+//! so the parts still telescope, now from `r0` to `r4`, exactly.
 
 use lift_domain::{Dimension, Micros};
 
@@ -35,6 +48,9 @@ pub enum Cause {
     NewEvents,
     Authenticity,
     Recalibration,
+    /// Data removed from the ledger after a run was computed (an erasure of
+    /// another person's data, or a retention run): see [`across_removals`].
+    Erasure,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -60,6 +76,8 @@ pub enum PercentileCause {
     Authenticity,
     /// The model changed.
     Recalibration,
+    /// Data removed from the ledger after a run was computed: see [`across_removals`].
+    Erasure,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -74,8 +92,8 @@ pub struct PercentileContribution {
 pub struct Explanation {
     pub from_value: f64,
     pub to_value: f64,
-    /// In the order aged out, new events, authenticity, recalibration; their
-    /// deltas sum exactly to `to_value − from_value`.
+    /// In the order (erasure,) aged out, new events, authenticity,
+    /// recalibration; their deltas sum exactly to `to_value − from_value`.
     pub contributions: Vec<Contribution>,
     pub from_model: String,
     pub to_model: String,
@@ -83,8 +101,8 @@ pub struct Explanation {
     /// below are exact differences): within 0.0005 points of what the runs serve.
     pub from_percentile: f64,
     pub to_percentile: f64,
-    /// In the order own value, population, authenticity, recalibration; their
-    /// deltas sum exactly to `to_percentile − from_percentile`.
+    /// In the order (erasure,) own value, population, authenticity,
+    /// recalibration; their deltas sum exactly to `to_percentile − from_percentile`.
     pub percentile_contributions: Vec<PercentileContribution>,
 }
 
@@ -230,6 +248,112 @@ pub fn explain(from: Side<'_>, to: Side<'_>, node: Node, d: Dimension) -> Option
     })
 }
 
+/// Data removed from the ledger, as the marker that announces it says. It
+/// names no person: an erasure's subject is not kept here at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Removal {
+    /// The marker's ledger offset.
+    pub offset: u64,
+    /// For a retention run, its cutoff (every event that occurred before it
+    /// went); `None` for an erasure at a person's request.
+    pub retention_before: Option<Micros>,
+}
+
+/// What a run recorded for the account in the explained dimension: its value,
+/// and the percentile its stored distribution gives that value (what the
+/// account's score history shows for the run).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Recorded {
+    pub value: f64,
+    pub percentile: f64,
+}
+
+/// Rebases `e` — computed from both runs' prefixes as the ledger now reads —
+/// on what the runs recorded before `removals` took data out of those prefixes,
+/// and adds the difference as one [`Cause::Erasure`] part (value and
+/// percentile), first, so that the parts sum exactly to `recorded to − recorded from`.
+///
+/// `removals` are the markers after the from run's offset; `from` is what the
+/// from run recorded, `to` what the to run recorded when a removal came after
+/// it as well (`None`: the to run was computed on the redacted ledger, so its
+/// recomputation is what it serves). Recorded numbers are put on the 1/1024
+/// grid, so the arithmetic stays exact. Without removals `e` is returned as it is.
+#[must_use]
+pub fn across_removals(mut e: Explanation, from: Recorded, to: Option<Recorded>, removals: &[Removal]) -> Explanation {
+    if removals.is_empty() {
+        return e;
+    }
+    let (rf, pf) = (quantize(from.value), quantize(from.percentile));
+    let (rt, pt) = to.map_or((e.to_value, e.to_percentile), |r| (quantize(r.value), quantize(r.percentile)));
+    let what = removed(removals);
+    let mut offsets: Vec<u64> = removals.iter().map(|r| r.offset).collect();
+    offsets.sort_unstable();
+    offsets.dedup();
+    let count = offsets.len() as u64;
+    offsets.truncate(MAX_OFFSETS);
+    let later = |recorded: f64, now: f64, p: &str| {
+        if to.is_some() && recorded != now {
+            format!(
+                "; the later run, computed before the removal too, recorded {p}{recorded} where its prefix now gives {p}{now}"
+            )
+        } else {
+            String::new()
+        }
+    };
+    let value_desc = format!(
+        "{what} after the earlier run was computed: it recorded {rf}, and its ledger prefix without the removed data gives {}{}",
+        e.from_value,
+        later(rt, e.to_value, "")
+    );
+    let pct_desc = format!(
+        "{what} after the earlier run was computed: it recorded p{pf:.1} (from its stored distribution, within half a point of what it served), and its ledger prefix without the removed data gives p{:.1}{}",
+        e.from_percentile,
+        later(pt, e.to_percentile, "p")
+    );
+    e.contributions.insert(
+        0,
+        Contribution {
+            cause: Cause::Erasure,
+            delta: (e.from_value - rf) + (rt - e.to_value),
+            description: value_desc,
+            event_offsets: offsets,
+            event_count: count,
+        },
+    );
+    e.percentile_contributions.insert(
+        0,
+        PercentileContribution {
+            cause: PercentileCause::Erasure,
+            delta: (e.from_percentile - pf) + (pt - e.to_percentile),
+            description: pct_desc,
+        },
+    );
+    (e.from_value, e.to_value, e.from_percentile, e.to_percentile) = (rf, rt, pf, pt);
+    e
+}
+
+/// What `removals` took out of the ledger, as a person reads it, naming no one:
+/// "data of another person erased at their request and events that occurred
+/// before 2025-01-01 00:00 UTC removed by a retention run".
+fn removed(removals: &[Removal]) -> String {
+    let erasures = removals.iter().filter(|r| r.retention_before.is_none()).count();
+    let cutoffs: Vec<Micros> = removals.iter().filter_map(|r| r.retention_before).collect();
+    let mut parts = Vec::new();
+    match erasures {
+        0 => {}
+        1 => parts.push("data of another person erased at their request".to_owned()),
+        k => parts.push(format!("data of other people erased at their request ({k} erasures)")),
+    }
+    if let Some(latest) = cutoffs.iter().max() {
+        parts.push(format!(
+            "events that occurred before {} removed by {}",
+            fmt_time(*latest),
+            if cutoffs.len() == 1 { "a retention run".to_owned() } else { format!("{} retention runs", cutoffs.len()) }
+        ));
+    }
+    parts.join(" and ")
+}
+
 /// The percentile `v` would have in snapshot `s`'s population (the rule of
 /// `compute`: at or below; for *action*, against the accounts with sufficient evidence).
 fn percentile_against(s: &Snapshot, d: Dimension, v: f64) -> f64 {
@@ -319,6 +443,8 @@ fn reclassified(before: &Snapshot, after: &Snapshot, n: Node) -> (String, Vec<u6
 mod tests {
     use proptest::prelude::*;
 
+    use lift_domain::LedgerEntry;
+
     use super::*;
     use crate::engine::testutil::random_stream;
 
@@ -375,6 +501,127 @@ mod tests {
                 }
             }
         }
+
+        /// Pins exactness across removals: rebased on any recorded scores (on the
+        /// grid or not), the parts still sum bit for bit to the recorded change, the
+        /// erasure part comes first, and the other parts are untouched.
+        #[test]
+        fn across_removals_sums_exactly(seed in 0u64..5000, n in 20usize..300, who in 0usize..12, rf in 0.0f64..100.0, pf in 0.0f64..100.0, rt in 0.0f64..100.0, pt in 0.0f64..100.0, later in any::<bool>(), retention in any::<bool>()) {
+            let (a, b) = states(seed, 12, n, n / 2);
+            prop_assume!(!a.is_empty());
+            let p = ModelParams::default();
+            let from = Side { state: &a, params: &p, as_of: AsOf::of(&a) };
+            let to = Side { state: &b, params: &p, as_of: AsOf::of(&b) };
+            let node = (who % a.len()) as Node;
+            let removals = [Removal { offset: n as u64 + 1, retention_before: retention.then_some(crate::engine::testutil::T0) }];
+            for d in Dimension::ALL {
+                let e = explain(from, to, node, d).unwrap();
+                let to_rec = later.then_some(Recorded { value: rt, percentile: pt });
+                let r = across_removals(e.clone(), Recorded { value: rf, percentile: pf }, to_rec, &removals);
+                prop_assert_eq!(r.from_value, quantize(rf));
+                prop_assert_eq!(r.from_percentile, quantize(pf));
+                prop_assert_eq!(r.to_value, if later { quantize(rt) } else { e.to_value });
+                prop_assert_eq!(r.to_percentile, if later { quantize(pt) } else { e.to_percentile });
+                let sum: f64 = r.contributions.iter().map(|c| c.delta).sum();
+                prop_assert_eq!(sum, r.to_value - r.from_value);
+                let pct: f64 = r.percentile_contributions.iter().map(|c| c.delta).sum();
+                prop_assert_eq!(pct, r.to_percentile - r.from_percentile);
+                prop_assert_eq!(r.contributions[0].cause, Cause::Erasure);
+                prop_assert_eq!(r.percentile_contributions[0].cause, PercentileCause::Erasure);
+                prop_assert_eq!(&r.contributions[1..], &e.contributions[..]);
+                prop_assert_eq!(&r.percentile_contributions[1..], &e.percentile_contributions[..]);
+                prop_assert_eq!(&r.contributions[0].event_offsets, &vec![n as u64 + 1]);
+            }
+        }
+    }
+
+    /// Pins what the erasure part is, on a world where another account engaged
+    /// with the explained one and was then erased: the earlier run's recorded
+    /// value minus what its redacted prefix gives, the later run's value as
+    /// served after the erasure, and a description that names no one.
+    #[test]
+    fn an_erasure_is_its_own_part_and_names_no_one() {
+        use crate::engine::compute;
+        use crate::engine::testutil::{T0, account, follow, like, post};
+        let t = T0 / 1_000_000;
+        let mut before = random_stream(7, 8, 200);
+        let o = before.len() as u64;
+        let extra = [
+            account(o + 1, "bob", 5_000, None, t + 100),
+            post(o + 2, "u1", "pa", &["rust"], t + 200),
+            post(o + 3, "u1", "pb", &["rust"], t + 300),
+            follow(o + 4, "bob", "u1", false, t + 400),
+            like(o + 5, "bob", "u1", "pa", t + 500),
+            like(o + 6, "bob", "u1", "pb", t + 600),
+        ];
+        let off = o + 6;
+        before.extend(extra);
+        let later: Vec<LedgerEntry> = random_stream(8, 8, 260)[200..]
+            .iter()
+            .cloned()
+            .enumerate()
+            .map(|(k, mut e)| {
+                e.offset = off + 2 + k as u64;
+                e
+            })
+            .collect();
+        let state_of = |es: &[LedgerEntry]| {
+            let mut s = State::new();
+            for e in es {
+                s.apply(e);
+            }
+            s
+        };
+        // Every event of bob's here is one where bob acts (the world's others are u0…u7).
+        let bob_id = crate::engine::testutil::acc("bob");
+        let bob = |e: &LedgerEntry| e.event.primary_account() == Some(&bob_id);
+        let p = ModelParams::default();
+        // What the earlier run served, before the erasure.
+        let served = state_of(&before);
+        let served_snap = compute(&served, &p);
+        let u1 = served.node(&crate::engine::testutil::acc("u1")).unwrap();
+        // The ledger after the erasure: bob's events gone, a marker, then more events.
+        let redacted: Vec<LedgerEntry> = before.iter().filter(|e| !bob(e)).cloned().collect();
+        let a = state_of(&redacted);
+        let mut b = a.clone();
+        for e in &later {
+            b.apply(e);
+        }
+        let as_of_from = AsOf { offset: served.offset, time: AsOf::of(&served).time };
+        let from = Side { state: &a, params: &p, as_of: as_of_from };
+        let to = Side { state: &b, params: &p, as_of: AsOf::of(&b) };
+        let removals = [Removal { offset: off + 1, retention_before: None }];
+        let mut moved = 0;
+        for d in Dimension::ALL {
+            let i = u1 as usize;
+            let recorded =
+                Recorded { value: served_snap.values[d.index()][i], percentile: served_snap.percentiles[d.index()][i] };
+            let e = explain(from, to, u1, d).unwrap();
+            let r = across_removals(e.clone(), recorded, None, &removals);
+            assert_eq!(r.from_value, recorded.value, "{d:?}");
+            assert_eq!(r.to_value, compute(&b, &p).values[d.index()][i], "{d:?}");
+            let erasure = &r.contributions[0];
+            assert_eq!(erasure.delta, e.from_value - recorded.value, "{d:?}");
+            assert_eq!(r.contributions.iter().map(|c| c.delta).sum::<f64>(), r.to_value - r.from_value);
+            assert_eq!(
+                r.percentile_contributions.iter().map(|c| c.delta).sum::<f64>(),
+                r.to_percentile - r.from_percentile
+            );
+            if erasure.delta != 0.0 {
+                moved += 1;
+            }
+            for text in r
+                .contributions
+                .iter()
+                .map(|c| &c.description)
+                .chain(r.percentile_contributions.iter().map(|c| &c.description))
+            {
+                assert!(!text.contains("bob"), "{text}");
+            }
+            assert!(erasure.description.contains("erased at their request"), "{}", erasure.description);
+            assert_eq!(erasure.event_offsets, vec![off + 1]);
+        }
+        assert!(moved > 0, "bob's engagement moved some dimension of u1");
     }
 
     /// Pins that an account unknown in the from state has no explanation.
