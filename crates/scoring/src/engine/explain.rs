@@ -301,12 +301,12 @@ pub fn across_removals(mut e: Explanation, from: Recorded, to: Option<Recorded>,
         }
     };
     let value_desc = format!(
-        "{what} after the earlier run was computed: it recorded {rf}, and its ledger prefix without the removed data gives {}{}",
+        "{what} after the earlier run was computed: that run recorded {rf}, and its ledger prefix without the removed data gives {}{}",
         e.from_value,
         later(rt, e.to_value, "")
     );
     let pct_desc = format!(
-        "{what} after the earlier run was computed: it recorded p{pf:.1} (from its stored distribution, within half a point of what it served), and its ledger prefix without the removed data gives p{:.1}{}",
+        "{what} after the earlier run was computed: that run recorded p{pf:.1} (from its stored distribution, within half a point of what it served), and its ledger prefix without the removed data gives p{:.1}{}",
         e.from_percentile,
         later(pt, e.to_percentile, "p")
     );
@@ -333,20 +333,20 @@ pub fn across_removals(mut e: Explanation, from: Recorded, to: Option<Recorded>,
 }
 
 /// What `removals` took out of the ledger, as a person reads it, naming no one:
-/// "data of another person erased at their request and events that occurred
-/// before 2025-01-01 00:00 UTC removed by a retention run".
+/// "data of another person was erased at their request and events that
+/// occurred before 2025-01-01 00:00 UTC were removed by a retention run".
 fn removed(removals: &[Removal]) -> String {
     let erasures = removals.iter().filter(|r| r.retention_before.is_none()).count();
     let cutoffs: Vec<Micros> = removals.iter().filter_map(|r| r.retention_before).collect();
     let mut parts = Vec::new();
     match erasures {
         0 => {}
-        1 => parts.push("data of another person erased at their request".to_owned()),
-        k => parts.push(format!("data of other people erased at their request ({k} erasures)")),
+        1 => parts.push("data of another person was erased at their request".to_owned()),
+        k => parts.push(format!("data of other people was erased at their request ({k} erasures)")),
     }
     if let Some(latest) = cutoffs.iter().max() {
         parts.push(format!(
-            "events that occurred before {} removed by {}",
+            "events that occurred before {} were removed by {}",
             fmt_time(*latest),
             if cutoffs.len() == 1 { "a retention run".to_owned() } else { format!("{} retention runs", cutoffs.len()) }
         ));
@@ -618,7 +618,11 @@ mod tests {
             {
                 assert!(!text.contains("bob"), "{text}");
             }
-            assert!(erasure.description.contains("erased at their request"), "{}", erasure.description);
+            assert!(
+                erasure.description.contains("another person was erased at their request"),
+                "{}",
+                erasure.description
+            );
             assert_eq!(erasure.event_offsets, vec![off + 1]);
         }
         assert!(moved > 0, "bob's engagement moved some dimension of u1");
