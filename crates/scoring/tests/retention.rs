@@ -16,6 +16,7 @@ use lift_proto::ingest::v1 as ipb;
 use lift_proto::privacy::v1 as ppb;
 use lift_proto::scoring::v1 as pb;
 use lift_runtime::{ServeOptions, Shutdown};
+use lift_scoring::engine::stats::quantize;
 use lift_scoring::engine::testutil::random_stream;
 use lift_scoring::engine::{ModelParams, State, compute};
 use lift_store::{ConnectionTrait, DatabaseConnection, Statement};
@@ -70,6 +71,7 @@ async fn retention_removes_exactly_the_old_events_and_scores_stay_consistent() {
     let db = lift_store::connect("sqlite::memory:").await.unwrap();
     let run = start(db.clone(), &ingest_url).await;
     wait_offset(&run.scoring, EVENTS as u64).await;
+    let before = lift_store::scoring::latest_run(&db).await.unwrap().unwrap();
 
     let r = ingest.retain(horizon(), at).await.unwrap();
     assert_eq!(r.cutoff, cutoff);
@@ -126,6 +128,40 @@ async fn retention_removes_exactly_the_old_events_and_scores_stay_consistent() {
             assert!((s.value - w).abs() <= 1e-9 * w.abs().max(1.0), "{}: {} vs {w}", id.id, s.value);
         }
     }
+
+    // Explanations across the run name it: from what the earlier run recorded,
+    // an ERASURE part (the retention run, by its cutoff), summing exactly.
+    let mut named = 0;
+    for a in &got.accounts {
+        let id = a.account.clone().unwrap();
+        let req = pb::GetScoreHistoryRequest { account: Some(id.clone()), limit: 1000, ..Default::default() };
+        let history = run.client.clone().get_score_history(req).await.unwrap().into_inner().points;
+        let recorded = history.iter().find(|p| p.run_id <= before.run_id).unwrap();
+        for d in 1..=5 {
+            let req = pb::ExplainScoreChangeRequest {
+                account: Some(id.clone()),
+                dimension: d,
+                from_run_id: before.run_id,
+                to_run_id: 0,
+            };
+            let e = run.client.clone().explain_score_change(req).await.unwrap().into_inner();
+            let then = recorded.scores.iter().find(|s| s.dimension == d && s.topic.is_empty()).unwrap();
+            // The history's percentile, on the explanation's 1/1024 grid.
+            assert_eq!((e.from_value, e.from_percentile), (then.value, quantize(then.percentile)), "{}", id.id);
+            assert_eq!(e.contributions.iter().map(|c| c.delta).sum::<f64>(), e.to_value - e.from_value);
+            assert_eq!(
+                e.percentile_contributions.iter().map(|c| c.delta).sum::<f64>(),
+                e.to_percentile - e.from_percentile
+            );
+            if let Some(c) = e.contributions.iter().find(|c| c.kind == pb::ContributionKind::Erasure as i32) {
+                named += 1;
+                assert!(c.description.contains("were removed by a retention run"), "{}", c.description);
+                assert!(!c.description.contains("erased at their request"), "{}", c.description);
+                assert_eq!(c.event_offsets, vec![marker]);
+            }
+        }
+    }
+    assert!(named > 0, "removing 1–300-day-old events moved someone's score");
     run.stop.trigger();
     ingest_stop.trigger();
 }

@@ -20,6 +20,19 @@
 //! Population effects (the empirical-Bayes action prior, PageRank relative to
 //! the population) move with the events that cause them, so they fall under
 //! "new events" or "aged out"; "recalibration" is the model change alone.
+//!
+//! Both prefixes are read from the ledger as it is now. When data was removed
+//! from it after a run was computed (an erasure at a person's request, or a
+//! retention run: see `docs/privacy.md`), the run's recorded score differs from
+//! what its prefix gives now; [`across_removals`] rebases the explanation on the
+//! recorded scores and shows that difference as its own part, [`Cause::Erasure`]:
+//!
+//! ```text
+//! r0 = recorded by the from run        erasure = (v0 − r0) + (r4 − v4)
+//! r4 = recorded by the to run (v4 unless the removal came after it too)
+//! ```
+//!
+//! so the parts still telescope, now from `r0` to `r4`, exactly.
 
 use lift_domain::{Dimension, Micros};
 
@@ -35,6 +48,9 @@ pub enum Cause {
     NewEvents,
     Authenticity,
     Recalibration,
+    /// Data removed from the ledger after a run was computed (an erasure of
+    /// another person's data, or a retention run): see [`across_removals`].
+    Erasure,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -60,6 +76,8 @@ pub enum PercentileCause {
     Authenticity,
     /// The model changed.
     Recalibration,
+    /// Data removed from the ledger after a run was computed: see [`across_removals`].
+    Erasure,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -74,8 +92,8 @@ pub struct PercentileContribution {
 pub struct Explanation {
     pub from_value: f64,
     pub to_value: f64,
-    /// In the order aged out, new events, authenticity, recalibration; their
-    /// deltas sum exactly to `to_value − from_value`.
+    /// In the order (erasure,) aged out, new events, authenticity,
+    /// recalibration; their deltas sum exactly to `to_value − from_value`.
     pub contributions: Vec<Contribution>,
     pub from_model: String,
     pub to_model: String,
@@ -83,8 +101,8 @@ pub struct Explanation {
     /// below are exact differences): within 0.0005 points of what the runs serve.
     pub from_percentile: f64,
     pub to_percentile: f64,
-    /// In the order own value, population, authenticity, recalibration; their
-    /// deltas sum exactly to `to_percentile − from_percentile`.
+    /// In the order (erasure,) own value, population, authenticity,
+    /// recalibration; their deltas sum exactly to `to_percentile − from_percentile`.
     pub percentile_contributions: Vec<PercentileContribution>,
 }
 
@@ -230,6 +248,112 @@ pub fn explain(from: Side<'_>, to: Side<'_>, node: Node, d: Dimension) -> Option
     })
 }
 
+/// Data removed from the ledger, as the marker that announces it says. It
+/// names no person: an erasure's subject is not kept here at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Removal {
+    /// The marker's ledger offset.
+    pub offset: u64,
+    /// For a retention run, its cutoff (every event that occurred before it
+    /// went); `None` for an erasure at a person's request.
+    pub retention_before: Option<Micros>,
+}
+
+/// What a run recorded for the account in the explained dimension: its value,
+/// and the percentile its stored distribution gives that value (what the
+/// account's score history shows for the run).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Recorded {
+    pub value: f64,
+    pub percentile: f64,
+}
+
+/// Rebases `e` — computed from both runs' prefixes as the ledger now reads —
+/// on what the runs recorded before `removals` took data out of those prefixes,
+/// and adds the difference as one [`Cause::Erasure`] part (value and
+/// percentile), first, so that the parts sum exactly to `recorded to − recorded from`.
+///
+/// `removals` are the markers after the from run's offset; `from` is what the
+/// from run recorded, `to` what the to run recorded when a removal came after
+/// it as well (`None`: the to run was computed on the redacted ledger, so its
+/// recomputation is what it serves). Recorded numbers are put on the 1/1024
+/// grid, so the arithmetic stays exact. Without removals `e` is returned as it is.
+#[must_use]
+pub fn across_removals(mut e: Explanation, from: Recorded, to: Option<Recorded>, removals: &[Removal]) -> Explanation {
+    if removals.is_empty() {
+        return e;
+    }
+    let (rf, pf) = (quantize(from.value), quantize(from.percentile));
+    let (rt, pt) = to.map_or((e.to_value, e.to_percentile), |r| (quantize(r.value), quantize(r.percentile)));
+    let what = removed(removals);
+    let mut offsets: Vec<u64> = removals.iter().map(|r| r.offset).collect();
+    offsets.sort_unstable();
+    offsets.dedup();
+    let count = offsets.len() as u64;
+    offsets.truncate(MAX_OFFSETS);
+    let later = |recorded: f64, now: f64, p: &str| {
+        if to.is_some() && recorded != now {
+            format!(
+                "; the later run, computed before the removal too, recorded {p}{recorded} where its prefix now gives {p}{now}"
+            )
+        } else {
+            String::new()
+        }
+    };
+    let value_desc = format!(
+        "{what} after the earlier run was computed: that run recorded {rf}, and its ledger prefix without the removed data gives {}{}",
+        e.from_value,
+        later(rt, e.to_value, "")
+    );
+    let pct_desc = format!(
+        "{what} after the earlier run was computed: that run recorded p{pf:.1} (from its stored distribution, within half a point of what it served), and its ledger prefix without the removed data gives p{:.1}{}",
+        e.from_percentile,
+        later(pt, e.to_percentile, "p")
+    );
+    e.contributions.insert(
+        0,
+        Contribution {
+            cause: Cause::Erasure,
+            delta: (e.from_value - rf) + (rt - e.to_value),
+            description: value_desc,
+            event_offsets: offsets,
+            event_count: count,
+        },
+    );
+    e.percentile_contributions.insert(
+        0,
+        PercentileContribution {
+            cause: PercentileCause::Erasure,
+            delta: (e.from_percentile - pf) + (pt - e.to_percentile),
+            description: pct_desc,
+        },
+    );
+    (e.from_value, e.to_value, e.from_percentile, e.to_percentile) = (rf, rt, pf, pt);
+    e
+}
+
+/// What `removals` took out of the ledger, as a person reads it, naming no one:
+/// "data of another person was erased at their request and events that
+/// occurred before 2025-01-01 00:00 UTC were removed by a retention run".
+fn removed(removals: &[Removal]) -> String {
+    let erasures = removals.iter().filter(|r| r.retention_before.is_none()).count();
+    let cutoffs: Vec<Micros> = removals.iter().filter_map(|r| r.retention_before).collect();
+    let mut parts = Vec::new();
+    match erasures {
+        0 => {}
+        1 => parts.push("data of another person was erased at their request".to_owned()),
+        k => parts.push(format!("data of other people was erased at their request ({k} erasures)")),
+    }
+    if let Some(latest) = cutoffs.iter().max() {
+        parts.push(format!(
+            "events that occurred before {} were removed by {}",
+            fmt_time(*latest),
+            if cutoffs.len() == 1 { "a retention run".to_owned() } else { format!("{} retention runs", cutoffs.len()) }
+        ));
+    }
+    parts.join(" and ")
+}
+
 /// The percentile `v` would have in snapshot `s`'s population (the rule of
 /// `compute`: at or below; for *action*, against the accounts with sufficient evidence).
 fn percentile_against(s: &Snapshot, d: Dimension, v: f64) -> f64 {
@@ -316,74 +440,5 @@ fn reclassified(before: &Snapshot, after: &Snapshot, n: Node) -> (String, Vec<u6
 }
 
 #[cfg(test)]
-mod tests {
-    use proptest::prelude::*;
-
-    use super::*;
-    use crate::engine::testutil::random_stream;
-
-    fn states(seed: u64, accounts: usize, n: usize, cut: usize) -> (State, State) {
-        let es = random_stream(seed, accounts, n);
-        let mut a = State::new();
-        for e in &es[..cut.min(n)] {
-            a.apply(e);
-        }
-        let mut b = a.clone();
-        for e in &es[cut.min(n)..] {
-            b.apply(e);
-        }
-        (a, b)
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(32))]
-
-        /// Pins exactness: contributions sum bit for bit to the change, for every
-        /// dimension, with and without a model change.
-        #[test]
-        fn contributions_sum_exactly(seed in 0u64..5000, accounts in 2usize..30, n in 2usize..400, cut_share in 0.05f64..0.95, recal in any::<bool>(), who in 0usize..30) {
-            let cut = ((n as f64) * cut_share) as usize;
-            let (a, b) = states(seed, accounts, n, cut.max(1));
-            let pf = ModelParams::default();
-            let pt = if recal { ModelParams { half_life_days: 9.0, activity_scale: 3.0, ..ModelParams::default() } } else { pf.clone() };
-            let from = Side { state: &a, params: &pf, as_of: AsOf::of(&a) };
-            let to = Side { state: &b, params: &pt, as_of: AsOf::of(&b) };
-            prop_assume!(!a.is_empty());
-            let node = (who % a.len()) as Node;
-            for d in Dimension::ALL {
-                let e = explain(from, to, node, d).unwrap();
-                let sum: f64 = e.contributions.iter().map(|c| c.delta).sum();
-                prop_assert_eq!(sum, e.to_value - e.from_value);
-                let pct: f64 = e.percentile_contributions.iter().map(|c| c.delta).sum();
-                prop_assert_eq!(pct, e.to_percentile - e.from_percentile);
-                // The endpoints are the runs' own percentiles, to the grid.
-                let served_from = crate::engine::compute(&a, &pf).percentiles[d.index()][node as usize];
-                let served_to = crate::engine::compute(&b, &pt).percentiles[d.index()][node as usize];
-                prop_assert!((e.from_percentile - served_from).abs() <= 0.5 / 1024.0);
-                prop_assert!((e.to_percentile - served_to).abs() <= 0.5 / 1024.0);
-                // The endpoints are the values the runs themselves publish.
-                let direct_from = crate::engine::compute(&a, &pf).values[d.index()][node as usize];
-                let direct_to = crate::engine::compute(&b, &pt).values[d.index()][node as usize];
-                prop_assert_eq!(e.from_value, direct_from);
-                prop_assert_eq!(e.to_value, direct_to);
-                if !recal {
-                    prop_assert_eq!(e.contributions[3].delta, 0.0);
-                }
-                if d == Dimension::Authenticity {
-                    prop_assert_eq!(e.contributions[0].delta, 0.0);
-                    prop_assert_eq!(e.contributions[1].delta, 0.0);
-                }
-            }
-        }
-    }
-
-    /// Pins that an account unknown in the from state has no explanation.
-    #[test]
-    fn unknown_account_has_no_explanation() {
-        let (a, b) = states(1, 10, 100, 50);
-        let p = ModelParams::default();
-        let from = Side { state: &a, params: &p, as_of: AsOf::of(&a) };
-        let to = Side { state: &b, params: &p, as_of: AsOf::of(&b) };
-        assert!(explain(from, to, b.len() as Node + 5, Dimension::Reach).is_none());
-    }
-}
+#[path = "explain_tests.rs"]
+mod tests;

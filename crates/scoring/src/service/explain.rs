@@ -7,17 +7,25 @@
 //! encodings of the state at their offset, so this keeps explanations a pure
 //! function of (ledger, model) rather than of whatever the consumer holds in
 //! memory. Without a usable checkpoint it replays from the start.
+//!
+//! Both prefixes are read from the ledger as it is now. When an erasure or a
+//! retention run removed data after the from run was computed (a marker after
+//! its offset), the explanation is rebased on what the runs recorded, and the
+//! difference is shown as the removal's own part (`engine::explain::across_removals`).
 
-use lift_proto::ingest::v1::SubscribeRequest;
+use lift_domain::{AccountId, Dimension};
+use lift_proto::ingest::v1::event::Kind;
+use lift_proto::ingest::v1::{EventKind, SubscribeRequest};
 use lift_proto::scoring::v1 as pb;
 use lift_store::checkpoints;
 use lift_store::scoring as store;
 
 use super::consumer::apply_event;
+use super::distribution::{parse_distribution, percentile_from};
 use super::{Scoring, account_ref, dimension};
 use crate::Error;
 use crate::engine::checkpoint::{self as codec, FORMAT_VERSION};
-use crate::engine::explain::{Cause, PercentileCause, Side, explain};
+use crate::engine::explain::{Cause, PercentileCause, Recorded, Removal, Side, across_removals, explain};
 use crate::engine::{AsOf, ModelParams, State};
 
 impl Scoring {
@@ -51,6 +59,18 @@ impl Scoring {
         let (pf, pt) = (params(&from)?, params(&to)?);
         let (a, b) = self.replay(from.as_of_offset, to.as_of_offset).await?;
         let node = b.node(&account).ok_or_else(|| Error::NotFound(format!("account {account}")))?;
+        // Data removed after the from run was computed: what the runs recorded differs
+        // from what their prefixes now give.
+        let removals = self.removals_after(from.as_of_offset).await?;
+        let (recorded_from, recorded_to) = if removals.is_empty() {
+            (None, None)
+        } else {
+            let to_too = removals.iter().any(|r| r.offset > to.as_of_offset);
+            (
+                recorded(self, &from, &account, d).await?,
+                if to_too { recorded(self, &to, &account, d).await? } else { None },
+            )
+        };
         let (af, at) = (
             AsOf { offset: from.as_of_offset, time: from.as_of_time },
             AsOf { offset: to.as_of_offset, time: to.as_of_time },
@@ -61,6 +81,11 @@ impl Scoring {
         .await
         .map_err(|e| Error::Task(e.to_string()))?
         .ok_or_else(|| Error::NotFound(format!("scores of account {account} in run {}", from.run_id)))?;
+        let e = match recorded_from {
+            Some(r) => across_removals(e, r, recorded_to, &removals),
+            // Nothing recorded for the account by the from run: nothing to rebase on.
+            None => e,
+        };
         Ok(pb::ExplainScoreChangeResponse {
             from_value: e.from_value,
             to_value: e.to_value,
@@ -75,6 +100,7 @@ impl Scoring {
                         Cause::AgedOut => pb::ContributionKind::AgedOut,
                         Cause::Authenticity => pb::ContributionKind::Authenticity,
                         Cause::Recalibration => pb::ContributionKind::Recalibration,
+                        Cause::Erasure => pb::ContributionKind::Erasure,
                     } as i32,
                     delta: c.delta,
                     description: c.description,
@@ -96,12 +122,37 @@ impl Scoring {
                         PercentileCause::Population => pb::PercentileCause::Population,
                         PercentileCause::Authenticity => pb::PercentileCause::Authenticity,
                         PercentileCause::Recalibration => pb::PercentileCause::Recalibration,
+                        PercentileCause::Erasure => pb::PercentileCause::Erasure,
                     } as i32,
                     delta: c.delta,
                     description: c.description,
                 })
                 .collect(),
         })
+    }
+
+    /// The erasure and retention markers after `offset` (to the head), naming no one.
+    async fn removals_after(&self, offset: u64) -> Result<Vec<Removal>, Error> {
+        let mut client = self.inner.ingest.clone().ok_or_else(|| {
+            Error::Unavailable("this scoring server was built without a ledger client; explanations need one".into())
+        })?;
+        let req = SubscribeRequest { after_offset: offset, kinds: vec![EventKind::Erasure as i32], stop_at_head: true };
+        let mut stream = client.subscribe(req).await?.into_inner();
+        let mut out = Vec::new();
+        while let Some(msg) = stream.message().await? {
+            for ev in &msg.events {
+                if let Some(Kind::Erasure(x)) = ev.event.as_ref().and_then(|e| e.kind.as_ref())
+                    && ev.offset > offset
+                {
+                    let retention_before = x.retention_before.as_ref().and_then(lift_proto::convert::from_timestamp);
+                    out.push(Removal { offset: ev.offset, retention_before });
+                }
+            }
+            if msg.caught_up {
+                break;
+            }
+        }
+        Ok(out)
     }
 
     /// The newest usable checkpoint's state at or below `at_most`, or an empty
@@ -178,4 +229,19 @@ impl Scoring {
         let b = b.unwrap_or_else(|| a.clone());
         Ok((a, b))
     }
+}
+
+/// What `run` recorded for `account` in `d`: its score row as of the run and the
+/// percentile the run's stored distribution gives it (what its history shows);
+/// `None` when no row of the account precedes the run.
+async fn recorded(
+    scoring: &Scoring,
+    run: &store::Run,
+    account: &AccountId,
+    d: Dimension,
+) -> Result<Option<Recorded>, Error> {
+    let Some(row) = store::scores_at(scoring.db(), &account.to_string(), run.run_id).await? else { return Ok(None) };
+    let value = row.row.values[d.index()];
+    let (levels, values) = parse_distribution(run, d)?;
+    Ok(Some(Recorded { value, percentile: percentile_from(&levels, &values, value) }))
 }
