@@ -27,8 +27,10 @@ use lift_domain::{AccountId, Micros};
 use super::state::{AccountInfo, EngagementRec, FollowRec, NONE, OutcomeKind, OutcomeRec, PostInfo, State};
 
 const MAGIC: &[u8; 8] = b"LIFTCKPT";
-/// Bumped whenever the byte layout changes; an older checkpoint is then ignored.
-pub const FORMAT_VERSION: u32 = 1;
+/// Bumped whenever the byte layout, or what a state holds, changes; an older
+/// checkpoint is then ignored (and the ledger replayed). 2: erasure markers no
+/// longer move the state's clock, which a version-1 state may hold moved.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Why a checkpoint cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -174,7 +174,13 @@ impl State {
         self.offset = entry.offset;
         self.events += 1;
         let at = entry.event.occurred_at;
-        self.max_time = self.max_time.max(at);
+        // An erasure marker is stamped with when the request was carried out,
+        // not with anything that happened in the world the ledger records: it
+        // must not move the clock the scores are aged to (on an imported
+        // archive it would age every account to the day of the erasure).
+        if !matches!(entry.event.body, EventBody::Erasure(_)) {
+            self.max_time = self.max_time.max(at);
+        }
         let owner = entry.attribution.as_ref().and_then(|a| a.owner.as_ref());
         let offset = entry.offset;
         match &entry.event.body {
@@ -332,5 +338,17 @@ mod tests {
         assert_eq!(s2.target_of(&s2.engagements[0]), s2.node(&acc("a")).unwrap());
         assert_eq!(s2.topics, vec!["rust".to_string()]);
         assert_eq!(s2.max_time, 100 * SEC);
+    }
+
+    /// Pins that an erasure marker, stamped when the request was carried out,
+    /// does not move the clock scores are aged to.
+    #[test]
+    fn an_erasure_marker_does_not_move_the_clock() {
+        let mut s = State::new();
+        s.apply(&like(1, "b", "a", "p1", 100));
+        let marker =
+            lift_domain::event::Erasure { subject_hash: "00".into(), events_erased: 1, retention_before: None };
+        assert!(s.apply(&entry(2, 1_000_000, EventBody::Erasure(marker))));
+        assert_eq!((s.offset, s.max_time), (2, 100 * SEC));
     }
 }
