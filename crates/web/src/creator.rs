@@ -207,6 +207,9 @@ fn contribution_lead(kind: i32) -> &'static str {
         Ok(spb::ContributionKind::AgedOut) => "Older activity leaving the scoring window",
         Ok(spb::ContributionKind::Authenticity) => "Authenticity",
         Ok(spb::ContributionKind::Recalibration) => "A new model version (recalibration)",
+        Ok(spb::ContributionKind::Erasure) => {
+            "Data removed (another person's erasure request, or the retention period)"
+        }
         _ => "Other",
     }
 }
@@ -217,6 +220,7 @@ fn percentile_lead(cause: i32) -> &'static str {
         Ok(spb::PercentileCause::Population) => "Other accounts moving",
         Ok(spb::PercentileCause::Authenticity) => "Authenticity reclassification",
         Ok(spb::PercentileCause::Recalibration) => "A new model version (recalibration)",
+        Ok(spb::PercentileCause::Erasure) => "Data removed (another person's erasure request, or the retention period)",
         _ => "Other",
     }
 }
