@@ -211,6 +211,46 @@ async fn check(stack: &Stack, s: &DemoSummary) -> anyhow::Result<()> {
     b.screenshot("console-campaign").await?;
     accessible(&b, "console-campaign").await?;
 
+    // The demo's standing perk program: its campaign page offers no portfolio to
+    // issue, and its own page lists exactly the perks and controls matching holds.
+    let sid = &s.standing_campaign_id;
+    b.goto(&format!("{base}/campaigns/{sid}")).await?;
+    let text = b.text("main").await?;
+    ensure!(text.contains("Standing perk program"), "the standing campaign's page says what it is: {text}");
+    let issue = b.execute("return document.querySelectorAll('form[action$=\"/offers\"]').length;", vec![]).await?;
+    ensure!(issue.as_u64() == Some(0), "a standing program has no 'Issue offers' button");
+    b.click(&format!("a[href='/campaigns/{sid}/standing']")).await?;
+    b.wait_for_url(|u| u.path().ends_with("/standing")).await?;
+    let want = matching
+        .get_standing_program(with_key(
+            mpb::GetStandingProgramRequest { campaign_id: sid.clone(), page_size: 1_000, page_token: String::new() },
+            &s.brand_key,
+        )?)
+        .await?
+        .into_inner();
+    let program = want.program.clone().context("GetStandingProgram has no program")?;
+    let (given, held) = (
+        want.perks.iter().filter(|p| !p.holdout).count() as u64,
+        want.perks.iter().filter(|p| p.holdout).count() as u64,
+    );
+    ensure!(given == program.offers && held == program.controls, "the RPC's perks agree with its books");
+    ensure!(given > 0, "the demo's program gave perks");
+    let headings = b.execute("return [...document.querySelectorAll('h2')].map(h => h.textContent);", vec![]).await?;
+    let headings: Vec<String> = serde_json::from_value(headings)?;
+    ensure!(headings.contains(&format!("Perks given ({given})")), "perks heading: {headings:?}");
+    ensure!(headings.contains(&format!("Control group ({held})")), "controls heading: {headings:?}");
+    let rows = b.execute("return [...document.querySelectorAll('main table caption')].map(c => c.closest('table').querySelectorAll('tbody tr').length);", vec![]).await?;
+    let rows: Vec<u64> = serde_json::from_value(rows)?;
+    ensure!(rows.iter().sum::<u64>() == given + held, "one row per perk and control place: {rows:?}");
+    let text = b.text("main").await?;
+    for link in want.perks.iter().filter(|p| !p.holdout).map(|p| &p.link) {
+        ensure!(text.contains(link.as_str()), "perk link {link} shown");
+    }
+    let spent = format!("{}.{:02} {}", program.spent / 100, program.spent % 100, program.currency);
+    ensure!(text.contains(&spent), "spend {spent} shown: {text}");
+    b.screenshot("console-standing").await?;
+    accessible(&b, "console-standing").await?;
+
     // A fresh draft: portfolio with marginal gains, then offers with links, codes and a control group.
     let spec = draft_spec();
     let draft = matching

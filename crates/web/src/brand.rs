@@ -146,7 +146,8 @@ pub async fn campaign(v: Visitor, Path(id): Path<String>) -> Result<Html<String>
         .await?
         .into_inner();
     let draft = c.state == mpb::CampaignState::Draft as i32;
-    let portfolio = if draft {
+    let standing = crate::standing::status(&v, &id).await?;
+    let portfolio = if draft && standing.is_none() {
         Some(
             m.select_portfolio(mpb::SelectPortfolioRequest { campaign_id: id.clone(), epsilon: 0.0 })
                 .await?
@@ -177,6 +178,15 @@ pub async fn campaign(v: Visitor, Path(id): Path<String>) -> Result<Html<String>
         h2 { "Near misses" }
         @if matched.near_misses.is_empty() { p { "None: no account fails exactly one criterion by " (num(NEAR_MISS_MARGIN, 0)) " points or less." } }
         @else { (candidates_table(&format!("Accounts failing exactly one criterion by at most {} points, closest first", num(NEAR_MISS_MARGIN, 0)), &matched.near_misses)) }
+        @if let Some(sp) = &standing {
+            h2 { "Standing perk program" }
+            p { "Matching offers the perk by itself, once, to every creator who comes to meet the criteria on a scoring run "
+                "(a random " (num(spec.holdout_share * 100.0, 0)) " % held out as controls); there is no portfolio to choose. So far: "
+                (sp.offers) " perks offered, " (sp.controls) " held out, " (money(sp.spent, &spec.currency)) " spent of "
+                (money(sp.budget, &spec.currency)) " (" (sp.status) ")." }
+            p { a href={"/campaigns/" (encode(&c.id)) "/standing"} { "See the program" } ": every perk with the run that decided it and why, the control group, and model changes."
+                @if !draft { " " a href={"/campaigns/" (encode(&c.id)) "/report"} { "See the report" } " for outcomes and lift against the control group." } }
+        } @else {
         h2 { "Portfolio" }
         @match &portfolio {
             Some(p) => { (portfolio_section(p, &spec.currency)) }
@@ -190,6 +200,7 @@ pub async fn campaign(v: Visitor, Path(id): Path<String>) -> Result<Html<String>
         } @else {
             p { a href={"/campaigns/" (encode(&c.id)) "/offers"} { "See the offers" } ": each creator's link, code and the offer's state, and the control group. "
                 a href={"/campaigns/" (encode(&c.id)) "/report"} { "See the report" } " for outcomes and lift against the control group." }
+        }
         }
     };
     Ok(Html(page(&spec.name, true, body).into_string()))

@@ -19,6 +19,7 @@ pub mod layout;
 pub mod model;
 pub mod offers;
 pub mod session;
+pub mod standing;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -78,6 +79,7 @@ pub fn router(app: App) -> Router {
         .route("/campaigns/{id}", get(brand::campaign))
         .route("/campaigns/{id}/offers", get(offers::show).post(offers::issue))
         .route("/campaigns/{id}/report", get(brand::report))
+        .route("/campaigns/{id}/standing", get(standing::show))
         .route("/model", get(model::page_handler))
         .fallback(layout::not_found)
         .with_state(app)

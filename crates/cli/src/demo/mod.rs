@@ -75,6 +75,8 @@ pub struct DemoSummary {
     /// The brand's key (`campaigns:write`) and its campaign, for the console.
     pub brand_key: String,
     pub campaign_id: String,
+    /// Step 11's standing perk program (the same brand's).
+    pub standing_campaign_id: String,
     /// A creator the console can show (`network:id`): the first on the shortlist.
     pub creator: Option<String>,
     /// Where the console listens, and a `creator:read` key for `creator`.

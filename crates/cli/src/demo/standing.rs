@@ -162,7 +162,8 @@ fn print_run(run: usize, after: u64, all: &[mpb::StandingPerk], p: &mpb::Standin
 }
 
 /// Step 11; `network` is the dataset's account network, `end` its last second.
-pub(super) async fn standing_program(c: Clients<'_>, key: &str, network: &str, end: i64) -> anyhow::Result<()> {
+/// Runs step 11; returns the program's campaign id.
+pub(super) async fn standing_program(c: Clients<'_>, key: &str, network: &str, end: i64) -> anyhow::Result<String> {
     step(11, "A standing perk program: every creator who comes to meet the bar gets the perk once, as scores change");
     let spec = mpb::CampaignSpec {
         name: "Markers for well-connected creators".into(),
@@ -250,5 +251,5 @@ pub(super) async fn standing_program(c: Clients<'_>, key: &str, network: &str, e
         print_run(round + 2, last, &all, &status, boosted.len());
         last = status.last_as_of_offset;
     }
-    Ok(())
+    Ok(id)
 }

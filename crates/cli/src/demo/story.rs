@@ -207,7 +207,7 @@ pub(super) async fn story(
     let shop = Shop { outlet, brand_id: &brand.0, secret: &secret };
     let report = campaign_life(&mut ingest, &mut matching, &key, &campaign.id, end, &shop).await?;
     let clients = Clients { ingest: &mut ingest, scoring: &mut scoring, matching: &mut matching };
-    standing_program(clients, &key, &network, end).await?;
+    let standing_campaign_id = standing_program(clients, &key, &network, end).await?;
 
     println!(
         "\nDone in {:.1}s: dataset {dataset}, {} ledger events, {} accounts scored.",
@@ -226,6 +226,7 @@ pub(super) async fn story(
         report: Some(report),
         brand_key: key,
         campaign_id: campaign.id,
+        standing_campaign_id,
         console: None,
     })
 }
