@@ -380,6 +380,7 @@ impl ReportBuilder {
             head: self.head,
             treated_outcomes: self.treated.iter().map(outcome).collect(),
             control_outcomes: self.controls.iter().map(outcome).collect(),
+            members: self.starts.len() as u64,
         }
     }
 

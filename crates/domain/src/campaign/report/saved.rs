@@ -63,6 +63,10 @@ pub struct ReportSummary {
     /// Orders by each treated (then held-out) creator's pre-campaign audience.
     pub treated_outcomes: Vec<f64>,
     pub control_outcomes: Vec<f64>,
+    /// Offers and controls the report covers (0 in summaries written before
+    /// it was recorded).
+    #[serde(default)]
+    pub members: u64,
 }
 
 impl ReportSummary {
