@@ -22,7 +22,7 @@ pub use eligibility::{
     objective_score, outcome_raw_keys, rank_order,
 };
 pub use holdout::{Holdout, SplitMix64, draw_holdout, holdout_size};
-pub use report::{Day, IssuedOffer, ReportBuilder, Totals, date_of_day};
+pub use report::{Addition, Arm, Day, IssuedOffer, Member, ReportBuilder, Totals, date_of_day};
 
 pub const MAX_NAME_LEN: usize = 200;
 pub const MAX_PERK_LEN: usize = 500;

@@ -17,6 +17,13 @@
 //!
 //! A campaign that gets offers is adopted by reading the ledger from the start
 //! up to the committed position once, then follows the tail with the others.
+//! A standing program keeps granting: when its grants outnumber the members
+//! its report knows, the consumer commits what it read, reads the ledger from
+//! the start up to that position once more for the new members only
+//! (`ReportBuilder::addition`, each member from its own grant's start) and
+//! commits the grown report at the same position; an addition the builder
+//! cannot merge exactly (see `lift_domain::campaign::Addition`) rebuilds that
+//! report from the start instead.
 //! With no offered campaign at all, the position follows the ledger head
 //! without reading events (but it asks for erasure markers in between). Its lag
 //! behind the head is the gauge `lift_report_consumer_lag_events`.
@@ -48,7 +55,7 @@ use crate::erasure::{self, Hooks};
 
 /// Format of the stored builder state (serde JSON of `ReportBuilder`); a state
 /// in any other format is dropped and the campaign adopted again.
-pub(crate) const FORMAT_VERSION: u32 = 1;
+pub(crate) const FORMAT_VERSION: u32 = 2;
 /// Events applied before a commit even while still catching up.
 const BATCH_EVENTS: u64 = 200_000;
 /// How long the consumer waits for more events once caught up before
@@ -151,6 +158,10 @@ impl Consumer {
         if let Some(end) = self.adopt(&mut live).await? {
             return Ok(end);
         }
+        let grown = self.grown(&live).await?;
+        if let Some(end) = self.grow(&mut live, grown).await? {
+            return Ok(end);
+        }
         if live.builders.is_empty() { self.follow_head(live).await } else { self.tail(live).await }
     }
 
@@ -202,6 +213,86 @@ impl Consumer {
             live.builders.insert(p.campaign_id, b);
             self.feed.committed.send_replace(live.position);
         }
+        Ok(None)
+    }
+
+    /// Standing programs whose grants outnumber the members their report
+    /// knows (campaign and brand).
+    async fn grown(&self, live: &Live) -> Result<Vec<(String, String)>, Error> {
+        if live.builders.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(lift_store::standing::grant_counts(&self.db)
+            .await?
+            .into_iter()
+            .filter(|(id, _, n)| live.builders.get(id).is_some_and(|b| (b.members() as u64) < *n))
+            .map(|(id, brand, _)| (id, brand))
+            .collect())
+    }
+
+    /// Adds the `grown` programs' new members to their reports, which cover
+    /// the ledger up to the committed position: one read of the ledger up to
+    /// it for all of them, then one commit at the same position (a report that
+    /// cannot take its addition exactly is built again from the start).
+    /// `Some` when the session must end.
+    async fn grow(&self, live: &mut Live, grown: Vec<(String, String)>) -> Result<Option<End>, Error> {
+        if grown.is_empty() {
+            return Ok(None);
+        }
+        let started = std::time::Instant::now();
+        let mut additions = Vec::new();
+        for (id, brand) in grown {
+            let (Some(b), Some(members)) =
+                (live.builders.get(&id), crate::service::report_members(&self.db, &brand, &id).await?)
+            else {
+                continue;
+            };
+            let add = b.addition(&members, live.position);
+            if !add.is_empty() {
+                additions.push((id, brand, add));
+            }
+        }
+        if additions.is_empty() {
+            return Ok(None);
+        }
+        let read = crate::service::read_ledger_to(&self.ingest, live.position, |e| {
+            for (_, _, add) in &mut additions {
+                add.feed(e);
+            }
+        })
+        .await?;
+        let mut aggs = Vec::new();
+        for (id, brand, add) in additions {
+            let Some(b) = live.builders.get_mut(&id) else { continue };
+            let added = add.members().len();
+            match b.apply(add) {
+                Ok(()) => tracing::info!(
+                    campaign = id,
+                    added,
+                    events = read,
+                    up_to = live.position,
+                    millis = started.elapsed().as_millis() as u64,
+                    "report aggregate: new standing members added"
+                ),
+                Err(why) => {
+                    tracing::warn!(
+                        campaign = id,
+                        reason = why,
+                        "report aggregate rebuilt from the start for its new members"
+                    );
+                    let Some(mut fresh) = crate::service::report_builder(&self.db, &brand, &id).await? else {
+                        continue;
+                    };
+                    crate::service::feed_ledger(&self.ingest, live.position, &mut fresh).await?;
+                    *b = fresh;
+                }
+            }
+            aggs.push(aggregate(&id, b)?);
+        }
+        if !store::commit(&self.db, live.position, live.position, &aggs, lift_domain::time::now()).await? {
+            return Ok(Some(End::Reload));
+        }
+        self.feed.committed.send_replace(live.position);
         Ok(None)
     }
 
@@ -314,13 +405,13 @@ impl Consumer {
                     since_commit = 0;
                 }
                 () = self.feed.wake.notified() => {
-                    if !store::pending_campaigns(&self.db).await?.is_empty() {
-                        return self.commit(&mut live, read, &mut dirty).await.map(|_| End::Reload);
+                    if let Some(end) = self.look_around(&mut live, read, &mut dirty).await? {
+                        return Ok(end);
                     }
                 }
                 _ = poll.tick() => {
-                    if !store::pending_campaigns(&self.db).await?.is_empty() {
-                        return self.commit(&mut live, read, &mut dirty).await.map(|_| End::Reload);
+                    if let Some(end) = self.look_around(&mut live, read, &mut dirty).await? {
+                        return Ok(end);
                     }
                 }
                 msg = stream.message() => {
@@ -361,6 +452,28 @@ impl Consumer {
                 }
             }
         }
+    }
+
+    /// Between events: a newly offered campaign ends the session (after
+    /// committing what was read, so the next one adopts it); standing
+    /// programs' new members are added in place after committing `read`.
+    async fn look_around(
+        &self,
+        live: &mut Live,
+        read: u64,
+        dirty: &mut BTreeSet<String>,
+    ) -> Result<Option<End>, Error> {
+        if !store::pending_campaigns(&self.db).await?.is_empty() {
+            return self.commit(live, read, dirty).await.map(|_| Some(End::Reload));
+        }
+        let grown = self.grown(live).await?;
+        if grown.is_empty() {
+            return Ok(None);
+        }
+        if !self.commit(live, read, dirty).await? {
+            return Ok(Some(End::Reload));
+        }
+        self.grow(live, grown).await
     }
 
     /// Commits the changed campaigns and the position `read`; false when

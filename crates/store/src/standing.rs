@@ -219,7 +219,9 @@ pub async fn mark_run(
 /// and `code`, in one transaction; see the module's documentation. A control
 /// is recorded only while the program could still have paid for the account,
 /// so the control group comes from the same accounts the offers go to.
-/// `ledger_head` is recorded as the campaign's offers offset on its first grant.
+/// `ledger_head` (the ledger head before this evaluation registered any link)
+/// is recorded as the grant's start — where its report starts — and as the
+/// campaign's offers offset on its first grant.
 pub async fn grant<C>(
     db: &C,
     campaign_id: &str,
@@ -239,7 +241,7 @@ where
         .execute_raw(stmt(
             b,
             "INSERT INTO standing_grants (campaign_id, network, account_id, handle, holdout, cost, model_version, \
-             as_of, granted_at, why, registered) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             as_of, granted_at, why, registered, start_offset) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
              ON CONFLICT (campaign_id, network, account_id) DO NOTHING",
             vec![
                 s(campaign_id),
@@ -253,6 +255,7 @@ where
                 Value::from(g.granted_at),
                 s(&g.why),
                 Value::from(g.registered),
+                Value::from(to_db(ledger_head)),
             ],
         ))
         .await?
@@ -356,6 +359,36 @@ pub async fn granted(db: &impl ConnectionTrait, campaign_id: &str) -> Result<Vec
         .await?
         .iter()
         .map(|r| Ok(AccountId::new(r.try_get_by_index::<String>(0)?, r.try_get_by_index::<String>(1)?)))
+        .collect()
+}
+
+/// Each granted account's start: the ledger head its grant was decided at
+/// (offers and controls alike).
+pub async fn starts(db: &impl ConnectionTrait, campaign_id: &str) -> Result<Vec<(AccountId, u64)>, Error> {
+    let b = db.get_database_backend();
+    let sql = "SELECT network, account_id, start_offset FROM standing_grants WHERE campaign_id = ?";
+    db.query_all_raw(stmt(b, sql, vec![s(campaign_id)]))
+        .await?
+        .iter()
+        .map(|r| {
+            let account = AccountId::new(r.try_get_by_index::<String>(0)?, r.try_get_by_index::<String>(1)?);
+            Ok((account, from_db(r.try_get_by_index(2)?)))
+        })
+        .collect()
+}
+
+/// How many accounts each standing program has granted (offers and
+/// controls), with its brand, by campaign: what the report consumer compares
+/// with the members its reports know.
+pub async fn grant_counts(db: &impl ConnectionTrait) -> Result<Vec<(String, String, u64)>, Error> {
+    let b = db.get_database_backend();
+    let sql = "SELECT p.campaign_id, p.brand_id, COUNT(*) FROM standing_programs p \
+               JOIN standing_grants g ON g.campaign_id = p.campaign_id \
+               GROUP BY p.campaign_id, p.brand_id ORDER BY p.campaign_id";
+    db.query_all_raw(stmt(b, sql, vec![]))
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get_by_index(0)?, r.try_get_by_index(1)?, from_db(r.try_get_by_index(2)?))))
         .collect()
 }
 

@@ -137,6 +137,20 @@ async fn concurrent_grants(pools: &[lift_store::DatabaseConnection]) {
     assert_eq!(todo.len(), 3);
     standing::mark_registered(db, "cmp_cap", &[todo[0].account.clone()]).await.expect("mark");
     assert_eq!(standing::unregistered(db, "cmp_cap").await.expect("unregistered").len(), 2);
+
+    // Each grant keeps the ledger head it was decided at (where its report starts).
+    campaigns::insert_campaign(db, &campaign("cmp_starts")).await.expect("campaign");
+    standing::create(db, &program("cmp_starts", 0)).await.expect("program");
+    assert_eq!(standing::grant(db, "cmp_starts", &grant(1), "l1", "C1", 42, 30).await.expect("grant"), Granted::Now);
+    assert_eq!(standing::grant(db, "cmp_starts", &grant(5), "", "", 42, 44).await.expect("control"), Granted::Now);
+    let mut starts = standing::starts(db, "cmp_starts").await.expect("starts");
+    starts.sort();
+    assert_eq!(starts, vec![(AccountId::new("x", "a01"), 30), (AccountId::new("x", "a05"), 44)]);
+    let c = campaigns::get_campaign(db, "brd_a", "cmp_starts").await.expect("read").expect("campaign");
+    assert_eq!(c.offers_offset, Some(30), "the campaign's offers offset is its first grant's");
+    let counts = standing::grant_counts(db).await.expect("counts");
+    assert!(counts.contains(&("cmp_starts".into(), "brd_a".into(), 2)), "{counts:?}");
+    assert!(counts.contains(&("cmp_budget".into(), "brd_a".into(), now as u64)), "{counts:?}");
 }
 
 /// Pins once-per-account and the budget and cap under three SQLite pools on one file.

@@ -9,8 +9,12 @@ use super::Report;
 use crate::account::AccountId;
 use crate::event::{AttributionStatus, EventBody, EventKind, LedgerEntry};
 
+mod addition;
 mod saved;
+#[cfg(test)]
+mod tests;
 
+pub use addition::{Addition, Arm, Member};
 pub use saved::ReportSummary;
 
 /// Outcome counts for one creator or a whole campaign.
@@ -74,13 +78,33 @@ pub struct IssuedOffer {
 /// whatever link or code they used. Treated and held-out members were split at
 /// random, so the difference of their means estimates the effect of an offer.
 ///
+/// Every member (offer or control) has its own *start*: the ledger offset its
+/// treatment (or, for a control, its place in the control group) was decided
+/// at. One-shot campaigns give every member the campaign's offers offset; a
+/// standing program's members start at the ledger head of the evaluation
+/// that granted them. A member's audience is read up to its own start and its
+/// outcomes (clicks, sessions, conversions credited to it, and its audience's
+/// orders) only after it. An order counts at its first report after the
+/// campaign's earliest start (`first_start`), so an order placed before a
+/// member's start and reported again after it is not that member's outcome.
+/// Outcomes credited by ingestion to an owner the builder does not know yet
+/// (a standing program's member granted since the builder last learned its
+/// members) count after `first_start`; [`ReportBuilder::addition`] checks that
+/// this agreed with the owner's own start when the member is added.
+///
 /// The builder serialises (serde) so that a consumer of the ledger can keep it
 /// between events and across restarts (`saved`).
 #[derive(Debug, Serialize, Deserialize)]
 pub struct ReportBuilder {
     campaign_id: String,
     currency: String,
-    offers_offset: u64,
+    /// The earliest and latest member start: the ledger before `last_start`
+    /// holds social activity the report reads, the ledger after `first_start`
+    /// outcomes.
+    first_start: u64,
+    last_start: u64,
+    #[serde(with = "saved::pairs")]
+    starts: HashMap<AccountId, u64>,
     by_link: HashMap<String, AccountId>,
     treated: BTreeSet<AccountId>,
     controls: BTreeSet<AccountId>,
@@ -117,8 +141,8 @@ pub fn date_of_day(days: i64) -> String {
 }
 
 impl ReportBuilder {
-    /// `offers_offset` is the ledger head when the offers were issued: it
-    /// separates the pre-treatment audience from the outcomes.
+    /// A one-shot campaign's report: every offer and control starts at
+    /// `offers_offset`, the ledger head when the offers were issued.
     pub fn new(
         campaign_id: &str,
         currency: &str,
@@ -126,39 +150,88 @@ impl ReportBuilder {
         controls: &BTreeSet<AccountId>,
         offers_offset: u64,
     ) -> Self {
-        let mut per_creator = BTreeMap::new();
-        let mut total = Tally::default();
-        let mut by_link = HashMap::new();
-        for o in offers {
-            let t: &mut Tally = per_creator.entry(o.account.clone()).or_default();
-            t.totals.cost = t.totals.cost.saturating_add(o.cost);
-            total.totals.cost = total.totals.cost.saturating_add(o.cost);
-            for l in [&o.link, &o.code] {
-                if !l.is_empty() {
-                    by_link.insert(l.clone(), o.account.clone());
-                }
-            }
-        }
-        let treated: BTreeSet<AccountId> = offers.iter().map(|o| o.account.clone()).collect();
-        let audience = treated.iter().chain(controls).map(|a| (a.clone(), HashSet::new())).collect();
-        Self {
+        let members: Vec<Member> = offers
+            .iter()
+            .map(|o| Arm::Offered(o.clone()))
+            .chain(controls.iter().map(|a| Arm::HeldOut(a.clone())))
+            .map(|arm| Member { arm, start: offers_offset })
+            .collect();
+        Self::with_members(campaign_id, currency, &members, offers_offset)
+    }
+
+    /// A report whose members start at their own offsets. `offers_offset` is
+    /// the campaign's (its first offer's); the earliest start is the smaller
+    /// of it and every member's start. A member listed twice counts once (its
+    /// first listing).
+    pub fn with_members(campaign_id: &str, currency: &str, members: &[Member], offers_offset: u64) -> Self {
+        let mut b = Self {
             campaign_id: campaign_id.to_owned(),
             currency: currency.to_owned(),
-            offers_offset,
-            by_link,
-            treated,
-            controls: controls.clone(),
-            per_creator,
-            total,
+            first_start: offers_offset,
+            last_start: offers_offset,
+            starts: HashMap::new(),
+            by_link: HashMap::new(),
+            treated: BTreeSet::new(),
+            controls: BTreeSet::new(),
+            per_creator: BTreeMap::new(),
+            total: Tally::default(),
             orders: HashSet::new(),
             visitor_owner: HashMap::new(),
             post_author: HashMap::new(),
             audience_of: HashMap::new(),
-            audience,
+            audience: HashMap::new(),
             audience_orders: HashMap::new(),
             daily: BTreeMap::new(),
             head: 0,
+        };
+        for m in members {
+            b.first_start = b.first_start.min(m.start);
+            b.enroll(m);
         }
+        b
+    }
+
+    /// Adds `m` (not known yet) to the members, with an empty audience.
+    fn enroll(&mut self, m: &Member) {
+        let account = m.account();
+        if self.starts.contains_key(account) {
+            return;
+        }
+        self.starts.insert(account.clone(), m.start);
+        self.last_start = self.last_start.max(m.start);
+        self.audience.insert(account.clone(), HashSet::new());
+        match &m.arm {
+            Arm::Offered(o) => {
+                let t: &mut Tally = self.per_creator.entry(o.account.clone()).or_default();
+                t.totals.cost = t.totals.cost.saturating_add(o.cost);
+                self.total.totals.cost = self.total.totals.cost.saturating_add(o.cost);
+                for l in [&o.link, &o.code] {
+                    if !l.is_empty() {
+                        self.by_link.insert(l.clone(), o.account.clone());
+                    }
+                }
+                self.treated.insert(o.account.clone());
+            }
+            Arm::HeldOut(a) => {
+                self.controls.insert(a.clone());
+            }
+        }
+    }
+
+    /// Whether `creator` is a member whose pre-treatment window holds `offset`.
+    fn before_start(&self, creator: &AccountId, offset: u64) -> bool {
+        self.starts.get(creator).is_some_and(|s| offset <= *s)
+    }
+
+    /// Where `owner`'s outcomes start: its own start, or the campaign's
+    /// earliest for an owner the builder does not know.
+    fn start_of(&self, owner: &AccountId) -> u64 {
+        self.starts.get(owner).copied().unwrap_or(self.first_start)
+    }
+
+    /// How many offers and controls the report covers.
+    pub fn members(&self) -> usize {
+        self.starts.len()
     }
 
     /// The ledger kinds the report reads.
@@ -195,30 +268,38 @@ impl ReportBuilder {
         self.daily.entry(e.event.occurred_at.div_euclid(crate::time::MICROS_PER_DAY)).or_default()
     }
 
+    /// Reads `e` into the report: social activity counts for the members
+    /// whose start it precedes (or is), outcomes for the owner it follows.
     pub fn observe(&mut self, e: &LedgerEntry) {
         self.head = self.head.max(e.offset);
-        let pre = e.offset <= self.offers_offset;
+        let at = e.offset;
         match &e.event.body {
-            EventBody::Post(p) if pre && self.audience.contains_key(&p.author) => {
+            EventBody::Post(p) if self.before_start(&p.author, at) => {
                 self.post_author.insert(p.post_id.clone(), p.author.clone());
             }
-            EventBody::Follow(f) if pre && !f.unfollow => self.add_audience(&f.followee, &f.follower),
-            EventBody::Follow(f) if pre => {
+            EventBody::Follow(f) if self.before_start(&f.followee, at) && !f.unfollow => {
+                self.add_audience(&f.followee, &f.follower);
+            }
+            EventBody::Follow(f) if self.before_start(&f.followee, at) => {
                 if let Some(s) = self.audience.get_mut(&f.followee) {
                     s.remove(&f.follower);
                 }
             }
-            EventBody::Engagement(g) if pre => {
+            EventBody::Engagement(g) => {
                 let target =
                     g.target.clone().or_else(|| g.post_id.as_ref().and_then(|p| self.post_author.get(p)).cloned());
-                if let Some(t) = target {
+                if let Some(t) = target
+                    && self.before_start(&t, at)
+                {
                     self.add_audience(&t, &g.actor);
                 }
             }
             // Bots, prefetches and bursts stay on the ledger but are not clicks.
             EventBody::LinkClick(c) if !c.counted() => {}
             EventBody::LinkClick(c) => {
-                if let Some(owner) = self.owner(e, Some(&c.link)) {
+                if let Some(owner) = self.owner(e, Some(&c.link))
+                    && at > self.start_of(&owner)
+                {
                     self.visitor_owner.insert(c.visitor_id.clone(), owner.clone());
                     let visitor = c.visitor_id.clone();
                     for t in self.tally(&owner) {
@@ -230,7 +311,9 @@ impl ReportBuilder {
             }
             EventBody::PageSession(s) => {
                 let owner = self.owner(e, s.link.as_deref()).or_else(|| self.visitor_owner.get(&s.visitor_id).cloned());
-                if let Some(owner) = owner {
+                if let Some(owner) = owner
+                    && at > self.start_of(&owner)
+                {
                     for t in self.tally(&owner) {
                         t.totals.sessions += 1;
                         t.totals.bounced += u64::from(s.bounced);
@@ -242,14 +325,16 @@ impl ReportBuilder {
                 }
             }
             EventBody::Conversion(c) => {
-                if pre || !self.orders.insert(c.order_id.clone()) {
+                if at <= self.first_start || !self.orders.insert(c.order_id.clone()) {
                     return;
                 }
                 if let Some(customer) = &c.customer
                     && let Some(creators) = self.audience_of.get(customer)
                 {
                     for cr in creators {
-                        self.audience_orders.entry(cr.clone()).or_default().insert(c.order_id.clone());
+                        if at > self.start_of(cr) {
+                            self.audience_orders.entry(cr.clone()).or_default().insert(c.order_id.clone());
+                        }
                     }
                 }
                 let Some(a) = e.attribution.as_ref().filter(|a| a.campaign_id == self.campaign_id) else {
@@ -261,6 +346,9 @@ impl ReportBuilder {
                     AttributionStatus::Unattributed => return,
                 };
                 let Some(owner) = self.owner(e, c.code.as_deref()) else { return };
+                if at <= self.start_of(&owner) {
+                    return;
+                }
                 let value = if c.currency.eq_ignore_ascii_case(&self.currency) { c.value_minor } else { 0 };
                 for t in self.tally(&owner) {
                     t.totals.conversions += 1;
@@ -292,6 +380,7 @@ impl ReportBuilder {
             head: self.head,
             treated_outcomes: self.treated.iter().map(outcome).collect(),
             control_outcomes: self.controls.iter().map(outcome).collect(),
+            members: self.starts.len() as u64,
         }
     }
 

@@ -34,7 +34,7 @@ mod standing;
 mod thresholds;
 mod tokens;
 
-pub(crate) use report::{feed_ledger, report_builder};
+pub(crate) use report::{feed_ledger, read_ledger_to, report_builder, report_members};
 
 use std::sync::Arc;
 

@@ -11,12 +11,12 @@
 //! tests and `lift bench report` compare the aggregates with.
 
 use lift_proto::convert::prelude::*;
-use std::collections::BTreeSet;
+use std::collections::HashMap;
 use std::time::Duration;
 
 use lift_domain::AccountId;
 use lift_domain::LedgerEntry;
-use lift_domain::campaign::{self as rules, IssuedOffer, Report, ReportBuilder, ReportSummary};
+use lift_domain::campaign::{self as rules, Arm, IssuedOffer, Member, Report, ReportBuilder, ReportSummary};
 use lift_proto::ingest::v1 as ipb;
 use lift_proto::ingest::v1::ingest_service_client::IngestServiceClient;
 use lift_proto::matching::v1 as pb;
@@ -43,6 +43,11 @@ impl Matching {
     ) -> Result<pb::GetCampaignReportResponse, Error> {
         let c = self.load(brand, &req.campaign_id).await?;
         offers_offset(&c)?;
+        // Every offer and control made before this call (a standing program's
+        // latest grants too) is in the report answered.
+        let members =
+            repo::offers(&self.inner.db, &c.row.id).await?.iter().filter(|r| !r.holdout || r.in_portfolio).count()
+                as u64;
         let head = self
             .inner
             .ingest
@@ -52,28 +57,42 @@ impl Matching {
             .map_err(Error::ingest)?
             .into_inner()
             .head_offset;
-        let (position, summary) = self.wait_for_aggregate(&c.row.id, head).await?;
-        let summary: ReportSummary = serde_json::from_str(&summary)
-            .map_err(|e| Error::Corrupt { id: c.row.id.clone(), reason: format!("report summary: {e}") })?;
+        let (position, summary) = self.wait_for_report(&c.row.id, head, members).await?;
         let rows = repo::offers(&self.inner.db, &c.row.id).await?;
         Ok(response(&c, &rows, summary.report(self.inner.cfg.lift_confidence), position))
     }
 
     /// The committed position (≥ `head`) and the campaign's summary, once the
     /// consumer has them; UNAVAILABLE after `report_patience`.
-    async fn wait_for_aggregate(&self, id: &str, head: u64) -> Result<(u64, String), Error> {
+    #[cfg(test)]
+    async fn wait_for_aggregate(&self, id: &str, head: u64) -> Result<(u64, ReportSummary), Error> {
+        self.wait_for_report(id, head, 0).await
+    }
+
+    /// The committed position (≥ `head`) and the campaign's summary covering
+    /// at least `members` offers and controls, once the consumer has them;
+    /// UNAVAILABLE after `report_patience`.
+    async fn wait_for_report(&self, id: &str, head: u64, members: u64) -> Result<(u64, ReportSummary), Error> {
         let deadline = tokio::time::Instant::now() + self.inner.cfg.report_patience;
         let mut committed = self.inner.reports.committed();
         let mut woke = false;
         loop {
             let cur = aggregates::current(&self.inner.db, id).await?;
+            let summary = cur
+                .summary
+                .as_deref()
+                .map(serde_json::from_str::<ReportSummary>)
+                .transpose()
+                .map_err(|e| Error::Corrupt { id: id.to_owned(), reason: format!("report summary: {e}") })?;
+            let covered = summary.as_ref().map(|s| s.members);
             if cur.position >= head
-                && let Some(s) = cur.summary
+                && let Some(s) = summary.filter(|s| s.members >= members)
             {
                 return Ok((cur.position, s));
             }
-            if !woke && cur.summary.is_none() {
-                // A campaign just offered: have the consumer adopt it now.
+            if !woke && covered.is_none_or(|n| n < members) {
+                // A campaign just offered, or a standing program's new grants:
+                // have the consumer take them now.
                 self.inner.reports.wake();
                 woke = true;
             }
@@ -84,8 +103,11 @@ impl Matching {
                 }
             };
             if tokio::time::timeout_at(deadline, wait).await.is_err() {
-                let cur = aggregates::current(&self.inner.db, id).await?;
-                let built = if cur.summary.is_some() { "" } else { " and has not built this campaign's report yet" };
+                let built = match covered {
+                    None => " and has not built this campaign's report yet",
+                    Some(n) if n < members => " and has not added this campaign's latest offers to its report yet",
+                    Some(_) => "",
+                };
                 return Err(Error::Unavailable(format!(
                     "the report consumer has read the ledger up to offset {} of {head}{built}; retry shortly",
                     cur.position
@@ -95,7 +117,9 @@ impl Matching {
     }
 
     /// The report computed from scratch: the ledger read from the start (social
-    /// activity up to the offers, outcomes after them) into a new builder.
+    /// activity up to the latest member's start, then outcomes after the
+    /// earliest's; each member's own start decides what counts for it) into a
+    /// new builder.
     pub async fn campaign_report_rescan(
         &self,
         brand: &BrandId,
@@ -104,11 +128,13 @@ impl Matching {
         let c = self.load(brand, &req.campaign_id).await?;
         let offers_offset = offers_offset(&c)?;
         let rows = repo::offers(&self.inner.db, &c.row.id).await?;
-        let mut builder = builder_of(&c, &rows, offers_offset);
+        let members = members_of(&self.inner.db, &c, &rows, offers_offset).await?;
+        let mut builder = ReportBuilder::with_members(&c.row.id, &c.spec.currency, &members, offers_offset);
+        let (first_start, last_start) = builder.start_range();
         let social = [ipb::EventKind::Post, ipb::EventKind::Engagement, ipb::EventKind::Follow];
         let outcomes = [ipb::EventKind::LinkClick, ipb::EventKind::PageSession, ipb::EventKind::Conversion];
-        self.read_ledger(0, &social, Some(offers_offset), &mut builder).await?;
-        let head = self.read_ledger(offers_offset, &outcomes, None, &mut builder).await?;
+        self.read_ledger(0, &social, Some(last_start), &mut builder).await?;
+        let head = self.read_ledger(first_start, &outcomes, None, &mut builder).await?;
         let report = builder.finish(self.inner.cfg.lift_confidence);
         let as_of = head.max(report.head);
         Ok(response(&c, &rows, report, as_of))
@@ -171,15 +197,58 @@ fn offers_offset(c: &StoredCampaign) -> Result<u64, Error> {
     }
 }
 
-fn builder_of(c: &StoredCampaign, rows: &[repo::Offer], offers_offset: u64) -> ReportBuilder {
-    let issued: Vec<IssuedOffer> = rows
+/// The report's members: every offer and every held-out portfolio member,
+/// each starting at its own grant's ledger head for a standing program, at the
+/// campaign's offers offset otherwise.
+async fn members_of(
+    db: &DatabaseConnection,
+    c: &StoredCampaign,
+    rows: &[repo::Offer],
+    offers_offset: u64,
+) -> Result<Vec<Member>, Error> {
+    let starts: HashMap<AccountId, u64> = lift_store::standing::starts(db, &c.row.id).await?.into_iter().collect();
+    let start = |a: &AccountId| starts.get(a).copied().unwrap_or(offers_offset);
+    Ok(rows
         .iter()
-        .filter(|r| !r.holdout)
-        .map(|r| IssuedOffer { account: r.account.clone(), link: r.link.clone(), code: r.code.clone(), cost: r.cost })
-        .collect();
-    let controls: BTreeSet<AccountId> =
-        rows.iter().filter(|r| r.holdout && r.in_portfolio).map(|r| r.account.clone()).collect();
-    ReportBuilder::new(&c.row.id, &c.spec.currency, &issued, &controls, offers_offset)
+        .filter(|r| !r.holdout || r.in_portfolio)
+        .map(|r| {
+            let arm = if r.holdout {
+                Arm::HeldOut(r.account.clone())
+            } else {
+                Arm::Offered(IssuedOffer {
+                    account: r.account.clone(),
+                    link: r.link.clone(),
+                    code: r.code.clone(),
+                    cost: r.cost,
+                })
+            };
+            Member { arm, start: start(&r.account) }
+        })
+        .collect())
+}
+
+/// An offered campaign's report members (`None` if it is not offered or no
+/// longer exists), for the report consumer.
+pub(crate) async fn report_members(
+    db: &DatabaseConnection,
+    brand_id: &str,
+    campaign_id: &str,
+) -> Result<Option<Vec<Member>>, Error> {
+    Ok(offered_members(db, brand_id, campaign_id).await?.map(|(_, members, _)| members))
+}
+
+/// An offered campaign, its report members and its offers offset.
+async fn offered_members(
+    db: &DatabaseConnection,
+    brand_id: &str,
+    campaign_id: &str,
+) -> Result<Option<(StoredCampaign, Vec<Member>, u64)>, Error> {
+    let Some(row) = repo::get_campaign(db, brand_id, campaign_id).await? else { return Ok(None) };
+    let c = StoredCampaign::decode(row)?;
+    let Ok(offers_offset) = offers_offset(&c) else { return Ok(None) };
+    let rows = repo::offers(db, &c.row.id).await?;
+    let members = members_of(db, &c, &rows, offers_offset).await?;
+    Ok(Some((c, members, offers_offset)))
 }
 
 /// A new, empty report builder for an offered campaign (`None` if it is not
@@ -189,19 +258,18 @@ pub(crate) async fn report_builder(
     brand_id: &str,
     campaign_id: &str,
 ) -> Result<Option<ReportBuilder>, Error> {
-    let Some(row) = repo::get_campaign(db, brand_id, campaign_id).await? else { return Ok(None) };
-    let c = StoredCampaign::decode(row)?;
-    let Ok(offers_offset) = offers_offset(&c) else { return Ok(None) };
-    let rows = repo::offers(db, &c.row.id).await?;
-    Ok(Some(builder_of(&c, &rows, offers_offset)))
+    Ok(offered_members(db, brand_id, campaign_id)
+        .await?
+        .map(|(c, members, offset)| ReportBuilder::with_members(&c.row.id, &c.spec.currency, &members, offset)))
 }
 
-/// Feeds `builder` the ledger from the start up to `up_to` (the kinds reports
-/// read); returns how many events were read.
-pub(crate) async fn feed_ledger(
+/// Feeds `read` every event the reports read ([`ReportBuilder::KINDS`]) from
+/// the start of the ledger up to `up_to`, in offset order; returns how many
+/// events were read.
+pub(crate) async fn read_ledger_to(
     ingest: &IngestServiceClient<Channel>,
     up_to: u64,
-    builder: &mut ReportBuilder,
+    mut read: impl FnMut(&LedgerEntry),
 ) -> Result<u64, Error> {
     if up_to == 0 {
         return Ok(0);
@@ -212,22 +280,32 @@ pub(crate) async fn feed_ledger(
         stop_at_head: true,
     };
     let mut stream = ingest.clone().subscribe(req).await.map_err(Error::ingest)?.into_inner();
-    let mut read = 0u64;
+    let mut n = 0u64;
     while let Some(msg) = stream.message().await.map_err(Error::ingest)? {
         for e in &msg.events {
             if e.offset > up_to {
-                return Ok(read);
+                return Ok(n);
             }
-            read += 1;
+            n += 1;
             if let Ok(entry) = LedgerEntry::from_proto(e) {
-                builder.feed(&entry);
+                read(&entry);
             }
         }
         if msg.caught_up {
             break;
         }
     }
-    Ok(read)
+    Ok(n)
+}
+
+/// Feeds `builder` the ledger from the start up to `up_to` (the kinds reports
+/// read); returns how many events were read.
+pub(crate) async fn feed_ledger(
+    ingest: &IngestServiceClient<Channel>,
+    up_to: u64,
+    builder: &mut ReportBuilder,
+) -> Result<u64, Error> {
+    read_ledger_to(ingest, up_to, |e| builder.feed(e)).await
 }
 
 fn response(

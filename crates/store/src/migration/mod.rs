@@ -22,6 +22,7 @@ mod m20261202_110000_report_aggregates;
 mod m20261202_120000_rate_cards;
 mod m20261202_120100_offer_states;
 mod m20261202_130000_standing_programs;
+mod m20261202_150000_grant_start_offsets;
 
 #[derive(Debug)]
 pub struct Migrator;
@@ -46,6 +47,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_120000_rate_cards::Migration),
             Box::new(m20261202_120100_offer_states::Migration),
             Box::new(m20261202_130000_standing_programs::Migration),
+            Box::new(m20261202_150000_grant_start_offsets::Migration),
         ]
     }
 }

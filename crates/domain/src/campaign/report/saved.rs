@@ -10,23 +10,33 @@ use serde::{Deserialize, Serialize};
 use super::{Day, ReportBuilder, Totals};
 use crate::account::AccountId;
 use crate::campaign::{Report, welch};
-use crate::event::{EventBody, LedgerEntry};
+use crate::event::{EventKind, LedgerEntry};
 
 impl ReportBuilder {
     /// Observes `e` if the report reads it: social activity (posts,
-    /// engagements, follows) up to the offers, outcomes (clicks, page sessions,
-    /// conversions) after them. Feeding the whole ledger in offset order gives
-    /// the same report as reading those two ranges.
+    /// engagements, follows) up to the latest member's start, outcomes
+    /// (clicks, page sessions, conversions) after the earliest's. Feeding the
+    /// whole ledger in offset order gives the same report as reading those two
+    /// ranges one after the other ([`Self::reads`]).
     pub fn feed(&mut self, e: &LedgerEntry) {
-        let pre = e.offset <= self.offers_offset;
-        let reads = match e.event.body {
-            EventBody::Post(_) | EventBody::Engagement(_) | EventBody::Follow(_) => pre,
-            EventBody::LinkClick(_) | EventBody::PageSession(_) | EventBody::Conversion(_) => !pre,
-            _ => false,
-        };
-        if reads {
+        if self.reads(e.offset, e.event.kind()) {
             self.observe(e);
         }
+    }
+
+    /// Whether the report reads an event of `kind` at `offset`.
+    pub fn reads(&self, offset: u64, kind: EventKind) -> bool {
+        match kind {
+            EventKind::Post | EventKind::Engagement | EventKind::Follow => offset <= self.last_start,
+            EventKind::LinkClick | EventKind::PageSession | EventKind::Conversion => offset > self.first_start,
+            _ => false,
+        }
+    }
+
+    /// The earliest and latest member start (see [`ReportBuilder`]): social
+    /// activity is read up to the latest, outcomes after the earliest.
+    pub fn start_range(&self) -> (u64, u64) {
+        (self.first_start, self.last_start)
     }
 
     pub fn campaign_id(&self) -> &str {
@@ -53,6 +63,10 @@ pub struct ReportSummary {
     /// Orders by each treated (then held-out) creator's pre-campaign audience.
     pub treated_outcomes: Vec<f64>,
     pub control_outcomes: Vec<f64>,
+    /// Offers and controls the report covers (0 in summaries written before
+    /// it was recorded).
+    #[serde(default)]
+    pub members: u64,
 }
 
 impl ReportSummary {
