@@ -138,6 +138,9 @@ impl PrivacyService for Privacy {
             through_offset: found.through,
             not_covered: NOT_COVERED.iter().map(|s| (*s).to_owned()).collect(),
             score_history_points: 0,
+            matching_records: 0,
+            score_explanations: 0,
+            score_explanations_unavailable: 0,
         };
         let items = found
             .events
