@@ -194,11 +194,11 @@ pub(crate) async fn privacy(a: PrivacyArgs) -> anyhow::Result<()> {
             };
             let mut matching = match a.matching_url.as_str() {
                 "none" => None,
-                url => Some(
-                    lift_proto::matching::v1::matching_privacy_service_client::MatchingPrivacyServiceClient::new(
+                url => {
+                    Some(lift_proto::matching::v1::matching_privacy_service_client::MatchingPrivacyServiceClient::new(
                         stack::channel_with_key(url, a.api_key.as_deref())?,
-                    ),
-                ),
+                    ))
+                }
             };
             let sources = p::Sources { scoring: scoring.as_mut(), matching: matching.as_mut() };
             let s = p::export(&mut client, sources, subject, &mut out).await?;

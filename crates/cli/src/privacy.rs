@@ -120,8 +120,11 @@ async fn export_matching(
 ) -> anyhow::Result<u64> {
     let context = "reading matching's rows about the account (needs a key with privacy:admin; \
                    --matching-url none leaves matching out)";
-    let mut stream =
-        matching.export_account(mpb::ExportAccountRequest { account: Some(account) }).await.context(context)?.into_inner();
+    let mut stream = matching
+        .export_account(mpb::ExportAccountRequest { account: Some(account) })
+        .await
+        .context(context)?
+        .into_inner();
     let mut records = 0u64;
     while let Some(msg) = stream.message().await.context(context)? {
         match msg.item {

@@ -7,9 +7,7 @@
 use lift_domain::AccountId;
 use lift_proto::convert::prelude::*;
 use lift_proto::matching::v1 as pb;
-use lift_proto::matching::v1::matching_privacy_service_server::{
-    MatchingPrivacyService, MatchingPrivacyServiceServer,
-};
+use lift_proto::matching::v1::matching_privacy_service_server::{MatchingPrivacyService, MatchingPrivacyServiceServer};
 use lift_runtime::auth::Principal;
 use lift_runtime::layer::{AuthLayer, AuthService};
 use tonic::{Request, Response, Status};

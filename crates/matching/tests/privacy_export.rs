@@ -143,7 +143,10 @@ async fn exports_every_matching_row_naming_the_account_to_a_privacy_admin_only()
 
     let t = items.iter().find_map(|i| if let Item::OfferTransition(t) = i { t.transition.as_ref() } else { None });
     let t = t.expect("the acceptance is exported");
-    assert_eq!((t.ledger_offset, t.to_state, t.note.as_str()), (accepted, ipb::OfferState::Accepted as i32, "yes please"));
+    assert_eq!(
+        (t.ledger_offset, t.to_state, t.note.as_str()),
+        (accepted, ipb::OfferState::Accepted as i32, "yes please")
+    );
     assert_eq!(count(|i| matches!(i, Item::OfferTransition(_))), sum.offer_transitions);
 
     let rate = items.iter().find_map(|i| if let Item::RateCard(r) = i { Some(r) } else { None }).expect("rate");
@@ -192,10 +195,9 @@ async fn exports_every_matching_row_naming_the_account_to_a_privacy_admin_only()
     assert_eq!(anonymous.code(), Code::Unauthenticated, "{anonymous:?}");
 
     // Bad input names the field.
-    for (account, field) in [
-        (None, "account"),
-        (Some(ipb::AccountRef { network: String::new(), id: "anna".into() }), "account.network"),
-    ] {
+    for (account, field) in
+        [(None, "account"), (Some(ipb::AccountRef { network: String::new(), id: "anna".into() }), "account.network")]
+    {
         let bad = export(addr, Some(&admin_key), account).await.expect_err("bad input");
         assert_eq!(bad.code(), Code::InvalidArgument, "{bad:?}");
         let fields: Vec<String> =

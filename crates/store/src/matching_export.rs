@@ -14,13 +14,20 @@ use crate::rate_cards::{Rate, entity as rc};
 use crate::standing::{GRANT_COLUMNS, Grant, grant_of};
 
 fn stmt(backend: DbBackend, sql: &str, a: &AccountId) -> Statement {
-    let sql = if backend == DbBackend::Postgres { sql.replacen('?', "$1", 1).replacen('?', "$2", 1) } else { sql.into() };
+    let sql =
+        if backend == DbBackend::Postgres { sql.replacen('?', "$1", 1).replacen('?', "$2", 1) } else { sql.into() };
     Statement::from_sql_and_values(backend, sql, [Value::from(a.network.clone()), Value::from(a.id.clone())])
 }
 
 /// Every campaign of every brand, by id (an export names each row's campaign).
 pub async fn campaigns(db: &impl ConnectionTrait) -> Result<Vec<Campaign>, Error> {
-    campaign::Entity::find().order_by_asc(campaign::Column::Id).all(db).await?.into_iter().map(Campaign::try_from).collect()
+    campaign::Entity::find()
+        .order_by_asc(campaign::Column::Id)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(Campaign::try_from)
+        .collect()
 }
 
 /// The campaigns whose recorded eligible set holds the account, by campaign id.

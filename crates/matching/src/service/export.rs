@@ -37,7 +37,9 @@ impl Matching {
         let campaigns: BTreeMap<String, Campaign> =
             store::campaigns(db).await?.into_iter().map(|c| (c.id.clone(), c)).collect();
         let campaign = |id: &str| match campaigns.get(id) {
-            Some(c) => pb::ExportedCampaign { campaign_id: c.id.clone(), brand_id: c.brand_id.clone(), name: c.name.clone() },
+            Some(c) => {
+                pb::ExportedCampaign { campaign_id: c.id.clone(), brand_id: c.brand_id.clone(), name: c.name.clone() }
+            }
             None => pb::ExportedCampaign { campaign_id: id.to_owned(), ..Default::default() },
         };
         let corrupt = |id: &str, what: &str, e: serde_json::Error| Error::Corrupt {
@@ -98,7 +100,8 @@ impl Matching {
 
         for (id, g) in store::grants(db, a).await? {
             let perk = self.perk_to_proto(&id, &g)?;
-            items.push(Item::StandingPerk(pb::ExportedStandingPerk { campaign: Some(campaign(&id)), perk: Some(perk) }));
+            items
+                .push(Item::StandingPerk(pb::ExportedStandingPerk { campaign: Some(campaign(&id)), perk: Some(perk) }));
             sum.standing_perks += 1;
         }
 

@@ -451,8 +451,10 @@ impl Matching {
     /// One grant as `StandingPerk`: its reasons decoded, its tracking link and
     /// code (none for a control).
     pub(super) fn perk_to_proto(&self, campaign_id: &str, g: &store::Grant) -> Result<pb::StandingPerk, Error> {
-        let why: Vec<Passed> = serde_json::from_str(&g.why)
-            .map_err(|e| Error::Corrupt { id: campaign_id.to_owned(), reason: format!("standing grant reasons: {e}") })?;
+        let why: Vec<Passed> = serde_json::from_str(&g.why).map_err(|e| Error::Corrupt {
+            id: campaign_id.to_owned(),
+            reason: format!("standing grant reasons: {e}"),
+        })?;
         let (link, code) =
             if g.holdout { (String::new(), String::new()) } else { self.tracking(campaign_id, &g.account, &g.handle) };
         Ok(pb::StandingPerk {
