@@ -34,7 +34,7 @@ fn keyed(addr: std::net::SocketAddr, key: Option<&str>) -> Channel {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn export_merges_scoring_and_matching_into_the_stream() {
+async fn privacy_export_merges_scoring_and_matching_into_the_stream() {
     let stop = Shutdown::new();
     let ingest = Ingest::new(lift_store::connect("sqlite::memory:").await.expect("db"), IngestConfig::default());
     let events: Vec<_> = random_stream(3, 10, 400).into_iter().map(|e| e.event).collect();

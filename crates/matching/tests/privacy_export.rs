@@ -5,7 +5,7 @@
 //! of them (and a held-out control with its holdout place); the summary counts
 //! what was sent; a brand's key is refused PERMISSION_DENIED, no key
 //! UNAUTHENTICATED, and a missing or malformed account INVALID_ARGUMENT naming
-//! the field.
+//! the field — with matching's database on SQLite and on PostgreSQL.
 
 mod common;
 
@@ -63,9 +63,21 @@ async fn export(addr: SocketAddr, key: Option<&str>, account: Option<ipb::Accoun
     Ok(items)
 }
 
-/// Pins the export of every kind of row, the summary's counts, and who may ask.
+/// Pins the export of every kind of row, the summary's counts, and who may ask,
+/// with matching's database on SQLite.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn exports_every_matching_row_naming_the_account_to_a_privacy_admin_only() {
+async fn privacy_export_sends_every_matching_row_naming_the_account_on_sqlite() {
+    scenario(lift_store::connect("sqlite::memory:").await.expect("db")).await;
+}
+
+/// The same with matching's database on PostgreSQL (the read queries' placeholders).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn privacy_export_sends_every_matching_row_naming_the_account_on_postgres() {
+    let (_pg, url) = lift_store::testing::postgres().await.expect("postgres");
+    scenario(lift_store::connect(&url).await.expect("db")).await;
+}
+
+async fn scenario(db: lift_store::DatabaseConnection) {
     let stop = Shutdown::new();
     let ingest = Ingest::new(lift_store::connect("sqlite::memory:").await.expect("db"), IngestConfig::default());
     let (l, ingest_addr) = bind().await;
@@ -76,7 +88,6 @@ async fn exports_every_matching_row_naming_the_account_to_a_privacy_admin_only()
     let head = ingest_all(&client, social_world(CREATORS, [90_000, 89_000, 88_000, 87_000], false)).await;
     scored(&scoring, head).await;
 
-    let db = lift_store::connect("sqlite::memory:").await.expect("db");
     let cfg = MatchingConfig { report_patience: Duration::from_secs(30), ..MatchingConfig::default() };
     let m = common::matching(db.clone(), scoring_addr, ingest_addr, cfg);
     let (l, addr) = bind().await;
@@ -166,8 +177,12 @@ async fn exports_every_matching_row_naming_the_account_to_a_privacy_admin_only()
     assert!(!p.holdout && !p.criteria.is_empty() && !p.link.is_empty(), "{p:?}");
     assert_eq!(sum.standing_perks, 1);
 
-    let report = items.iter().find_map(|i| if let Item::ReportRow(r) = i { Some(r) } else { None }).expect("report");
-    assert_eq!(report.campaign.as_ref().map(|c| c.campaign_id.as_str()), Some(c.id.as_str()));
+    // The campaign's report (a standing program's offers get a report too).
+    let report = items.iter().find_map(|i| match i {
+        Item::ReportRow(r) if r.campaign.as_ref().is_some_and(|x| x.campaign_id == c.id) => Some(r),
+        _ => None,
+    });
+    let report = report.expect("the campaign's report names it");
     assert_eq!(report.creator_role, "treated");
     assert!(report.creator_totals.is_some(), "{report:?}");
     assert_eq!(count(|i| matches!(i, Item::ReportRow(_))), sum.report_rows);
@@ -176,11 +191,18 @@ async fn exports_every_matching_row_naming_the_account_to_a_privacy_admin_only()
 
     // A control: its holdout place, no transitions, the report naming it a control.
     let items = export(addr, Some(&admin_key), Some(control.clone())).await.expect("export control");
-    let o = items.iter().find_map(|i| if let Item::Offer(o) = i { o.offer.as_ref() } else { None }).expect("place");
+    let o = items.iter().find_map(|i| match i {
+        Item::Offer(o) if o.campaign.as_ref().is_some_and(|x| x.campaign_id == c.id) => o.offer.as_ref(),
+        _ => None,
+    });
+    let o = o.expect("its holdout place");
     assert!(o.holdout && o.link.is_empty(), "{o:?}");
     assert!(!items.iter().any(|i| matches!(i, Item::OfferTransition(_))));
-    let r = items.iter().find_map(|i| if let Item::ReportRow(r) = i { Some(r) } else { None }).expect("report");
-    assert_eq!(r.creator_role, "control");
+    let r = items.iter().find_map(|i| match i {
+        Item::ReportRow(r) if r.campaign.as_ref().is_some_and(|x| x.campaign_id == c.id) => Some(r),
+        _ => None,
+    });
+    assert_eq!(r.expect("the campaign's report names it").creator_role, "control");
 
     // An account matching never saw: only the summary.
     let nobody = ipb::AccountRef { network: "x".into(), id: "nobody".into() };
