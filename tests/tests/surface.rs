@@ -26,11 +26,12 @@ async fn start() -> anyhow::Result<Stack> {
 async fn reflection_lists_only_the_ports_own_service() -> anyhow::Result<()> {
     let stack = start().await?;
     let r = async {
-        // Ingestion's port also serves the privacy service (export and erasure of the ledger it owns).
+        // Ingestion's port also serves the privacy service (export and erasure of the ledger it owns),
+        // matching's its privacy export (every row naming an account).
         for (addr, svc, also) in [
             (stack.ingest_addr, "lift.ingest.v1.IngestService", Some("lift.privacy.v1.PrivacyService")),
             (stack.scoring_addr, "lift.scoring.v1.ScoringService", None),
-            (stack.matching_addr, "lift.matching.v1.MatchingService", None),
+            (stack.matching_addr, "lift.matching.v1.MatchingService", Some("lift.matching.v1.MatchingPrivacyService")),
         ] {
             let out = tokio::process::Command::new("grpcurl")
                 .args(["-plaintext", "-max-time", "10", &addr.to_string(), "list"])
@@ -126,7 +127,7 @@ async fn over_long_strings_answer_invalid_argument_on_every_method() -> anyhow::
             let url = match service.as_str() {
                 "lift.ingest.v1.IngestService" | "lift.privacy.v1.PrivacyService" => stack.ingest_url(),
                 "lift.scoring.v1.ScoringService" => stack.scoring_url(),
-                "lift.matching.v1.MatchingService" => stack.matching_url(),
+                "lift.matching.v1.MatchingService" | "lift.matching.v1.MatchingPrivacyService" => stack.matching_url(),
                 other => anyhow::bail!("unexpected service {other}"),
             };
             let path: http::uri::PathAndQuery = format!("/{service}/{}", m.name()).parse()?;

@@ -79,6 +79,11 @@ pub(crate) struct PrivacyArgs {
     /// scoring's part out.
     #[arg(long, env = "LIFT_SCORING_URL", default_value = "http://127.0.0.1:50052", global = true)]
     pub(crate) scoring_url: String,
+    /// Where `export` reads the rows matching holds about an account (campaign
+    /// eligibility, offers, rate cards, portfolio seats, standing perks, reports);
+    /// `none` leaves matching's part out. Matching always needs a privacy:admin key.
+    #[arg(long, env = "LIFT_MATCHING_URL", default_value = "http://127.0.0.1:50053", global = true)]
+    pub(crate) matching_url: String,
     /// A key with privacy:admin (when the server runs with authentication).
     #[arg(long, env = "LIFT_API_KEY", hide_env_values = true, global = true)]
     pub(crate) api_key: Option<String>,
@@ -88,7 +93,8 @@ pub(crate) struct PrivacyArgs {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum PrivacyCommand {
-    /// Print everything ingestion holds about an account (network:id) or a visitor id, as NDJSON.
+    /// Print everything Lift holds about an account (network:id) or a visitor id, as NDJSON:
+    /// ingestion's events and links, scoring's scores, history and explanations, matching's rows.
     Export {
         /// The account, as network:id.
         account: Option<String>,

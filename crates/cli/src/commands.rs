@@ -192,12 +192,28 @@ pub(crate) async fn privacy(a: PrivacyArgs) -> anyhow::Result<()> {
                     stack::channel_with_key(url, a.api_key.as_deref())?,
                 )),
             };
-            let s = p::export(&mut client, scoring.as_mut(), subject, &mut out).await?;
+            let mut matching = match a.matching_url.as_str() {
+                "none" => None,
+                url => {
+                    Some(lift_proto::matching::v1::matching_privacy_service_client::MatchingPrivacyServiceClient::new(
+                        stack::channel_with_key(url, a.api_key.as_deref())?,
+                    ))
+                }
+            };
+            let sources = p::Sources { scoring: scoring.as_mut(), matching: matching.as_mut() };
+            let s = p::export(&mut client, sources, subject, &mut out).await?;
+            let unavailable = match s.score_explanations_unavailable {
+                0 => String::new(),
+                n => format!(" ({n} not available from scoring, each saying why)"),
+            };
             eprintln!(
-                "exported {} events, {} links and {} score-history points (ledger read through offset {}); not covered: {}",
+                "exported {} events, {} links, {} score-history points, {} score-change explanations{unavailable} \
+                 and {} matching rows (ledger read through offset {}); not covered: {}",
                 s.events,
                 s.links,
                 s.score_history_points,
+                s.score_explanations,
+                s.matching_records,
                 s.through_offset,
                 s.not_covered.join("; ")
             );

@@ -4,7 +4,12 @@
 //! `export` prints NDJSON, one `lift.privacy.v1.ExportResponse` per line in proto
 //! JSON: ingestion's `{"event": …}` and `{"link": …}`, then — for an account, from
 //! scoring's `GetScores` and `GetScoreHistory` — `{"scores": …}` (current scores
-//! with gaming flags) and one `{"history": …}` per score-history point, and a
+//! with gaming flags), one `{"history": …}` per score-history point and one
+//! `{"explanation": …}` per dimension and consecutive pair of points (scoring's
+//! `ExplainScoreChange`, or why it gave none), then — from matching's
+//! `MatchingPrivacyService.ExportAccount` — one `{"matching": {"offer": …}}`
+//! (`eligibility`, `offerTransition`, `rateCard`, `portfolioSeat`,
+//! `standingPerk`, `recalibration`, `reportRow`) per row matching holds, and a
 //! final `{"summary": …}` that counts them and says what the export does not
 //! cover. `erase` is irreversible and asks for `--yes`.
 
@@ -12,6 +17,8 @@ use std::io::Write;
 
 use anyhow::{Context, bail};
 use lift_proto::ingest::v1 as ipb;
+use lift_proto::matching::v1 as mpb;
+use lift_proto::matching::v1::matching_privacy_service_client::MatchingPrivacyServiceClient;
 use lift_proto::privacy::v1 as pb;
 use lift_proto::privacy::v1::privacy_service_client::PrivacyServiceClient;
 use lift_proto::scoring::v1 as spb;
@@ -50,18 +57,27 @@ fn json_line(msg: &pb::ExportResponse) -> anyhow::Result<String> {
     Ok(String::from_utf8(out)?)
 }
 
-/// The `not_covered` entry ingestion's summary gives for scoring's data.
+/// The `not_covered` entries ingestion's summary gives for scoring's and matching's data.
 const SCORING_PREFIX: &str = "scoring:";
+const MATCHING_PREFIX: &str = "matching:";
 
 /// What an export with scoring's part still does not cover of scoring's data.
-pub const SCORING_NOT_COVERED: &str = "scoring: explanations of score changes are computed on request \
-     (ExplainScoreChange between two history points) and are not part of the export";
+pub const SCORING_NOT_COVERED: &str = "scoring: checkpoints (encoded snapshots of the whole scoring state, \
+     rebuilt from the ledger events above) are not exported";
 
-/// Streams the export to `out` as NDJSON: ingestion's part, then (for an account,
-/// when `scoring` is given) scoring's, then the summary; returns the summary.
+/// The services besides ingestion an account's export reads; `None` leaves one out
+/// (and its entry stays in the summary's `not_covered`).
+#[derive(Debug, Default)]
+pub struct Sources<'a> {
+    pub scoring: Option<&'a mut ScoringServiceClient<Channel>>,
+    pub matching: Option<&'a mut MatchingPrivacyServiceClient<Channel>>,
+}
+
+/// Streams the export to `out` as NDJSON: ingestion's part, then (for an account)
+/// scoring's and matching's where given, then the summary; returns the summary.
 pub async fn export(
     client: &mut PrivacyServiceClient<Channel>,
-    scoring: Option<&mut ScoringServiceClient<Channel>>,
+    sources: Sources<'_>,
     subject: pb::Subject,
     out: &mut impl Write,
 ) -> anyhow::Result<pb::ExportSummary> {
@@ -78,23 +94,81 @@ pub async fn export(
         }
     }
     let mut summary = summary.context("the export ended without its summary")?;
-    if let (Some(scoring), Some(account)) = (scoring, account) {
-        summary.score_history_points = export_scores(scoring, account, out).await?;
+    if let (Some(scoring), Some(account)) = (sources.scoring, &account) {
+        let s = export_scores(scoring, account, out).await?;
+        summary.score_history_points = s.points;
+        summary.score_explanations = s.explanations;
+        summary.score_explanations_unavailable = s.unavailable;
         summary.not_covered.retain(|s| !s.starts_with(SCORING_PREFIX));
         summary.not_covered.insert(0, SCORING_NOT_COVERED.to_owned());
+    }
+    if let (Some(matching), Some(account)) = (sources.matching, account) {
+        summary.matching_records = export_matching(matching, account, out).await?;
+        summary.not_covered.retain(|s| !s.starts_with(MATCHING_PREFIX));
     }
     let line = pb::ExportResponse { item: Some(pb::export_response::Item::Summary(summary.clone())) };
     writeln!(out, "{}", json_line(&line)?)?;
     Ok(summary)
 }
 
-/// Scoring's part: the current scores with gaming flags, then every history
-/// point, newest first. Returns the number of points.
-async fn export_scores(
-    scoring: &mut ScoringServiceClient<Channel>,
+/// Matching's part: every row it holds about the account, each as
+/// `{"matching": …}`; its summary is checked and folded into the export's.
+async fn export_matching(
+    matching: &mut MatchingPrivacyServiceClient<Channel>,
     account: ipb::AccountRef,
     out: &mut impl Write,
 ) -> anyhow::Result<u64> {
+    let context = "reading matching's rows about the account (needs a key with privacy:admin; \
+                   --matching-url none leaves matching out)";
+    let mut stream = matching
+        .export_account(mpb::ExportAccountRequest { account: Some(account) })
+        .await
+        .context(context)?
+        .into_inner();
+    let mut records = 0u64;
+    while let Some(msg) = stream.message().await.context(context)? {
+        match msg.item {
+            Some(mpb::export_account_response::Item::Summary(s)) => {
+                let counted = s.eligibility
+                    + s.offers
+                    + s.offer_transitions
+                    + s.rate_cards
+                    + s.portfolio_seats
+                    + s.standing_perks
+                    + s.recalibrations
+                    + s.report_rows;
+                if counted != records {
+                    bail!("matching's export sent {records} rows but its summary counts {counted}");
+                }
+                return Ok(records);
+            }
+            Some(_) => {
+                records += 1;
+                let line = pb::ExportResponse { item: Some(pb::export_response::Item::Matching(msg)) };
+                writeln!(out, "{}", json_line(&line)?)?;
+            }
+            None => {}
+        }
+    }
+    bail!("matching's export ended without its summary")
+}
+
+/// What scoring's part of an export held.
+#[derive(Debug, Clone, Copy, Default)]
+struct ScoringPart {
+    points: u64,
+    explanations: u64,
+    unavailable: u64,
+}
+
+/// Scoring's part: the current scores with gaming flags, every history point
+/// (newest first), then the explanation of each dimension's change between
+/// each consecutive pair of points (newest pair first).
+async fn export_scores(
+    scoring: &mut ScoringServiceClient<Channel>,
+    account: &ipb::AccountRef,
+    out: &mut impl Write,
+) -> anyhow::Result<ScoringPart> {
     let current = scoring
         .get_scores(spb::GetScoresRequest { accounts: vec![account.clone()] })
         .await
@@ -104,7 +178,9 @@ async fn export_scores(
         let line = pb::ExportResponse { item: Some(pb::export_response::Item::Scores(s)) };
         writeln!(out, "{}", json_line(&line)?)?;
     }
-    let mut points = 0u64;
+    let mut part = ScoringPart::default();
+    // (run id, dimensions of its overall scores) of each point, newest first.
+    let mut runs: Vec<(u64, Vec<i32>)> = Vec::new();
     let mut page_token = String::new();
     loop {
         let req = spb::GetScoreHistoryRequest {
@@ -120,16 +196,52 @@ async fn export_scores(
             Err(s) => return Err(anyhow::Error::new(s).context("reading the account's score history from scoring")),
         };
         for p in page.points {
-            points += 1;
+            part.points += 1;
+            let mut dims: Vec<i32> = p.scores.iter().filter(|s| s.topic.is_empty()).map(|s| s.dimension).collect();
+            dims.sort_unstable();
+            dims.dedup();
+            runs.push((p.run_id, dims));
             let line = pb::ExportResponse { item: Some(pb::export_response::Item::History(p)) };
             writeln!(out, "{}", json_line(&line)?)?;
         }
         if page.next_page_token.is_empty() {
-            return Ok(points);
+            break;
         }
         page_token = page.next_page_token;
     }
-    Ok(points)
+    for pair in runs.windows(2) {
+        let ((to_run_id, dims), (from_run_id, _)) = (&pair[0], &pair[1]);
+        for &dimension in dims {
+            let req = spb::ExplainScoreChangeRequest {
+                account: Some(account.clone()),
+                dimension,
+                from_run_id: *from_run_id,
+                to_run_id: *to_run_id,
+            };
+            let result = match scoring.explain_score_change(req).await {
+                Ok(r) => pb::score_change_explanation::Result::Explanation(r.into_inner()),
+                Err(s) => {
+                    part.unavailable += 1;
+                    pb::score_change_explanation::Result::NotAvailable(format!(
+                        "scoring answered {:?}: {}",
+                        s.code(),
+                        s.message()
+                    ))
+                }
+            };
+            part.explanations += 1;
+            let e = pb::ScoreChangeExplanation {
+                account: Some(account.clone()),
+                dimension,
+                from_run_id: *from_run_id,
+                to_run_id: *to_run_id,
+                result: Some(result),
+            };
+            let line = pb::ExportResponse { item: Some(pb::export_response::Item::Explanation(e)) };
+            writeln!(out, "{}", json_line(&line)?)?;
+        }
+    }
+    Ok(part)
 }
 
 /// Erases the subject.

@@ -34,8 +34,8 @@ const DEFAULT_AUDIT_PAGE: u32 = 100;
 
 /// What an export from ingestion does not contain: other services' own databases.
 pub const NOT_COVERED: [&str; 2] = [
-    "scoring: score history, explanations and checkpoints live in scoring's database; `lift privacy export` adds the scores and score history from scoring",
-    "matching: campaign eligibility, offers and reports live in matching's database and are not exported yet",
+    "scoring: scores, score history, explanations and checkpoints live in scoring's database; `lift privacy export` adds the scores, the score history and the explanations of its changes from scoring",
+    "matching: campaign eligibility, offers, rate cards, portfolio seats, standing perks and reports live in matching's database; `lift privacy export` adds them from matching (MatchingPrivacyService)",
 ];
 
 /// The privacy service: shares the ingestion service's database and append queue.
@@ -138,6 +138,9 @@ impl PrivacyService for Privacy {
             through_offset: found.through,
             not_covered: NOT_COVERED.iter().map(|s| (*s).to_owned()).collect(),
             score_history_points: 0,
+            matching_records: 0,
+            score_explanations: 0,
+            score_explanations_unavailable: 0,
         };
         let items = found
             .events

@@ -7,6 +7,8 @@
 //!   module per use case: campaigns, ranking, eligibility and churn, threshold
 //!   translation, portfolio, offers, report, page tokens);
 //!   [`Matching::grpc`] wraps it in the runtime's authentication layer.
+//! - `privacy` — `MatchingPrivacyService`: every row naming an account, for a
+//!   person's access request (`privacy:admin` only; [`Matching::privacy`]).
 //! - `snapshot` — the score cache: `RunScores`, every scored account of one
 //!   scoring run in columns, which ranking judges campaigns over.
 //! - `reports` — the report consumer: per-campaign report aggregates kept from
@@ -30,6 +32,7 @@ mod convert;
 mod erasure;
 mod error;
 mod grpc;
+mod privacy;
 mod reports;
 mod run;
 mod service;
@@ -40,6 +43,7 @@ pub use auth::{API_KEY_HEADER, BrandId, create_brand};
 pub use config::MatchingConfig;
 pub use error::Error;
 pub use grpc::MatchingServer;
+pub use privacy::{ExportAccountStream, MatchingPrivacyServer};
 pub use run::{MatchingDeps, run};
 pub use service::{Matching, StandingRun, WatchOffersStream};
 pub use snapshot::ScoreCacheStats;

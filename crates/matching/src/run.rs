@@ -22,7 +22,8 @@ pub struct MatchingDeps {
     pub serve: ServeOptions,
 }
 
-/// Serves matching on `listener` until `shutdown` fires, then drains.
+/// Serves matching (`MatchingService` and `MatchingPrivacyService`) on `listener`
+/// until `shutdown` fires, then drains.
 pub async fn run(
     listener: TcpListener,
     config: MatchingConfig,
@@ -30,5 +31,5 @@ pub async fn run(
     shutdown: Shutdown,
 ) -> Result<(), lift_runtime::Error> {
     let matching = Matching::new(deps.db, deps.scoring, deps.ingest, config);
-    lift_runtime::serve_with(listener, matching.grpc(), shutdown, deps.serve).await
+    lift_runtime::serve_pair(listener, matching.grpc(), matching.privacy(), shutdown, deps.serve).await
 }

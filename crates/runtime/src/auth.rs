@@ -49,7 +49,8 @@ pub enum Scope {
     /// scoring refuses any other account.
     CreatorRead,
     /// Answer a person's access and erasure requests and read the privacy audit log
-    /// (all of `PrivacyService`, served by ingestion): an operator's scope.
+    /// (all of `PrivacyService`, served by ingestion, and of `MatchingPrivacyService`,
+    /// served by matching): an operator's scope.
     PrivacyAdmin,
 }
 
@@ -129,7 +130,10 @@ pub fn access(path: &str) -> Access {
             _ => Access::Requires(Scope::ScoresRead),
         },
         "lift.matching.v1.MatchingService" => Access::Requires(Scope::CampaignsWrite),
-        "lift.privacy.v1.PrivacyService" => Access::Requires(Scope::PrivacyAdmin),
+        // Matching's side of an access request: any account's rows, across brands.
+        "lift.privacy.v1.PrivacyService" | "lift.matching.v1.MatchingPrivacyService" => {
+            Access::Requires(Scope::PrivacyAdmin)
+        }
         _ => Access::Unknown,
     }
 }

@@ -9,7 +9,8 @@
 //! - [`checkpoints`] stores the scoring engine's state at an offset, in chunks.
 //! - [`lease`] is the scoring writer lease (fencing token) and the global run-id counter.
 //! - [`links`] is the link registry and the click index attribution reads.
-//! - [`matching_erasure`] finds and deletes matching's rows that name an erased account.
+//! - [`matching_erasure`] finds and deletes matching's rows that name an erased account;
+//!   [`matching_export`] reads every one of them for a privacy export.
 //! - [`rate_cards`] holds each brand's per-creator rates (prices of a perk).
 //! - [`privacy`] holds the storage side of erasure (subject hashes, rewriting rows as
 //!   tombstones, deleting links and click-index rows) and the append-only privacy audit log.
@@ -32,6 +33,7 @@ pub mod lease;
 pub mod ledger;
 pub mod links;
 pub mod matching_erasure;
+pub mod matching_export;
 pub mod migration;
 pub mod privacy;
 pub mod rate_cards;

@@ -315,10 +315,10 @@ where
     Ok(Granted::Now)
 }
 
-const GRANT_COLUMNS: &str =
+pub(crate) const GRANT_COLUMNS: &str =
     "network, account_id, handle, holdout, cost, model_version, as_of, granted_at, why, registered";
 
-fn grant_of(r: &QueryResult) -> Result<Grant, Error> {
+pub(crate) fn grant_of(r: &QueryResult) -> Result<Grant, Error> {
     Ok(Grant {
         account: AccountId::new(r.try_get_by_index::<String>(0)?, r.try_get_by_index::<String>(1)?),
         handle: r.try_get_by_index(2)?,

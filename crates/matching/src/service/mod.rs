@@ -20,10 +20,13 @@
 //! - `standing`: `StartStandingProgram`, `GetStandingProgram` and the
 //!   evaluation of standing perk programs on every scoring run (driven by
 //!   `crate::standing_feed`).
+//! - `export`: `ExportAccount` (matching's privacy service) — every row naming
+//!   an account, across brands.
 //! - `tokens`: the page tokens of `MatchCampaign` and `ListCampaigns`.
 
 mod campaigns;
 mod eligibility;
+mod export;
 mod lifecycle;
 mod offers;
 mod portfolio;

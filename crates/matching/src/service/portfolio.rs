@@ -29,7 +29,7 @@ pub(super) struct StoredPortfolio {
     pub(super) members: Vec<StoredMember>,
     /// `None` when unknown (JSON has no NaN).
     estimated_spread: Option<f64>,
-    total_cost: i64,
+    pub(super) total_cost: i64,
     guarantee: String,
     audience_overlap: Option<f64>,
     expected: Expected,
@@ -211,19 +211,19 @@ fn greedy_by_objective(
     }
 }
 
+pub(super) fn member_to_proto(m: &StoredMember) -> pb::PortfolioMember {
+    pb::PortfolioMember {
+        account: Some(m.account.to_proto()),
+        handle: m.handle.clone(),
+        cost: m.cost,
+        marginal_gain: m.marginal_gain.unwrap_or(f64::NAN),
+        cost_source: if m.rate_card { pb::CostSource::RateCard } else { pb::CostSource::UnitCost } as i32,
+    }
+}
+
 fn portfolio_to_proto(p: &StoredPortfolio) -> pb::SelectPortfolioResponse {
     pb::SelectPortfolioResponse {
-        members: p
-            .members
-            .iter()
-            .map(|m| pb::PortfolioMember {
-                account: Some(m.account.to_proto()),
-                handle: m.handle.clone(),
-                cost: m.cost,
-                marginal_gain: m.marginal_gain.unwrap_or(f64::NAN),
-                cost_source: if m.rate_card { pb::CostSource::RateCard } else { pb::CostSource::UnitCost } as i32,
-            })
-            .collect(),
+        members: p.members.iter().map(member_to_proto).collect(),
         expected_reach: p.estimated_spread.unwrap_or(f64::NAN),
         total_cost: p.total_cost,
         guarantee: p.guarantee.clone(),

@@ -193,34 +193,7 @@ impl Matching {
         };
         let mut perks = Vec::with_capacity(grants.len());
         for g in &grants {
-            let why: Vec<Passed> = serde_json::from_str(&g.why)
-                .map_err(|e| Error::Corrupt { id: c.row.id.clone(), reason: format!("standing grant reasons: {e}") })?;
-            let (link, code) = if g.holdout {
-                (String::new(), String::new())
-            } else {
-                self.tracking(&c.row.id, &g.account, &g.handle)
-            };
-            perks.push(pb::StandingPerk {
-                account: Some(g.account.to_proto()),
-                handle: g.handle.clone(),
-                holdout: g.holdout,
-                cost: g.cost,
-                model_version: g.model_version.clone(),
-                as_of_offset: g.as_of,
-                granted_at: Some(lift_proto::convert::to_timestamp(g.granted_at)),
-                criteria: why
-                    .iter()
-                    .map(|w| pb::CriterionResult {
-                        criterion: Some(w.criterion.to_proto()),
-                        passed: true,
-                        margin: w.margin.unwrap_or(f64::INFINITY),
-                        observed: w.observed,
-                        reason: String::new(),
-                    })
-                    .collect(),
-                link,
-                code,
-            });
+            perks.push(self.perk_to_proto(&c.row.id, g)?);
         }
         let mut recalibrations = Vec::new();
         for r in store::recalibrations(&self.inner.db, &c.row.id).await? {
@@ -471,6 +444,40 @@ impl Matching {
             "standing program recalibrated"
         );
         Ok(())
+    }
+}
+
+impl Matching {
+    /// One grant as `StandingPerk`: its reasons decoded, its tracking link and
+    /// code (none for a control).
+    pub(super) fn perk_to_proto(&self, campaign_id: &str, g: &store::Grant) -> Result<pb::StandingPerk, Error> {
+        let why: Vec<Passed> = serde_json::from_str(&g.why).map_err(|e| Error::Corrupt {
+            id: campaign_id.to_owned(),
+            reason: format!("standing grant reasons: {e}"),
+        })?;
+        let (link, code) =
+            if g.holdout { (String::new(), String::new()) } else { self.tracking(campaign_id, &g.account, &g.handle) };
+        Ok(pb::StandingPerk {
+            account: Some(g.account.to_proto()),
+            handle: g.handle.clone(),
+            holdout: g.holdout,
+            cost: g.cost,
+            model_version: g.model_version.clone(),
+            as_of_offset: g.as_of,
+            granted_at: Some(lift_proto::convert::to_timestamp(g.granted_at)),
+            criteria: why
+                .iter()
+                .map(|w| pb::CriterionResult {
+                    criterion: Some(w.criterion.to_proto()),
+                    passed: true,
+                    margin: w.margin.unwrap_or(f64::INFINITY),
+                    observed: w.observed,
+                    reason: String::new(),
+                })
+                .collect(),
+            link,
+            code,
+        })
     }
 }
 

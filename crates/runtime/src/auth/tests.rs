@@ -26,6 +26,7 @@ fn every_method_has_its_scope() {
     assert_eq!(access("/lift.matching.v1.MatchingService/CreateCampaign"), Access::Requires(Scope::CampaignsWrite));
     assert_eq!(access("/lift.privacy.v1.PrivacyService/Erase"), Access::Requires(Scope::PrivacyAdmin));
     assert_eq!(access("/lift.privacy.v1.PrivacyService/ListAudit"), Access::Requires(Scope::PrivacyAdmin));
+    assert_eq!(access("/lift.matching.v1.MatchingPrivacyService/ExportAccount"), Access::Requires(Scope::PrivacyAdmin));
     assert_eq!(access("/grpc.health.v1.Health/Check"), Access::Public);
     assert_eq!(access("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"), Access::Public);
     assert_eq!(access("/grpc.health.v1.HealthX/Check"), Access::Unknown);
