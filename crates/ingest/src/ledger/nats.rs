@@ -179,6 +179,12 @@ impl NatsLedger {
                 s.stream
             )));
         }
+        if stream.cached_info().config.deny_delete {
+            return Err(Error::LedgerConfig(format!(
+                "stream {} exists with message deletes denied (deny_delete); privacy erasure and retention erase messages",
+                s.stream
+            )));
+        }
         let bucket = format!("{}_IDS", s.stream);
         let ids = match js.get_key_value(&bucket).await {
             Ok(kv) => kv,
