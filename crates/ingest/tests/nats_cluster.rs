@@ -527,3 +527,63 @@ async fn cut_off_node_never_acknowledges() {
     assert_exactly_once(&stored, &acks);
     assert_eq!(stored.len(), 20 + 5 + 5 * 20 + 10 + 5);
 }
+
+/// Erasure on the three-node cluster (R3): the account's events are erased on
+/// every replica — no node's stream store holds its id, handle or visitor ids
+/// once the deletes are applied (bounded wait) — Subscribe skips exactly the
+/// erased offsets, and a replay is answered as duplicates. What JetStream's
+/// replication logs (`_js_`) still hold until they are compacted is printed,
+/// not asserted (see docs/privacy.md, "On the JetStream ledger").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erasure_on_every_replica() {
+    use lift_proto::privacy::v1 as ppb;
+    use lift_proto::privacy::v1::privacy_service_client::PrivacyServiceClient;
+    use lift_runtime::client::{ClientOptions, connect_lazy};
+
+    use crate::common::world::{acct, anna, scan_files, world};
+
+    let cluster = Cluster::start().await;
+    let url = cluster.url(&[0, 1, 2]);
+    let ledger = Ledger::from_setting(&url).await.expect("R3 ledger");
+    let db = lift_store::connect("sqlite::memory:").await.expect("db");
+    let ingest = Ingest::with_ledger(db, ledger, IngestConfig::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let shutdown = Shutdown::new();
+    let opts = lift_runtime::ServeOptions::default();
+    tokio::spawn(lift_runtime::serve_pair(listener, ingest.grpc(), ingest.privacy(), shutdown.clone(), opts));
+    let channel = connect_lazy(&format!("http://{addr}"), &ClientOptions::default()).expect("channel");
+    let mut privacy = PrivacyServiceClient::new(channel);
+    let mut client = IngestServiceClient::connect(format!("http://{addr}")).await.expect("client");
+
+    let link = |l: &str, owner: &str| pb::Link { link: l.into(), owner: acct(owner), ..Default::default() };
+    let links = vec![link("lift.to/anna-1", "anna"), link("lift.to/bob-1", "bob")];
+    client.register_links(pb::RegisterLinksRequest { links }).await.expect("links");
+    let (events, expected) = world();
+    let r = client.ingest_batch(pb::IngestBatchRequest { events: events.clone() }).await.expect("ingest");
+    assert_eq!(r.get_ref().accepted as usize, events.len());
+    let stores = |skip: &[&str]| cluster.nodes.iter().flat_map(|n| scan_files(&n.dir, skip)).collect::<Vec<_>>();
+    assert!(!stores(&["_js_"]).is_empty(), "the store scan must see her before the erasure");
+
+    let e = privacy.erase(ppb::EraseRequest { subject: Some(anna()) }).await.expect("erase").into_inner();
+    assert_eq!(e.events_erased as usize, expected.len());
+    // Followers apply the deletes as the replication log commits them: wait, bounded.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut left = stores(&["_js_"]);
+    while !left.is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        left = stores(&["_js_"]);
+    }
+    assert!(left.is_empty(), "replicas' stream stores still hold her 20 s after the erasure: {left:?}");
+    let in_logs = stores(&[]).len();
+    eprintln!("erasure_on_every_replica: files still naming her in replication logs (until compaction): {in_logs}");
+
+    let stored = read_all(&mut client).await;
+    let n = events.len() as u64;
+    assert_eq!(stored.len() as u64, n - expected.len() as u64 + 1);
+    assert_eq!(stored.last().map(|(o, _)| *o), Some(n + 1), "the marker last");
+    assert!(stored.iter().all(|(_, id)| !expected.contains(id.as_str())), "an erased event is still read");
+    let replay = client.ingest_batch(pb::IngestBatchRequest { events }).await.expect("replay").into_inner();
+    assert_eq!(replay.duplicates as usize, replay.results.len());
+    shutdown.trigger();
+}

@@ -11,7 +11,6 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::Path;
 use std::time::Duration;
 
 use async_nats::jetstream::stream::RawMessageErrorKind;
@@ -29,7 +28,7 @@ use lift_runtime::{ServeOptions, Shutdown};
 use pb::event::Kind;
 
 use crate::common::Nats;
-use crate::common::world::{NEEDLES, acct, anna, export, mention_anna, scan_tables, world};
+use crate::common::world::{acct, anna, export, holds_needle, mention_anna, scan_files, scan_tables, world};
 
 type Channel = lift_runtime::client::Channel;
 
@@ -78,11 +77,6 @@ async fn subscribe_all(c: &mut IngestServiceClient<Channel>) -> Vec<pb::LedgerEv
     out
 }
 
-fn holds_needle(bytes: &[u8]) -> Option<&'static str> {
-    let lower = bytes.to_ascii_lowercase();
-    NEEDLES.into_iter().find(|n| lower.windows(n.len()).any(|w| w == n.as_bytes()))
-}
-
 /// Every stream on the server, read raw message by message (subject, headers,
 /// payload): the messages holding a needle, and the erased sequences (gaps
 /// below the stream's last sequence), as `(stream, sequence)`.
@@ -118,28 +112,6 @@ async fn scan_streams(nats: &Nats) -> (Vec<String>, Vec<(String, u64)>) {
         }
     }
     (hits, gaps)
-}
-
-/// Every file under `dir` holding a needle (raw bytes, case-insensitively).
-fn scan_files(dir: &Path) -> Vec<String> {
-    let mut hits = Vec::new();
-    let mut todo = vec![dir.to_path_buf()];
-    let mut files = 0;
-    while let Some(d) = todo.pop() {
-        for entry in std::fs::read_dir(&d).expect("read dir") {
-            let path = entry.expect("entry").path();
-            if path.is_dir() {
-                todo.push(path);
-            } else if let Ok(bytes) = std::fs::read(&path) {
-                files += 1;
-                if let Some(n) = holds_needle(&bytes) {
-                    hits.push(format!("{} holds {n:?}", path.display()));
-                }
-            }
-        }
-    }
-    assert!(files > 0, "no files under {}", dir.display());
-    hits
 }
 
 fn event_ids(events: &[pb::LedgerEvent]) -> BTreeSet<String> {
@@ -183,7 +155,7 @@ async fn nats_export_and_erasure_leave_no_trace() {
     let (hits, gaps) = scan_streams(&nats).await;
     assert!(hits.iter().any(|h| h.starts_with("LIFT_LEDGER #")), "the stream scan must see her: {hits:?}");
     assert!(gaps.is_empty(), "{gaps:?}");
-    assert!(!scan_files(nats.store_dir()).is_empty(), "the file scan must see her");
+    assert!(!scan_files(nats.store_dir(), &[]).is_empty(), "the file scan must see her");
     assert!(scan_tables(&s.db).await.iter().any(|h| h.starts_with("links.link")));
 
     let e = s.privacy.erase(ppb::EraseRequest { subject: Some(anna()) }).await.expect("erase").into_inner();
@@ -224,7 +196,7 @@ async fn nats_export_and_erasure_leave_no_trace() {
     let mut s = server(&nats, &db_url).await;
     let (hits, gaps) = scan_streams(&nats).await;
     check("after restarts")(hits, gaps, subscribe_all(&mut s.ingest).await);
-    let hits = scan_files(nats.store_dir());
+    let hits = scan_files(nats.store_dir(), &[]);
     assert!(hits.is_empty(), "the server's store still holds her: {hits:?}");
     let replay = s.ingest.ingest_batch(pb::IngestBatchRequest { events }).await.expect("replay").into_inner();
     assert_eq!(replay.accepted, 0);

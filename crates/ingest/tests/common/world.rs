@@ -3,6 +3,7 @@
 //! events that involve x:anna, and scans for what identifies her.
 
 use std::collections::BTreeSet;
+use std::path::Path;
 
 use futures::StreamExt;
 use lift_domain::time::{MICROS_PER_SEC, now};
@@ -184,4 +185,35 @@ pub(crate) fn mention_anna(id: &str) -> pb::Event {
             target: acct("bob"),
         }),
     )
+}
+
+/// The first needle `bytes` hold, case-insensitively.
+pub(crate) fn holds_needle(bytes: &[u8]) -> Option<&'static str> {
+    let lower = bytes.to_ascii_lowercase();
+    NEEDLES.into_iter().find(|n| lower.windows(n.len()).any(|w| w == n.as_bytes()))
+}
+
+/// Every file under `dir` holding a needle (raw bytes, case-insensitively),
+/// except under directories named in `skip`.
+pub(crate) fn scan_files(dir: &Path, skip: &[&str]) -> Vec<String> {
+    let mut hits = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    let mut files = 0;
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).expect("read dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                if !skip.iter().any(|s| path.file_name().is_some_and(|n| n == *s)) {
+                    todo.push(path);
+                }
+            } else if let Ok(bytes) = std::fs::read(&path) {
+                files += 1;
+                if let Some(n) = holds_needle(&bytes) {
+                    hits.push(format!("{} holds {n:?}", path.display()));
+                }
+            }
+        }
+    }
+    assert!(files > 0, "no files under {}", dir.display());
+    hits
 }
