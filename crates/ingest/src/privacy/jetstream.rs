@@ -7,10 +7,12 @@
 //! as a SQL tombstone is), after every event up to the head was indexed so a
 //! replay stays a duplicate (`crate::ledger::nats`'s erase module says why both
 //! hold). Then the subject's links and the erased events' click-index rows are
-//! deleted from ingestion's database, the marker is appended — only if nothing
-//! was appended since the last scan, else the new events are scanned and
-//! erased too and the marker tried again — and the audit row is written in
-//! ingestion's database, as on SQL.
+//! deleted from ingestion's database. This runs in rounds ([`run`]): the long
+//! scan of the whole stream, one round for what was appended meanwhile, then,
+//! behind the ledger's fence (appenders wait), rounds that each try to append
+//! the marker right after the last event scanned — refused if anything was
+//! appended since, which the next round scans. Last, the audit row is written
+//! in ingestion's database, as on SQL.
 //!
 //! There is no transaction spanning the stream and the database, so an erasure
 //! interrupted part-way (a crash, the stream unavailable) has erased some
