@@ -322,3 +322,25 @@ async fn nats_retention_removes_exactly_the_expired_events() {
     assert_eq!((replay[0].is_accepted(), replay[0].offset()), (false, 26));
     assert_eq!(stream.head().await.expect("head"), 31);
 }
+
+/// The erasure's fence (a time in the index's `indexed` mark) holds appends
+/// until it is lifted; then they go on at the next offset.
+#[tokio::test]
+async fn nats_fence_holds_appends_until_lifted() {
+    let nats = Nats::start();
+    let mut s = server(&nats, "sqlite::memory:").await;
+    let first = s.ingest.ingest_batch(pb::IngestBatchRequest { events: vec![mention_anna("f1")] }).await;
+    assert_eq!(first.expect("append").into_inner().results[0].offset, 1);
+    let client = async_nats::connect(format!("nats://127.0.0.1:{}", nats.port)).await.expect("connect");
+    let kv = async_nats::jetstream::new(client).get_key_value("LIFT_LEDGER_IDS").await.expect("index");
+    let until = now() + 60 * MICROS_PER_SEC;
+    kv.put("indexed", format!("1 {until}").into()).await.expect("fence");
+    let mut c = s.ingest.clone();
+    let pending =
+        tokio::spawn(async move { c.ingest_batch(pb::IngestBatchRequest { events: vec![mention_anna("f2")] }).await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!pending.is_finished(), "an append went past the fence");
+    kv.put("indexed", "1".into()).await.expect("lift the fence");
+    let done = tokio::time::timeout(Duration::from_secs(10), pending).await.expect("appended once lifted");
+    assert_eq!(done.expect("task").expect("append").into_inner().results[0].offset, 2);
+}
