@@ -10,8 +10,8 @@
 //!   NATS JetStream stream (`LIFT_LEDGER=nats://…`); [`ledger::sql`] encodes events
 //!   into the SQL ledger's bytes and decodes them for every reader.
 //! - `privacy` serves `lift.privacy.v1.PrivacyService` beside it: a subject's export,
-//!   erasure (tombstones and an erasure marker, on `lift_store::privacy`'s primitives)
-//!   and the audit log; and the retention horizon ([`Retention`], [`Ingest::retain`],
+//!   erasure (tombstones on SQL, erased messages on JetStream, then an erasure
+//!   marker, on `lift_store::privacy`'s primitives) and the audit log; and the retention horizon ([`Retention`], [`Ingest::retain`],
 //!   run on a schedule by [`run`] when configured).
 //! - [`import`] reads NDJSON (proto JSON) and edge-list CSV (CollegeMsg) files and
 //!   streams them to a server.

@@ -1,9 +1,11 @@
 //! `lift.privacy.v1.PrivacyService` over tonic: a person's access (export) and
-//! erasure requests against ingestion's tables, and the audit log of both. The
+//! erasure requests against ingestion's ledger (SQL or JetStream) and tables,
+//! and the audit log of both. The
 //! rules of what involves a subject and the erasure itself are in [`scan`], on
 //! the store's primitives (`lift_store::privacy`); this is the edge (validation,
 //! the caller's identity for the audit log, the append queue, encoding).
 
+mod jetstream;
 mod retention;
 mod scan;
 
@@ -52,22 +54,17 @@ impl Ingest {
 }
 
 impl Privacy {
-    /// Export and erasure read and rewrite the SQL ledger's rows; a JetStream
-    /// ledger's stream cannot be rewritten in place, so they are refused there.
-    fn sql_ledger_only(&self) -> Result<(), Status> {
-        match self.ingest.ledger() {
-            crate::Ledger::Sql => Ok(()),
-            crate::Ledger::Nats(_) => Err(Status::unimplemented(
-                "privacy export and erasure work on the SQL ledger; this ingestion service's ledger is JetStream, where they are not supported yet",
-            )),
-        }
-    }
-
     /// Erases `subject` holding the append queue, so no append of this process
-    /// waits on the database lock meanwhile; wakes subscribers for the marker.
+    /// waits on the database lock (or races the marker) meanwhile; wakes
+    /// subscribers for the marker. On SQL the events are rewritten as tombstones
+    /// ([`scan`]); on JetStream their messages are erased ([`jetstream`]).
     pub async fn erase(&self, subject: &Subject, actor: &Actor) -> Result<Erased, Error> {
         let _queued = self.ingest.append_queue().lock().await;
-        let erased = scan::erase(self.ingest.db(), subject, actor, lift_domain::time::now()).await?;
+        let (db, now) = (self.ingest.db(), lift_domain::time::now());
+        let erased = match self.ingest.ledger() {
+            crate::Ledger::Sql => scan::erase(db, subject, actor, now).await?,
+            crate::Ledger::Nats(n) => jetstream::erase(db, n, subject, actor, now).await?,
+        };
         self.ingest.erased(erased.marker_offset);
         Ok(erased)
     }
@@ -122,11 +119,10 @@ impl PrivacyService for Privacy {
     /// Audited once the scan is complete, before the first message is sent.
     #[tracing::instrument(skip_all)]
     async fn export(&self, req: Request<pb::ExportRequest>) -> Result<Response<Self::ExportStream>, Status> {
-        self.sql_ledger_only()?;
         let who = actor(&req);
         let subject = subject(req.get_ref().subject.as_ref())?;
         let db = self.ingest.db();
-        let found = scan::find(db, &subject).await.map_err(Error::from)?;
+        let found = scan::find(db, self.ingest.ledger(), &subject).await?;
         let hash = subject.hash();
         let events = found.events.len() as u64;
         store::audit(db, &who, "export", &hash, events, lift_domain::time::now()).await.map_err(Error::from)?;
@@ -154,7 +150,6 @@ impl PrivacyService for Privacy {
 
     #[tracing::instrument(skip_all)]
     async fn erase(&self, req: Request<pb::EraseRequest>) -> Result<Response<pb::EraseResponse>, Status> {
-        self.sql_ledger_only()?;
         let who = actor(&req);
         let subject = subject(req.get_ref().subject.as_ref())?;
         let e = Privacy::erase(self, &subject, &who).await?;

@@ -29,14 +29,6 @@ pub async fn run(
     })?;
     tracing::info!(ledger = ledger.kind(), "ledger");
     let retention = config.retention;
-    if retention.is_some() && matches!(ledger, Ledger::Nats(_)) {
-        return Err(lift_runtime::Error::Url {
-            url: redact(&config.ledger),
-            reason: "a retention horizon is configured (ingest.retention_days), and a JetStream stream cannot be \
-                     rewritten in place: retention works on the SQL ledger only"
-                .into(),
-        });
-    }
     let ingest = Ingest::with_ledger(deps.db, ledger, config);
     let job = retention.map(|r| {
         tracing::info!(horizon_days = r.horizon.as_secs_f64() / 86_400.0, every = ?r.every, "retention horizon");

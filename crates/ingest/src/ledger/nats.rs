@@ -2,11 +2,13 @@
 //!
 //! # Layout
 //! One stream (default `LIFT_LEDGER`, subjects `lift.ledger.<kind code>`), file
-//! storage, R3 by default (`?replicas=1` for a single server). Nothing is ever
-//! deleted from it, so the stream sequence *is* the ledger offset: dense, from 1,
-//! in commit order. `Subscribe` reads after an offset through a short-lived
-//! consumer filtered by kind subjects, so resuming at `after_offset` neither skips
-//! nor repeats. Each message carries a `pb::LedgerEvent` (offset 0; the stream
+//! storage, R3 by default (`?replicas=1` for a single server). The stream
+//! sequence *is* the ledger offset: dense, from 1, in commit order. Messages are
+//! only ever removed by privacy erasure or retention ([`erase`]), which leaves
+//! their offsets unused: a gap to every reader, as the SQL ledger's tombstones
+//! are. `Subscribe` reads after an offset through a short-lived consumer filtered
+//! by kind subjects, so resuming at `after_offset` neither skips nor repeats a
+//! stored event. Each message carries a `pb::LedgerEvent` (offset 0; the stream
 //! sequence supplies it) and a `Lift-Key` header: the event's idempotency key.
 //!
 //! # Idempotent on (source, event_id), without a time window
@@ -48,6 +50,9 @@
 //! later conversion `UNATTRIBUTED` instead of `CLICK`; nothing is credited
 //! wrongly, and every consumer reads the same stored answer.
 
+mod erase;
+mod mark;
+
 use lift_proto::convert::prelude::*;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -57,7 +62,7 @@ use async_nats::header::{NATS_BATCH_COMMIT, NATS_BATCH_ID, NATS_BATCH_SEQUENCE, 
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
 use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::message::PublishMessage;
-use async_nats::jetstream::stream::LastRawMessageErrorKind;
+use async_nats::jetstream::stream::{LastRawMessageErrorKind, RawMessageErrorKind};
 use async_nats::jetstream::{self, kv, stream};
 use futures::{StreamExt, TryStreamExt, stream as fstream};
 use lift_domain::event::Attribution;
@@ -69,6 +74,7 @@ use lift_store::links::{self, Click};
 use prost::Message;
 use sha2::{Digest, Sha256};
 
+use self::mark::Mark;
 use crate::{Error, attribution};
 
 /// Most messages in one atomic batch (the server's limit is 1,000).
@@ -173,6 +179,12 @@ impl NatsLedger {
                 s.stream
             )));
         }
+        if stream.cached_info().config.deny_delete {
+            return Err(Error::LedgerConfig(format!(
+                "stream {} exists with message deletes denied (deny_delete); privacy erasure and retention erase messages",
+                s.stream
+            )));
+        }
         let bucket = format!("{}_IDS", s.stream);
         let ids = match js.get_key_value(&bucket).await {
             Ok(kv) => kv,
@@ -273,9 +285,19 @@ impl NatsLedger {
         let keys: Vec<String> = events.iter().map(|e| key(&e.source, &e.event_id)).collect();
         // Settled outcomes: stored by this call in an earlier attempt.
         let mut settled: Vec<Option<Outcome>> = vec![None; events.len()];
-        for _ in 0..MAX_ATTEMPTS {
+        let mut attempts = 0;
+        let fenced_until = tokio::time::Instant::now() + erase::FENCE_LEASE + Duration::from_secs(1);
+        while attempts < MAX_ATTEMPTS {
             let head = self.head().await?;
-            self.catch_up(head).await?;
+            if self.catch_up(head).await?.fenced() {
+                // An erasure is finishing (see `erase`): wait, bounded by its lease.
+                if tokio::time::Instant::now() > fenced_until {
+                    return Err(Error::LedgerUnavailable("an erasure holds the ledger longer than its lease".into()));
+                }
+                tokio::time::sleep(erase::FENCE_POLL).await;
+                continue;
+            }
+            attempts += 1;
             let found = self.lookup(&keys, &settled).await?;
             let plan = plan(&keys, &settled, &found, head);
             if plan.iter().all(|o| !o.is_accepted()) {
@@ -371,20 +393,29 @@ impl NatsLedger {
         Ok(Published::All(last))
     }
 
-    /// Indexes every stored event after `indexed` up to `head`.
-    async fn catch_up(&self, head: u64) -> Result<(), Error> {
-        let indexed = self.indexed().await?.0;
+    /// Indexes every stored event after `indexed` up to `head`; returns the
+    /// mark as read first (its fence tells appenders to wait, see [`erase`]).
+    async fn catch_up(&self, head: u64) -> Result<Mark, Error> {
+        let mark = self.indexed().await?;
+        let indexed = mark.offset;
         if indexed >= head {
-            return Ok(());
+            return Ok(mark);
         }
         let work: Vec<_> = (indexed + 1..=head).map(|seq| self.reindex(seq)).collect();
         fstream::iter(work).buffer_unordered(CONCURRENCY).try_collect::<()>().await?;
         metrics::counter!("lift_ledger_reindexed_total").increment(head - indexed);
-        self.raise_indexed(head).await
+        self.raise_indexed(head).await?;
+        Ok(mark)
     }
 
+    /// Indexes the stored event at `seq`. An erased offset has no message; its
+    /// key was indexed before it was erased (see [`erase`]), so there is nothing to do.
     async fn reindex(&self, seq: u64) -> Result<(), Error> {
-        let m = self.stream.get_raw_message(seq).await.map_err(|e| unavailable("re-indexing", e))?;
+        let m = match self.stream.get_raw_message(seq).await {
+            Ok(m) => m,
+            Err(e) if matches!(e.kind(), RawMessageErrorKind::NoMessageFound) => return Ok(()),
+            Err(e) => return Err(unavailable("re-indexing", e)),
+        };
         let k = m.headers.get(KEY_HEADER).map(|v| v.as_str().to_owned()).ok_or_else(|| {
             Error::Store(lift_store::Error::Corrupt { offset: seq, reason: "no Lift-Key header".into() })
         })?;
@@ -421,11 +452,21 @@ impl NatsLedger {
         v.map(|(v, _)| parse_offset(&v).map(|o| (i, o))).transpose()
     }
 
-    /// `indexed` and its revision (0, 0 when unset).
-    async fn indexed(&self) -> Result<(u64, u64), Error> {
+    /// The `indexed` mark (offset 0, revision 0 when unset).
+    async fn indexed(&self) -> Result<Mark, Error> {
         match self.read_key(INDEXED, "reading the index mark").await? {
-            Some((v, revision)) => Ok((parse_offset(&v)?, revision)),
-            None => Ok((0, 0)),
+            Some((v, revision)) => Mark::parse(&v, revision),
+            None => Ok(Mark::default()),
+        }
+    }
+
+    /// Sets `indexed` to `mark` (offset and fence) if its revision is still `revision`.
+    async fn write_mark(&self, mark: &Mark, revision: u64) -> bool {
+        let value = mark.encode().into();
+        if revision == 0 {
+            self.ids.create(INDEXED, value).await.is_ok()
+        } else {
+            self.ids.update(INDEXED, value, revision).await.is_ok()
         }
     }
 
@@ -449,17 +490,13 @@ impl NatsLedger {
     /// it never moves back).
     async fn raise_indexed(&self, upto: u64) -> Result<(), Error> {
         for _ in 0..MAX_ATTEMPTS {
-            let (current, revision) = self.indexed().await?;
-            if current >= upto {
+            let mark = self.indexed().await?;
+            if mark.offset >= upto {
                 return Ok(());
             }
-            let value = upto.to_string().into();
-            let ok = if revision == 0 {
-                self.ids.create(INDEXED, value).await.is_ok()
-            } else {
-                self.ids.update(INDEXED, value, revision).await.is_ok()
-            };
-            if ok {
+            // The fence is carried over (compare-and-set: one set meanwhile is not lost).
+            let raised = Mark { offset: upto, fence: mark.fence.filter(|&f| f > lift_domain::time::now()), ..mark };
+            if self.write_mark(&raised, mark.revision).await {
                 return Ok(());
             }
         }

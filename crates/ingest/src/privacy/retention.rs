@@ -12,6 +12,10 @@
 //! names no person), and write an audit row with action `retention`. A run that
 //! finds nothing writes nothing. Ledger consumers treat the marker as they treat
 //! an erasure: scoring purges its checkpoints and replays the retained ledger.
+//!
+//! On a JetStream ledger a run removes the same events (occurred before the
+//! cutoff, markers excepted) by erasing their messages instead of rewriting rows
+//! (`super::jetstream`), with the same marker, click-index deletions and audit row.
 
 use std::time::Duration;
 
@@ -44,7 +48,7 @@ pub struct Retained {
 }
 
 /// Who the audit log names for a scheduled run.
-fn actor() -> Actor {
+pub(super) fn actor() -> Actor {
     Actor { key_id: "retention".to_owned(), scope: "schedule".to_owned() }
 }
 
@@ -101,14 +105,12 @@ impl Ingest {
     /// `lift_privacy_retention_events_removed_total` and
     /// `lift_privacy_retention_runs_total`, and logged.
     pub async fn retain(&self, horizon: Duration, now: Micros) -> Result<Retained, crate::Error> {
-        if let crate::Ledger::Nats(_) = self.ledger() {
-            return Err(crate::Error::LedgerConfig(
-                "retention rewrites the SQL ledger in place; a JetStream ledger cannot be rewritten".into(),
-            ));
-        }
         let cutoff = Retention { horizon, every: Duration::from_secs(1) }.cutoff(now);
         let _queued = self.append_queue().lock().await;
-        let r = retain(self.db(), cutoff, now).await?;
+        let r = match self.ledger() {
+            crate::Ledger::Sql => retain(self.db(), cutoff, now).await?,
+            crate::Ledger::Nats(n) => super::jetstream::retain(self.db(), n, cutoff, now).await?,
+        };
         metrics::counter!("lift_privacy_retention_runs_total").increment(1);
         metrics::counter!("lift_privacy_retention_events_removed_total").increment(r.events_removed);
         if let Some(offset) = r.marker_offset {

@@ -1,7 +1,9 @@
-//! What the SQL ledger and the link registry hold about one subject (an account
-//! or a visitor id), and erasing it. The store (`lift_store::privacy`) offers the
-//! storage primitives; the rules live here, beside the encoding
-//! (`crate::ledger::sql`).
+//! What the ledger and the link registry hold about one subject (an account or
+//! a visitor id), and erasing it from the SQL ledger. The store
+//! (`lift_store::privacy`) offers the storage primitives; the rules live here,
+//! beside the encoding (`crate::ledger::sql`). The same rules ([`Matcher`], read
+//! through a [`Source`]) find a subject's events on a JetStream ledger, which
+//! `super::jetstream` erases its own way.
 //!
 //! # What involves a subject
 //! For an account `A`: its profile events; posts by `A` and replies to or quotes
@@ -34,10 +36,11 @@ use lift_proto::ingest::v1 as pb;
 use lift_proto::ingest::v1::event::Kind;
 use lift_store::links::Link;
 use lift_store::privacy::{self as store, Actor, Subject, Tombstone, tombstone_id};
-use lift_store::{ConnectionTrait, DatabaseConnection, Error, ledger};
+use lift_store::{ConnectionTrait, DatabaseConnection, ledger};
 use prost::Message;
 
-use crate::ledger::sql;
+use crate::ledger::{NatsLedger, sql};
+use crate::{Error, Ledger};
 
 /// Ledger events read per page while scanning.
 const PAGE: u32 = 5_000;
@@ -65,9 +68,26 @@ pub struct Erased {
     pub marker_offset: u64,
 }
 
+/// Where a scan reads the ledger: the SQL table (through the pool or inside the
+/// append transaction) or a JetStream stream. Either way only live events are
+/// read: erased ones are gaps.
+pub(super) enum Source<'a, C> {
+    Sql(&'a C),
+    Nats(&'a NatsLedger),
+}
+
+impl<C: ConnectionTrait> Source<'_, C> {
+    async fn page(&self, after: u64) -> Result<Vec<pb::LedgerEvent>, Error> {
+        match self {
+            Source::Sql(db) => Ok(sql::read_after_wire(*db, after, &[], PAGE).await?),
+            Source::Nats(n) => n.read_after_wire(after, &[], PAGE).await,
+        }
+    }
+}
+
 /// The subject's matching rules, grown by the first pass.
 #[derive(Debug)]
-struct Matcher {
+pub(super) struct Matcher {
     account: Option<AccountId>,
     posts: HashSet<String>,
     visitors: HashSet<String>,
@@ -79,7 +99,7 @@ fn is(r: Option<&pb::AccountRef>, a: Option<&AccountId>) -> bool {
 }
 
 impl Matcher {
-    fn new(subject: &Subject, links: &[Link]) -> Self {
+    pub(super) fn new(subject: &Subject, links: &[Link]) -> Self {
         let (account, visitors) = match subject {
             Subject::Account(a) => (Some(a.clone()), HashSet::new()),
             Subject::Visitor(v) => (None, HashSet::from([v.clone()])),
@@ -123,14 +143,14 @@ impl Matcher {
 }
 
 /// Calls `f` for every live ledger event in `(after, through]`, in offset order.
-async fn scan(
-    db: &impl ConnectionTrait,
+pub(super) async fn scan<C: ConnectionTrait>(
+    source: &Source<'_, C>,
     mut after: u64,
     through: u64,
     mut f: impl FnMut(&pb::LedgerEvent),
 ) -> Result<(), Error> {
     while after < through {
-        let page = sql::read_after_wire(db, after, &[], PAGE).await?;
+        let page = source.page(after).await?;
         let Some(last) = page.last().map(|e| e.offset) else { break };
         for e in page.iter().filter(|e| e.offset <= through) {
             f(e);
@@ -141,17 +161,17 @@ async fn scan(
 }
 
 /// Both passes over `(after, through]`: learn, then collect what matches.
-async fn collect(
-    db: &impl ConnectionTrait,
+pub(super) async fn collect<C: ConnectionTrait>(
+    source: &Source<'_, C>,
     m: &mut Matcher,
     after: u64,
     through: u64,
     out: &mut Vec<pb::LedgerEvent>,
 ) -> Result<(), Error> {
     if m.account.is_some() {
-        scan(db, after, through, |e| m.learn(e)).await?;
+        scan(source, after, through, |e| m.learn(e)).await?;
     }
-    scan(db, after, through, |e| {
+    scan(source, after, through, |e| {
         if m.involves(e) {
             out.push(e.clone());
         }
@@ -159,18 +179,43 @@ async fn collect(
     .await
 }
 
-/// Everything the ledger and the link registry hold about `subject`.
-pub(crate) async fn find(db: &impl ConnectionTrait, subject: &Subject) -> Result<Found, Error> {
-    Ok(find_with(db, subject).await?.0)
+/// Everything `ledger` and the link registry in `db` hold about `subject`.
+pub(crate) async fn find(db: &DatabaseConnection, ledger: &Ledger, subject: &Subject) -> Result<Found, Error> {
+    let found = match ledger {
+        Ledger::Sql => find_through(db, &Source::Sql(db), subject, ledger::head(db).await?).await?,
+        Ledger::Nats(n) => find_through(db, &Source::<DatabaseConnection>::Nats(n), subject, n.head().await?).await?,
+    };
+    Ok(found.0)
 }
 
-async fn find_with(db: &impl ConnectionTrait, subject: &Subject) -> Result<(Found, Matcher), Error> {
-    let through = ledger::head(db).await?;
+/// What the ledger up to `through` (read from `source`) and the link registry in
+/// `db` hold about `subject`, and the matcher that found it (to carry on past
+/// `through`).
+pub(super) async fn find_through<C: ConnectionTrait>(
+    db: &impl ConnectionTrait,
+    source: &Source<'_, C>,
+    subject: &Subject,
+    through: u64,
+) -> Result<(Found, Matcher), Error> {
     let links = store::owned_links(db, subject).await?;
     let mut m = Matcher::new(subject, &links);
     let mut events = Vec::new();
-    collect(db, &mut m, 0, through, &mut events).await?;
+    collect(source, &mut m, 0, through, &mut events).await?;
     Ok((Found { events, links, through }, m))
+}
+
+/// The erasure marker of `subject_hash`, appended by ingestion at `now`.
+pub(super) fn marker(subject_hash: &str, events_erased: u64, now: Micros) -> Event {
+    Event {
+        event_id: format!("erasure-{}-{now}", &subject_hash[..16.min(subject_hash.len())]),
+        source: MARKER_SOURCE.to_owned(),
+        occurred_at: now,
+        body: EventBody::Erasure(Erasure {
+            subject_hash: subject_hash.to_owned(),
+            events_erased,
+            retention_before: None,
+        }),
+    }
 }
 
 /// The tombstone of a found event: its body keeps only source, time and the
@@ -190,23 +235,17 @@ pub(crate) async fn erase(
     now: Micros,
 ) -> Result<Erased, Error> {
     // The long scan runs without the lock; the lock then covers what came after it.
-    let (first, mut m) = find_with(db, subject).await?;
+    let (first, mut m) = find_through(db, &Source::Sql(db), subject, ledger::head(db).await?).await?;
     let mut events = first.events;
     let mut appender = ledger::Appender::begin(db).await?;
     let head = appender.head_before();
-    collect(appender.txn(), &mut m, first.through, head, &mut events).await?;
+    collect(&Source::Sql(appender.txn()), &mut m, first.through, head, &mut events).await?;
     let links = store::owned_links(appender.txn(), subject).await?;
     let tombstones: Vec<Tombstone> = events.iter().filter_map(tombstone).collect();
     let removed = store::erase_rows(appender.txn(), &tombstones, &links, now).await?;
     let subject_hash = subject.hash();
     let events_erased = events.len() as u64;
-    let marker = Event {
-        event_id: format!("erasure-{}-{now}", &subject_hash[..16]),
-        source: MARKER_SOURCE.to_owned(),
-        occurred_at: now,
-        body: EventBody::Erasure(Erasure { subject_hash: subject_hash.clone(), events_erased, retention_before: None }),
-    };
-    let marker = [sql::encode(&marker)];
+    let marker = [sql::encode(&marker(&subject_hash, events_erased, now))];
     let plan = appender.plan(&marker).await?;
     appender.write(&marker, &plan, &[]).await?;
     store::audit(appender.txn(), actor, "erase", &subject_hash, events_erased, now).await?;
