@@ -85,6 +85,15 @@ pub async fn export(
         Some(pb::subject::Kind::Account(a)) => Some(a.clone()),
         _ => None,
     };
+    let matching_request = match &subject.kind {
+        Some(pb::subject::Kind::Account(a)) => {
+            Some(mpb::ExportAccountRequest { account: Some(a.clone()), visitor_id: String::new() })
+        }
+        Some(pb::subject::Kind::VisitorId(v)) => {
+            Some(mpb::ExportAccountRequest { account: None, visitor_id: v.clone() })
+        }
+        None => None,
+    };
     let mut stream = client.export(pb::ExportRequest { subject: Some(subject) }).await?.into_inner();
     let mut summary = None;
     while let Some(msg) = stream.message().await? {
@@ -102,8 +111,8 @@ pub async fn export(
         summary.not_covered.retain(|s| !s.starts_with(SCORING_PREFIX));
         summary.not_covered.insert(0, SCORING_NOT_COVERED.to_owned());
     }
-    if let (Some(matching), Some(account)) = (sources.matching, account) {
-        summary.matching_records = export_matching(matching, account, out).await?;
+    if let (Some(matching), Some(request)) = (sources.matching, matching_request) {
+        summary.matching_records = export_matching(matching, request, out).await?;
         summary.not_covered.retain(|s| !s.starts_with(MATCHING_PREFIX));
     }
     let line = pb::ExportResponse { item: Some(pb::export_response::Item::Summary(summary.clone())) };
@@ -115,16 +124,12 @@ pub async fn export(
 /// `{"matching": …}`; its summary is checked and folded into the export's.
 async fn export_matching(
     matching: &mut MatchingPrivacyServiceClient<Channel>,
-    account: ipb::AccountRef,
+    request: mpb::ExportAccountRequest,
     out: &mut impl Write,
 ) -> anyhow::Result<u64> {
-    let context = "reading matching's rows about the account (needs a key with privacy:admin; \
+    let context = "reading matching's rows about the subject (needs a key with privacy:admin; \
                    --matching-url none leaves matching out)";
-    let mut stream = matching
-        .export_account(mpb::ExportAccountRequest { account: Some(account) })
-        .await
-        .context(context)?
-        .into_inner();
+    let mut stream = matching.export_account(request).await.context(context)?.into_inner();
     let mut records = 0u64;
     while let Some(msg) = stream.message().await.context(context)? {
         match msg.item {
@@ -136,7 +141,8 @@ async fn export_matching(
                     + s.portfolio_seats
                     + s.standing_perks
                     + s.recalibrations
-                    + s.report_rows;
+                    + s.report_rows
+                    + s.visitor_rows;
                 if counted != records {
                     bail!("matching's export sent {records} rows but its summary counts {counted}");
                 }

@@ -5,11 +5,14 @@
 //! refuses anonymous callers even on a server run without authentication.
 
 use lift_domain::AccountId;
+use lift_domain::event::MAX_EVENT_ID_LEN;
+use lift_domain::validation::{FieldViolation, check_token};
 use lift_proto::convert::prelude::*;
 use lift_proto::matching::v1 as pb;
 use lift_proto::matching::v1::matching_privacy_service_server::{MatchingPrivacyService, MatchingPrivacyServiceServer};
 use lift_runtime::auth::Principal;
 use lift_runtime::layer::{AuthLayer, AuthService};
+use lift_store::privacy::Subject;
 use tonic::{Request, Response, Status};
 
 use crate::{Error, Matching};
@@ -41,16 +44,29 @@ impl MatchingPrivacyService for Matching {
         req: Request<pb::ExportAccountRequest>,
     ) -> Result<Response<Self::ExportAccountStream>, Status> {
         let key = req.extensions().get::<Principal>().map(|p| p.key_id.clone());
+        let r = req.get_ref();
         let mut v = Vec::new();
-        let account = AccountId::from_proto(req.get_ref().account.as_ref(), "account", &mut v);
-        let account = match account {
-            Some(a) if v.is_empty() => a,
-            _ => return Err(Error::Invalid(v).into()),
+        let (items, subject) = if !r.visitor_id.is_empty() {
+            if r.account.is_some() {
+                v.push(FieldViolation::new("visitor_id", "give an account or a visitor_id, not both"));
+            }
+            check_token(&r.visitor_id, "visitor_id", MAX_EVENT_ID_LEN, &mut v);
+            if !v.is_empty() {
+                return Err(Error::Invalid(v).into());
+            }
+            let subject = Subject::Visitor(r.visitor_id.clone()).hash();
+            (self.export_visitor(&r.visitor_id, &subject).await?, subject)
+        } else {
+            let account = AccountId::from_proto(r.account.as_ref(), "account", &mut v);
+            let account = match account {
+                Some(a) if v.is_empty() => a,
+                _ => return Err(Error::Invalid(v).into()),
+            };
+            (self.export_account(&account).await?, lift_store::privacy::account_hash(&account))
         };
-        let items = self.export_account(&account).await?;
         tracing::info!(
             key = key.as_deref().unwrap_or("-"),
-            subject = %lift_store::privacy::account_hash(&account),
+            subject = %subject,
             records = items.len().saturating_sub(1),
             "privacy export of matching's rows"
         );

@@ -12,7 +12,7 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{bind, ingest_all, lazy, quick_scoring, rt, scored, social_world, start_scoring};
+use common::{bind, ev, ingest_all, lazy, quick_scoring, rt, scored, social_world, start_scoring};
 use lift_ingest::{Ingest, IngestConfig};
 use lift_matching::{API_KEY_HEADER, MatchingConfig, create_brand};
 use lift_proto::ingest::v1 as ipb;
@@ -48,6 +48,15 @@ fn spec() -> pb::CampaignSpec {
 
 /// Exports `account` from the matching server at `addr` with `key` (none: anonymous).
 async fn export(addr: SocketAddr, key: Option<&str>, account: Option<ipb::AccountRef>) -> Result<Vec<Item>, Status> {
+    export_request(addr, key, pb::ExportAccountRequest { account, visitor_id: String::new() }).await
+}
+
+/// Sends `req` to the matching server at `addr` with `key` (none: anonymous).
+async fn export_request(
+    addr: SocketAddr,
+    key: Option<&str>,
+    req: pb::ExportAccountRequest,
+) -> Result<Vec<Item>, Status> {
     let key = key.map(|k| k.parse::<tonic::metadata::MetadataValue<_>>().expect("ascii key"));
     let mut client = MatchingPrivacyServiceClient::with_interceptor(lazy(addr), move |mut r: Request<()>| {
         if let Some(k) = &key {
@@ -55,7 +64,7 @@ async fn export(addr: SocketAddr, key: Option<&str>, account: Option<ipb::Accoun
         }
         Ok(r)
     });
-    let mut stream = client.export_account(pb::ExportAccountRequest { account }).await?.into_inner();
+    let mut stream = client.export_account(req).await?.into_inner();
     let mut items = Vec::new();
     while let Some(m) = stream.message().await? {
         items.push(m.item.expect("every message carries an item"));
@@ -112,6 +121,10 @@ async fn scenario(db: lift_store::DatabaseConnection) {
         ..Default::default()
     };
     let accepted = m.transition_offer(&brand, &step).await.expect("accept").ledger_offset;
+    // A visitor follows the offered creator's link: the report keeps its id.
+    let link = offers.iter().find(|o| o.account.as_ref() == Some(&offered)).map(|o| o.link.clone()).expect("link");
+    let click = ipb::LinkClick { link, visitor_id: "v-privacy".into(), ..Default::default() };
+    ingest_all(&client, vec![ev("privacy-click", 60, ipb::event::Kind::LinkClick(click))]).await;
     let rates = pb::SetRateCardRequest {
         currency: "EUR".into(),
         rates: vec![pb::CreatorRate { account: Some(offered.clone()), rate: 900 }],
@@ -208,6 +221,23 @@ async fn scenario(db: lift_store::DatabaseConnection) {
     let nobody = ipb::AccountRef { network: "x".into(), id: "nobody".into() };
     let items = export(addr, Some(&admin_key), Some(nobody)).await.expect("export nobody");
     assert!(matches!(items.as_slice(), [Item::Summary(s)] if s.offers == 0 && s.eligibility == 0), "{items:?}");
+
+    // A visitor: the report that keeps its id, credited to the offered creator.
+    let by_visitor = |v: &str| pb::ExportAccountRequest { account: None, visitor_id: v.into() };
+    let items = export_request(addr, Some(&admin_key), by_visitor("v-privacy")).await.expect("export visitor");
+    let rows: Vec<_> = items.iter().filter_map(|i| if let Item::VisitorRow(r) = i { Some(r) } else { None }).collect();
+    assert_eq!(rows.len(), 1, "{items:?}");
+    assert_eq!(rows[0].campaign.as_ref().map(|c| c.campaign_id.as_str()), Some(c.id.as_str()));
+    assert_eq!(
+        (rows[0].credited_to.as_ref(), rows[0].counted_by.as_slice()),
+        (Some(&offered), std::slice::from_ref(&offered))
+    );
+    assert!(matches!(items.last(), Some(Item::Summary(s)) if s.visitor_rows == 1 && s.subject_hash.len() == 64));
+    let items = export_request(addr, Some(&admin_key), by_visitor("v-never")).await.expect("export unknown visitor");
+    assert!(matches!(items.as_slice(), [Item::Summary(s)] if s.visitor_rows == 0), "{items:?}");
+    let both = pb::ExportAccountRequest { account: Some(offered.clone()), visitor_id: "v-privacy".into() };
+    let bad = export_request(addr, Some(&admin_key), both).await.expect_err("account and visitor");
+    assert_eq!(bad.code(), Code::InvalidArgument, "{bad:?}");
 
     // Who may ask: a brand's key is refused, so is an anonymous caller.
     let refused = export(addr, Some(&brand_key), Some(offered.clone())).await.expect_err("a brand's key");

@@ -141,6 +141,34 @@ impl Matching {
         Ok(items.into_iter().map(|item| pb::ExportAccountResponse { item: Some(item) }).collect())
     }
 
+    /// Everything matching holds about a visitor: the report states that keep
+    /// its id (credited to a creator's link, counted among a creator's unique
+    /// visitors), ending with the summary; `subject` is the visitor's hash.
+    pub async fn export_visitor(&self, visitor: &str, subject: &str) -> Result<Vec<pb::ExportAccountResponse>, Error> {
+        let db = &self.inner.db;
+        let campaigns: BTreeMap<String, Campaign> =
+            store::campaigns(db).await?.into_iter().map(|c| (c.id.clone(), c)).collect();
+        let mut items = Vec::new();
+        let mut sum = pb::ExportAccountSummary { subject_hash: subject.to_owned(), ..Default::default() };
+        for agg in lift_store::reports::load_all(db).await? {
+            let state: Value = serde_json::from_str(&agg.state)
+                .map_err(|e| Error::Corrupt { id: agg.campaign_id.clone(), reason: format!("report state: {e}") })?;
+            let Some(row) = visitor_row(&state, visitor) else { continue };
+            let campaign = match campaigns.get(&agg.campaign_id) {
+                Some(c) => pb::ExportedCampaign {
+                    campaign_id: c.id.clone(),
+                    brand_id: c.brand_id.clone(),
+                    name: c.name.clone(),
+                },
+                None => pb::ExportedCampaign { campaign_id: agg.campaign_id.clone(), ..Default::default() },
+            };
+            items.push(Item::VisitorRow(pb::ExportedVisitorRow { campaign: Some(campaign), ..row }));
+            sum.visitor_rows += 1;
+        }
+        items.push(Item::Summary(sum));
+        Ok(items.into_iter().map(|item| pb::ExportAccountResponse { item: Some(item) }).collect())
+    }
+
     /// The transitions matching recorded on the ledger for `a`'s offers in
     /// `campaigns`: one read of the ledger's offer-transition events.
     async fn offer_transitions(&self, a: &AccountId, campaigns: &HashSet<&str>) -> Result<Vec<pb::OfferEvent>, Error> {
@@ -226,6 +254,34 @@ fn report_row(state: &Value, a: &AccountId) -> pb::ExportedReportRow {
     }
 }
 
+/// Where a report builder's saved state keeps `visitor`: the creator its click
+/// is credited to (`visitor_owner`) and the creators whose unique visitors
+/// include it (`per_creator`, saved as [account, tally] pairs); `None` when
+/// the state does not keep it.
+fn visitor_row(state: &Value, visitor: &str) -> Option<pb::ExportedVisitorRow> {
+    let credited_to = state.get("visitor_owner").and_then(|m| m.get(visitor)).and_then(account_of);
+    let counted_by: Vec<ipb::AccountRef> = state
+        .get("per_creator")
+        .and_then(Value::as_array)
+        .map(|pairs| {
+            pairs
+                .iter()
+                .filter_map(|p| {
+                    let p = p.as_array()?;
+                    let visitors = p.get(1)?.get("visitors")?.as_array()?;
+                    visitors.iter().any(|x| x.as_str() == Some(visitor)).then(|| account_of(p.first()?)).flatten()
+                })
+                .map(|a| a.to_proto())
+                .collect()
+        })
+        .unwrap_or_default();
+    (credited_to.is_some() || !counted_by.is_empty()).then(|| pb::ExportedVisitorRow {
+        campaign: None,
+        credited_to: credited_to.map(|a| a.to_proto()),
+        counted_by,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
@@ -247,5 +303,39 @@ mod tests {
         let none = report_row(&state, &cleo);
         assert!(none.creator_role.is_empty() && none.audience_of.is_empty(), "{none:?}");
         assert_eq!(none.posts + none.visitors + none.audience_orders, 0);
+    }
+
+    /// Pins the reading of where a saved report state keeps a visitor id: the
+    /// creator the click was credited to, and the creators counting the visitor.
+    #[test]
+    fn finds_a_visitor_in_a_saved_report_state() {
+        use lift_domain::event::{Attribution, AttributionStatus, Event, EventBody, LedgerEntry, LinkClick};
+        let anna = AccountId::new("x", "anna");
+        let offers = [IssuedOffer { account: anna.clone(), link: "l1".into(), code: "C1".into(), cost: 5 }];
+        let mut b = ReportBuilder::new("c1", "EUR", &offers, &BTreeSet::new(), 10);
+        let c = LinkClick {
+            link: "l1".into(),
+            visitor_id: "v-7".into(),
+            landing: String::new(),
+            agent_class: String::new(),
+            not_counted: None,
+        };
+        b.observe(&LedgerEntry {
+            offset: 11,
+            ingested_at: 0,
+            event: Event { event_id: "e11".into(), source: "t".into(), occurred_at: 0, body: EventBody::LinkClick(c) },
+            attribution: Some(Attribution {
+                status: AttributionStatus::Click,
+                link: "l1".into(),
+                owner: Some(anna.clone()),
+                campaign_id: "c1".into(),
+                click_offset: 0,
+            }),
+        });
+        let state: Value = serde_json::to_value(&b).expect("state");
+        let row = visitor_row(&state, "v-7").expect("the state keeps v-7");
+        assert_eq!(row.credited_to, Some(anna.to_proto()));
+        assert_eq!(row.counted_by, vec![anna.to_proto()]);
+        assert_eq!(visitor_row(&state, "v-8"), None);
     }
 }
