@@ -23,7 +23,7 @@ use lift_store::matching_export as store;
 use serde_json::Value;
 
 use super::Matching;
-use super::lifecycle::{SOURCE, offer_to_proto};
+use super::lifecycle::{SOURCE, offer_event, offer_to_proto};
 use super::portfolio::{StoredPortfolio, member_to_proto};
 use crate::Error;
 use crate::convert::TotalsProto;
@@ -186,15 +186,7 @@ impl Matching {
                 let creator = o.creator.as_ref();
                 let names = creator.is_some_and(|c| c.network == a.network && c.id == a.id);
                 if names && campaigns.contains(o.campaign_id.as_str()) {
-                    out.push(pb::OfferEvent {
-                        ledger_offset: le.offset,
-                        campaign_id: o.campaign_id.clone(),
-                        account: o.creator.clone(),
-                        from_state: o.from_state,
-                        to_state: o.to_state,
-                        note: o.note.clone(),
-                        occurred_at: e.occurred_at,
-                    });
+                    out.push(offer_event(le.offset, e.occurred_at, o));
                 }
             }
             if msg.caught_up {

@@ -233,15 +233,7 @@ impl Matching {
                         }
                     };
                     if mine {
-                        events.push(pb::OfferEvent {
-                            ledger_offset: le.offset,
-                            campaign_id: o.campaign_id.clone(),
-                            account: o.creator.clone(),
-                            from_state: o.from_state,
-                            to_state: o.to_state,
-                            note: o.note.clone(),
-                            occurred_at: le.event.as_ref().and_then(|e| e.occurred_at),
-                        });
+                        events.push(offer_event(le.offset, le.event.as_ref().and_then(|e| e.occurred_at), o));
                     }
                 }
                 if msg.caught_up {
@@ -330,5 +322,23 @@ pub(super) fn offer_to_proto(r: &repo::Offer) -> pb::Offer {
         handle: r.handle.clone(),
         cost: r.cost,
         in_portfolio: r.in_portfolio,
+    }
+}
+
+/// An offer transition recorded on the ledger at `offset`, as `WatchOffers`
+/// and matching's privacy export show it.
+pub(super) fn offer_event(
+    offset: u64,
+    occurred_at: Option<lift_proto::Timestamp>,
+    o: &ipb::OfferTransition,
+) -> pb::OfferEvent {
+    pb::OfferEvent {
+        ledger_offset: offset,
+        campaign_id: o.campaign_id.clone(),
+        account: o.creator.clone(),
+        from_state: o.from_state,
+        to_state: o.to_state,
+        note: o.note.clone(),
+        occurred_at,
     }
 }
