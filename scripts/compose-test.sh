@@ -190,9 +190,11 @@ done
 say "up and healthy in $((SECONDS - t0))s (migrate and keys exited 0)"
 
 # --- 3. reflection through grpcurl ----------------------------------------------------------
-# Ingestion's port also serves the privacy service (export and erasure of the ledger it owns).
+# Ingestion's port also serves the privacy service (export and erasure of the ledger it owns),
+# matching's its privacy export of the rows it holds.
 for pair in "ingest $INGEST lift.ingest.v1.IngestService lift.privacy.v1.PrivacyService" \
-    "scoring $SCORING lift.scoring.v1.ScoringService" "matching $MATCHING lift.matching.v1.MatchingService"; do
+    "scoring $SCORING lift.scoring.v1.ScoringService" \
+    "matching $MATCHING lift.matching.v1.MatchingService lift.matching.v1.MatchingPrivacyService"; do
     read -r name addr svc also <<<"$pair"
     listed="$("$GRPCURL" -plaintext -max-time 10 "$addr" list)" || die "grpcurl list on $name ($addr) failed"
     # Exactly the port's own services, health and reflection: nothing a client would get UNIMPLEMENTED from.
