@@ -10,35 +10,16 @@ mod common;
 
 use std::time::Duration;
 
-use common::{acct, bind, ingest_all, quick_scoring, rt, scored, social_world, start_scoring};
+use common::{acct, bind, boxes_spec, ingest_all, quick_scoring, rt, scored, social_world, start_scoring};
 use lift_ingest::{Ingest, IngestConfig};
 use lift_matching::{BrandId, Matching, MatchingConfig, create_brand};
 use lift_proto::ingest::v1::ingest_service_client::IngestServiceClient;
 use lift_proto::matching::v1 as pb;
 use lift_proto::privacy::v1 as ppb;
-use lift_proto::scoring::v1 as spb;
 use lift_runtime::{ServeOptions, Shutdown};
 use lift_store::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 
 const CREATORS: usize = 24;
-
-fn spec() -> pb::CampaignSpec {
-    pb::CampaignSpec {
-        name: "boxes".into(),
-        objective: pb::Objective::Reach as i32,
-        perk: "tasting box".into(),
-        unit_cost: 1_000,
-        budget: 12_000,
-        currency: "EUR".into(),
-        criteria: vec![pb::Criterion {
-            dimension: spb::Dimension::Reach as i32,
-            topic: String::new(),
-            threshold: Some(pb::criterion::Threshold::MinPercentile(40.0)),
-        }],
-        holdout_share: 0.5,
-        ..Default::default()
-    }
-}
 
 async fn report(m: &Matching, brand: &BrandId, id: &str) -> pb::GetCampaignReportResponse {
     let req = pb::GetCampaignReportRequest { campaign_id: id.to_owned() };
@@ -109,7 +90,7 @@ async fn scenario(db: DatabaseConnection) {
     let cfg = MatchingConfig { report_patience: Duration::from_secs(30), ..MatchingConfig::default() };
     let m = common::matching(db.clone(), scoring_addr, ingest_addr, cfg);
     let (brand, _) = create_brand(&db, "Acme").await.expect("brand");
-    let c = m.create_campaign(&brand, Some(&spec())).await.expect("create");
+    let c = m.create_campaign(&brand, Some(&boxes_spec())).await.expect("create");
     let mreq = pb::MatchCampaignRequest { campaign_id: c.id.clone(), page_size: 1_000, ..Default::default() };
     m.match_campaign(&brand, &mreq).await.expect("match");
     let sreq = pb::SelectPortfolioRequest { campaign_id: c.id.clone(), epsilon: 0.0 };
@@ -131,7 +112,7 @@ async fn scenario(db: DatabaseConnection) {
     // A standing program with the same criteria, no holdout and room for everyone: it
     // gives the creator a perk too (a grant row naming it).
     let standing_spec =
-        pb::CampaignSpec { name: "standing boxes".into(), budget: 1_000_000, holdout_share: 0.0, ..spec() };
+        pb::CampaignSpec { name: "standing boxes".into(), budget: 1_000_000, holdout_share: 0.0, ..boxes_spec() };
     let s = m.create_campaign(&brand, Some(&standing_spec)).await.expect("create standing");
     let start = pb::StartStandingProgramRequest { campaign_id: s.id.clone(), rules: None };
     m.start_standing_program(&brand, &start).await.expect("start standing");

@@ -12,7 +12,7 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{bind, ev, ingest_all, lazy, quick_scoring, rt, scored, social_world, start_scoring};
+use common::{bind, boxes_spec, ev, ingest_all, lazy, quick_scoring, rt, scored, social_world, start_scoring};
 use lift_ingest::{Ingest, IngestConfig};
 use lift_matching::{API_KEY_HEADER, MatchingConfig, create_brand};
 use lift_proto::ingest::v1 as ipb;
@@ -20,31 +20,12 @@ use lift_proto::ingest::v1::ingest_service_client::IngestServiceClient;
 use lift_proto::matching::v1 as pb;
 use lift_proto::matching::v1::export_account_response::Item;
 use lift_proto::matching::v1::matching_privacy_service_client::MatchingPrivacyServiceClient;
-use lift_proto::scoring::v1 as spb;
 use lift_runtime::auth::Scope;
 use lift_runtime::{ServeOptions, Shutdown};
 use tonic::{Code, Request, Status};
 use tonic_types::StatusExt;
 
 const CREATORS: usize = 24;
-
-fn spec() -> pb::CampaignSpec {
-    pb::CampaignSpec {
-        name: "boxes".into(),
-        objective: pb::Objective::Reach as i32,
-        perk: "tasting box".into(),
-        unit_cost: 1_000,
-        budget: 12_000,
-        currency: "EUR".into(),
-        criteria: vec![pb::Criterion {
-            dimension: spb::Dimension::Reach as i32,
-            topic: String::new(),
-            threshold: Some(pb::criterion::Threshold::MinPercentile(40.0)),
-        }],
-        holdout_share: 0.5,
-        ..Default::default()
-    }
-}
 
 /// Exports `account` from the matching server at `addr` with `key` (none: anonymous).
 async fn export(addr: SocketAddr, key: Option<&str>, account: Option<ipb::AccountRef>) -> Result<Vec<Item>, Status> {
@@ -103,7 +84,7 @@ async fn scenario(db: lift_store::DatabaseConnection) {
     tokio::spawn(lift_runtime::serve_pair(l, m.grpc(), m.privacy(), stop.clone(), ServeOptions::default()));
 
     let (brand, brand_key) = create_brand(&db, "Acme").await.expect("brand");
-    let c = m.create_campaign(&brand, Some(&spec())).await.expect("create");
+    let c = m.create_campaign(&brand, Some(&boxes_spec())).await.expect("create");
     let mreq = pb::MatchCampaignRequest { campaign_id: c.id.clone(), page_size: 1_000, ..Default::default() };
     m.match_campaign(&brand, &mreq).await.expect("match");
     let sreq = pb::SelectPortfolioRequest { campaign_id: c.id.clone(), epsilon: 0.0 };
@@ -132,7 +113,7 @@ async fn scenario(db: lift_store::DatabaseConnection) {
     };
     m.set_rate_card(&brand, &rates).await.expect("rate card");
     let standing_spec =
-        pb::CampaignSpec { name: "standing boxes".into(), budget: 1_000_000, holdout_share: 0.0, ..spec() };
+        pb::CampaignSpec { name: "standing boxes".into(), budget: 1_000_000, holdout_share: 0.0, ..boxes_spec() };
     let s = m.create_campaign(&brand, Some(&standing_spec)).await.expect("create standing");
     let start = pb::StartStandingProgramRequest { campaign_id: s.id.clone(), rules: None };
     m.start_standing_program(&brand, &start).await.expect("start standing");

@@ -238,3 +238,23 @@ pub(crate) fn social_world(creators: usize, ages: [i64; 4], like_names_author: b
     }
     out
 }
+
+/// A reach campaign (p40 and up, 12 boxes' budget, half held out) that erasure
+/// and privacy-export tests give their subject an offer, a seat and a report in.
+pub(crate) fn boxes_spec() -> lift_proto::matching::v1::CampaignSpec {
+    lift_proto::matching::v1::CampaignSpec {
+        name: "boxes".into(),
+        objective: lift_proto::matching::v1::Objective::Reach as i32,
+        perk: "tasting box".into(),
+        unit_cost: 1_000,
+        budget: 12_000,
+        currency: "EUR".into(),
+        criteria: vec![lift_proto::matching::v1::Criterion {
+            dimension: lift_proto::scoring::v1::Dimension::Reach as i32,
+            topic: String::new(),
+            threshold: Some(lift_proto::matching::v1::criterion::Threshold::MinPercentile(40.0)),
+        }],
+        holdout_share: 0.5,
+        ..Default::default()
+    }
+}
