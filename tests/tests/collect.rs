@@ -82,8 +82,7 @@ async fn start_collector_bounded(
         ..Default::default()
     };
     let db = lift_store::connect(db_url).await?;
-    let ingest =
-        IngestServiceClient::new(client::connect_lazy(&format!("http://{ingest}"), &ClientOptions::default())?);
+    let ingest = client::connect_lazy(&format!("http://{ingest}"), &ClientOptions::default())?;
     let stop = Shutdown::new();
     let (collector, delivery) = Collector::start(cfg, ingest, db, &stop)?;
     let listener = TcpListener::bind("127.0.0.1:0").await?;

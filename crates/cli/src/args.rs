@@ -240,6 +240,10 @@ pub(crate) enum BenchCommand {
         /// deployment where scoring and matching run elsewhere.
         #[arg(long)]
         ingest_only: bool,
+        /// Saturated rounds, floor and redirector in turn; the ratio reported is the median
+        /// of the rounds' ratios (the machine's background load moves between runs).
+        #[arg(long, default_value_t = 3)]
+        rounds: u32,
     },
     /// MatchCampaign latency over a generated scored population on loopback: through
     /// the score cache, and through the QueryAccounts scan it replaces, side by side.

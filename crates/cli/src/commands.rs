@@ -22,13 +22,14 @@ pub(crate) async fn bench(command: BenchCommand) -> anyhow::Result<()> {
             let opts = lift_cli::cachebench::CacheBenchOptions { accounts, changed, chunk };
             println!("{}", lift_cli::cachebench::run(&opts).await?);
         }
-        BenchCommand::Links { seconds, connections, threads, rate, ingest_only } => {
+        BenchCommand::Links { seconds, connections, threads, rate, ingest_only, rounds } => {
             let opts = lift_cli::linkbench::LinksBenchOptions {
                 seconds: seconds.max(1),
                 connections: connections.max(1),
                 threads: threads.max(1),
                 rate: rate.max(1),
                 ingest_only,
+                rounds: rounds.max(1),
                 ..Default::default()
             };
             println!("{}", lift_cli::linkbench::bench(opts).await?);

@@ -3,7 +3,9 @@
 //!
 //! Two loads, each against both endpoints:
 //! - **saturated**: `wrk` (Debian package `wrk`) with keep-alive connections as fast as they
-//!   go: requests/s and latency percentiles at full throughput;
+//!   go: requests/s and latency percentiles at full throughput, in rounds (floor, then
+//!   redirector, `rounds` times); the ratio reported is the median of the rounds' ratios, since
+//!   on a shared machine the background load moves between runs;
 //! - **paced**: an open-loop generator in this process sending a fixed rate (5,000 requests/s by
 //!   default) over keep-alive connections; each request's latency is measured from when it was
 //!   *due*, so a stall shows as latency rather than as fewer requests.
@@ -45,11 +47,21 @@ pub struct LinksBenchOptions {
     /// in a deployment where scoring and matching run elsewhere; otherwise all three
     /// services, which also read every click back from the ledger on the same cores.
     pub ingest_only: bool,
+    /// Saturated rounds (floor, then redirector).
+    pub rounds: u32,
 }
 
 impl Default for LinksBenchOptions {
     fn default() -> Self {
-        Self { seconds: 10, connections: 64, threads: 2, rate: 5_000, paced_connections: 32, ingest_only: false }
+        Self {
+            seconds: 10,
+            connections: 64,
+            threads: 2,
+            rate: 5_000,
+            paced_connections: 32,
+            ingest_only: false,
+            rounds: 3,
+        }
     }
 }
 
@@ -67,7 +79,10 @@ pub struct Run {
 
 #[derive(Debug, Clone)]
 pub struct LinksBenchReport {
+    /// Saturated runs, floor and redirector in turn, then the two paced runs.
     pub runs: Vec<Run>,
+    /// Each saturated round's redirector / floor throughput.
+    pub ratios: Vec<f64>,
     /// Redirects the redirector answered, and the clicks on the ledger afterwards.
     pub clicks_answered: u64,
     pub clicks_on_ledger: u64,
@@ -81,8 +96,8 @@ impl fmt::Display for LinksBenchReport {
         writeln!(f, "loopback, one process; floor = a static 302 from the same axum/hyper stack")?;
         writeln!(
             f,
-            "saturated: wrk -t{} -c{} -d{}s; paced: {} requests/s over {} keep-alive connections for {} s",
-            o.threads, o.connections, o.seconds, o.rate, o.paced_connections, o.seconds
+            "saturated: wrk -t{} -c{} -d{}s, {} rounds; paced: {} requests/s over {} keep-alive connections for {} s",
+            o.threads, o.connections, o.seconds, o.rounds, o.rate, o.paced_connections, o.seconds
         )?;
         writeln!(
             f,
@@ -105,11 +120,13 @@ impl fmt::Display for LinksBenchReport {
                 r.name, r.requests, r.per_second, r.p50_ms, r.p99_ms, r.not_302
             )?;
         }
-        if let Some((floor, redirector)) = self.runs.first().zip(self.runs.get(1)) {
+        if let Some(median) = median(&self.ratios) {
+            let each: Vec<String> = self.ratios.iter().map(|r| format!("{:.0} %", 100.0 * r)).collect();
             writeln!(
                 f,
-                "saturated throughput, redirector / floor: {:.0} %",
-                100.0 * redirector.per_second / floor.per_second.max(1e-9)
+                "saturated throughput, redirector / floor: median {:.0} % (rounds: {})",
+                100.0 * median,
+                each.join(", ")
             )?;
         }
         write!(
@@ -287,11 +304,18 @@ pub async fn bench(o: LinksBenchOptions) -> anyhow::Result<LinksBenchReport> {
     let head_before = ledger_head(&mut ingest).await?;
 
     let mut runs = Vec::new();
-    for (name, addr) in [("saturated: static 302 (floor)", floor_addr), ("saturated: redirector", links_addr)] {
-        let (o2, url) = (o.clone(), format!("http://{addr}/bench"));
-        let name = name.to_owned();
-        runs.push(tokio::task::spawn_blocking(move || wrk(&name, &url, &o2)).await??);
-        settle(&collector).await;
+    let mut ratios = Vec::new();
+    for round in 1..=o.rounds {
+        let mut pair = Vec::new();
+        for (name, addr) in [("static 302 (floor)", floor_addr), ("redirector", links_addr)] {
+            let (o2, url) = (o.clone(), format!("http://{addr}/bench"));
+            let name = format!("saturated {round}: {name}");
+            let run = tokio::task::spawn_blocking(move || wrk(&name, &url, &o2)).await??;
+            pair.push(run.per_second);
+            runs.push(run);
+            settle(&collector).await;
+        }
+        ratios.push(pair[1] / pair[0].max(1e-9));
     }
     for (name, addr) in [("paced: static 302 (floor)", floor_addr), ("paced: redirector", links_addr)] {
         runs.push(paced(name, addr, "/bench", &o).await?);
@@ -306,8 +330,21 @@ pub async fn bench(o: LinksBenchOptions) -> anyhow::Result<LinksBenchReport> {
     floor_stop.trigger();
     services.stop().await?;
     let _ = std::fs::remove_dir_all(&dir);
-    let clicks_answered = [&runs[1], &runs[3]].iter().map(|r| r.requests.saturating_sub(r.not_302)).sum();
-    Ok(LinksBenchReport { runs, clicks_answered, clicks_on_ledger, drain, opts: o })
+    let clicks_answered =
+        runs.iter().filter(|r| r.name.ends_with("redirector")).map(|r| r.requests.saturating_sub(r.not_302)).sum();
+    Ok(LinksBenchReport { runs, ratios, clicks_answered, clicks_on_ledger, drain, opts: o })
+}
+
+/// The median of `xs` (the mean of the middle two for an even count); `None` when empty.
+fn median(xs: &[f64]) -> Option<f64> {
+    let mut v = xs.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    match n {
+        0 => None,
+        _ if !n.is_multiple_of(2) => Some(v[n / 2]),
+        _ => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
+    }
 }
 
 /// What runs beside the redirector.
@@ -419,5 +456,13 @@ mod tests {
         assert_eq!((r.requests, r.not_302), (412_345, 7));
         assert!((r.per_second - 41_234.5).abs() < 1e-9);
         assert!((r.p50_ms - 0.85).abs() < 1e-9 && (r.p99_ms - 3.25).abs() < 1e-9);
+    }
+
+    #[test]
+    fn median_of_rounds() {
+        assert_eq!(median(&[]), None);
+        assert_eq!(median(&[0.4]), Some(0.4));
+        assert_eq!(median(&[0.5, 0.3, 0.4]), Some(0.4));
+        assert!(median(&[0.5, 0.3, 0.4, 0.2]).is_some_and(|m| (m - 0.35).abs() < 1e-12));
     }
 }

@@ -181,7 +181,7 @@ pub async fn spawn_collect(
     opts: &ServiceOptions,
     shutdown: &Shutdown,
 ) -> anyhow::Result<lift_collect::Collector> {
-    let ingest = IngestServiceClient::new(client::connect_lazy(ingest_url, &opts.client)?);
+    let ingest = client::connect_lazy(ingest_url, &opts.client)?;
     let (collector, delivery) = lift_collect::Collector::start(cfg, ingest, db, shutdown)?;
     let (c, sd) = (collector.clone(), shutdown.clone());
     tasks.spawn(async move {

@@ -42,7 +42,7 @@ pub async fn serve(listener: TcpListener, c: Collector, shutdown: Shutdown) -> R
 }
 
 /// Spools one event; a full spool (or a failing disk) is logged and counted by the spool.
-pub(crate) fn spool_event(inner: &Inner, event: pb::Event) -> bool {
+pub(crate) fn spool_event(inner: &Inner, event: &pb::Event) -> bool {
     match inner.spool.push(event) {
         Ok(()) => true,
         Err(crate::spool::SpoolError::Full(_)) => false,
@@ -138,7 +138,7 @@ async fn redirect(
             not_counted: not_counted.unwrap_or_default().to_owned(),
         })),
     };
-    spool_event(inner, event);
+    spool_event(inner, &event);
     metrics::counter!("lift_collect_clicks_total", "counted" => if not_counted.is_none() { "yes" } else { "no" })
         .increment(1);
     let mut resp = (StatusCode::FOUND, [(header::CACHE_CONTROL, "no-store")]).into_response();
@@ -184,7 +184,7 @@ async fn beacon(State(c): State<Collector>, body: Bytes) -> Response {
     let link = format!("{}/{}", inner.cfg.link_base.trim_end_matches('/'), b.l);
     match inner.sessions.observe(&b, link, Instant::now()) {
         Ok(Some(decided)) => {
-            spool_event(inner, decided.to_event(&inner.cfg.source, inner.now_ts()));
+            spool_event(inner, &decided.to_event(&inner.cfg.source, inner.now_ts()));
         }
         Ok(None) => {}
         Err(Refused::Invalid(why)) => return (StatusCode::BAD_REQUEST, why).into_response(),
@@ -304,7 +304,7 @@ fn record_order(inner: &Inner, brand: &str, o: Order) -> Response {
         }))
         .into_response();
     };
-    if spool_event(inner, event) {
+    if spool_event(inner, &event) {
         // The ledger decides duplicates (a replay carries the same event id).
         (StatusCode::ACCEPTED, Json(serde_json::json!({"status": "accepted", "event_id": event_id}))).into_response()
     } else {

@@ -135,14 +135,15 @@ pub(crate) struct Inner {
 }
 
 impl Collector {
-    /// Opens the spool and starts delivery (to `ingest`) and the session sweeper, both
+    /// Opens the spool and starts delivery (to ingestion on `channel`) and the session sweeper, both
     /// stopping with `shutdown`. `db` holds the brands' webhook secrets.
     pub fn start(
         cfg: CollectConfig,
-        ingest: IngestServiceClient<Channel>,
+        channel: Channel,
         db: DatabaseConnection,
         shutdown: &Shutdown,
     ) -> Result<(Self, tokio::task::JoinHandle<()>), Error> {
+        let ingest = IngestServiceClient::new(channel.clone());
         if let Some(url) = &cfg.default_landing_url
             && let Some(problem) = lift_domain::campaign::landing_url_problem(url)
         {
@@ -156,7 +157,7 @@ impl Collector {
             .map_err(|source| Error::Spool { path: journal.clone(), source })?;
         let script = sessions::SCRIPT.replace("__ENGAGED_MS__", &cfg.engaged_dwell.as_millis().to_string());
         let inner = Arc::new(Inner {
-            resolver: resolve::Resolver::new(ingest.clone(), cfg.link_ttl, cfg.unknown_link_ttl),
+            resolver: resolve::Resolver::new(ingest, cfg.link_ttl, cfg.unknown_link_ttl),
             bursts: agent::BurstGuard::new(cfg.burst_limit, cfg.burst_window),
             sessions,
             secrets: http::SecretCache::new(db, cfg.secret_ttl),
@@ -165,7 +166,7 @@ impl Collector {
             clock_shift: AtomicI64::new(cfg.clock_shift_secs),
             cfg,
         });
-        let delivery = tokio::spawn(deliver::run(spool, ingest, inner.cfg.delivery.clone(), shutdown.clone()));
+        let delivery = tokio::spawn(deliver::run(spool, channel, inner.cfg.delivery.clone(), shutdown.clone()));
         let sweeper = {
             let (inner, shutdown) = (inner.clone(), shutdown.clone());
             async move {
@@ -176,7 +177,7 @@ impl Collector {
                         () = shutdown.wait() => break,
                     }
                     inner.sessions.sweep(std::time::Instant::now(), |s| {
-                        http::spool_event(&inner, s.to_event(&inner.cfg.source, inner.now_ts()));
+                        http::spool_event(&inner, &s.to_event(&inner.cfg.source, inner.now_ts()));
                     });
                 }
             }

@@ -2,7 +2,9 @@
 //! the visitor (or shop) gets an answer, and a background task delivers it to ingestion.
 //!
 //! File format: records of `[u32 little-endian length][prost-encoded lift.ingest.v1.Event]`,
-//! appended with one `write` each (so a crash of the process loses nothing written; a
+//! appended with one `write` each. Undelivered events are kept in memory as those same
+//! encoded bytes, which delivery puts on the wire as they are (see `deliver`): an event is
+//! encoded once, when it is spooled, and never decoded or copied again on its way out (so a crash of the process loses nothing written; a
 //! power loss can lose what the OS had not flushed: the file is not fsynced per record).
 //! A sidecar `<spool>.cursor` holds how many records from the start were delivered; it is
 //! replaced atomically (write + rename) after each acknowledged batch. When everything is
@@ -20,10 +22,11 @@ use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use lift_proto::ingest::v1 as pb;
 use prost::Message;
+use prost::bytes::Bytes;
 use tokio::sync::Notify;
 
 /// Why a record was not spooled.
@@ -38,9 +41,10 @@ pub enum SpoolError {
 #[derive(Debug)]
 struct State {
     file: File,
-    /// Undelivered events, oldest first (a copy of the file's tail). Shared, so that
-    /// delivery takes a batch without copying events while redirects wait for the lock.
-    pending: VecDeque<Arc<pb::Event>>,
+    /// Undelivered events, oldest first, encoded (the file's tail without the length
+    /// prefixes). Shared, so that delivery takes a batch without copying events while
+    /// redirects wait for the lock.
+    pending: VecDeque<Bytes>,
     /// Records in the file, delivered or not.
     total: u64,
     /// Records from the start of the file already delivered.
@@ -79,6 +83,7 @@ impl Spool {
             Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
             Err(_) => {}
         }
+        let bytes = Bytes::from(bytes);
         let (records, good_len) = decode_all(&bytes);
         if good_len < bytes.len() {
             tracing::warn!(path = %path.display(), torn = bytes.len() - good_len, "spool: cutting off a torn last record");
@@ -87,7 +92,7 @@ impl Spool {
         }
         let total = records.len() as u64;
         let delivered = delivered.min(total);
-        let pending: VecDeque<Arc<pb::Event>> = records.into_iter().skip(delivered as usize).map(Arc::new).collect();
+        let pending: VecDeque<Bytes> = records.into_iter().skip(delivered as usize).collect();
         if !pending.is_empty() {
             tracing::info!(path = %path.display(), pending = pending.len(), "spool: undelivered records loaded");
         }
@@ -106,14 +111,14 @@ impl Spool {
     }
 
     /// Appends one event; it is on disk (in the OS's hands) when this returns `Ok`.
-    pub fn push(&self, event: pb::Event) -> Result<(), SpoolError> {
+    pub fn push(&self, event: &pb::Event) -> Result<(), SpoolError> {
         // Encoded before the lock is taken: concurrent redirects wait only for the write.
-        let body = event.encode_to_vec();
-        let len = u32::try_from(body.len()).map_err(|_| io::Error::other("event too large for the spool"))?;
-        let mut rec = Vec::with_capacity(4 + body.len());
+        let body_len = event.encoded_len();
+        let len = u32::try_from(body_len).map_err(|_| io::Error::other("event too large for the spool"))?;
+        let mut rec = Vec::with_capacity(4 + body_len);
         rec.extend_from_slice(&len.to_le_bytes());
-        rec.extend_from_slice(&body);
-        let event = Arc::new(event);
+        event.encode_raw(&mut rec);
+        let rec = Bytes::from(rec);
         let mut st = self.lock();
         if st.pending.len() >= self.capacity {
             st.dropped += 1;
@@ -128,7 +133,7 @@ impl Spool {
         }
         st.file.write_all(&rec)?;
         st.total += 1;
-        st.pending.push_back(event);
+        st.pending.push_back(rec.slice(4..));
         let pending = st.pending.len();
         drop(st);
         metrics::gauge!("lift_collect_spool_pending").set(pending as f64);
@@ -136,9 +141,9 @@ impl Spool {
         Ok(())
     }
 
-    /// Up to `n` oldest undelivered events (shared with the spool: no event is copied
-    /// while the lock is held).
-    pub fn peek(&self, n: usize) -> Vec<Arc<pb::Event>> {
+    /// Up to `n` oldest undelivered events, encoded (shared with the spool: no event is
+    /// copied while the lock is held).
+    pub fn peek(&self, n: usize) -> Vec<Bytes> {
         self.lock().pending.iter().take(n).cloned().collect()
     }
 
@@ -190,17 +195,17 @@ fn write_cursor(path: &Path, delivered: u64) -> io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-/// Decodes whole records; returns them and the byte length they span.
-fn decode_all(bytes: &[u8]) -> (Vec<pb::Event>, usize) {
+/// The whole records of `bytes` (each one a decodable event), and the byte length they span.
+fn decode_all(bytes: &Bytes) -> (Vec<Bytes>, usize) {
     let mut out = Vec::new();
     let mut at = 0;
     while let Some(len_bytes) = bytes.get(at..at + 4) {
         let len = u32::from_le_bytes([len_bytes[0], len_bytes[1], len_bytes[2], len_bytes[3]]) as usize;
         let Some(body) = bytes.get(at + 4..at + 4 + len) else { break };
-        match pb::Event::decode(body) {
-            Ok(e) => out.push(e),
-            Err(_) => break,
+        if pb::Event::decode(body).is_err() {
+            break;
         }
+        out.push(bytes.slice(at + 4..at + 4 + len));
         at += 4 + len;
     }
     (out, at)
@@ -223,16 +228,21 @@ mod tests {
         {
             let s = Spool::open(&path, 10)?;
             for i in 0..4 {
-                s.push(ev(&format!("e{i}")))?;
+                s.push(&ev(&format!("e{i}")))?;
             }
             s.ack(1)?;
         }
         // A crash mid-write leaves half a record.
         OpenOptions::new().append(true).open(&path)?.write_all(&[9, 0, 0, 0, 1, 2])?;
         let s = Spool::open(&path, 10)?;
-        let ids: Vec<String> = s.peek(10).into_iter().map(|e| e.event_id.clone()).collect();
+        let ids: Vec<String> = s
+            .peek(10)
+            .into_iter()
+            .map(|e| pb::Event::decode(e).map(|e| e.event_id))
+            .collect::<Result<_, _>>()
+            .map_err(io::Error::other)?;
         assert_eq!(ids, ["e1", "e2", "e3"]);
-        s.push(ev("e4"))?;
+        s.push(&ev("e4"))?;
         s.ack(4)?;
         assert!(s.is_empty());
         assert_eq!(std::fs::metadata(&path)?.len(), 0, "fully delivered spool is truncated");
@@ -246,9 +256,9 @@ mod tests {
     fn bounded() -> Result<(), SpoolError> {
         let dir = tempfile::tempdir()?;
         let s = Spool::open(&dir.path().join("spool"), 2)?;
-        s.push(ev("a"))?;
-        s.push(ev("b"))?;
-        assert!(matches!(s.push(ev("c")), Err(SpoolError::Full(2))));
+        s.push(&ev("a"))?;
+        s.push(&ev("b"))?;
+        assert!(matches!(s.push(&ev("c")), Err(SpoolError::Full(2))));
         assert_eq!((s.len(), s.dropped()), (2, 1));
         Ok(())
     }
