@@ -565,8 +565,29 @@ async fn erasure_on_every_replica() {
     let stores = |skip: &[&str]| cluster.nodes.iter().flat_map(|n| scan_files(&n.dir, skip)).collect::<Vec<_>>();
     assert!(!stores(&["_js_"]).is_empty(), "the store scan must see her before the erasure");
 
-    let e = privacy.erase(ppb::EraseRequest { subject: Some(anna()) }).await.expect("erase").into_inner();
-    assert_eq!(e.events_erased as usize, expected.len());
+    // UNAVAILABLE means "ask again; asking again erases what is left" (the RPC's contract), and
+    // on a loaded two-core machine three replicas can be slow to answer one of the erasure's
+    // JetStream requests: retry as a client would, bounded. Ingestion's warnings (the reason
+    // behind an UNAVAILABLE) are printed with the test's output.
+    let _ = tracing_subscriber::fmt().with_test_writer().with_max_level(tracing::Level::WARN).try_init();
+    let mut attempts = 0;
+    let e = loop {
+        attempts += 1;
+        match privacy.erase(ppb::EraseRequest { subject: Some(anna()) }).await {
+            Ok(r) => break r.into_inner(),
+            Err(s) if s.code() == tonic::Code::Unavailable && attempts < 5 => {
+                eprintln!("erasure_on_every_replica: attempt {attempts} answered {s:?}; asking again");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            Err(s) => panic!("erase (attempt {attempts}): {s:?}"),
+        }
+    };
+    if attempts == 1 {
+        assert_eq!(e.events_erased as usize, expected.len());
+    } else {
+        // A failed attempt may have erased part of it; what the last one erased is the rest.
+        assert!(e.events_erased as usize <= expected.len());
+    }
     // Followers apply the deletes as the replication log commits them: wait, bounded.
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut left = stores(&["_js_"]);
@@ -580,9 +601,12 @@ async fn erasure_on_every_replica() {
 
     let stored = read_all(&mut client).await;
     let n = events.len() as u64;
-    assert_eq!(stored.len() as u64, n - expected.len() as u64 + 1);
-    assert_eq!(stored.last().map(|(o, _)| *o), Some(n + 1), "the marker last");
     assert!(stored.iter().all(|(_, id)| !expected.contains(id.as_str())), "an erased event is still read");
+    // Everyone else's events, then the erasure's marker (one per attempt that got as far as
+    // appending it: exactly one when the first attempt succeeded).
+    let markers = (stored.len() as u64).checked_sub(n - expected.len() as u64).expect("others' events are all there");
+    assert!(markers >= 1 && (attempts > 1 || markers == 1), "{markers} markers after {attempts} attempts");
+    assert_eq!(stored.last().map(|(o, _)| *o), Some(n + markers), "the marker last");
     let replay = client.ingest_batch(pb::IngestBatchRequest { events }).await.expect("replay").into_inner();
     assert_eq!(replay.duplicates as usize, replay.results.len());
     shutdown.trigger();
